@@ -1,0 +1,337 @@
+//! `tincture-cli`: Tincture's headless renderer, for batches and render farms.
+//!
+//! Exit codes (also in `--help`):
+//! 0 success · 1 unexpected failure · 2 bad arguments · 3 the input cannot be used ·
+//! 4 the output cannot be written · 5 the reference image cannot be used ·
+//! 130 stopped by Ctrl-C (a valid partial file is kept).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::{Parser, Subcommand};
+use tincture_engine::Error as EngineError;
+use tincture_engine::render::{Outcome, OutputFormat, RenderRequest, render};
+use tincture_media::Error as MediaError;
+
+const EXIT_HELP: &str = "Exit codes: 0 success, 1 unexpected failure, 2 bad arguments, 3 the input cannot be used, \
+4 the output cannot be written, 5 the reference image cannot be used, 130 stopped by Ctrl-C (a valid partial file is kept).";
+
+#[derive(Parser)]
+#[command(name = "tincture-cli", version, about = "Tincture: colorize black-and-white film, headless.", after_help = EXIT_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show what a film file holds: streams, formats, colour tags, timecode, exact frame count.
+    Probe {
+        /// The film.
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Render a film: colorized from a reference photo, or passed through unchanged.
+    Render {
+        /// The source film (opened read-only).
+        input: PathBuf,
+        /// The output file, or folder for png/tiff sequences.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// A colour photograph to take the colours from.
+        #[arg(long, conflicts_with = "passthrough")]
+        reference: Option<PathBuf>,
+        /// Frames to render, inclusive: `A-B`, `A-` (to the end) or `N`.
+        #[arg(long)]
+        frames: Option<String>,
+        /// ffv1 (MKV, lossless archival), prores (MOV, 422 HQ), h264 (MP4), png or tiff (16-bit) sequence.
+        /// Default: from the output's extension, else ffv1.
+        #[arg(long, value_parser = ["ffv1", "prores", "h264", "png", "tiff"])]
+        format: Option<String>,
+        /// Send frames through the pipeline unchanged (a plain transcode).
+        #[arg(long)]
+        passthrough: bool,
+        /// H.264 constant rate factor.
+        #[arg(long, default_value_t = 18)]
+        crf: u8,
+        /// Replace the output if it exists.
+        #[arg(long)]
+        overwrite: bool,
+        /// Encoder threads (0 = one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
+    /// Check that ONNX Runtime (for the neural colorizer) can be found and loaded.
+    Runtime,
+}
+
+/// A failure with its exit code; its message is printed once, on one line.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl From<EngineError> for Failure {
+    fn from(e: EngineError) -> Self {
+        let code = match &e {
+            EngineError::Media(m) => match m {
+                MediaError::Output { .. }
+                | MediaError::Encode { .. }
+                | MediaError::StreamNotCarried { .. } => 4,
+                _ => 3,
+            },
+            EngineError::Colorize { .. } => 1,
+            EngineError::Reference { .. } => 5,
+            EngineError::OutputExists { .. } | EngineError::Output { .. } => 4,
+            EngineError::FrameRange { .. } => 2,
+        };
+        Self {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn parse_frames(text: &str, count: u64) -> Option<(u64, u64)> {
+    let last_frame = count.checked_sub(1)?;
+    match text.split_once('-') {
+        Some((a, "")) => Some((a.trim().parse().ok()?, last_frame)),
+        Some((a, b)) => Some((a.trim().parse().ok()?, b.trim().parse().ok()?)),
+        None => {
+            let n = text.trim().parse().ok()?;
+            Some((n, n))
+        }
+    }
+}
+
+fn probe_cmd(file: PathBuf, json: bool) -> Result<(), Failure> {
+    let info = tincture_media::probe(&file).map_err(|e| Failure::from(EngineError::Media(e)))?;
+    if json {
+        let text = serde_json::to_string_pretty(&info).map_err(|e| Failure {
+            code: 1,
+            message: e.to_string(),
+        })?;
+        println!("{text}");
+        return Ok(());
+    }
+    let v = &info.video;
+    println!("{}", info.path.display());
+    println!(
+        "  container     {}  duration {}",
+        info.container,
+        info.duration
+            .map_or("unknown".into(), |d| format!("{d:.3} s"))
+    );
+    println!(
+        "  video         #{} {} {}x{} SAR {} DAR {}",
+        v.index, v.codec, v.width, v.height, v.sample_aspect_ratio, v.display_aspect_ratio
+    );
+    println!(
+        "  frames        {} counted{}  {:.3} fps ({}){}  time base {}",
+        v.frame_count,
+        v.container_frame_count
+            .map_or(String::new(), |n| format!(" ({n} stated by the container)")),
+        v.frame_rate,
+        v.frame_rate_exact,
+        if v.variable_frame_rate {
+            " variable"
+        } else {
+            ""
+        },
+        v.time_base
+    );
+    println!(
+        "  pixels        {} ({}-bit{})",
+        v.pixel_format,
+        v.bit_depth,
+        v.chroma
+            .as_ref()
+            .map_or(", gray".into(), |c| format!(", {c}"))
+    );
+    println!(
+        "  colour        range {} primaries {} transfer {} matrix {}",
+        v.colour.range, v.colour.primaries, v.colour.transfer, v.colour.matrix
+    );
+    println!(
+        "  field order   {}  keyframes {}",
+        v.field_order, v.keyframes
+    );
+    println!(
+        "  timecode      {}",
+        v.timecode.as_deref().unwrap_or("none")
+    );
+    for s in &info.streams {
+        let extra = match (s.sample_rate, s.channels) {
+            (Some(r), Some(c)) => format!(" {r} Hz {c} ch"),
+            _ => String::new(),
+        };
+        let lang = s
+            .language
+            .as_deref()
+            .map_or(String::new(), |l| format!(" [{l}]"));
+        println!(
+            "  stream #{:<5} {:?} {}{extra}{lang}",
+            s.index, s.kind, s.codec
+        );
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render_cmd(
+    input: PathBuf,
+    output: PathBuf,
+    reference: Option<PathBuf>,
+    frames: Option<String>,
+    format: Option<String>,
+    passthrough: bool,
+    crf: u8,
+    overwrite: bool,
+    threads: usize,
+) -> Result<u8, Failure> {
+    let format = match format {
+        Some(name) => OutputFormat::from_name(&name, crf),
+        None => OutputFormat::from_path(&output, crf),
+    }
+    .ok_or_else(|| Failure {
+        code: 2,
+        message: format!(
+            "{}: cannot tell the format from the name; pass --format",
+            output.display()
+        ),
+    })?;
+    if reference.is_none() && !passthrough {
+        return Err(Failure {
+            code: 2,
+            message: "nothing to colour with: pass --reference IMAGE (a colour photograph), or --passthrough for a plain transcode".into(),
+        });
+    }
+    // Probe first: the frame range and the matrix depend on the source.
+    let info = tincture_media::probe(&input).map_err(|e| Failure::from(EngineError::Media(e)))?;
+    let count = info.video.frame_count;
+    let frames = match frames {
+        Some(text) => Some(parse_frames(&text, count).ok_or_else(|| Failure {
+            code: 2,
+            message: format!("--frames {text}: expected A-B, A- or N with frame numbers (the film has frames 0-{})", count - 1),
+        })?),
+        None => None,
+    };
+    let colorizer: Option<Box<dyn tincture_core::colorize::Colorizer>> = match &reference {
+        Some(path) => {
+            let matrix = tincture_media::VideoReader::open(&input)
+                .map_err(|e| Failure::from(EngineError::Media(e)))?
+                .matrix();
+            Some(Box::new(tincture_engine::reference::reference_colorizer(
+                path, matrix,
+            )?))
+        }
+        None => None,
+    };
+
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)) {
+        tracing::warn!("Ctrl-C will not stop cleanly: {e}");
+    }
+    let total = frames.map_or(count, |(a, b)| b.saturating_sub(a) + 1);
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(total)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} [{bar:40}] {pos}/{len} frames  {per_sec}  ETA {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let request = RenderRequest {
+        input,
+        output,
+        format,
+        frames,
+        colorizer,
+        overwrite,
+        threads,
+    };
+    let outcome = render(request, &cancel, |p| bar.set_position(p.done))?;
+    bar.finish_and_clear();
+    match outcome {
+        Outcome::Completed { path, frames } => {
+            eprintln!("wrote {frames} frames to {}", path.display());
+            Ok(0)
+        }
+        Outcome::Cancelled {
+            partial,
+            frames,
+            resume_from,
+        } => {
+            eprintln!(
+                "stopped after {frames} frames; the partial render is kept, valid, at {}; resume with --frames {resume_from}-",
+                partial.display()
+            );
+            Ok(130)
+        }
+    }
+}
+
+fn runtime_cmd() -> Result<(), Failure> {
+    let info = tincture_infer::load_runtime().map_err(|e| Failure {
+        code: 1,
+        message: e.to_string(),
+    })?;
+    println!(
+        "ONNX Runtime {} loaded from {} ({:?})",
+        info.version,
+        info.path.display(),
+        info.source
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Probe { file, json } => probe_cmd(file, json).map(|()| 0),
+        Command::Render {
+            input,
+            output,
+            reference,
+            frames,
+            format,
+            passthrough,
+            crf,
+            overwrite,
+            threads,
+        } => render_cmd(
+            input,
+            output,
+            reference,
+            frames,
+            format,
+            passthrough,
+            crf,
+            overwrite,
+            threads,
+        ),
+        Command::Runtime => runtime_cmd().map(|()| 0),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}

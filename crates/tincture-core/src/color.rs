@@ -1,0 +1,177 @@
+//! Colour science: Y'CbCr matrices, code-value ranges, and the gamut limit
+//! that lets chroma be added without ever touching luma.
+
+/// The Y'CbCr matrix (luma coefficients) of a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Matrix {
+    /// ITU-R BT.601 (SD video; also BT.470BG / SMPTE 170M).
+    Bt601,
+    /// ITU-R BT.709 (HD video).
+    Bt709,
+    /// ITU-R BT.2020 non-constant luminance.
+    Bt2020,
+}
+
+impl Matrix {
+    /// The matrix a player would assume for untagged video of this height.
+    pub fn default_for_height(height: usize) -> Self {
+        if height >= 720 {
+            Self::Bt709
+        } else {
+            Self::Bt601
+        }
+    }
+
+    /// (Kr, Kb) luma coefficients.
+    pub fn kr_kb(self) -> (f32, f32) {
+        match self {
+            Self::Bt601 => (0.299, 0.114),
+            Self::Bt709 => (0.2126, 0.0722),
+            Self::Bt2020 => (0.2627, 0.0593),
+        }
+    }
+
+    /// Converts non-linear R'G'B' (0..1) to Y' (0..1) and Cb, Cr (-0.5..0.5).
+    pub fn rgb_to_ycbcr(self, [r, g, b]: [f32; 3]) -> [f32; 3] {
+        let (kr, kb) = self.kr_kb();
+        let kg = 1.0 - kr - kb;
+        let y = kr * r + kg * g + kb * b;
+        [
+            y,
+            (b - y) / (2.0 * (1.0 - kb)),
+            (r - y) / (2.0 * (1.0 - kr)),
+        ]
+    }
+
+    /// Converts Y' (0..1) and Cb, Cr (-0.5..0.5) to non-linear R'G'B', unclamped.
+    pub fn ycbcr_to_rgb(self, [y, cb, cr]: [f32; 3]) -> [f32; 3] {
+        let (kr, kb) = self.kr_kb();
+        let kg = 1.0 - kr - kb;
+        let r = y + 2.0 * (1.0 - kr) * cr;
+        let b = y + 2.0 * (1.0 - kb) * cb;
+        let g = (y - kr * r - kb * b) / kg;
+        [r, g, b]
+    }
+
+    /// Scales (cb, cr) towards neutral just enough that the R'G'B' of
+    /// (y, cb, cr) lies inside 0..1. The luma is never changed; where `y`
+    /// itself is outside 0..1 the chroma becomes neutral.
+    ///
+    /// This is what makes an RGB export keep the source luma: a colour
+    /// outside the gamut would be clipped, and clipping changes luma.
+    pub fn limit_to_gamut(self, y: f32, cb: f32, cr: f32) -> (f32, f32) {
+        if !(0.0..=1.0).contains(&y) {
+            return (0.0, 0.0);
+        }
+        let (kr, kb) = self.kr_kb();
+        let kg = 1.0 - kr - kb;
+        // Offsets of R, G, B from Y at full chroma.
+        let dr = 2.0 * (1.0 - kr) * cr;
+        let db = 2.0 * (1.0 - kb) * cb;
+        let dg = -(kr * dr + kb * db) / kg;
+        let mut t = 1.0f32;
+        for d in [dr, dg, db] {
+            if d > 1e-9 {
+                t = t.min((1.0 - y) / d);
+            } else if d < -1e-9 {
+                t = t.min(-y / d);
+            }
+        }
+        let t = t.clamp(0.0, 1.0);
+        (cb * t, cr * t)
+    }
+}
+
+/// Whether code values use the limited ("TV", 16..235 at 8 bit) or full range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum ColorRange {
+    /// Limited range: black at 16 << (depth - 8), white at 235 << (depth - 8).
+    Limited,
+    /// Full range: 0 ..= 2^depth - 1.
+    Full,
+}
+
+impl ColorRange {
+    /// (offset, scale) such that unit luma = (code - offset) / scale.
+    pub fn luma_offset_scale(self, bit_depth: u8) -> (f32, f32) {
+        match self {
+            Self::Limited => {
+                let k = f32::from(1u16 << (bit_depth - 8));
+                (16.0 * k, 219.0 * k)
+            }
+            Self::Full => (0.0, ((1u32 << bit_depth) - 1) as f32),
+        }
+    }
+
+    /// (scale) such that unit chroma = (code - 2^(depth-1)) / scale.
+    pub fn chroma_scale(self, bit_depth: u8) -> f32 {
+        match self {
+            Self::Limited => 224.0 * f32::from(1u16 << (bit_depth - 8)),
+            Self::Full => ((1u32 << bit_depth) - 1) as f32,
+        }
+    }
+
+    /// Code value of black.
+    pub fn luma_black(self, bit_depth: u8) -> u16 {
+        match self {
+            Self::Limited => 16 << (bit_depth - 8),
+            Self::Full => 0,
+        }
+    }
+
+    /// Code value of a unit-range chroma value, rounded and clamped to the legal range.
+    pub fn chroma_code(self, value: f32, bit_depth: u8) -> u16 {
+        let mid = f32::from(1u16 << (bit_depth - 1));
+        let code = (mid + value * self.chroma_scale(bit_depth)).round();
+        let (lo, hi) = match self {
+            Self::Limited => {
+                let k = f32::from(1u16 << (bit_depth - 8));
+                (16.0 * k, 240.0 * k)
+            }
+            Self::Full => (0.0, ((1u32 << bit_depth) - 1) as f32),
+        };
+        code.clamp(lo, hi) as u16
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rgb_ycbcr_round_trip() {
+        for m in [Matrix::Bt601, Matrix::Bt709, Matrix::Bt2020] {
+            for rgb in [[0.1, 0.5, 0.9], [1.0, 0.0, 0.0], [0.3, 0.3, 0.3]] {
+                let back = m.ycbcr_to_rgb(m.rgb_to_ycbcr(rgb));
+                for c in 0..3 {
+                    assert!((back[c] - rgb[c]).abs() < 1e-5, "{m:?} {rgb:?} -> {back:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gamut_limit_keeps_rgb_in_range_and_hue() {
+        let m = Matrix::Bt709;
+        for y in [0.0, 0.05, 0.5, 0.95, 1.0] {
+            let (cb, cr) = m.limit_to_gamut(y, 0.4, -0.45);
+            let rgb = m.ycbcr_to_rgb([y, cb, cr]);
+            assert!(
+                rgb.iter().all(|v| (-1e-5..=1.0 + 1e-5).contains(v)),
+                "y={y} {rgb:?}"
+            );
+            if cb != 0.0 {
+                assert!((cr / cb - (-0.45 / 0.4)).abs() < 1e-4, "hue kept");
+            }
+        }
+        // Chroma already inside the gamut is left alone.
+        assert_eq!(m.limit_to_gamut(0.5, 0.05, 0.02), (0.05, 0.02));
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(ColorRange::Limited.luma_offset_scale(10), (64.0, 876.0));
+        assert_eq!(ColorRange::Full.chroma_code(0.0, 8), 128);
+        assert_eq!(ColorRange::Limited.chroma_code(1.0, 8), 240);
+    }
+}

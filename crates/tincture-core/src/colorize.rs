@@ -1,0 +1,36 @@
+//! The [`Colorizer`] abstraction: anything that proposes chroma for a luma
+//! picture. Reference transfer, the neural model, hints and propagation all
+//! implement it, so the render pipeline treats them alike.
+
+use crate::Result;
+use crate::color::Matrix;
+use crate::frame::{ChromaField, LumaImage};
+
+/// A colour engine.
+///
+/// Contract: `colorize` returns chroma of exactly the luma's size. It must be
+/// deterministic for a given luma and frame index (so chunks of a reel
+/// rendered apart on a render farm equal one whole render), and it never
+/// sees or returns luma: the pipeline keeps the source's.
+pub trait Colorizer: Send {
+    /// Short name for logs and output metadata.
+    fn name(&self) -> &str;
+
+    /// The settings that determine the output, recorded (as a digest) in the
+    /// exported file's metadata.
+    fn settings(&self) -> serde_json::Value;
+
+    /// Computes chroma (Cb, Cr in -0.5..0.5) for `luma`, which is frame
+    /// `frame_index` of the reel. `matrix` is the Y'CbCr matrix the chroma
+    /// will be encoded with.
+    ///
+    /// # Errors
+    /// When the engine cannot produce colour for this frame; the caller
+    /// reports it with the file and frame.
+    fn colorize(
+        &mut self,
+        luma: &LumaImage,
+        frame_index: u64,
+        matrix: Matrix,
+    ) -> Result<ChromaField>;
+}

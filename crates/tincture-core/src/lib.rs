@@ -1,0 +1,19 @@
+//! Tincture's core: everything about pixels and colour that needs no GUI, no
+//! FFmpeg and no ONNX Runtime, so it builds and tests headless.
+//!
+//! Start reading at [`frame::Frame`] (a decoded video frame, planar Y'CbCr or
+//! gray at 8 to 16 bits), then [`colorize::Colorizer`] (what every colour
+//! engine implements) and [`compose::compose_frame`], which joins the source's
+//! untouched luma with computed chroma. **Luma is sacred**: nothing in this
+//! crate writes a luma plane except by copying the source's.
+
+pub mod color;
+pub mod colorize;
+pub mod compose;
+pub mod error;
+pub mod frame;
+pub mod guided;
+pub mod timecode;
+pub mod transfer;
+
+pub use error::{Error, Result};

@@ -1,0 +1,14 @@
+//! Tincture's engine: the render pipeline (decode → colorize → encode) and
+//! its job plumbing, shared by the GUI and the CLI so both export
+//! identically.
+//!
+//! Start at [`render::render`] and [`render::RenderRequest`].
+
+pub mod error;
+pub mod reference;
+pub mod render;
+
+pub use error::{Error, Result};
+
+/// Tincture's version, recorded in every export.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

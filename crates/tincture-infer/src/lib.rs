@@ -1,0 +1,231 @@
+//! Tincture's link to ONNX Runtime (through `ort`, loaded dynamically).
+//!
+//! The runtime is a shared library that `make run`/`make test` fetch into
+//! the project's `third_party/onnxruntime/`. [`find_runtime`] looks for it
+//! there, then at `ORT_DYLIB_PATH`, then in the system library folders;
+//! [`load_runtime`] loads it once per process and reports clearly when it
+//! is missing, instead of panicking.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Errors from finding or loading the runtime.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// No runtime library was found.
+    #[error(
+        "ONNX Runtime was not found (looked in: {}); run `make run` or `scripts/setup.sh` to install it into \
+         third_party/onnxruntime, or set ORT_DYLIB_PATH to a libonnxruntime.so",
+        searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    NotFound {
+        /// Where we looked.
+        searched: Vec<PathBuf>,
+    },
+    /// A library was found but would not load.
+    #[error("{}: ONNX Runtime would not load: {reason}", path.display())]
+    LoadFailed {
+        /// The library.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Result with the infer [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Where a runtime library was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuntimeSource {
+    /// The project's `third_party/onnxruntime` folder.
+    Project,
+    /// The `ORT_DYLIB_PATH` environment variable.
+    Environment,
+    /// A system library folder.
+    System,
+}
+
+/// A loaded runtime.
+#[derive(Clone, Debug)]
+pub struct RuntimeInfo {
+    /// The library file.
+    pub path: PathBuf,
+    /// How it was found.
+    pub source: RuntimeSource,
+    /// Its version, from the file name when it carries one.
+    pub version: String,
+}
+
+const LIB_PREFIX: &str = "libonnxruntime.so";
+
+/// The first `libonnxruntime.so*` file in `dir` (newest version by name).
+fn library_in(dir: &Path) -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(LIB_PREFIX))
+        })
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+/// The project folders to search: `third_party/onnxruntime` in the current
+/// folder, beside the executable, and in each of their ancestors.
+pub fn project_dirs() -> Vec<PathBuf> {
+    let mut roots = Vec::new();
+    if let Ok(cwd) = std::env::current_dir() {
+        roots.push(cwd);
+    }
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_owned))
+    {
+        roots.push(dir);
+    }
+    let mut dirs = Vec::new();
+    for root in roots {
+        for ancestor in root.ancestors() {
+            let d = ancestor.join("third_party").join("onnxruntime");
+            if !dirs.contains(&d) {
+                dirs.push(d);
+            }
+        }
+    }
+    dirs
+}
+
+/// The system folders to search.
+pub fn system_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("LD_LIBRARY_PATH")
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default();
+    for d in [
+        "/usr/local/lib",
+        "/usr/lib",
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/opt/onnxruntime/lib",
+    ] {
+        dirs.push(PathBuf::from(d));
+    }
+    dirs
+}
+
+/// Finds the runtime library: `project` folders first, then `env_path`
+/// (the value of `ORT_DYLIB_PATH`), then `system` folders.
+///
+/// # Errors
+/// [`Error::NotFound`] listing every place searched.
+pub fn find_runtime_in(
+    project: &[PathBuf],
+    env_path: Option<&Path>,
+    system: &[PathBuf],
+) -> Result<(PathBuf, RuntimeSource)> {
+    if let Some(p) = project.iter().find_map(|d| library_in(d)) {
+        return Ok((p, RuntimeSource::Project));
+    }
+    if let Some(p) = env_path.filter(|p| p.is_file()) {
+        return Ok((p.to_owned(), RuntimeSource::Environment));
+    }
+    if let Some(p) = system.iter().find_map(|d| library_in(d)) {
+        return Ok((p, RuntimeSource::System));
+    }
+    let mut searched: Vec<PathBuf> = project.to_vec();
+    searched.extend(env_path.map(Path::to_owned));
+    searched.extend(system.iter().cloned());
+    Err(Error::NotFound { searched })
+}
+
+/// Finds the runtime in the standard places (see [`find_runtime_in`]).
+///
+/// # Errors
+/// [`Error::NotFound`] when there is none.
+pub fn find_runtime() -> Result<(PathBuf, RuntimeSource)> {
+    let env = std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from);
+    find_runtime_in(&project_dirs(), env.as_deref(), &system_dirs())
+}
+
+fn version_from_name(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    name.strip_prefix(LIB_PREFIX)
+        .and_then(|v| v.strip_prefix('.'))
+        .filter(|v| !v.is_empty())
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
+/// Finds and loads ONNX Runtime once per process; later calls return the
+/// first result.
+///
+/// # Errors
+/// When no runtime is found or it will not load; the message says how to install it.
+pub fn load_runtime() -> Result<RuntimeInfo> {
+    static LOADED: OnceLock<Result<RuntimeInfo>> = OnceLock::new();
+    LOADED
+        .get_or_init(|| {
+            let (path, source) = find_runtime()?;
+            let fail = |reason: String| Error::LoadFailed {
+                path: path.clone(),
+                reason,
+            };
+            let builder = ort::init_from(&path).map_err(|e| fail(e.to_string()))?;
+            // Keep the environment alive for the process: sessions created later share it.
+            let env = builder
+                .with_name("tincture")
+                .build()
+                .map_err(|e| fail(e.to_string()))?;
+            std::mem::forget(env);
+            tracing::info!(path = %path.display(), "ONNX Runtime loaded");
+            Ok(RuntimeInfo {
+                version: version_from_name(&path),
+                path,
+                source,
+            })
+        })
+        .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_order_and_missing_runtime() {
+        let tmp = std::env::temp_dir().join(format!("tincture-ort-search-{}", std::process::id()));
+        let (proj, sys) = (tmp.join("proj"), tmp.join("sys"));
+        std::fs::create_dir_all(&proj).expect("mkdir");
+        std::fs::create_dir_all(&sys).expect("mkdir");
+        let env_lib = tmp.join("custom.so");
+        std::fs::write(&env_lib, b"x").expect("write");
+        std::fs::write(sys.join("libonnxruntime.so.1.20.0"), b"x").expect("write");
+
+        let err = find_runtime_in(&[proj.clone()], None, &[]).expect_err("nothing there");
+        assert!(err.to_string().contains("ORT_DYLIB_PATH"), "{err}");
+        assert_eq!(
+            find_runtime_in(&[proj.clone()], Some(&env_lib), &[sys.clone()])
+                .expect("env")
+                .1,
+            RuntimeSource::Environment
+        );
+        assert_eq!(
+            find_runtime_in(&[proj.clone()], None, &[sys.clone()])
+                .expect("sys")
+                .1,
+            RuntimeSource::System
+        );
+        std::fs::write(proj.join("libonnxruntime.so.1.31.1"), b"x").expect("write");
+        let (p, s) = find_runtime_in(&[proj.clone()], Some(&env_lib), &[sys]).expect("project");
+        assert_eq!(s, RuntimeSource::Project);
+        assert_eq!(version_from_name(&p), "1.31.1");
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+}

@@ -1,0 +1,680 @@
+//! Sequential decoding and frame-accurate seeking by frame index.
+//!
+//! On open the reader reads every packet header of the video stream once
+//! (no decoding) to build an index: each frame's presentation timestamp and
+//! the keyframes. Frame `i` is the `i`-th frame in presentation order, so
+//! seeking works on long-GOP and variable-frame-rate files alike: seek to the
+//! keyframe before the frame, then decode forward to its exact timestamp.
+
+use std::collections::VecDeque;
+use std::ffi::CStr;
+use std::path::{Path, PathBuf};
+
+use ffmpeg_next::codec::packet::Packet;
+use ffmpeg_next::ffi;
+use ffmpeg_next::format::context::Input;
+use ffmpeg_next::media::Type;
+use ffmpeg_next::util::frame::video::Video as AvFrame;
+use ffmpeg_next::{Rational, codec};
+use tincture_core::color::{ColorRange, Matrix};
+use tincture_core::frame::Frame;
+
+use crate::convert::{frame_from_av, layout_of_pixel, matrix_of, pixel_name};
+use crate::probe::{
+    ColourTags, MediaInfo, StreamInfo, StreamKind, VideoInfo, ratio, subsampling_name,
+};
+use crate::{Error, MIN_FRAME_SIDE, Result};
+
+/// A decoded frame and where it sits in the film.
+#[derive(Clone, Debug)]
+pub struct DecodedFrame {
+    /// Frame index, 0-based, in presentation order.
+    pub index: u64,
+    /// Presentation timestamp in the video stream's time base.
+    pub pts: i64,
+    /// The pixels.
+    pub frame: Frame,
+}
+
+/// A packet of a non-video stream, read on the way, for stream copy.
+pub struct StreamPacket {
+    /// Source stream index.
+    pub stream: usize,
+    /// The packet, timestamps in the source stream's time base.
+    pub(crate) packet: Packet,
+    /// Presentation time in seconds (decode time if it has no pts).
+    pub time: Option<f64>,
+}
+
+struct Index {
+    /// Presentation timestamps of all frames, ascending; `None` if the stream lacks timestamps.
+    pts: Option<Vec<i64>>,
+    /// Keyframes in decode order: (pts, seek timestamp).
+    keyframes: Vec<(i64, i64)>,
+    count: u64,
+}
+
+/// Decodes a film's video stream; see the module docs.
+pub struct VideoReader {
+    path: PathBuf,
+    input: Input,
+    stream_index: usize,
+    time_base: Rational,
+    decoder: ffmpeg_next::decoder::Video,
+    index: Index,
+    info: MediaInfo,
+    range: ColorRange,
+    matrix: Matrix,
+    /// Index the next sequentially decoded frame will have.
+    next_index: u64,
+    eof_sent: bool,
+    passthrough: Vec<usize>,
+    queued: VecDeque<StreamPacket>,
+    scratch: AvFrame,
+}
+
+fn av_err(e: ffmpeg_next::Error) -> String {
+    e.to_string()
+}
+
+fn c_name(ptr: *const std::os::raw::c_char) -> String {
+    if ptr.is_null() {
+        "unknown".to_owned()
+    } else {
+        // SAFETY: FFmpeg's name functions return static NUL-terminated strings.
+        unsafe { CStr::from_ptr(ptr) }
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+fn field_order_name(order: ffi::AVFieldOrder) -> &'static str {
+    match order {
+        ffi::AVFieldOrder::AV_FIELD_PROGRESSIVE => "progressive",
+        ffi::AVFieldOrder::AV_FIELD_TT => "tt",
+        ffi::AVFieldOrder::AV_FIELD_BB => "bb",
+        ffi::AVFieldOrder::AV_FIELD_TB => "tb",
+        ffi::AVFieldOrder::AV_FIELD_BT => "bt",
+        _ => "unknown",
+    }
+}
+
+fn check_readable(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Err(e) => Err(Error::Unreadable {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        }),
+        Ok(m) if m.is_dir() => Err(Error::Unreadable {
+            path: path.to_owned(),
+            reason: "it is a folder, not a file".into(),
+        }),
+        Ok(m) if m.len() == 0 => Err(Error::Empty {
+            path: path.to_owned(),
+        }),
+        Ok(_) => Ok(()),
+    }
+}
+
+impl VideoReader {
+    /// Opens a film for reading and indexes its video stream.
+    ///
+    /// # Errors
+    /// See [`Error`]: unreadable, empty or non-media files, files without
+    /// video, unsupported pixel formats and frames smaller than
+    /// [`MIN_FRAME_SIDE`].
+    pub fn open(path: &Path) -> Result<Self> {
+        crate::init();
+        check_readable(path)?;
+        let not_media = |reason: String| Error::NotMedia {
+            path: path.to_owned(),
+            reason,
+        };
+        let mut input = ffmpeg_next::format::input(path).map_err(|e| not_media(av_err(e)))?;
+        let container = input.format().name().to_owned();
+        if container == "tty" {
+            return Err(not_media("it looks like a text file".into()));
+        }
+        let Some(stream) = input.streams().best(Type::Video) else {
+            let streams: Vec<String> = input
+                .streams()
+                .map(|s| format!("{:?}", s.parameters().medium()).to_lowercase())
+                .collect();
+            let streams = if streams.is_empty() {
+                "no streams".to_owned()
+            } else {
+                streams.join(", ")
+            };
+            return Err(Error::NoVideo {
+                path: path.to_owned(),
+                streams,
+            });
+        };
+        let stream_index = stream.index();
+        let time_base = stream.time_base();
+        let params = stream.parameters();
+        // SAFETY: `params` wraps the stream's valid AVCodecParameters.
+        let par = unsafe { &*params.as_ptr() };
+        let codec_name = c_name(unsafe { ffi::avcodec_get_name(par.codec_id) });
+        let mut ctx = codec::context::Context::from_parameters(params.clone())
+            .map_err(|e| not_media(av_err(e)))?;
+        ctx.set_threading(codec::threading::Config::kind(
+            codec::threading::Type::Frame,
+        ));
+        let decoder = ctx.decoder().video().map_err(|_| Error::NoDecoder {
+            path: path.to_owned(),
+            codec: codec_name.clone(),
+        })?;
+        let pixel = decoder.format();
+        let Some((bit_depth, subsampling, jpeg_range)) = layout_of_pixel(pixel) else {
+            return Err(Error::UnsupportedPixelFormat {
+                path: path.to_owned(),
+                format: pixel_name(pixel),
+            });
+        };
+        let (width, height) = (decoder.width(), decoder.height());
+        if width < MIN_FRAME_SIDE || height < MIN_FRAME_SIDE {
+            return Err(Error::TooSmall {
+                path: path.to_owned(),
+                width,
+                height,
+                min: MIN_FRAME_SIDE,
+            });
+        }
+        let full = jpeg_range || par.color_range == ffi::AVColorRange::AVCOL_RANGE_JPEG;
+        let range = if full {
+            ColorRange::Full
+        } else {
+            ColorRange::Limited
+        };
+        let matrix =
+            matrix_of(decoder.color_space()).unwrap_or(Matrix::default_for_height(height as usize));
+        let colour = ColourTags {
+            range: if full {
+                "pc".into()
+            } else {
+                c_name(unsafe { ffi::av_color_range_name(par.color_range) })
+            },
+            primaries: c_name(unsafe { ffi::av_color_primaries_name(par.color_primaries) }),
+            transfer: c_name(unsafe { ffi::av_color_transfer_name(par.color_trc) }),
+            matrix: c_name(unsafe { ffi::av_color_space_name(par.color_space) }),
+            raw: [
+                par.color_range as i32,
+                par.color_primaries as i32,
+                par.color_trc as i32,
+                par.color_space as i32,
+            ],
+        };
+        let sar = if par.sample_aspect_ratio.num > 0 {
+            Rational::from(par.sample_aspect_ratio)
+        } else {
+            Rational::new(1, 1)
+        };
+        let dar = Rational::new(
+            width as i32 * sar.numerator(),
+            height as i32 * sar.denominator(),
+        )
+        .reduce();
+        let avg_rate = stream.avg_frame_rate();
+        let rate = if avg_rate.numerator() > 0 {
+            avg_rate
+        } else {
+            stream.rate()
+        };
+        let container_frames = u64::try_from(stream.frames()).ok().filter(|&n| n > 0);
+        let field_order = field_order_name(par.field_order).to_owned();
+
+        let mut timecode = stream.metadata().get("timecode").map(str::to_owned);
+        timecode = timecode.or_else(|| input.metadata().get("timecode").map(str::to_owned));
+        let mut streams = Vec::new();
+        for s in input.streams() {
+            if s.index() == stream_index {
+                continue;
+            }
+            let p = s.parameters();
+            // SAFETY: valid codec parameters of an open stream.
+            let sp = unsafe { &*p.as_ptr() };
+            let kind = StreamKind::of(p.medium());
+            if timecode.is_none() {
+                timecode = s.metadata().get("timecode").map(str::to_owned);
+            }
+            let tb = s.time_base();
+            streams.push(StreamInfo {
+                index: s.index(),
+                kind,
+                codec: c_name(unsafe { ffi::avcodec_get_name(sp.codec_id) }),
+                language: s.metadata().get("language").map(str::to_owned),
+                sample_rate: (kind == StreamKind::Audio).then_some(sp.sample_rate as u32),
+                channels: (kind == StreamKind::Audio).then_some(sp.ch_layout.nb_channels as u16),
+                start_time: (s.start_time() != ffi::AV_NOPTS_VALUE)
+                    .then(|| s.start_time() as f64 * f64::from(tb)),
+                time_base: ratio(tb),
+            });
+        }
+        let tags = input
+            .metadata()
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let duration =
+            (input.duration() > 0).then(|| input.duration() as f64 / f64::from(ffi::AV_TIME_BASE));
+
+        let index = build_index(&mut input, stream_index, path)?;
+        let variable = index.pts.as_ref().is_some_and(|pts| {
+            let mut deltas = pts.windows(2).map(|w| w[1] - w[0]);
+            let first = deltas.next();
+            first.is_some_and(|d0| deltas.any(|d| (d - d0).abs() > 1))
+        });
+        let info = MediaInfo {
+            path: path.to_owned(),
+            container,
+            duration,
+            video: VideoInfo {
+                index: stream_index,
+                codec: codec_name,
+                width,
+                height,
+                sample_aspect_ratio: format!("{}:{}", sar.numerator(), sar.denominator()),
+                display_aspect_ratio: format!("{}:{}", dar.numerator(), dar.denominator()),
+                frame_rate: f64::from(rate),
+                frame_rate_exact: ratio(rate),
+                variable_frame_rate: variable,
+                time_base: ratio(time_base),
+                frame_count: index.count,
+                container_frame_count: container_frames,
+                pixel_format: pixel_name(pixel),
+                bit_depth,
+                chroma: subsampling_name(subsampling),
+                colour,
+                field_order,
+                keyframes: index.keyframes.len() as u64,
+                timecode,
+            },
+            streams,
+            tags,
+        };
+        let mut reader = Self {
+            path: path.to_owned(),
+            input,
+            stream_index,
+            time_base,
+            decoder,
+            index,
+            info,
+            range,
+            matrix,
+            next_index: 0,
+            eof_sent: false,
+            passthrough: Vec::new(),
+            queued: VecDeque::new(),
+            scratch: AvFrame::empty(),
+        };
+        reader.rewind()?;
+        Ok(reader)
+    }
+
+    /// What the file holds.
+    pub fn info(&self) -> &MediaInfo {
+        &self.info
+    }
+
+    /// The file being read.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of frames, counted.
+    pub fn frame_count(&self) -> u64 {
+        self.index.count
+    }
+
+    /// The video stream's time base.
+    pub fn time_base(&self) -> Rational {
+        self.time_base
+    }
+
+    /// Presentation timestamp of frame `index`, if the stream has timestamps.
+    pub fn pts_of(&self, index: u64) -> Option<i64> {
+        self.index.pts.as_ref()?.get(index as usize).copied()
+    }
+
+    /// Duration of frame `index` in the stream's time base: the gap to the
+    /// next frame, or the previous gap for the last frame.
+    pub fn duration_of(&self, index: u64) -> i64 {
+        let Some(pts) = &self.index.pts else { return 1 };
+        let i = index as usize;
+        match (pts.get(i), pts.get(i + 1)) {
+            (Some(a), Some(b)) => (b - a).max(1),
+            _ if i >= 1 && i < pts.len() => (pts[i] - pts[i - 1]).max(1),
+            _ => 1,
+        }
+    }
+
+    /// The matrix the chroma is interpreted with (tagged, or assumed by frame height).
+    pub fn matrix(&self) -> Matrix {
+        self.matrix
+    }
+
+    /// The code-value range.
+    pub fn range(&self) -> ColorRange {
+        self.range
+    }
+
+    /// Asks the reader to keep the packets of these (non-video) streams as it
+    /// reads, for [`take_packets`](Self::take_packets).
+    pub fn keep_packets_of(&mut self, streams: Vec<usize>) {
+        self.passthrough = streams;
+    }
+
+    /// Codec parameters and time base of a source stream, for stream copy.
+    pub(crate) fn stream_parameters(&self, stream: usize) -> Option<(codec::Parameters, Rational)> {
+        let s = self.input.stream(stream)?;
+        Some((s.parameters(), s.time_base()))
+    }
+
+    /// Packets of kept streams read so far.
+    pub fn take_packets(&mut self) -> Vec<StreamPacket> {
+        self.queued.drain(..).collect()
+    }
+
+    /// Reads on past the last decoded frame, keeping packets of kept streams
+    /// until one starts at or after `until` seconds, or the file ends.
+    ///
+    /// # Errors
+    /// On a read error other than the end of the file.
+    pub fn read_packets_until(&mut self, until: f64) -> Result<()> {
+        loop {
+            let mut packet = Packet::empty();
+            match packet.read(&mut self.input) {
+                Ok(()) => {
+                    if packet.stream() == self.stream_index {
+                        continue;
+                    }
+                    if let Some(p) = self.keep(packet) {
+                        let late = p.time.is_some_and(|t| t >= until);
+                        if !late {
+                            self.queued.push_back(p);
+                        } else {
+                            return Ok(());
+                        }
+                    }
+                }
+                Err(ffmpeg_next::Error::Eof) => return Ok(()),
+                Err(e) => return Err(self.decode_error(self.next_index, e)),
+            }
+        }
+    }
+
+    fn keep(&self, packet: Packet) -> Option<StreamPacket> {
+        let stream = packet.stream();
+        if !self.passthrough.contains(&stream) {
+            return None;
+        }
+        let tb = self.input.stream(stream)?.time_base();
+        let time = packet
+            .pts()
+            .or(packet.dts())
+            .map(|t| t as f64 * f64::from(tb));
+        Some(StreamPacket {
+            stream,
+            packet,
+            time,
+        })
+    }
+
+    fn decode_error(&self, frame: u64, e: ffmpeg_next::Error) -> Error {
+        Error::Decode {
+            path: self.path.clone(),
+            frame,
+            reason: av_err(e),
+        }
+    }
+
+    fn rewind(&mut self) -> Result<()> {
+        self.seek_to_timestamp(i64::MIN)?;
+        self.next_index = 0;
+        Ok(())
+    }
+
+    fn seek_to_timestamp(&mut self, ts: i64) -> Result<()> {
+        // SAFETY: the context is open; seeking to the start or to an indexed keyframe.
+        let ret = unsafe {
+            if ts == i64::MIN {
+                ffi::avformat_seek_file(
+                    self.input.as_mut_ptr(),
+                    -1,
+                    i64::MIN,
+                    0,
+                    0,
+                    ffi::AVSEEK_FLAG_BACKWARD,
+                )
+            } else {
+                ffi::av_seek_frame(
+                    self.input.as_mut_ptr(),
+                    self.stream_index as i32,
+                    ts,
+                    ffi::AVSEEK_FLAG_BACKWARD,
+                )
+            }
+        };
+        if ret < 0 {
+            return Err(self.decode_error(self.next_index, ffmpeg_next::Error::from(ret)));
+        }
+        self.decoder.flush();
+        self.eof_sent = false;
+        self.queued.clear();
+        Ok(())
+    }
+
+    /// Decodes the next frame in presentation order; `None` at the end.
+    fn decode_raw(&mut self) -> Result<Option<i64>> {
+        loop {
+            match self.decoder.receive_frame(&mut self.scratch) {
+                Ok(()) => {
+                    return Ok(Some(
+                        self.scratch
+                            .timestamp()
+                            .or(self.scratch.pts())
+                            .unwrap_or(i64::MIN),
+                    ));
+                }
+                Err(ffmpeg_next::Error::Eof) => return Ok(None),
+                Err(ffmpeg_next::Error::Other { errno }) if errno == ffi::EAGAIN => {}
+                Err(e) => return Err(self.decode_error(self.next_index, e)),
+            }
+            if self.eof_sent {
+                return Ok(None);
+            }
+            let mut packet = Packet::empty();
+            match packet.read(&mut self.input) {
+                Ok(()) if packet.stream() == self.stream_index => {
+                    if let Err(e) = self.decoder.send_packet(&packet) {
+                        if !matches!(e, ffmpeg_next::Error::InvalidData) {
+                            return Err(self.decode_error(self.next_index, e));
+                        }
+                        tracing::warn!(
+                            "{}: frame {}: damaged packet skipped",
+                            self.path.display(),
+                            self.next_index
+                        );
+                    }
+                }
+                Ok(()) => {
+                    if let Some(p) = self.keep(packet) {
+                        self.queued.push_back(p);
+                    }
+                }
+                Err(ffmpeg_next::Error::Eof) => {
+                    self.decoder
+                        .send_eof()
+                        .map_err(|e| self.decode_error(self.next_index, e))?;
+                    self.eof_sent = true;
+                }
+                Err(e) => return Err(self.decode_error(self.next_index, e)),
+            }
+        }
+    }
+
+    fn frame_index_of(&self, pts: i64) -> u64 {
+        match &self.index.pts {
+            Some(all) => all
+                .binary_search(&pts)
+                .map_or(self.next_index, |i| i as u64),
+            None => self.next_index,
+        }
+    }
+
+    fn current_frame(&self, index: u64) -> Result<Frame> {
+        frame_from_av(&self.scratch, self.range, self.matrix).ok_or_else(|| {
+            Error::UnsupportedPixelFormat {
+                path: self.path.clone(),
+                format: format!(
+                    "{} (format changed at frame {index})",
+                    pixel_name(self.scratch.format())
+                ),
+            }
+        })
+    }
+
+    /// Decodes the next frame in presentation order; `None` after the last.
+    ///
+    /// # Errors
+    /// When a frame cannot be decoded; the error names the frame.
+    pub fn next_frame(&mut self) -> Result<Option<DecodedFrame>> {
+        let Some(pts) = self.decode_raw()? else {
+            return Ok(None);
+        };
+        let index = self.frame_index_of(pts);
+        self.next_index = index + 1;
+        Ok(Some(DecodedFrame {
+            index,
+            pts,
+            frame: self.current_frame(index)?,
+        }))
+    }
+
+    /// Returns frame `index` exactly, seeking if needed. Reading on with
+    /// [`next_frame`](Self::next_frame) continues from there.
+    ///
+    /// # Errors
+    /// For an index past the end, or when the frame cannot be decoded.
+    pub fn seek(&mut self, index: u64) -> Result<DecodedFrame> {
+        if index >= self.index.count {
+            return Err(Error::FrameOutOfRange {
+                path: self.path.clone(),
+                frame: index,
+                count: self.index.count,
+            });
+        }
+        if index == self.next_index {
+            if let Some(f) = self.next_frame()? {
+                if f.index == index {
+                    return Ok(f);
+                }
+            }
+        }
+        let Some(target) = self.pts_of(index) else {
+            // No timestamps: decode from the start.
+            self.rewind()?;
+            return self.decode_until(index, |i, _| i >= index);
+        };
+        let keys: Vec<i64> = self
+            .index
+            .keyframes
+            .iter()
+            .filter(|(pts, _)| *pts <= target)
+            .map(|&(_, seek)| seek)
+            .collect();
+        // Try the nearest keyframe first, then earlier ones (open GOPs), then the start.
+        for seek_ts in keys.iter().rev().take(3).copied().map(Some).chain([None]) {
+            match seek_ts {
+                Some(ts) => self.seek_to_timestamp(ts)?,
+                None => self.rewind()?,
+            }
+            if let Ok(f) = self.decode_until(index, |_, pts| pts >= target) {
+                if f.pts == target {
+                    return Ok(f);
+                }
+            }
+        }
+        Err(Error::Decode {
+            path: self.path.clone(),
+            frame: index,
+            reason: "seeking did not reach the frame".into(),
+        })
+    }
+
+    fn decode_until(
+        &mut self,
+        index: u64,
+        done: impl Fn(u64, i64) -> bool,
+    ) -> Result<DecodedFrame> {
+        loop {
+            let Some(pts) = self.decode_raw()? else {
+                return Err(Error::Decode {
+                    path: self.path.clone(),
+                    frame: index,
+                    reason: "the file ended before it".into(),
+                });
+            };
+            let idx = self.frame_index_of(pts);
+            self.next_index = idx + 1;
+            if done(idx, pts) {
+                return Ok(DecodedFrame {
+                    index: idx,
+                    pts,
+                    frame: self.current_frame(idx)?,
+                });
+            }
+        }
+    }
+}
+
+fn build_index(input: &mut Input, stream_index: usize, path: &Path) -> Result<Index> {
+    let mut pts_list = Vec::new();
+    let mut all_pts = true;
+    let mut keyframes = Vec::new();
+    let mut count = 0u64;
+    loop {
+        let mut packet = Packet::empty();
+        match packet.read(input) {
+            Ok(()) => {
+                if packet.stream() != stream_index {
+                    continue;
+                }
+                count += 1;
+                match packet.pts() {
+                    Some(p) => pts_list.push(p),
+                    None => all_pts = false,
+                }
+                if packet.is_key() {
+                    if let Some(p) = packet.pts() {
+                        keyframes.push((p, packet.dts().unwrap_or(p)));
+                    }
+                }
+            }
+            Err(ffmpeg_next::Error::Eof) => break,
+            Err(e) => {
+                return Err(Error::Decode {
+                    path: path.to_owned(),
+                    frame: count,
+                    reason: format!("reading the file failed: {e}"),
+                });
+            }
+        }
+    }
+    if count == 0 {
+        return Err(Error::NotMedia {
+            path: path.to_owned(),
+            reason: "the video stream holds no frames".into(),
+        });
+    }
+    pts_list.sort_unstable();
+    pts_list.dedup();
+    let pts = (all_pts && pts_list.len() as u64 == count).then_some(pts_list);
+    Ok(Index {
+        pts,
+        keyframes,
+        count,
+    })
+}

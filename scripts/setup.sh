@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs what Tincture needs to build, run and test on Debian/Ubuntu.
+# Idempotent: each step checks first and says what it does.
+#   scripts/setup.sh          system packages + ONNX Runtime
+#   scripts/setup.sh --gui    also the X/Vulkan libraries for running the GUI
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ORT_VERSION="${TINCTURE_ORT_VERSION:-1.31.1}"
+ORT_DIR="third_party/onnxruntime"
+
+say() { printf '[setup] %s\n' "$*"; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@";
+    elif command -v sudo >/dev/null 2>&1; then sudo "$@";
+    else say "need root for: $*  (run as root or install sudo)"; exit 1; fi
+}
+
+BUILD_PKGS=(pkg-config clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev
+    libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev ffmpeg unzip)
+GUI_PKGS=(xvfb xauth mesa-vulkan-drivers libvulkan1 libgl1-mesa-dri libegl1 libegl-mesa0 libgl1
+    libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 x11-utils imagemagick)
+
+pkgs=("${BUILD_PKGS[@]}")
+python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3 python3-pip)
+if [ "${1:-}" = "--gui" ]; then pkgs+=("${GUI_PKGS[@]}"); fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+    say "Debian packages present"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    say "cargo not found: installing the Rust toolchain with rustup"
+    curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+
+if ls "$ORT_DIR"/libonnxruntime.so* >/dev/null 2>&1; then
+    say "ONNX Runtime present in $ORT_DIR"
+else
+    say "fetching ONNX Runtime $ORT_VERSION from the PyPI onnxruntime wheel into $ORT_DIR"
+    tmp="$(mktemp -d)"
+    trap 'rm -rf "$tmp"' EXIT
+    pyver="$(python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+    python3 -m pip download -q --no-deps --only-binary=:all: \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+        --python-version "$pyver" -d "$tmp" "onnxruntime==$ORT_VERSION"
+    mkdir -p "$ORT_DIR"
+    (cd "$tmp" && unzip -q -o ./*.whl 'onnxruntime/capi/libonnxruntime.so*')
+    cp "$tmp"/onnxruntime/capi/libonnxruntime.so* "$ORT_DIR"/
+    say "ONNX Runtime installed: $(ls "$ORT_DIR")"
+fi

@@ -1,0 +1,1 @@
+//! Helpers shared by the end-to-end tests: fixture generation with the ffmpeg tool.
