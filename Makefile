@@ -1,0 +1,23 @@
+# Tincture: the two commands a newcomer needs.
+#   make run    installs what is missing, builds and starts the GUI   (make run FILE=reel.mkv)
+#   make test   installs what is missing, builds and runs every test
+# Both are idempotent: scripts/setup.sh checks before it installs.
+
+CARGO ?= cargo
+FILE ?=
+
+.PHONY: run test setup bench
+
+setup:
+	@scripts/setup.sh --gui
+
+run: setup
+	@echo "[make] building and starting tincture"
+	$(CARGO) run -p tincture-app --bin tincture -- $(FILE)
+
+test: setup
+	@echo "[make] building and running the test suite"
+	$(CARGO) test --workspace --all-targets
+
+bench: setup
+	$(CARGO) bench -p tincture-engine --bench render_vs_ffmpeg
