@@ -1,0 +1,200 @@
+//! Audio, timecode, colour tags and metadata survive a render; `--frames`
+//! chunks joined equal one whole render.
+
+use std::path::Path;
+
+use tincture_tests::{cli, ffmpeg, ffprobe, frame_hashes, make_reference};
+
+fn fixture_with_audio(dir: &Path, name: &str, audio_codec: &[&str]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let mut args = vec![
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=25,format=gray",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000:duration=4",
+        "-t",
+        "4",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "50",
+        "-pix_fmt",
+        "yuv420p",
+        "-colorspace",
+        "bt709",
+        "-color_primaries",
+        "bt709",
+        "-color_trc",
+        "bt709",
+        "-metadata:s:v:0",
+        "timecode=10:00:00:00",
+        "-metadata",
+        "title=Reel 3",
+    ];
+    args.extend_from_slice(audio_codec);
+    let p = path.to_str().expect("utf8").to_owned();
+    args.push(&p);
+    ffmpeg(&args);
+    path
+}
+
+fn audio_samples(path: &Path) -> usize {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:a:0", "-f", "s16le", "-ac", "1", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(out.status.success());
+    out.stdout.len() / 2
+}
+
+fn start_time(path: &Path, stream: &str) -> f64 {
+    let s = ffprobe(&[
+        "-select_streams",
+        stream,
+        "-show_entries",
+        "stream=start_time",
+        "-of",
+        "csv=p=0",
+        path.to_str().expect("utf8"),
+    ]);
+    s.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{}: no start time for {stream}: {s:?}", path.display()))
+}
+
+#[test]
+fn audio_timecode_and_tags_survive_a_render() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let reference = make_reference(&dir.path().join("ref.png"));
+    for (src_name, audio, out_name) in [
+        ("aac.mp4", &["-c:a", "aac"][..], "out.mkv"),
+        ("pcm.mov", &["-c:a", "pcm_s24le"][..], "out.mov"),
+    ] {
+        let src = fixture_with_audio(dir.path(), src_name, audio);
+        let out = dir.path().join(out_name);
+        let res = cli(&[
+            "render",
+            src.to_str().expect("utf8"),
+            "-o",
+            out.to_str().expect("utf8"),
+            "--reference",
+            reference.to_str().expect("utf8"),
+        ]);
+        assert!(
+            res.status.success(),
+            "{}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+
+        assert_eq!(
+            audio_samples(&out),
+            audio_samples(&src),
+            "{out_name}: same number of audio samples"
+        );
+        let frame = 1.0 / 25.0;
+        let sync_src = start_time(&src, "a:0") - start_time(&src, "v:0");
+        let sync_out = start_time(&out, "a:0") - start_time(&out, "v:0");
+        assert!(
+            (sync_src - sync_out).abs() < frame,
+            "{out_name}: audio offset {sync_out:.4} s vs source {sync_src:.4} s"
+        );
+
+        let info = tincture_media::probe(&out).expect("probe");
+        assert_eq!(
+            info.video.timecode.as_deref(),
+            Some("10:00:00:00"),
+            "{out_name}: timecode"
+        );
+        assert_eq!(info.video.colour.matrix, "bt709", "{out_name}: matrix tag");
+        assert_eq!(
+            info.video.colour.primaries, "bt709",
+            "{out_name}: primaries tag"
+        );
+        let tags: std::collections::HashMap<String, String> = info
+            .tags
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect();
+        assert_eq!(
+            tags.get("tincture_version").map(String::as_str),
+            Some(env!("CARGO_PKG_VERSION")),
+            "{out_name}: {tags:?}"
+        );
+        assert!(
+            tags.get("tincture_settings_digest")
+                .is_some_and(|d| d.starts_with("sha256:")),
+            "{out_name}: {tags:?}"
+        );
+        assert_eq!(tags.get("title").map(String::as_str), Some("Reel 3"));
+    }
+}
+
+#[test]
+fn chunks_joined_equal_one_whole_render() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let reference = make_reference(&dir.path().join("ref.png"));
+    let src = fixture_with_audio(dir.path(), "reel.mp4", &["-c:a", "aac"]);
+    let s = src.to_str().expect("utf8");
+    let r = reference.to_str().expect("utf8");
+    let whole = dir.path().join("whole.mkv");
+    let a = dir.path().join("a.mkv");
+    let b = dir.path().join("b.mkv");
+    for (out, frames) in [(&whole, None), (&a, Some("0-39")), (&b, Some("40-"))] {
+        let mut args = vec![
+            "render",
+            s,
+            "-o",
+            out.to_str().expect("utf8"),
+            "--reference",
+            r,
+        ];
+        if let Some(f) = frames {
+            args.extend(["--frames", f]);
+        }
+        let res = cli(&args);
+        assert!(
+            res.status.success(),
+            "{}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+    }
+    let list = dir.path().join("list.txt");
+    std::fs::write(
+        &list,
+        format!("file '{}'\nfile '{}'\n", a.display(), b.display()),
+    )
+    .expect("list");
+    let joined = dir.path().join("joined.mkv");
+    ffmpeg(&[
+        "-f",
+        "concat",
+        "-safe",
+        "0",
+        "-i",
+        list.to_str().expect("utf8"),
+        "-c",
+        "copy",
+        joined.to_str().expect("utf8"),
+    ]);
+    let whole_hashes = frame_hashes(&whole);
+    assert_eq!(whole_hashes.len(), 100);
+    assert_eq!(
+        frame_hashes(&joined),
+        whole_hashes,
+        "joined chunks equal the whole render, frame for frame"
+    );
+    let tc_b = tincture_media::probe(&b).expect("probe").video.timecode;
+    assert_eq!(
+        tc_b.as_deref(),
+        Some("10:00:01:15"),
+        "the second chunk starts 40 frames later"
+    );
+}
