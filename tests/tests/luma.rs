@@ -84,7 +84,7 @@ fn ffv1_handles_odd_dimensions() {
     let dir = tempfile::tempdir().expect("tmp");
     let src = make_video(
         &dir.path().join("odd.mkv"),
-        &scene("853x479", "24"),
+        "testsrc2=size=854x480:rate=24,scale=853:479",
         5,
         &["-pix_fmt", "gray", "-c:v", "ffv1"],
     );

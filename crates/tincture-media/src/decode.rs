@@ -99,6 +99,24 @@ fn field_order_name(order: ffi::AVFieldOrder) -> &'static str {
     }
 }
 
+/// Whether the file starts with printable UTF-8 text (a mislabelled note, a subtitle, a list).
+fn looks_like_text(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 4096];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    let text = match std::str::from_utf8(&head[..n]) {
+        Ok(t) => t,
+        // A multi-byte character cut at the end of the buffer.
+        Err(e) if e.error_len().is_none() => {
+            std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default()
+        }
+        Err(_) => return false,
+    };
+    !text.is_empty() && text.chars().all(|c| !c.is_control() || c.is_whitespace())
+}
+
 fn check_readable(path: &Path) -> Result<()> {
     match std::fs::metadata(path) {
         Err(e) => Err(Error::Unreadable {
@@ -130,7 +148,13 @@ impl VideoReader {
             path: path.to_owned(),
             reason,
         };
-        let mut input = ffmpeg_next::format::input(path).map_err(|e| not_media(av_err(e)))?;
+        let mut input = ffmpeg_next::format::input(path).map_err(|e| {
+            if looks_like_text(path) {
+                not_media("it is a text file".into())
+            } else {
+                not_media(av_err(e))
+            }
+        })?;
         let container = input.format().name().to_owned();
         if container == "tty" {
             return Err(not_media("it looks like a text file".into()));
