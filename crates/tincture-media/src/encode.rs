@@ -12,7 +12,6 @@ use tincture_core::frame::{Frame, Subsampling};
 
 use crate::convert::{av_from_frame, pixel_for};
 use crate::decode::StreamPacket;
-use crate::probe::StreamKind;
 use crate::{Error, Result, VideoReader};
 
 /// Video codecs Tincture exports.
@@ -361,7 +360,6 @@ impl VideoWriter {
                 *tb = s.time_base();
             }
         }
-        let _ = StreamKind::Video;
         Ok(Self {
             path: path.clone(),
             octx,
