@@ -82,12 +82,27 @@ fn ffv1_render_of_10_bit_yuv_keeps_luma_bit_exact() {
 #[test]
 fn ffv1_render_of_16_bit_gray_keeps_luma_bit_exact() {
     let dir = tempfile::tempdir().expect("tmp");
-    let src = make_video(&dir.path().join("gray16.mkv"), &scene("160x120", "24"), 6, &["-pix_fmt", "gray16le", "-c:v", "ffv1"]);
+    let src = make_video(
+        &dir.path().join("gray16.mkv"),
+        &scene("160x120", "24"),
+        6,
+        &["-pix_fmt", "gray16le", "-c:v", "ffv1"],
+    );
     let reference = make_reference(&dir.path().join("ref.png"));
     let out = dir.path().join("out.mkv");
-    render(&src, &out, &["--reference", reference.to_str().expect("utf8")]);
+    render(
+        &src,
+        &out,
+        &["--reference", reference.to_str().expect("utf8")],
+    );
     assert_luma_identical(&src, &out);
-    assert_eq!(tincture_media::probe(&out).expect("probe").video.pixel_format, "yuv444p16le");
+    assert_eq!(
+        tincture_media::probe(&out)
+            .expect("probe")
+            .video
+            .pixel_format,
+        "yuv444p16le"
+    );
 }
 
 #[test]

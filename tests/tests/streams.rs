@@ -144,21 +144,62 @@ fn subtitles_are_copied() {
     std::fs::write(&srt, "1\n00:00:00,500 --> 00:00:01,500\nREEL THREE\n\n2\n00:00:02,000 --> 00:00:03,000\nTHE END\n").expect("srt");
     let src = dir.path().join("reel.mkv");
     ffmpeg(&[
-        "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=24,format=gray", "-i", srt.to_str().expect("utf8"),
-        "-t", "3", "-c:v", "ffv1", "-c:s", "srt", "-metadata:s:s:0", "language=fra", src.to_str().expect("utf8"),
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=160x120:rate=24,format=gray",
+        "-i",
+        srt.to_str().expect("utf8"),
+        "-t",
+        "3",
+        "-c:v",
+        "ffv1",
+        "-c:s",
+        "srt",
+        "-metadata:s:s:0",
+        "language=fra",
+        src.to_str().expect("utf8"),
     ]);
     let out = dir.path().join("out.mkv");
-    let res = cli(&["render", src.to_str().expect("utf8"), "-o", out.to_str().expect("utf8"), "--passthrough"]);
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let res = cli(&[
+        "render",
+        src.to_str().expect("utf8"),
+        "-o",
+        out.to_str().expect("utf8"),
+        "--passthrough",
+    ]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     let info = tincture_media::probe(&out).expect("probe");
-    let sub = info.streams.iter().find(|s| s.codec == "subrip").expect("subtitle stream kept");
+    let sub = info
+        .streams
+        .iter()
+        .find(|s| s.codec == "subrip")
+        .expect("subtitle stream kept");
     assert_eq!(sub.language.as_deref(), Some("fra"));
     let text = std::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i", out.to_str().expect("utf8"), "-map", "0:s:0", "-f", "srt", "-"])
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            out.to_str().expect("utf8"),
+            "-map",
+            "0:s:0",
+            "-f",
+            "srt",
+            "-",
+        ])
         .output()
         .expect("ffmpeg");
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("REEL THREE") && text.contains("00:00:02,000 --> 00:00:03,000"), "{text}");
+    assert!(
+        text.contains("REEL THREE") && text.contains("00:00:02,000 --> 00:00:03,000"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use tincture_engine::render::{render, OutputFormat, RenderRequest};
+use tincture_engine::render::{OutputFormat, RenderRequest, render};
 use tincture_media::VideoCodec;
 
 fn ffmpeg(args: &[&str]) {
@@ -31,8 +31,20 @@ fn make_clip(dir: &Path, frames: u32, preset: &str) -> PathBuf {
     let n = frames.to_string();
     // A telecined black-and-white film: moving texture, no chroma.
     ffmpeg(&[
-        "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=24,hue=s=0,noise=alls=12:allf=t",
-        "-frames:v", &n, "-c:v", "libx264", "-preset", preset, "-crf", "18", "-pix_fmt", "yuv420p",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=1280x720:rate=24,hue=s=0,noise=alls=12:allf=t",
+        "-frames:v",
+        &n,
+        "-c:v",
+        "libx264",
+        "-preset",
+        preset,
+        "-crf",
+        "18",
+        "-pix_fmt",
+        "yuv420p",
         clip.to_str().expect("utf8"),
     ]);
     clip
@@ -44,8 +56,10 @@ fn threads() -> usize {
 
 fn tincture_render(clip: &Path, out: &Path, reference: Option<&Path>) -> u64 {
     let colorizer: Option<Box<dyn tincture_core::colorize::Colorizer>> = reference.map(|r| {
-        Box::new(tincture_engine::reference::reference_colorizer(r, tincture_core::color::Matrix::Bt709).expect("reference"))
-            as Box<dyn tincture_core::colorize::Colorizer>
+        Box::new(
+            tincture_engine::reference::reference_colorizer(r, tincture_core::color::Matrix::Bt709)
+                .expect("reference"),
+        ) as Box<dyn tincture_core::colorize::Colorizer>
     });
     let req = RenderRequest {
         input: clip.to_owned(),
@@ -66,22 +80,49 @@ fn ffmpeg_transcode(clip: &Path, out: &Path) {
     let t = threads().to_string();
     // The same settings Tincture's FFV1 writer uses for 720p.
     ffmpeg(&[
-        "-threads", &t, "-i", clip.to_str().expect("utf8"), "-map", "0:v", "-c:v", "ffv1", "-level", "3",
-        "-slicecrc", "1", "-g", "1", "-slices", "16", "-threads", &t, out.to_str().expect("utf8"),
+        "-threads",
+        &t,
+        "-i",
+        clip.to_str().expect("utf8"),
+        "-map",
+        "0:v",
+        "-c:v",
+        "ffv1",
+        "-level",
+        "3",
+        "-slicecrc",
+        "1",
+        "-g",
+        "1",
+        "-slices",
+        "16",
+        "-threads",
+        &t,
+        out.to_str().expect("utf8"),
     ]);
 }
 
 fn rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn make_reference(path: &Path) {
     let img = image::RgbImage::from_fn(320, 240, |x, y| {
         let n = ((x * 7 + y * 13) % 17) as u8;
-        if y < 80 { image::Rgb([110 + n, 160, 230]) } else if y < 160 { image::Rgb([60, 140 + n, 50]) } else { image::Rgb([150 + n, 95, 55]) }
+        if y < 80 {
+            image::Rgb([110 + n, 160, 230])
+        } else if y < 160 {
+            image::Rgb([60, 140 + n, 50])
+        } else {
+            image::Rgb([150 + n, 95, 55])
+        }
     });
     img.save(path).expect("reference");
 }
@@ -100,21 +141,34 @@ fn speed(dir: &Path) {
         let t0 = Instant::now();
         ffmpeg_transcode(&clip, &out_f);
         let f = t0.elapsed().as_secs_f64();
-        println!("round {round}: tincture {:.1} fps, ffmpeg {:.1} fps", f64::from(frames) / t, f64::from(frames) / f);
+        println!(
+            "round {round}: tincture {:.1} fps, ffmpeg {:.1} fps",
+            f64::from(frames) / t,
+            f64::from(frames) / f
+        );
         best_t = best_t.min(t);
         best_f = best_f.min(f);
     }
     let (fps_t, fps_f) = (f64::from(frames) / best_t, f64::from(frames) / best_f);
-    println!("720p H.264 -> FFV1, {frames} frames, {} threads, best of 3:", threads());
+    println!(
+        "720p H.264 -> FFV1, {frames} frames, {} threads, best of 3:",
+        threads()
+    );
     println!("  tincture passthrough  {fps_t:.1} fps");
     println!("  ffmpeg tool           {fps_f:.1} fps");
-    println!("  ratio tincture/ffmpeg {:.3}x (target >= 0.9x)", fps_t / fps_f);
+    println!(
+        "  ratio tincture/ffmpeg {:.3}x (target >= 0.9x)",
+        fps_t / fps_f
+    );
 
     let reference = dir.join("ref.png");
     make_reference(&reference);
     let t0 = Instant::now();
     tincture_render(&clip, &out_t, Some(&reference));
-    println!("  tincture with reference colour transfer {:.1} fps", f64::from(frames) / t0.elapsed().as_secs_f64());
+    println!(
+        "  tincture with reference colour transfer {:.1} fps",
+        f64::from(frames) / t0.elapsed().as_secs_f64()
+    );
 }
 
 fn memory(dir: &Path, frames: u32) {
@@ -128,7 +182,11 @@ fn memory(dir: &Path, frames: u32) {
         format: OutputFormat::Video(VideoCodec::Ffv1),
         frames: None,
         colorizer: Some(Box::new(
-            tincture_engine::reference::reference_colorizer(&reference, tincture_core::color::Matrix::Bt709).expect("ref"),
+            tincture_engine::reference::reference_colorizer(
+                &reference,
+                tincture_core::color::Matrix::Bt709,
+            )
+            .expect("ref"),
         )),
         overwrite: true,
         threads: threads(),
@@ -139,7 +197,12 @@ fn memory(dir: &Path, frames: u32) {
         if p.done % 500 == 0 || p.done == p.total {
             let mb = rss_mb();
             samples.push((p.done, mb));
-            println!("  frame {:>6}/{}  RSS {mb:.0} MB  {:.1} fps", p.done, p.total, p.done as f64 / t0.elapsed().as_secs_f64());
+            println!(
+                "  frame {:>6}/{}  RSS {mb:.0} MB  {:.1} fps",
+                p.done,
+                p.total,
+                p.done as f64 / t0.elapsed().as_secs_f64()
+            );
         }
     })
     .expect("render");
@@ -147,8 +210,13 @@ fn memory(dir: &Path, frames: u32) {
     let early = samples.iter().find(|s| s.0 >= 1000).map_or(0.0, |s| s.1);
     let last = samples.last().map_or(0.0, |s| s.1);
     println!("{frames} frames at 1280x720 with reference transfer to FFV1:");
-    println!("  RSS at frame 1000 {early:.0} MB, at the end {last:.0} MB, peak {max:.0} MB (limit 500 MB)");
-    println!("  growth from frame 1000 to the end: {:.1} MB", last - early);
+    println!(
+        "  RSS at frame 1000 {early:.0} MB, at the end {last:.0} MB, peak {max:.0} MB (limit 500 MB)"
+    );
+    println!(
+        "  growth from frame 1000 to the end: {:.1} MB",
+        last - early
+    );
     let _ = std::fs::remove_file(out);
 }
 
@@ -160,7 +228,12 @@ fn main() {
     }
     let dir = tempfile::tempdir().expect("tmp");
     match args.iter().position(|a| a == "--memory") {
-        Some(i) => memory(dir.path(), args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(10_000)),
+        Some(i) => memory(
+            dir.path(),
+            args.get(i + 1)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(10_000),
+        ),
         None => speed(dir.path()),
     }
 }
