@@ -160,7 +160,7 @@ fn ctrl_c_leaves_a_valid_partial_file_and_resume_completes_it() {
     let reference = make_reference(&dir.path().join("ref.png"));
     let out = dir.path().join("out.mkv");
     let partial = dir.path().join("out.tincture-partial.mkv");
-    let mut child = Command::new(cli_path())
+    let child = Command::new(cli_path())
         .args([
             "render",
             src.to_str().expect("utf8"),

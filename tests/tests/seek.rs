@@ -74,7 +74,7 @@ fn seek_is_frame_accurate_on_long_gop_h264() {
 #[test]
 fn seek_is_frame_accurate_on_variable_frame_rate() {
     let dir = tempfile::tempdir().expect("tmp");
-    let src = tincture_tests::scene("320x240", "24");
+    let src = scene("320x240", "24");
     // Frame durations change twice: 1/24 s, then 1/12 s, then 1/30 s.
     let filter = format!(
         "{src},settb=1/1000,setpts='if(lt(N,40),N/24,if(lt(N,80),40/24+(N-40)/12,40/24+40/12+(N-80)/30))/TB'"

@@ -208,22 +208,21 @@ mod tests {
         std::fs::write(&env_lib, b"x").expect("write");
         std::fs::write(sys.join("libonnxruntime.so.1.20.0"), b"x").expect("write");
 
-        let err = find_runtime_in(&[proj.clone()], None, &[]).expect_err("nothing there");
+        let (projects, systems) = (vec![proj.clone()], vec![sys.clone()]);
+        let err = find_runtime_in(&projects, None, &[]).expect_err("nothing there");
         assert!(err.to_string().contains("ORT_DYLIB_PATH"), "{err}");
         assert_eq!(
-            find_runtime_in(&[proj.clone()], Some(&env_lib), &[sys.clone()])
+            find_runtime_in(&projects, Some(&env_lib), &systems)
                 .expect("env")
                 .1,
             RuntimeSource::Environment
         );
         assert_eq!(
-            find_runtime_in(&[proj.clone()], None, &[sys.clone()])
-                .expect("sys")
-                .1,
+            find_runtime_in(&projects, None, &systems).expect("sys").1,
             RuntimeSource::System
         );
         std::fs::write(proj.join("libonnxruntime.so.1.31.1"), b"x").expect("write");
-        let (p, s) = find_runtime_in(&[proj.clone()], Some(&env_lib), &[sys]).expect("project");
+        let (p, s) = find_runtime_in(&projects, Some(&env_lib), &systems).expect("project");
         assert_eq!(s, RuntimeSource::Project);
         assert_eq!(version_from_name(&p), "1.31.1");
         let _ = std::fs::remove_dir_all(&tmp);

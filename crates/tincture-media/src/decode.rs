@@ -590,12 +590,11 @@ impl VideoReader {
                 count: self.index.count,
             });
         }
-        if index == self.next_index {
-            if let Some(f) = self.next_frame()? {
-                if f.index == index {
-                    return Ok(f);
-                }
-            }
+        if index == self.next_index
+            && let Some(f) = self.next_frame()?
+            && f.index == index
+        {
+            return Ok(f);
         }
         let Some(target) = self.pts_of(index) else {
             // No timestamps: decode from the start.
@@ -615,10 +614,10 @@ impl VideoReader {
                 Some(ts) => self.seek_to_timestamp(ts)?,
                 None => self.rewind()?,
             }
-            if let Ok(f) = self.decode_until(index, |_, pts| pts >= target) {
-                if f.pts == target {
-                    return Ok(f);
-                }
+            if let Ok(f) = self.decode_until(index, |_, pts| pts >= target)
+                && f.pts == target
+            {
+                return Ok(f);
             }
         }
         Err(Error::Decode {
@@ -671,10 +670,10 @@ fn build_index(input: &mut Input, stream_index: usize, path: &Path) -> Result<In
                     Some(p) => pts_list.push(p),
                     None => all_pts = false,
                 }
-                if packet.is_key() {
-                    if let Some(p) = packet.pts() {
-                        keyframes.push((p, packet.dts().unwrap_or(p)));
-                    }
+                if packet.is_key()
+                    && let Some(p) = packet.pts()
+                {
+                    keyframes.push((p, packet.dts().unwrap_or(p)));
                 }
             }
             Err(ffmpeg_next::Error::Eof) => break,
