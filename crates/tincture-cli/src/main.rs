@@ -37,37 +37,41 @@ enum Command {
         json: bool,
     },
     /// Render a film: colorized from a reference photo, or passed through unchanged.
-    Render {
-        /// The source film (opened read-only).
-        input: PathBuf,
-        /// The output file, or folder for png/tiff sequences.
-        #[arg(short, long)]
-        output: PathBuf,
-        /// A colour photograph to take the colours from.
-        #[arg(long, conflicts_with = "passthrough")]
-        reference: Option<PathBuf>,
-        /// Frames to render, inclusive: `A-B`, `A-` (to the end) or `N`.
-        #[arg(long)]
-        frames: Option<String>,
-        /// ffv1 (MKV, lossless archival), prores (MOV, 422 HQ), h264 (MP4), png or tiff (16-bit) sequence.
-        /// Default: from the output's extension, else ffv1.
-        #[arg(long, value_parser = ["ffv1", "prores", "h264", "png", "tiff"])]
-        format: Option<String>,
-        /// Send frames through the pipeline unchanged (a plain transcode).
-        #[arg(long)]
-        passthrough: bool,
-        /// H.264 constant rate factor.
-        #[arg(long, default_value_t = 18)]
-        crf: u8,
-        /// Replace the output if it exists.
-        #[arg(long)]
-        overwrite: bool,
-        /// Encoder threads (0 = one per core).
-        #[arg(long, default_value_t = 0)]
-        threads: usize,
-    },
+    Render(RenderArgs),
     /// Check that ONNX Runtime (for the neural colorizer) can be found and loaded.
     Runtime,
+}
+
+/// Arguments of `render`.
+#[derive(clap::Args)]
+struct RenderArgs {
+    /// The source film (opened read-only).
+    input: PathBuf,
+    /// The output file, or folder for png/tiff sequences.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// A colour photograph to take the colours from.
+    #[arg(long, conflicts_with = "passthrough")]
+    reference: Option<PathBuf>,
+    /// Frames to render, inclusive: `A-B`, `A-` (to the end) or `N`.
+    #[arg(long)]
+    frames: Option<String>,
+    /// ffv1 (MKV, lossless archival), prores (MOV, 422 HQ), h264 (MP4), png or tiff (16-bit) sequence.
+    /// Default: from the output's name: .mkv ffv1, .mov prores, .mp4 h264, no extension a png folder.
+    #[arg(long, value_parser = ["ffv1", "prores", "h264", "png", "tiff"])]
+    format: Option<String>,
+    /// Send frames through the pipeline unchanged (a plain transcode).
+    #[arg(long)]
+    passthrough: bool,
+    /// H.264 constant rate factor.
+    #[arg(long, default_value_t = 18)]
+    crf: u8,
+    /// Replace the output if it exists.
+    #[arg(long)]
+    overwrite: bool,
+    /// Encoder threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
 }
 
 /// A failure with its exit code; its message is printed once, on one line.
@@ -182,18 +186,18 @@ fn probe_cmd(file: PathBuf, json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn render_cmd(
-    input: PathBuf,
-    output: PathBuf,
-    reference: Option<PathBuf>,
-    frames: Option<String>,
-    format: Option<String>,
-    passthrough: bool,
-    crf: u8,
-    overwrite: bool,
-    threads: usize,
-) -> Result<u8, Failure> {
+fn render_cmd(args: RenderArgs) -> Result<u8, Failure> {
+    let RenderArgs {
+        input,
+        output,
+        reference,
+        frames,
+        format,
+        passthrough,
+        crf,
+        overwrite,
+        threads,
+    } = args;
     let format = match format {
         Some(name) => OutputFormat::from_name(&name, crf),
         None => OutputFormat::from_path(&output, crf),
@@ -212,8 +216,10 @@ fn render_cmd(
         });
     }
     // Probe first: the frame range and the matrix depend on the source.
-    let info = tincture_media::probe(&input).map_err(|e| Failure::from(EngineError::Media(e)))?;
-    let count = info.video.frame_count;
+    let source = tincture_media::VideoReader::open(&input)
+        .map_err(|e| Failure::from(EngineError::Media(e)))?;
+    let (count, matrix) = (source.frame_count(), source.matrix());
+    drop(source);
     let frames = match frames {
         Some(text) => Some(parse_frames(&text, count).ok_or_else(|| Failure {
             code: 2,
@@ -222,14 +228,9 @@ fn render_cmd(
         None => None,
     };
     let colorizer: Option<Box<dyn tincture_core::colorize::Colorizer>> = match &reference {
-        Some(path) => {
-            let matrix = tincture_media::VideoReader::open(&input)
-                .map_err(|e| Failure::from(EngineError::Media(e)))?
-                .matrix();
-            Some(Box::new(tincture_engine::reference::reference_colorizer(
-                path, matrix,
-            )?))
-        }
+        Some(path) => Some(Box::new(tincture_engine::reference::reference_colorizer(
+            path, matrix,
+        )?)),
         None => None,
     };
 
@@ -304,27 +305,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Probe { file, json } => probe_cmd(file, json).map(|()| 0),
-        Command::Render {
-            input,
-            output,
-            reference,
-            frames,
-            format,
-            passthrough,
-            crf,
-            overwrite,
-            threads,
-        } => render_cmd(
-            input,
-            output,
-            reference,
-            frames,
-            format,
-            passthrough,
-            crf,
-            overwrite,
-            threads,
-        ),
+        Command::Render(args) => render_cmd(args),
         Command::Runtime => runtime_cmd().map(|()| 0),
     };
     match result {
@@ -333,5 +314,19 @@ fn main() -> ExitCode {
             eprintln!("error: {}", f.message);
             ExitCode::from(f.code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_frames;
+
+    #[test]
+    fn frame_ranges() {
+        assert_eq!(parse_frames("10-19", 100), Some((10, 19)));
+        assert_eq!(parse_frames("40-", 100), Some((40, 99)));
+        assert_eq!(parse_frames("7", 100), Some((7, 7)));
+        assert_eq!(parse_frames("a-b", 100), None);
+        assert_eq!(parse_frames("1-2", 0), None);
     }
 }
