@@ -16,7 +16,8 @@ run: setup
 	$(CARGO) run -p tincture-app --bin tincture -- $(FILE)
 
 test: setup
-	@echo "[make] building and running the test suite"
+	@echo "[make] building every target (the end-to-end tests run the tincture-cli binary), then running the tests"
+	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace --all-targets
 
 bench: setup

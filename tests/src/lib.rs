@@ -82,7 +82,7 @@ pub fn cli_path() -> PathBuf {
     let bin = dir.join(format!("tincture-cli{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.exists(),
-        "{} is missing: run the suite with `cargo test --workspace --all-targets` (make test)",
+        "{} is missing: build it first: `cargo build --workspace --all-targets` (make test does)",
         bin.display()
     );
     bin
