@@ -39,89 +39,61 @@ fn assert_luma_identical(source: &Path, output: &Path) {
     }
 }
 
+/// Renders an FFV1 fixture (`filter` as the lavfi source, `codec_args` its
+/// encoding) with a reference to FFV1 and checks every frame's luma; returns
+/// the output's probe.
+fn ffv1_bit_exact(filter: &str, frames: u32, codec_args: &[&str]) -> tincture_media::MediaInfo {
+    let dir = tempfile::tempdir().expect("tmp");
+    let src = make_video(&dir.path().join("source.mkv"), filter, frames, codec_args);
+    let reference = make_reference(&dir.path().join("ref.png"));
+    let out = dir.path().join("out.mkv");
+    render(
+        &src,
+        &out,
+        &["--reference", reference.to_str().expect("utf8")],
+    );
+    assert_luma_identical(&src, &out);
+    tincture_media::probe(&out).expect("probe")
+}
+
 #[test]
 fn ffv1_render_of_8_bit_gray_keeps_luma_bit_exact() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let src = make_video(
-        &dir.path().join("gray8.mkv"),
+    let out = ffv1_bit_exact(
         &scene("320x240", "24"),
         24,
         &["-pix_fmt", "gray", "-c:v", "ffv1"],
     );
-    let reference = make_reference(&dir.path().join("ref.png"));
-    let out = dir.path().join("out.mkv");
-    render(
-        &src,
-        &out,
-        &["--reference", reference.to_str().expect("utf8")],
-    );
-    assert_luma_identical(&src, &out);
+    assert_eq!(out.video.pixel_format, "yuv444p");
 }
 
 #[test]
 fn ffv1_render_of_10_bit_yuv_keeps_luma_bit_exact() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let src = make_video(
-        &dir.path().join("yuv10.mkv"),
+    let out = ffv1_bit_exact(
         &scene("320x240", "25"),
         20,
         &["-vf", "hue=s=0", "-pix_fmt", "yuv422p10le", "-c:v", "ffv1"],
     );
-    let reference = make_reference(&dir.path().join("ref.png"));
-    let out = dir.path().join("out.mkv");
-    render(
-        &src,
-        &out,
-        &["--reference", reference.to_str().expect("utf8")],
-    );
-    assert_luma_identical(&src, &out);
-    let info = tincture_media::probe(&out).expect("probe");
-    assert_eq!(info.video.pixel_format, "yuv422p10le");
+    assert_eq!(out.video.pixel_format, "yuv422p10le");
 }
 
 #[test]
 fn ffv1_render_of_16_bit_gray_keeps_luma_bit_exact() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let src = make_video(
-        &dir.path().join("gray16.mkv"),
+    let out = ffv1_bit_exact(
         &scene("160x120", "24"),
         6,
         &["-pix_fmt", "gray16le", "-c:v", "ffv1"],
     );
-    let reference = make_reference(&dir.path().join("ref.png"));
-    let out = dir.path().join("out.mkv");
-    render(
-        &src,
-        &out,
-        &["--reference", reference.to_str().expect("utf8")],
-    );
-    assert_luma_identical(&src, &out);
-    assert_eq!(
-        tincture_media::probe(&out)
-            .expect("probe")
-            .video
-            .pixel_format,
-        "yuv444p16le"
-    );
+    assert_eq!(out.video.pixel_format, "yuv444p16le");
 }
 
 #[test]
 fn ffv1_handles_odd_dimensions() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let src = make_video(
-        &dir.path().join("odd.mkv"),
+    let out = ffv1_bit_exact(
         "testsrc2=size=854x480:rate=24,scale=853:479",
         5,
         &["-pix_fmt", "gray", "-c:v", "ffv1"],
     );
-    let reference = make_reference(&dir.path().join("ref.png"));
-    let out = dir.path().join("out.mkv");
-    render(
-        &src,
-        &out,
-        &["--reference", reference.to_str().expect("utf8")],
-    );
-    assert_luma_identical(&src, &out);
+    assert_eq!((out.video.width, out.video.height), (853, 479));
 }
 
 #[test]
