@@ -319,4 +319,26 @@ fn odd_dimensions_work() {
         (info.video.width, info.video.height, info.video.frame_count),
         (853, 479, 3)
     );
+    // ProRes takes odd sizes; H.264 4:2:0 cannot, and says so before writing anything.
+    let mov = c.path("out.mov");
+    let res = cli(&[
+        "render",
+        input.to_str().expect("utf8"),
+        "-o",
+        mov.to_str().expect("utf8"),
+        "--passthrough",
+    ]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    c.expect_failure(
+        &input,
+        &c.reference,
+        &c.path("out.mp4"),
+        4,
+        &c.path("out.mp4"),
+        "even width and height",
+    );
 }

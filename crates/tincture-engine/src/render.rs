@@ -236,6 +236,7 @@ pub fn render(
             let layout = codec.layout(v.bit_depth, subsampling);
             let config = VideoWriterConfig {
                 path: partial.clone(),
+                final_path: req.output.clone(),
                 codec,
                 layout,
                 passthrough: copy
@@ -249,7 +250,9 @@ pub fn render(
                     .and_then(|tc| offset_timecode(tc, first, v.frame_rate)),
                 threads: req.threads,
             };
-            (layout, Sink::Video(VideoWriter::create(&config, &reader)?))
+            let writer =
+                VideoWriter::create(&config, &reader).inspect_err(|_| remove_partial(&partial))?;
+            (layout, Sink::Video(writer))
         }
         OutputFormat::Images(format) => {
             let layout = OutputLayout {

@@ -108,6 +108,8 @@ pub struct PassthroughStream {
 pub struct VideoWriterConfig {
     /// The file to write (usually a temporary name, renamed on success).
     pub path: PathBuf,
+    /// The name the output will have when complete, for messages.
+    pub final_path: PathBuf,
     /// The codec.
     pub codec: VideoCodec,
     /// Bit depth and chroma layout of the frames that will be written.
@@ -159,11 +161,21 @@ impl VideoWriter {
     /// cannot be carried in the container.
     pub fn create(config: &VideoWriterConfig, source: &VideoReader) -> Result<Self> {
         crate::init();
-        let path = &config.path;
+        let path = &config.final_path;
         let info = &source.info().video;
         let container = config.codec.container();
-        let mut octx =
-            format::output_as(path, container.muxer()).map_err(|e| output_error(path, e))?;
+        let h264 = matches!(config.codec, VideoCodec::H264 { .. });
+        if h264 && (info.width % 2 == 1 || info.height % 2 == 1) {
+            return Err(output_error(
+                path,
+                format!(
+                    "H.264 4:2:0 needs an even width and height, and this film is {}x{}; export FFV1, ProRes or an image sequence instead",
+                    info.width, info.height
+                ),
+            ));
+        }
+        let mut octx = format::output_as(&config.path, container.muxer())
+            .map_err(|e| output_error(path, e))?;
         let global_header = octx.format().flags().contains(format::Flags::GLOBAL_HEADER);
         let codec = encoder::find_by_name(config.codec.encoder_name()).ok_or_else(|| {
             output_error(
