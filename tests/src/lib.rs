@@ -97,6 +97,24 @@ pub fn cli(args: &[&str]) -> Output {
         .expect("run tincture-cli")
 }
 
+/// Runs `tincture-cli render INPUT -o OUTPUT EXTRA...` and panics with its
+/// error output unless it succeeds.
+pub fn render_ok(input: &Path, output: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "render",
+        input.to_str().expect("utf8"),
+        "-o",
+        output.to_str().expect("utf8"),
+    ];
+    args.extend_from_slice(extra);
+    let out = cli(&args);
+    assert!(
+        out.status.success(),
+        "render failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Decodes every frame of a file sequentially.
 pub fn decode_all(path: &Path) -> Vec<Frame> {
     let mut reader = VideoReader::open(path).unwrap_or_else(|e| panic!("{e}"));

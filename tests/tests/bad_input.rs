@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tincture_tests::{cli, ffmpeg, make_reference, make_video, scene};
+use tincture_tests::{cli, ffmpeg, make_reference, make_video, render_ok, scene};
 
 struct Case {
     dir: tempfile::TempDir,
@@ -301,18 +301,10 @@ fn odd_dimensions_work() {
         &["-pix_fmt", "yuv444p", "-c:v", "ffv1"],
     );
     let out = c.path("out.mkv");
-    let res = cli(&[
-        "render",
-        input.to_str().expect("utf8"),
-        "-o",
-        out.to_str().expect("utf8"),
-        "--reference",
-        c.reference.to_str().expect("utf8"),
-    ]);
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
+    render_ok(
+        &input,
+        &out,
+        &["--reference", c.reference.to_str().expect("utf8")],
     );
     let info = tincture_media::probe(&out).expect("probe");
     assert_eq!(
@@ -321,18 +313,7 @@ fn odd_dimensions_work() {
     );
     // ProRes takes odd sizes; H.264 4:2:0 cannot, and says so before writing anything.
     let mov = c.path("out.mov");
-    let res = cli(&[
-        "render",
-        input.to_str().expect("utf8"),
-        "-o",
-        mov.to_str().expect("utf8"),
-        "--passthrough",
-    ]);
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    render_ok(&input, &mov, &["--passthrough"]);
     c.expect_failure(
         &input,
         &c.reference,

@@ -4,7 +4,9 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tincture_tests::{cli, cli_path, decode_all, frame_hashes, make_reference, make_video, scene};
+use tincture_tests::{
+    cli, cli_path, decode_all, frame_hashes, make_reference, make_video, render_ok, scene,
+};
 
 #[test]
 fn probe_reports_streams_and_exact_counts_as_json() {
@@ -77,18 +79,7 @@ fn passthrough_is_a_plain_transcode() {
         &["-pix_fmt", "yuv420p", "-c:v", "ffv1"],
     );
     let out = dir.path().join("copy.mkv");
-    let res = cli(&[
-        "render",
-        src.to_str().expect("utf8"),
-        "-o",
-        out.to_str().expect("utf8"),
-        "--passthrough",
-    ]);
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    render_ok(&src, &out, &["--passthrough"]);
     assert_eq!(
         frame_hashes(&out),
         frame_hashes(&src),
@@ -206,20 +197,16 @@ fn ctrl_c_leaves_a_valid_partial_file_and_resume_completes_it() {
 
     // Resuming from where it stopped and joining gives the whole reel.
     let rest = dir.path().join("rest.mkv");
-    let res = cli(&[
-        "render",
-        src.to_str().expect("utf8"),
-        "-o",
-        rest.to_str().expect("utf8"),
-        "--reference",
-        reference.to_str().expect("utf8"),
-        "--frames",
-        &format!("{resume_from}-"),
-    ]);
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
+    let resume = format!("{resume_from}-");
+    render_ok(
+        &src,
+        &rest,
+        &[
+            "--reference",
+            reference.to_str().expect("utf8"),
+            "--frames",
+            &resume,
+        ],
     );
     let source = decode_all(&src);
     let resumed = decode_all(&rest);

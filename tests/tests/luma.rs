@@ -5,23 +5,7 @@
 use std::path::Path;
 
 use tincture_core::compose::luma_from_rgb16;
-use tincture_tests::{cli, decode_all, make_reference, make_video, scene};
-
-fn render(input: &Path, output: &Path, extra: &[&str]) {
-    let mut args = vec![
-        "render",
-        input.to_str().expect("utf8"),
-        "-o",
-        output.to_str().expect("utf8"),
-    ];
-    args.extend_from_slice(extra);
-    let out = cli(&args);
-    assert!(
-        out.status.success(),
-        "render failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use tincture_tests::{decode_all, make_reference, make_video, render_ok as render, scene};
 
 fn assert_luma_identical(source: &Path, output: &Path) {
     let src = decode_all(source);

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use tincture_tests::{cli, ffmpeg, ffprobe, frame_hashes, make_reference};
+use tincture_tests::{ffmpeg, ffprobe, frame_hashes, make_reference, render_ok};
 
 fn fixture_with_audio(dir: &Path, name: &str, audio_codec: &[&str]) -> std::path::PathBuf {
     let path = dir.join(name);
@@ -80,18 +80,10 @@ fn audio_timecode_and_tags_survive_a_render() {
     ] {
         let src = fixture_with_audio(dir.path(), src_name, audio);
         let out = dir.path().join(out_name);
-        let res = cli(&[
-            "render",
-            src.to_str().expect("utf8"),
-            "-o",
-            out.to_str().expect("utf8"),
-            "--reference",
-            reference.to_str().expect("utf8"),
-        ]);
-        assert!(
-            res.status.success(),
-            "{}",
-            String::from_utf8_lossy(&res.stderr)
+        render_ok(
+            &src,
+            &out,
+            &["--reference", reference.to_str().expect("utf8")],
         );
 
         assert_eq!(
@@ -161,18 +153,7 @@ fn subtitles_are_copied() {
         src.to_str().expect("utf8"),
     ]);
     let out = dir.path().join("out.mkv");
-    let res = cli(&[
-        "render",
-        src.to_str().expect("utf8"),
-        "-o",
-        out.to_str().expect("utf8"),
-        "--passthrough",
-    ]);
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    render_ok(&src, &out, &["--passthrough"]);
     let info = tincture_media::probe(&out).expect("probe");
     let sub = info
         .streams
@@ -207,29 +188,16 @@ fn chunks_joined_equal_one_whole_render() {
     let dir = tempfile::tempdir().expect("tmp");
     let reference = make_reference(&dir.path().join("ref.png"));
     let src = fixture_with_audio(dir.path(), "reel.mp4", &["-c:a", "aac"]);
-    let s = src.to_str().expect("utf8");
     let r = reference.to_str().expect("utf8");
     let whole = dir.path().join("whole.mkv");
     let a = dir.path().join("a.mkv");
     let b = dir.path().join("b.mkv");
     for (out, frames) in [(&whole, None), (&a, Some("0-39")), (&b, Some("40-"))] {
-        let mut args = vec![
-            "render",
-            s,
-            "-o",
-            out.to_str().expect("utf8"),
-            "--reference",
-            r,
-        ];
+        let mut extra = vec!["--reference", r];
         if let Some(f) = frames {
-            args.extend(["--frames", f]);
+            extra.extend(["--frames", f]);
         }
-        let res = cli(&args);
-        assert!(
-            res.status.success(),
-            "{}",
-            String::from_utf8_lossy(&res.stderr)
-        );
+        render_ok(&src, out, &extra);
     }
     let list = dir.path().join("list.txt");
     std::fs::write(
@@ -262,4 +230,25 @@ fn chunks_joined_equal_one_whole_render() {
         Some("10:00:01:15"),
         "the second chunk starts 40 frames later"
     );
+}
+
+/// Regression: FFV1 in Matroska states its pixel aspect ratio only in the
+/// container, and an early build read it from the codec and wrote 1:1.
+#[test]
+fn pixel_aspect_ratio_and_field_order_are_carried() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let src = tincture_tests::make_video(
+        &dir.path().join("anamorphic.mkv"),
+        "testsrc2=size=320x240:rate=25,setsar=4/3",
+        5,
+        &["-pix_fmt", "gray", "-c:v", "ffv1", "-field_order", "tt"],
+    );
+    for name in ["out.mkv", "out.mov"] {
+        let out = dir.path().join(name);
+        render_ok(&src, &out, &["--passthrough"]);
+        let v = tincture_media::probe(&out).expect("probe").video;
+        assert_eq!(v.sample_aspect_ratio, "4:3", "{name}");
+        assert_eq!(v.display_aspect_ratio, "16:9", "{name}");
+        assert_eq!(v.field_order, "tt", "{name}");
+    }
 }

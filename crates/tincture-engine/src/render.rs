@@ -209,12 +209,7 @@ pub fn render(
     let info = reader.info().clone();
     let v = &info.video;
     let (digest, settings_json) = settings_digest(&req, first, last);
-    let subsampling = info.video.chroma.as_deref().and_then(|c| match c {
-        "4:2:0" => Some(tincture_core::frame::Subsampling::S420),
-        "4:2:2" => Some(tincture_core::frame::Subsampling::S422),
-        "4:4:4" => Some(tincture_core::frame::Subsampling::S444),
-        _ => None,
-    });
+    let subsampling = reader.subsampling();
     let (layout, mut sink) = match req.format {
         OutputFormat::Video(codec) => {
             let copy: Vec<usize> = info

@@ -17,7 +17,7 @@ use ffmpeg_next::media::Type;
 use ffmpeg_next::util::frame::video::Video as AvFrame;
 use ffmpeg_next::{Rational, codec};
 use tincture_core::color::{ColorRange, Matrix};
-use tincture_core::frame::Frame;
+use tincture_core::frame::{Frame, Subsampling};
 
 use crate::convert::{frame_from_av, layout_of_pixel, matrix_of, pixel_name};
 use crate::probe::{
@@ -65,6 +65,13 @@ pub struct VideoReader {
     info: MediaInfo,
     range: ColorRange,
     matrix: Matrix,
+    subsampling: Option<Subsampling>,
+    /// Nominal frame rate (0/1 when unknown), for the encoder.
+    pub(crate) frame_rate: Rational,
+    /// Sample aspect ratio, for the encoder.
+    pub(crate) sample_aspect: Rational,
+    /// Field order, for the encoder.
+    pub(crate) field_order: ffi::AVFieldOrder,
     /// Index the next sequentially decoded frame will have.
     next_index: u64,
     eof_sent: bool,
@@ -229,11 +236,14 @@ impl VideoReader {
                 par.color_space as i32,
             ],
         };
-        let sar = if par.sample_aspect_ratio.num > 0 {
-            Rational::from(par.sample_aspect_ratio)
-        } else {
-            Rational::new(1, 1)
-        };
+        // The container's aspect ratio wins over the codec's, as in FFmpeg's own guess;
+        // FFV1 in Matroska, for one, states it only in the container.
+        // SAFETY: the stream pointer is valid while `input` is open.
+        let stream_sar = unsafe { (*stream.as_ptr()).sample_aspect_ratio };
+        let sar = [stream_sar, par.sample_aspect_ratio]
+            .into_iter()
+            .find(|r| r.num > 0 && r.den > 0)
+            .map_or(Rational::new(1, 1), Rational::from);
         let dar = Rational::new(
             width as i32 * sar.numerator(),
             height as i32 * sar.denominator(),
@@ -327,6 +337,10 @@ impl VideoReader {
             info,
             range,
             matrix,
+            subsampling,
+            frame_rate: rate,
+            sample_aspect: sar,
+            field_order: par.field_order,
             next_index: 0,
             eof_sent: false,
             passthrough: Vec::new(),
@@ -377,6 +391,11 @@ impl VideoReader {
     /// The matrix the chroma is interpreted with (tagged, or assumed by frame height).
     pub fn matrix(&self) -> Matrix {
         self.matrix
+    }
+
+    /// The chroma layout; `None` for gray.
+    pub fn subsampling(&self) -> Option<Subsampling> {
+        self.subsampling
     }
 
     /// The code-value range.

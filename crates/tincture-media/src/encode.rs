@@ -187,18 +187,7 @@ impl VideoWriter {
             .ok_or_else(|| output_error(path, "unsupported output layout"))?;
 
         let time_base = source.time_base();
-        let rate = Rational::new(
-            info.frame_rate_exact
-                .split('/')
-                .next()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0),
-            info.frame_rate_exact
-                .split('/')
-                .nth(1)
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(1),
-        );
+        let rate = source.frame_rate;
         let mut enc = codec::context::Context::new_with_codec(codec)
             .encoder()
             .video()
@@ -210,14 +199,7 @@ impl VideoWriter {
         if rate.numerator() > 0 {
             enc.set_frame_rate(Some(rate));
         }
-        let sar: Vec<i32> = info
-            .sample_aspect_ratio
-            .split(':')
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        if let [n, d] = sar[..] {
-            enc.set_aspect_ratio(Rational::new(n, d));
-        }
+        enc.set_aspect_ratio(source.sample_aspect);
         if global_header {
             enc.set_flags(codec::Flags::GLOBAL_HEADER);
         }
@@ -248,14 +230,7 @@ impl VideoWriter {
             } else {
                 std::mem::transmute::<i32, ffi::AVColorSpace>(space)
             };
-            ctx.field_order = match info.field_order.as_str() {
-                "progressive" => ffi::AVFieldOrder::AV_FIELD_PROGRESSIVE,
-                "tt" => ffi::AVFieldOrder::AV_FIELD_TT,
-                "bb" => ffi::AVFieldOrder::AV_FIELD_BB,
-                "tb" => ffi::AVFieldOrder::AV_FIELD_TB,
-                "bt" => ffi::AVFieldOrder::AV_FIELD_BT,
-                _ => ffi::AVFieldOrder::AV_FIELD_UNKNOWN,
-            };
+            ctx.field_order = source.field_order;
         }
         let mut opts = Dictionary::new();
         match config.codec {
@@ -291,6 +266,8 @@ impl VideoWriter {
         {
             let mut ost = octx.add_stream(codec).map_err(|e| output_error(path, e))?;
             ost.set_parameters(&encoder);
+            // SAFETY: setting a plain field of the stream we just added.
+            unsafe { (*ost.as_mut_ptr()).sample_aspect_ratio = source.sample_aspect.into() };
             ost.set_time_base(time_base);
             if rate.numerator() > 0 {
                 ost.set_avg_frame_rate(rate);
