@@ -22,6 +22,13 @@ pub enum Error {
         /// Smallest accepted side.
         min: usize,
     },
+    /// An external colour engine (such as the neural model) failed; the
+    /// message names the model and what to do.
+    #[error("{message}")]
+    Engine {
+        /// The engine's own message.
+        message: String,
+    },
     /// Buffers whose sizes do not agree were combined.
     #[error("size mismatch: {what}")]
     SizeMismatch {

@@ -13,6 +13,7 @@ pub mod compose;
 pub mod error;
 pub mod frame;
 pub mod guided;
+pub mod metrics;
 pub mod timecode;
 pub mod transfer;
 

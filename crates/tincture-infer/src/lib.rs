@@ -9,31 +9,22 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-/// Errors from finding or loading the runtime.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum Error {
-    /// No runtime library was found.
-    #[error(
-        "ONNX Runtime was not found (looked in: {}); run `make run` or `scripts/setup.sh` to install it into \
-         third_party/onnxruntime, or set ORT_DYLIB_PATH to a libonnxruntime.so",
-        searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-    )]
-    NotFound {
-        /// Where we looked.
-        searched: Vec<PathBuf>,
-    },
-    /// A library was found but would not load.
-    #[error("{}: ONNX Runtime would not load: {reason}", path.display())]
-    LoadFailed {
-        /// The library.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-}
+pub mod colorizer;
+pub mod error;
+pub mod hints;
+pub mod manifest;
+pub mod model;
+pub mod onnx_writer;
+pub mod registry;
+pub mod worker;
 
-/// Result with the infer [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub use colorizer::{NeuralColorizer, RenderSettings};
+pub use error::{Error, Result};
+pub use hints::{Hint, Hints};
+pub use manifest::{AdapterKind, Manifest};
+pub use model::{ExecutionChoice, Model, ModelInput};
+pub use registry::{ModelRegistry, ModelSource};
+pub use worker::{InferenceWorker, Job, WorkerEvent};
 
 /// Where a runtime library was found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,7 +160,15 @@ fn version_from_name(path: &Path) -> String {
 /// # Errors
 /// When no runtime is found or it will not load; the message says how to install it.
 pub fn load_runtime() -> Result<RuntimeInfo> {
-    static LOADED: OnceLock<Result<RuntimeInfo>> = OnceLock::new();
+    runtime().map(|(info, _)| info)
+}
+
+/// The loaded runtime and its environment, which sessions are built in.
+///
+/// # Errors
+/// As [`load_runtime`].
+pub fn runtime() -> Result<(RuntimeInfo, ort::environment::Environment)> {
+    static LOADED: OnceLock<Result<(RuntimeInfo, ort::environment::Environment)>> = OnceLock::new();
     LOADED
         .get_or_init(|| {
             let (path, source) = find_runtime()?;
@@ -178,18 +177,20 @@ pub fn load_runtime() -> Result<RuntimeInfo> {
                 reason,
             };
             let builder = ort::init_from(&path).map_err(|e| fail(e.to_string()))?;
-            // Keep the environment alive for the process: sessions created later share it.
+            // Kept for the life of the process: every session is built in it.
             let env = builder
                 .with_name("tincture")
                 .build()
                 .map_err(|e| fail(e.to_string()))?;
-            std::mem::forget(env);
             tracing::info!(path = %path.display(), "ONNX Runtime loaded");
-            Ok(RuntimeInfo {
-                version: version_from_name(&path),
-                path,
-                source,
-            })
+            Ok((
+                RuntimeInfo {
+                    version: version_from_name(&path),
+                    path,
+                    source,
+                },
+                env,
+            ))
         })
         .clone()
 }

@@ -1,0 +1,189 @@
+//! The neural colorizer as a [`Colorizer`]: runs a [`Model`] at the render
+//! resolution and brings its colour back to the frame's full resolution
+//! with an edge-aware (luma-guided) upsampling. Only chroma comes out; the
+//! pipeline keeps the source's luma.
+
+use tincture_core::Result as CoreResult;
+use tincture_core::color::Matrix;
+use tincture_core::colorize::Colorizer;
+use tincture_core::frame::{ChromaField, LumaImage};
+use tincture_core::guided::GuidedFilter;
+use tincture_core::metrics::lab_to_srgb;
+
+use crate::error::Result;
+use crate::hints::Hint;
+use crate::model::{GrayL, Model, ModelInput, resize_area, resize_bilinear};
+
+/// How the model is run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RenderSettings {
+    /// Short side of the image the model sees, for models of dynamic size;
+    /// `None` for the model's own default. Never above the frame's size.
+    pub short_side: Option<u32>,
+}
+
+/// A model plus the pre- and post-processing around it.
+#[derive(Debug)]
+pub struct NeuralColorizer {
+    model: Model,
+    settings: RenderSettings,
+    hints: Vec<Hint>,
+    gray: GrayL,
+    guide: Option<GuidedFilter>,
+}
+
+impl NeuralColorizer {
+    /// Wraps a loaded model.
+    pub fn new(model: Model, settings: RenderSettings) -> Self {
+        Self {
+            model,
+            settings,
+            hints: Vec::new(),
+            gray: GrayL::default(),
+            guide: None,
+        }
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The model, mutably (for its notices).
+    pub fn model_mut(&mut self) -> &mut Model {
+        &mut self.model
+    }
+
+    /// The render settings.
+    pub fn settings(&self) -> RenderSettings {
+        self.settings
+    }
+
+    /// Hints used for every later frame through the [`Colorizer`] interface
+    /// (stills; video keyframes come through [`NeuralColorizer::colorize_with`]).
+    pub fn set_hints(&mut self, hints: Vec<Hint>) {
+        self.hints = hints;
+    }
+
+    /// Colours `luma` with `hints` (in `luma`'s pixel coordinates).
+    ///
+    /// # Errors
+    /// When the model fails or returns non-finite values.
+    pub fn colorize_with(
+        &mut self,
+        luma: &LumaImage,
+        hints: &[Hint],
+        frame: u64,
+        matrix: Matrix,
+    ) -> Result<ChromaField> {
+        let (w, h) = (luma.width, luma.height);
+        let (mw, mh) = self.model.run_size(w, h, self.settings.short_side);
+        let small = resize_area(&luma.data, w, h, mw, mh);
+        let (sx, sy) = (mw as f32 / w as f32, mh as f32 / h as f32);
+        let scaled: Vec<Hint> = hints
+            .iter()
+            .map(|p| Hint {
+                x: ((p.x + 0.5) * sx - 0.5).clamp(0.0, (mw - 1) as f32),
+                y: ((p.y + 0.5) * sy - 0.5).clamp(0.0, (mh - 1) as f32),
+                ab: p.ab,
+                size: (p.size * sx.max(sy)).max(1.0),
+            })
+            .collect();
+        let [a, b] = self.model.run(ModelInput {
+            luma: &small,
+            width: mw,
+            height: mh,
+            hints: &scaled,
+            frame,
+        })?;
+        let (a, b) = self.upsample(luma, [a, b], (mw, mh));
+        Ok(self.to_chroma(luma, &a, &b, matrix))
+    }
+
+    /// Bilinear upsampling, then a guided filter with the full-resolution
+    /// lightness as guide so colour edges snap to luma edges.
+    fn upsample(
+        &mut self,
+        luma: &LumaImage,
+        [a, b]: [Vec<f32>; 2],
+        (mw, mh): (usize, usize),
+    ) -> (Vec<f32>, Vec<f32>) {
+        let (w, h) = (luma.width, luma.height);
+        let a = resize_bilinear(&a, mw, mh, w, h);
+        let b = resize_bilinear(&b, mw, mh, w, h);
+        let factor = (w as f32 / mw as f32).max(h as f32 / mh as f32);
+        if factor <= 1.25 {
+            return (a, b);
+        }
+        let radius = (factor * 1.5).ceil() as usize;
+        let guide: Vec<f32> = luma
+            .data
+            .iter()
+            .map(|&y| self.gray.get(y) / 100.0)
+            .collect();
+        let eps = 1e-3;
+        let filter = match self.guide.as_mut() {
+            Some(f) if f.width() == w && f.height() == h => {
+                f.reset(&guide, w, h, radius, eps);
+                f
+            }
+            _ => self
+                .guide
+                .insert(GuidedFilter::new(&guide, w, h, radius, eps)),
+        };
+        (filter.filter(&a), filter.filter(&b))
+    }
+
+    fn to_chroma(&self, luma: &LumaImage, a: &[f32], b: &[f32], matrix: Matrix) -> ChromaField {
+        let n = luma.width * luma.height;
+        let mut cb = vec![0.0f32; n];
+        let mut cr = vec![0.0f32; n];
+        for i in 0..n {
+            let l = self.gray.get(luma.data[i]);
+            let rgb = lab_to_srgb([f64::from(l), f64::from(a[i]), f64::from(b[i])]);
+            let rgb = rgb.map(|v| v.clamp(0.0, 1.0) as f32);
+            let [_, u, v] = matrix.rgb_to_ycbcr(rgb);
+            cb[i] = u;
+            cr[i] = v;
+        }
+        ChromaField {
+            width: luma.width,
+            height: luma.height,
+            cb,
+            cr,
+        }
+    }
+}
+
+impl Colorizer for NeuralColorizer {
+    fn name(&self) -> &str {
+        self.model.name()
+    }
+
+    fn settings(&self) -> serde_json::Value {
+        let m = self.model.manifest();
+        serde_json::json!({
+            "engine": "neural",
+            "model": m.name,
+            "version": m.version,
+            "sha256": m.sha256,
+            "adapter": m.adapter,
+            "short_side": self.settings.short_side,
+            "hints": self.hints.len(),
+        })
+    }
+
+    fn colorize(
+        &mut self,
+        luma: &LumaImage,
+        frame_index: u64,
+        matrix: Matrix,
+    ) -> CoreResult<ChromaField> {
+        let hints = std::mem::take(&mut self.hints);
+        let out = self.colorize_with(luma, &hints, frame_index, matrix);
+        self.hints = hints;
+        out.map_err(|e| tincture_core::Error::Engine {
+            message: e.to_string(),
+        })
+    }
+}

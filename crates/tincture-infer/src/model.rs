@@ -1,0 +1,724 @@
+//! One colorizer graph in an ONNX Runtime session, behind the adapter for
+//! its I/O convention. [`Model::run`] takes luma (and hints) at the size the
+//! model runs at and returns CIE a*b* at that size.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+use ort::session::Session;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+use ort::value::{Tensor, TensorElementType, ValueType};
+use tincture_core::metrics::srgb_to_lab;
+
+use crate::error::{Error, Result};
+use crate::hints::Hint;
+use crate::manifest::{AdapterKind, Manifest, Normalisation, TensorSpec};
+
+/// Where the session runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExecutionChoice {
+    /// The best accelerator whose runtime is present, else the CPU.
+    #[default]
+    Auto,
+    /// The CPU only.
+    Cpu,
+}
+
+/// Luma (and hints) at the size the model runs at.
+#[derive(Clone, Copy, Debug)]
+pub struct ModelInput<'a> {
+    /// Y' in 0..1, row-major.
+    pub luma: &'a [f32],
+    /// Width.
+    pub width: usize,
+    /// Height.
+    pub height: usize,
+    /// Hints, in these pixel coordinates.
+    pub hints: &'a [Hint],
+    /// Frame or image index, for messages.
+    pub frame: u64,
+}
+
+/// A loaded colorizer.
+pub struct Model {
+    manifest: Manifest,
+    path: PathBuf,
+    session: Session,
+    norm: Normalisation,
+    fixed_size: Option<(usize, usize)>,
+    provider: String,
+    threads: usize,
+    notice: Option<String>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("name", &self.manifest.name)
+            .field("path", &self.path)
+            .field("provider", &self.provider)
+            .finish_non_exhaustive()
+    }
+}
+
+/// L* of an sRGB gray of value `y` (0..1): how the colorizer sees luma.
+pub fn gray_l(y: f32) -> f32 {
+    let y = f64::from(y.clamp(0.0, 1.0));
+    srgb_to_lab([y, y, y])[0] as f32
+}
+
+/// A lookup table of [`gray_l`] over 0..1, for whole images.
+#[derive(Clone, Debug)]
+pub struct GrayL {
+    table: Vec<f32>,
+}
+
+impl Default for GrayL {
+    fn default() -> Self {
+        const N: usize = 4096;
+        let table = (0..=N).map(|i| gray_l(i as f32 / N as f32)).collect();
+        Self { table }
+    }
+}
+
+impl GrayL {
+    /// L* of gray `y`, interpolated.
+    pub fn get(&self, y: f32) -> f32 {
+        let n = (self.table.len() - 1) as f32;
+        let t = y.clamp(0.0, 1.0) * n;
+        let i = (t as usize).min(self.table.len() - 2);
+        let f = t - i as f32;
+        self.table[i] * (1.0 - f) + self.table[i + 1] * f
+    }
+}
+
+fn ort_err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// The accelerators to try, best first, for this platform's runtime.
+fn accelerators() -> Vec<(&'static str, ort::ep::ExecutionProviderDispatch)> {
+    use ort::ep::ExecutionProvider;
+    let mut out = Vec::new();
+    if ort::ep::TensorRT::is_available().unwrap_or(false) {
+        out.push((
+            "TensorRT",
+            ort::ep::TensorRT::default().build().error_on_failure(),
+        ));
+    }
+    if ort::ep::CUDA::is_available().unwrap_or(false) {
+        out.push(("CUDA", ort::ep::CUDA::default().build().error_on_failure()));
+    }
+    #[cfg(target_os = "macos")]
+    if ort::ep::CoreML::is_available().unwrap_or(false) {
+        out.push((
+            "CoreML",
+            ort::ep::CoreML::default().build().error_on_failure(),
+        ));
+    }
+    #[cfg(windows)]
+    if ort::ep::DirectML::is_available().unwrap_or(false) {
+        out.push((
+            "DirectML",
+            ort::ep::DirectML::default().build().error_on_failure(),
+        ));
+    }
+    out
+}
+
+fn builder(threads: usize) -> std::result::Result<SessionBuilder, String> {
+    let (_, env) = crate::runtime().map_err(|e| e.to_string())?;
+    let b = Session::builder(&env).map_err(ort_err)?;
+    let b = b
+        .with_optimization_level(GraphOptimizationLevel::All)
+        .map_err(ort_err)?;
+    let b = b.with_intra_threads(threads.max(1)).map_err(ort_err)?;
+    b.with_memory_pattern(true).map_err(ort_err)
+}
+
+/// Builds a session on the best available provider; returns it and the provider's name.
+fn open_session(path: &Path, choice: ExecutionChoice, threads: usize) -> Result<(Session, String)> {
+    let model_err = |reason: String| Error::Model {
+        path: path.to_owned(),
+        reason,
+    };
+    if !path.is_file() {
+        return Err(model_err(
+            "the model file is missing; reinstall Tincture, or point --model at an existing .onnx or manifest".into(),
+        ));
+    }
+    if choice == ExecutionChoice::Auto {
+        for (name, ep) in accelerators() {
+            let attempt = builder(threads).and_then(|b| {
+                b.with_execution_providers([ep])
+                    .map_err(ort_err)?
+                    .commit_from_file(path)
+                    .map_err(ort_err)
+            });
+            match attempt {
+                Ok(s) => {
+                    tracing::info!(provider = name, model = %path.display(), "inference session on {name}");
+                    return Ok((s, name.to_owned()));
+                }
+                Err(e) => tracing::warn!(
+                    "{name} is present but could not run {}: {e}; trying the next",
+                    path.display()
+                ),
+            }
+        }
+    }
+    let session = builder(threads)
+        .map_err(&model_err)?
+        .commit_from_file(path)
+        .map_err(|e| {
+            model_err(format!(
+                "ONNX Runtime cannot load it ({e}); the file is corrupt or not an ONNX model. Re-download or re-export it"
+            ))
+        })?;
+    tracing::info!(provider = "CPU", threads, model = %path.display(), "inference session on the CPU");
+    Ok((session, "CPU".to_owned()))
+}
+
+fn graph_dims(ty: &ValueType) -> Option<Vec<i64>> {
+    ty.tensor_shape().map(|s| s.iter().copied().collect())
+}
+
+/// Checks a manifest's tensor against the graph's; returns the graph's dims.
+fn check_tensor(
+    spec: &TensorSpec,
+    graph: &[(String, ValueType)],
+    role: &str,
+) -> std::result::Result<Vec<i64>, String> {
+    let names: Vec<&str> = graph.iter().map(|(n, _)| n.as_str()).collect();
+    let (_, ty) = graph.iter().find(|(n, _)| *n == spec.name).ok_or_else(|| {
+        format!(
+            "the manifest's {role} `{}` is not in the graph (its {role}s: {})",
+            spec.name,
+            names.join(", ")
+        )
+    })?;
+    if ty.tensor_type() != Some(TensorElementType::Float32) {
+        return Err(format!("{role} `{}` is not a float32 tensor", spec.name));
+    }
+    let dims = graph_dims(ty).unwrap_or_default();
+    if dims.len() != spec.shape.len() {
+        return Err(format!(
+            "{role} `{}` has rank {} in the graph but {} in the manifest",
+            spec.name,
+            dims.len(),
+            spec.shape.len()
+        ));
+    }
+    for (i, (g, m)) in dims.iter().zip(&spec.shape).enumerate() {
+        if let Some(m) = m
+            && *g > 0
+            && g != m
+        {
+            return Err(format!(
+                "{role} `{}` dimension {i} is {g} in the graph but {m} in the manifest; fix the manifest's shape",
+                spec.name
+            ));
+        }
+    }
+    Ok(dims)
+}
+
+/// Guesses the adapter of a bare `.onnx` file from its signature.
+fn infer_adapter(
+    inputs: &[(String, ValueType)],
+    outputs: &[(String, ValueType)],
+) -> Option<AdapterKind> {
+    let names: Vec<&str> = inputs.iter().map(|(n, _)| n.as_str()).collect();
+    let channels = |ty: &ValueType| graph_dims(ty).and_then(|d| d.get(1).copied());
+    let out_c = outputs.first().and_then(|(_, t)| channels(t));
+    match names.as_slice() {
+        ["l", "ab_hint", "hint_mask"] => Some(AdapterKind::Tincture),
+        ["data_l", "user_ab", "user_map"] => Some(AdapterKind::Siggraph17),
+        [_] => match (channels(&inputs[0].1), out_c) {
+            (Some(1), _) => Some(AdapterKind::Eccv16),
+            (Some(3), Some(3)) => Some(AdapterKind::Deoldify),
+            (Some(3), Some(2)) => Some(AdapterKind::Ddcolor),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn spec_of(name: &str, dims: &[i64]) -> TensorSpec {
+    TensorSpec {
+        name: name.to_owned(),
+        shape: dims.iter().map(|&d| (d > 0).then_some(d)).collect(),
+        normalisation: String::new(),
+    }
+}
+
+impl Model {
+    /// Opens a model from its manifest.
+    ///
+    /// # Errors
+    /// When the manifest or model is missing or corrupt, the hash differs,
+    /// or the graph does not match the manifest.
+    pub fn open(manifest_path: &Path, choice: ExecutionChoice, threads: usize) -> Result<Self> {
+        let (manifest, path) = Manifest::load(manifest_path)?;
+        if let Some(want) = &manifest.sha256 {
+            let bytes = std::fs::read(&path).map_err(|e| Error::Model {
+                path: path.clone(),
+                reason: format!(
+                    "cannot read the model named by {}: {e}",
+                    manifest_path.display()
+                ),
+            })?;
+            let got = sha256_hex(&bytes);
+            if !got.eq_ignore_ascii_case(want) {
+                return Err(Error::Model {
+                    path,
+                    reason: format!(
+                        "the file's sha256 is {got}, but its manifest says {want}: the file is damaged or was replaced; \
+                         restore it, or fix the manifest's sha256"
+                    ),
+                });
+            }
+        }
+        let (session, provider) = open_session(&path, choice, threads)?;
+        Self::with_session(manifest, path, session, provider, threads)
+    }
+
+    /// Opens a bare `.onnx` file, recognising its adapter from its signature.
+    ///
+    /// # Errors
+    /// When the file is missing or corrupt, or its signature matches no adapter.
+    pub fn open_onnx(path: &Path, choice: ExecutionChoice, threads: usize) -> Result<Self> {
+        let (session, provider) = open_session(path, choice, threads)?;
+        let inputs: Vec<(String, ValueType)> = session
+            .inputs()
+            .iter()
+            .map(|o| (o.name().to_owned(), o.dtype().clone()))
+            .collect();
+        let outputs: Vec<(String, ValueType)> = session
+            .outputs()
+            .iter()
+            .map(|o| (o.name().to_owned(), o.dtype().clone()))
+            .collect();
+        let adapter = infer_adapter(&inputs, &outputs).ok_or_else(|| Error::Model {
+            path: path.to_owned(),
+            reason: format!(
+                "its inputs ({}) match no known colorizer convention; write a manifest (.json) beside it naming the adapter",
+                inputs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        })?;
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("model")
+            .to_owned();
+        let manifest = Manifest {
+            schema: 1,
+            name,
+            version: "unknown".into(),
+            adapter,
+            file: path
+                .file_name()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_owned(),
+            sha256: None,
+            summary: String::new(),
+            inputs: inputs
+                .iter()
+                .map(|(n, t)| spec_of(n, &graph_dims(t).unwrap_or_default()))
+                .collect(),
+            outputs: outputs
+                .iter()
+                .take(1)
+                .map(|(n, t)| spec_of(n, &graph_dims(t).unwrap_or_default()))
+                .collect(),
+            size_multiple: None,
+            render_short_side: None,
+            normalisation: None,
+            licence: String::new(),
+            training: serde_json::Value::Null,
+            metrics: serde_json::Value::Null,
+        };
+        Self::with_session(manifest, path.to_owned(), session, provider, threads)
+    }
+
+    fn with_session(
+        manifest: Manifest,
+        path: PathBuf,
+        session: Session,
+        provider: String,
+        threads: usize,
+    ) -> Result<Self> {
+        let bad = |reason: String| Error::Model {
+            path: path.clone(),
+            reason,
+        };
+        let inputs: Vec<(String, ValueType)> = session
+            .inputs()
+            .iter()
+            .map(|o| (o.name().to_owned(), o.dtype().clone()))
+            .collect();
+        let outputs: Vec<(String, ValueType)> = session
+            .outputs()
+            .iter()
+            .map(|o| (o.name().to_owned(), o.dtype().clone()))
+            .collect();
+        let adapter = manifest.adapter;
+        let mut first_dims = Vec::new();
+        for (i, spec) in manifest.inputs.iter().enumerate() {
+            let dims = check_tensor(spec, &inputs, "input").map_err(&bad)?;
+            let want = adapter.input_channels()[i];
+            if dims.get(1).is_some_and(|&c| c > 0 && c != want) {
+                return Err(bad(format!(
+                    "input `{}` has {} channels in the graph; adapter {adapter:?} feeds {want}",
+                    spec.name, dims[1]
+                )));
+            }
+            if i == 0 {
+                first_dims = dims;
+            }
+        }
+        let out_dims = check_tensor(&manifest.outputs[0], &outputs, "output").map_err(&bad)?;
+        let want = adapter.output_channels();
+        if out_dims.len() != 4 || out_dims[1] > 0 && out_dims[1] != want {
+            return Err(bad(format!(
+                "the output `{}` has shape {out_dims:?}; a colorizer of adapter {adapter:?} must return N x {want} x H x W ({})",
+                manifest.outputs[0].name,
+                if want == 2 { "ab" } else { "RGB" }
+            )));
+        }
+        let fixed_size = match (first_dims.get(2), first_dims.get(3)) {
+            (Some(&h), Some(&w)) if h > 0 && w > 0 => Some((w as usize, h as usize)),
+            _ => adapter
+                .default_input_size()
+                .filter(|_| manifest.inputs[0].shape.get(2).copied().flatten().is_some())
+                .map(|s| (s as usize, s as usize)),
+        };
+        let norm = manifest.normalisation();
+        Ok(Self {
+            manifest,
+            path,
+            session,
+            norm,
+            fixed_size,
+            provider,
+            threads,
+            notice: None,
+        })
+    }
+
+    /// The model's name.
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    /// Its manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The ONNX file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The execution provider in use ("CPU", "CUDA", ...).
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// A message about a change the model made on its own (such as falling
+    /// back to the CPU), once.
+    pub fn take_notice(&mut self) -> Option<String> {
+        self.notice.take()
+    }
+
+    /// The size the model runs at for an image of `width` x `height`: its
+    /// fixed size, or the image scaled so its short side is `short_side`
+    /// (never enlarged), rounded to the model's size multiple.
+    pub fn run_size(&self, width: usize, height: usize, short_side: Option<u32>) -> (usize, usize) {
+        if let Some(s) = self.fixed_size {
+            return s;
+        }
+        let m = self.manifest.size_multiple.unwrap_or(1).max(1) as usize;
+        let short = short_side
+            .or(self.manifest.render_short_side)
+            .unwrap_or(256) as usize;
+        let scale = (short as f64 / width.min(height).max(1) as f64).min(1.0);
+        let round = |v: usize| ((v as f64 * scale / m as f64).round() as usize).max(1) * m;
+        (round(width), round(height))
+    }
+
+    /// Runs the graph; returns a* and b* planes (row-major, `width * height` each).
+    ///
+    /// # Errors
+    /// When ONNX Runtime fails (after one retry on the CPU if an accelerator
+    /// failed), the output has an unexpected shape, or it holds NaNs.
+    pub fn run(&mut self, input: ModelInput<'_>) -> Result<[Vec<f32>; 2]> {
+        match self.run_once(input) {
+            Err(Error::Inference { reason, .. }) if self.provider != "CPU" => {
+                // Typically out of GPU memory: say so and go on on the CPU.
+                let note = format!(
+                    "{} failed on frame {} ({reason}); continuing on the CPU",
+                    self.provider, input.frame
+                );
+                tracing::warn!("{note}");
+                let (session, provider) =
+                    open_session(&self.path, ExecutionChoice::Cpu, self.threads)?;
+                self.session = session;
+                self.provider = provider;
+                self.notice = Some(note);
+                self.run_once(input)
+            }
+            other => other,
+        }
+    }
+
+    fn run_once(&mut self, input: ModelInput<'_>) -> Result<[Vec<f32>; 2]> {
+        let ModelInput {
+            luma,
+            width: w,
+            height: h,
+            hints,
+            frame,
+        } = input;
+        let n = w * h;
+        let name = self.manifest.name.clone();
+        let fail = |reason: String| Error::Inference {
+            model: name.clone(),
+            frame,
+            reason,
+        };
+        if luma.len() != n {
+            return Err(fail(format!(
+                "luma holds {} values for {w}x{h}",
+                luma.len()
+            )));
+        }
+        let norm = self.norm;
+        let gray = GrayL::default();
+        let adapter = self.manifest.adapter;
+        let tensor = |c: usize, data: Vec<f32>| {
+            Tensor::from_array(([1usize, c, h, w], data)).map_err(|e| fail(e.to_string()))
+        };
+        let mut feeds: Vec<(Cow<'_, str>, ort::session::SessionInputValue<'_>)> = Vec::new();
+        let names: Vec<String> = self
+            .manifest
+            .inputs
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
+        match adapter {
+            AdapterKind::Tincture | AdapterKind::Siggraph17 | AdapterKind::Eccv16 => {
+                let l: Vec<f32> = luma
+                    .iter()
+                    .map(|&y| (gray.get(y) + norm.l_offset) * norm.l_scale)
+                    .collect();
+                feeds.push((names[0].clone().into(), tensor(1, l)?.into()));
+                if adapter.takes_hints() {
+                    let (ab, mask) = rasterise_hints(hints, w, h);
+                    let ab = ab.into_iter().map(|v| v * norm.ab_scale).collect();
+                    let mask = mask.into_iter().map(|v| v * norm.mask_scale).collect();
+                    feeds.push((names[1].clone().into(), tensor(2, ab)?.into()));
+                    feeds.push((names[2].clone().into(), tensor(1, mask)?.into()));
+                }
+            }
+            AdapterKind::Deoldify | AdapterKind::Ddcolor => {
+                // The gray picture as RGB: Lab(L, 0, 0) is R = G = B = Y'.
+                let mut rgb = vec![0.0f32; 3 * n];
+                for c in 0..3 {
+                    for (o, &y) in rgb[c * n..(c + 1) * n].iter_mut().zip(luma) {
+                        *o = (y.clamp(0.0, 1.0) - norm.rgb_mean[c]) / norm.rgb_std[c];
+                    }
+                }
+                feeds.push((names[0].clone().into(), tensor(3, rgb)?.into()));
+            }
+        }
+        let out_name = self.manifest.outputs[0].name.clone();
+        let outputs = self.session.run(feeds).map_err(|e| fail(e.to_string()))?;
+        let value = outputs
+            .get(&out_name)
+            .ok_or_else(|| fail(format!("the graph returned no `{out_name}`")))?;
+        let (shape, data) = value
+            .try_extract_tensor::<f32>()
+            .map_err(|e| fail(format!("output `{out_name}` is not a float tensor: {e}")))?;
+        let dims: Vec<i64> = shape.iter().copied().collect();
+        let want_c = adapter.output_channels();
+        if dims.len() != 4 || dims[0] != 1 || dims[1] != want_c || dims[2] < 1 || dims[3] < 1 {
+            return Err(fail(format!(
+                "output `{out_name}` has shape {dims:?}; expected 1 x {want_c} x H x W ({})",
+                if want_c == 2 { "ab" } else { "RGB" }
+            )));
+        }
+        let bad = data.iter().filter(|v| !v.is_finite()).count();
+        if bad > 0 {
+            return Err(Error::NonFinite {
+                model: name,
+                frame,
+                count: bad,
+            });
+        }
+        let (oh, ow) = (dims[2] as usize, dims[3] as usize);
+        let plane = |c: usize| resize_bilinear(&data[c * ow * oh..(c + 1) * ow * oh], ow, oh, w, h);
+        let ab = if want_c == 2 {
+            [plane(0), plane(1)].map(|p| {
+                p.into_iter()
+                    .map(|v| v * norm.out_scale)
+                    .collect::<Vec<_>>()
+            })
+        } else {
+            let (r, g, b) = (plane(0), plane(1), plane(2));
+            let mut a_out = vec![0.0; n];
+            let mut b_out = vec![0.0; n];
+            for i in 0..n {
+                let rgb = [r[i], g[i], b[i]]
+                    .iter()
+                    .enumerate()
+                    .map(|(c, &v)| {
+                        f64::from((v * norm.out_rgb_std[c] + norm.out_rgb_mean[c]).clamp(0.0, 1.0))
+                    })
+                    .collect::<Vec<_>>();
+                let lab = srgb_to_lab([rgb[0], rgb[1], rgb[2]]);
+                a_out[i] = lab[1] as f32;
+                b_out[i] = lab[2] as f32;
+            }
+            [a_out, b_out]
+        };
+        Ok(ab)
+    }
+}
+
+/// Hints as the model's dense `ab` (planar, 2 planes) and mask planes.
+pub fn rasterise_hints(hints: &[Hint], w: usize, h: usize) -> (Vec<f32>, Vec<f32>) {
+    let n = w * h;
+    let mut ab = vec![0.0f32; 2 * n];
+    let mut mask = vec![0.0f32; n];
+    for hint in hints {
+        let half = (hint.size.max(1.0) - 1.0) / 2.0;
+        let x0 = (hint.x - half).round().max(0.0) as usize;
+        let y0 = (hint.y - half).round().max(0.0) as usize;
+        let x1 = ((hint.x + half).round() as usize).min(w.saturating_sub(1));
+        let y1 = ((hint.y + half).round() as usize).min(h.saturating_sub(1));
+        for y in y0..=y1.max(y0).min(h.saturating_sub(1)) {
+            for x in x0..=x1.max(x0).min(w.saturating_sub(1)) {
+                let i = y * w + x;
+                ab[i] = hint.ab[0];
+                ab[n + i] = hint.ab[1];
+                mask[i] = 1.0;
+            }
+        }
+    }
+    (ab, mask)
+}
+
+/// Bilinear resampling with pixel centres aligned (as `align_corners=False`).
+pub fn resize_bilinear(src: &[f32], sw: usize, sh: usize, dw: usize, dh: usize) -> Vec<f32> {
+    if sw == dw && sh == dh {
+        return src.to_vec();
+    }
+    let mut out = vec![0.0f32; dw * dh];
+    let sx = sw as f32 / dw as f32;
+    let sy = sh as f32 / dh as f32;
+    let xs: Vec<(usize, usize, f32)> = (0..dw)
+        .map(|x| {
+            let f = ((x as f32 + 0.5) * sx - 0.5).clamp(0.0, (sw - 1) as f32);
+            let i = f as usize;
+            (i, (i + 1).min(sw - 1), f - i as f32)
+        })
+        .collect();
+    for y in 0..dh {
+        let f = ((y as f32 + 0.5) * sy - 0.5).clamp(0.0, (sh - 1) as f32);
+        let j = f as usize;
+        let j1 = (j + 1).min(sh - 1);
+        let t = f - j as f32;
+        let (r0, r1) = (&src[j * sw..(j + 1) * sw], &src[j1 * sw..(j1 + 1) * sw]);
+        for (o, &(i, i1, u)) in out[y * dw..(y + 1) * dw].iter_mut().zip(&xs) {
+            let top = r0[i] + (r0[i1] - r0[i]) * u;
+            let bot = r1[i] + (r1[i1] - r1[i]) * u;
+            *o = top + (bot - top) * t;
+        }
+    }
+    out
+}
+
+/// Area-average downscaling (each output pixel the mean of the source
+/// pixels it covers); bilinear when enlarging.
+pub fn resize_area(src: &[f32], sw: usize, sh: usize, dw: usize, dh: usize) -> Vec<f32> {
+    if dw >= sw || dh >= sh {
+        return resize_bilinear(src, sw, sh, dw, dh);
+    }
+    let span = |i: usize, s: usize, d: usize| (i * s / d, ((i + 1) * s).div_ceil(d).min(s));
+    let mut rows = vec![0.0f32; dw * sh];
+    for y in 0..sh {
+        let r = &src[y * sw..(y + 1) * sw];
+        for x in 0..dw {
+            let (a, b) = span(x, sw, dw);
+            rows[y * dw + x] = r[a..b].iter().sum::<f32>() / (b - a) as f32;
+        }
+    }
+    let mut out = vec![0.0f32; dw * dh];
+    for y in 0..dh {
+        let (a, b) = span(y, sh, dh);
+        for x in 0..dw {
+            let s: f32 = (a..b).map(|j| rows[j * dw + x]).sum();
+            out[y * dw + x] = s / (b - a) as f32;
+        }
+    }
+    out
+}
+
+/// Hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gray_l_is_lab_lightness() {
+        assert!((gray_l(1.0) - 100.0).abs() < 1e-3);
+        assert!(gray_l(0.0).abs() < 1e-3);
+        // sRGB 119/255 is close to L* 50.
+        assert!(
+            (gray_l(119.0 / 255.0) - 50.0).abs() < 0.5,
+            "{}",
+            gray_l(119.0 / 255.0)
+        );
+        let t = GrayL::default();
+        for i in 0..=100 {
+            let y = i as f32 / 100.0;
+            assert!((t.get(y) - gray_l(y)).abs() < 0.02);
+        }
+    }
+
+    #[test]
+    fn resizing_keeps_constants_and_means() {
+        let src: Vec<f32> = (0..64).map(|i| (i % 8) as f32).collect();
+        let down = resize_area(&src, 8, 8, 4, 4);
+        assert_eq!(down[0], 0.5);
+        assert_eq!(down[3], 6.5);
+        let up = resize_bilinear(&[2.0; 4], 2, 2, 5, 3);
+        assert!(up.iter().all(|&v| v == 2.0));
+    }
+
+    #[test]
+    fn hints_rasterise_as_patches() {
+        let hints = [Hint {
+            x: 2.0,
+            y: 1.0,
+            ab: [10.0, -5.0],
+            size: 3.0,
+        }];
+        let (ab, mask) = rasterise_hints(&hints, 5, 4);
+        assert_eq!(mask.iter().filter(|&&m| m == 1.0).count(), 9);
+        assert_eq!(ab[1], 10.0);
+        assert_eq!(ab[20 + 2 * 5 + 3], -5.0);
+        assert_eq!(mask[3 * 5 + 2], 0.0);
+    }
+}

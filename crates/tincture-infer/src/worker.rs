@@ -1,0 +1,330 @@
+//! The inference worker: one named thread that owns the model session and
+//! takes commands over a crossbeam channel.
+//!
+//! * `preview` jobs carry a generation number; when several are waiting,
+//!   only the newest runs and the older ones are dropped (reported as
+//!   [`WorkerEvent::Dropped`]), so a fast-moving UI never builds a backlog.
+//! * `batch` jobs (export) run in order, after any waiting preview.
+//! * `cancel` drops every waiting batch job; the one running finishes.
+//! * `stop` ends the thread.
+//!
+//! Results and errors come back as [`WorkerEvent`]s; a panic inside the
+//! model is caught and reported as an error, never propagated.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+use tincture_core::color::Matrix;
+use tincture_core::frame::{ChromaField, LumaImage};
+
+use crate::colorizer::NeuralColorizer;
+use crate::error::{Error, Result};
+use crate::hints::Hint;
+
+/// One frame to colour.
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// The frame's luma.
+    pub luma: Arc<LumaImage>,
+    /// Hints in the frame's pixel coordinates.
+    pub hints: Vec<Hint>,
+    /// Frame index.
+    pub frame: u64,
+    /// The Y'CbCr matrix of the output.
+    pub matrix: Matrix,
+}
+
+enum Command {
+    Preview { generation: u64, job: Job },
+    Batch { id: u64, job: Job },
+    Cancel,
+    Stop,
+}
+
+/// What the worker reports.
+#[derive(Debug)]
+pub enum WorkerEvent {
+    /// The model is loaded.
+    Ready {
+        /// Model name.
+        model: String,
+        /// Execution provider.
+        provider: String,
+    },
+    /// A preview finished.
+    Preview {
+        /// Its generation.
+        generation: u64,
+        /// Frame index.
+        frame: u64,
+        /// The chroma, or why not.
+        result: Result<ChromaField>,
+    },
+    /// A preview was superseded by a newer one before it ran.
+    Dropped {
+        /// Its generation.
+        generation: u64,
+    },
+    /// A batch job finished.
+    Batch {
+        /// The id given at submission.
+        id: u64,
+        /// Frame index.
+        frame: u64,
+        /// The chroma, or why not.
+        result: Result<ChromaField>,
+    },
+    /// Waiting batch jobs were dropped by a cancel.
+    Cancelled {
+        /// Ids of the dropped jobs.
+        ids: Vec<u64>,
+    },
+    /// Something the user should know (for example, a fallback to the CPU).
+    Notice(String),
+}
+
+/// Handle to the worker thread.
+#[derive(Debug)]
+pub struct InferenceWorker {
+    tx: Sender<Command>,
+    events: Receiver<WorkerEvent>,
+    cancel: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl InferenceWorker {
+    /// Starts the worker; `load` runs on the worker thread and builds the
+    /// colorizer (so the session lives on that thread). Returns once the
+    /// model is loaded, with the [`WorkerEvent::Ready`] event consumed.
+    ///
+    /// # Errors
+    /// The load error, or a failure to start the thread.
+    pub fn start<F>(load: F) -> Result<(Self, String, String)>
+    where
+        F: FnOnce() -> Result<NeuralColorizer> + Send + 'static,
+    {
+        let (tx, rx) = crossbeam_channel::unbounded::<Command>();
+        let (etx, events) = crossbeam_channel::unbounded();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&cancel);
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+        let thread = std::thread::Builder::new()
+            .name("tincture-infer".into())
+            .spawn(move || {
+                let colorizer = match std::panic::catch_unwind(AssertUnwindSafe(load)) {
+                    Ok(Ok(c)) => c,
+                    Ok(Err(e)) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                    Err(_) => {
+                        let _ = ready_tx.send(Err(Error::WorkerStopped {
+                            reason: "loading the model panicked".into(),
+                        }));
+                        return;
+                    }
+                };
+                let info = (
+                    colorizer.model().name().to_owned(),
+                    colorizer.model().provider().to_owned(),
+                );
+                if ready_tx.send(Ok(info)).is_err() {
+                    return;
+                }
+                run(colorizer, &rx, &etx, &flag);
+            })
+            .map_err(|e| Error::WorkerStopped {
+                reason: format!("cannot start the inference thread: {e}"),
+            })?;
+        let (model, provider) = ready_rx.recv().map_err(|_| Error::WorkerStopped {
+            reason: "the thread ended while loading the model".into(),
+        })??;
+        Ok((
+            Self {
+                tx,
+                events,
+                cancel,
+                thread: Some(thread),
+            },
+            model,
+            provider,
+        ))
+    }
+
+    fn send(&self, c: Command) -> Result<()> {
+        self.tx.send(c).map_err(|_| Error::WorkerStopped {
+            reason: String::new(),
+        })
+    }
+
+    /// Queues a preview; older waiting previews are dropped.
+    ///
+    /// # Errors
+    /// When the worker has stopped.
+    pub fn preview(&self, generation: u64, job: Job) -> Result<()> {
+        self.send(Command::Preview { generation, job })
+    }
+
+    /// Queues a batch job.
+    ///
+    /// # Errors
+    /// When the worker has stopped.
+    pub fn batch(&self, id: u64, job: Job) -> Result<()> {
+        self.cancel.store(false, Ordering::SeqCst);
+        self.send(Command::Batch { id, job })
+    }
+
+    /// Drops every waiting batch job.
+    ///
+    /// # Errors
+    /// When the worker has stopped.
+    pub fn cancel(&self) -> Result<()> {
+        self.cancel.store(true, Ordering::SeqCst);
+        self.send(Command::Cancel)
+    }
+
+    /// The events channel.
+    pub fn events(&self) -> &Receiver<WorkerEvent> {
+        &self.events
+    }
+
+    /// Colours one frame through the batch queue and waits for it. Events
+    /// for other jobs that arrive meanwhile are discarded, so use this only
+    /// when nothing else is queued (the export path).
+    ///
+    /// # Errors
+    /// The job's error, or the worker's absence.
+    pub fn colorize_blocking(&self, id: u64, job: Job) -> Result<ChromaField> {
+        self.batch(id, job)?;
+        loop {
+            match self.events.recv() {
+                Ok(WorkerEvent::Batch {
+                    id: got, result, ..
+                }) if got == id => return result,
+                Ok(WorkerEvent::Cancelled { ids }) if ids.contains(&id) => {
+                    return Err(Error::WorkerStopped {
+                        reason: "the job was cancelled".into(),
+                    });
+                }
+                Ok(WorkerEvent::Notice(n)) => tracing::warn!("{n}"),
+                Ok(_) => {}
+                Err(_) => {
+                    return Err(Error::WorkerStopped {
+                        reason: String::new(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Stops the thread and waits for it.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let _ = self.tx.send(Command::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for InferenceWorker {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn colorize(c: &mut NeuralColorizer, job: &Job) -> Result<ChromaField> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| {
+        c.colorize_with(&job.luma, &job.hints, job.frame, job.matrix)
+    }))
+    .unwrap_or_else(|_| {
+        Err(Error::Inference {
+            model: c.model().name().to_owned(),
+            frame: job.frame,
+            reason: "the model panicked on this frame".into(),
+        })
+    })
+}
+
+fn run(
+    mut c: NeuralColorizer,
+    rx: &Receiver<Command>,
+    tx: &Sender<WorkerEvent>,
+    cancel: &AtomicBool,
+) {
+    let mut batches: std::collections::VecDeque<(u64, Job)> = std::collections::VecDeque::new();
+    let mut preview: Option<(u64, Job)> = None;
+    loop {
+        // Block only when there is nothing to do.
+        if preview.is_none() && batches.is_empty() {
+            match rx.recv() {
+                Ok(cmd) => {
+                    if !absorb(cmd, &mut preview, &mut batches, tx, cancel) {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+        for cmd in rx.try_iter() {
+            if !absorb(cmd, &mut preview, &mut batches, tx, cancel) {
+                return;
+            }
+        }
+        let event = if let Some((generation, job)) = preview.take() {
+            WorkerEvent::Preview {
+                generation,
+                frame: job.frame,
+                result: colorize(&mut c, &job),
+            }
+        } else if let Some((id, job)) = batches.pop_front() {
+            WorkerEvent::Batch {
+                id,
+                frame: job.frame,
+                result: colorize(&mut c, &job),
+            }
+        } else {
+            continue;
+        };
+        if let Some(n) = c.model_mut().take_notice()
+            && tx.send(WorkerEvent::Notice(n)).is_err()
+        {
+            return;
+        }
+        if tx.send(event).is_err() {
+            return;
+        }
+    }
+}
+
+/// Takes one command into the queues; false on stop.
+fn absorb(
+    cmd: Command,
+    preview: &mut Option<(u64, Job)>,
+    batches: &mut std::collections::VecDeque<(u64, Job)>,
+    tx: &Sender<WorkerEvent>,
+    cancel: &AtomicBool,
+) -> bool {
+    match cmd {
+        Command::Preview { generation, job } => {
+            if let Some((old, _)) = preview.replace((generation, job)) {
+                let _ = tx.send(WorkerEvent::Dropped { generation: old });
+            }
+        }
+        Command::Batch { id, job } => batches.push_back((id, job)),
+        Command::Cancel => {
+            if cancel.swap(false, Ordering::SeqCst) || !batches.is_empty() {
+                let ids = batches.drain(..).map(|(id, _)| id).collect();
+                let _ = tx.send(WorkerEvent::Cancelled { ids });
+            }
+        }
+        Command::Stop => return false,
+    }
+    true
+}

