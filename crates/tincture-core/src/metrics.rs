@@ -374,6 +374,54 @@ fn lab_to_srgb_with([l, a, b]: [f64; 3], clip_negative_z: bool) -> [f64; 3] {
     mat_vec(&RGB_FROM_XYZ, xyz).map(srgb_encode)
 }
 
+/// A fast, f32 conversion from CIE L\*a\*b\* to sRGB clamped to 0..1, for
+/// whole frames: the same formulas as [`lab_to_srgb`], with the sRGB
+/// encoding read from a table (error below 1e-4 of full scale).
+#[derive(Clone, Debug)]
+pub struct LabToSrgb {
+    encode: Vec<f32>,
+}
+
+const ENCODE_STEPS: usize = 8192;
+
+impl Default for LabToSrgb {
+    fn default() -> Self {
+        // Finer steps near black, where the curve is steep: index by sqrt.
+        let encode = (0..=ENCODE_STEPS)
+            .map(|i| {
+                let s = i as f64 / ENCODE_STEPS as f64;
+                srgb_encode(s * s) as f32
+            })
+            .collect();
+        Self { encode }
+    }
+}
+
+impl LabToSrgb {
+    /// sRGB (0..1, clamped) of a Lab colour.
+    pub fn convert(&self, [l, a, b]: [f32; 3]) -> [f32; 3] {
+        let fy = (l + 16.0) / 116.0;
+        let f = [a / 500.0 + fy, fy, fy - b / 200.0];
+        let mut xyz = [0.0f32; 3];
+        for ((out, v), white) in xyz.iter_mut().zip(f).zip(D65_WHITE) {
+            let t = if v > 0.206_896_6 {
+                v * v * v
+            } else {
+                (v - 16.0 / 116.0) / 7.787
+            };
+            *out = t * white as f32;
+        }
+        let m = &RGB_FROM_XYZ;
+        std::array::from_fn(|r| {
+            let lin = (m[r][0] as f32 * xyz[0] + m[r][1] as f32 * xyz[1] + m[r][2] as f32 * xyz[2]).clamp(0.0, 1.0);
+            let t = lin.sqrt() * ENCODE_STEPS as f32;
+            let i = (t as usize).min(ENCODE_STEPS - 1);
+            let frac = t - i as f32;
+            self.encode[i] + (self.encode[i + 1] - self.encode[i]) * frac
+        })
+    }
+}
+
 /// The CIEDE2000 colour difference ΔE₀₀ between two CIE L\*a\*b\* colours,
 /// with the parametric factors kL = kC = kH = 1.
 ///
@@ -754,6 +802,25 @@ mod tests {
         assert_close(s.colorfulness, 102.459_967_614_085, 1e-9, "colourfulness");
         let truth_m3 = colorfulness(&truth).expect("valid images");
         assert_close(truth_m3, 145.291_229_288_517, 1e-9, "truth colourfulness");
+    }
+
+    #[test]
+    fn fast_lab_to_srgb_matches_the_exact_one() {
+        let fast = LabToSrgb::default();
+        let mut worst = 0.0f64;
+        for l in (0..=100).step_by(5) {
+            for a in (-100..=100).step_by(10) {
+                for b in (-100..=100).step_by(10) {
+                    let lab = [f64::from(l), f64::from(a), f64::from(b)];
+                    let exact = lab_to_srgb(lab).map(|v| v.clamp(0.0, 1.0));
+                    let got = fast.convert(lab.map(|v| v as f32));
+                    for c in 0..3 {
+                        worst = worst.max((exact[c] - f64::from(got[c])).abs());
+                    }
+                }
+            }
+        }
+        assert!(worst < 2e-4, "worst difference {worst}");
     }
 
     #[test]

@@ -26,6 +26,10 @@ pub enum Error {
         /// Why, with advice.
         reason: String,
     },
+    /// The neural model cannot be used (missing, corrupt, mismatched, or
+    /// ONNX Runtime absent); the message names the file and what to do.
+    #[error(transparent)]
+    Model(#[from] tincture_infer::Error),
     /// The output already exists.
     #[error("{}: the output already exists; choose another name or pass --overwrite", path.display())]
     OutputExists {

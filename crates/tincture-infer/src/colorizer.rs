@@ -8,7 +8,7 @@ use tincture_core::color::Matrix;
 use tincture_core::colorize::Colorizer;
 use tincture_core::frame::{ChromaField, LumaImage};
 use tincture_core::guided::GuidedFilter;
-use tincture_core::metrics::lab_to_srgb;
+use tincture_core::metrics::LabToSrgb;
 
 use crate::error::Result;
 use crate::hints::Hint;
@@ -29,6 +29,7 @@ pub struct NeuralColorizer {
     settings: RenderSettings,
     hints: Vec<Hint>,
     gray: GrayL,
+    lab: LabToSrgb,
     guide: Option<GuidedFilter>,
 }
 
@@ -40,6 +41,7 @@ impl NeuralColorizer {
             settings,
             hints: Vec::new(),
             gray: GrayL::default(),
+            lab: LabToSrgb::default(),
             guide: None,
         }
     }
@@ -140,8 +142,7 @@ impl NeuralColorizer {
         let mut cr = vec![0.0f32; n];
         for i in 0..n {
             let l = self.gray.get(luma.data[i]);
-            let rgb = lab_to_srgb([f64::from(l), f64::from(a[i]), f64::from(b[i])]);
-            let rgb = rgb.map(|v| v.clamp(0.0, 1.0) as f32);
+            let rgb = self.lab.convert([l, a[i], b[i]]);
             let [_, u, v] = matrix.rgb_to_ycbcr(rgb);
             cb[i] = u;
             cr[i] = v;

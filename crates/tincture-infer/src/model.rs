@@ -49,6 +49,7 @@ pub struct Model {
     provider: String,
     threads: usize,
     notice: Option<String>,
+    gray: GrayL,
 }
 
 impl std::fmt::Debug for Model {
@@ -147,6 +148,8 @@ fn open_session(path: &Path, choice: ExecutionChoice, threads: usize) -> Result<
             "the model file is missing; reinstall Tincture, or point --model at an existing .onnx or manifest".into(),
         ));
     }
+    // Load the runtime before asking it which providers it has.
+    crate::runtime()?;
     if choice == ExecutionChoice::Auto {
         for (name, ep) in accelerators() {
             let attempt = builder(threads).and_then(|b| {
@@ -404,6 +407,7 @@ impl Model {
             provider,
             threads,
             notice: None,
+            gray: GrayL::default(),
         })
     }
 
@@ -496,7 +500,7 @@ impl Model {
             )));
         }
         let norm = self.norm;
-        let gray = GrayL::default();
+        let gray = &self.gray;
         let adapter = self.manifest.adapter;
         let tensor = |c: usize, data: Vec<f32>| {
             Tensor::from_array(([1usize, c, h, w], data)).map_err(|e| fail(e.to_string()))
