@@ -126,6 +126,25 @@ pub fn decode_all(path: &Path) -> Vec<Frame> {
     frames
 }
 
+/// Asserts that `output` has `source`'s frames with bit-identical luma at
+/// the same bit depth, and that every frame was coloured (some Cb sample
+/// more than 4 code values from neutral).
+pub fn assert_luma_identical(source: &Path, output: &Path) {
+    let src = decode_all(source);
+    let out = decode_all(output);
+    assert_eq!(src.len(), out.len(), "frame count");
+    for (i, (a, b)) in src.iter().zip(&out).enumerate() {
+        assert_eq!(a.bit_depth, b.bit_depth, "bit depth");
+        assert!(a.y == b.y, "frame {i}: luma differs");
+        let chroma = b.chroma.as_ref().expect("output has chroma");
+        let mid = 1u16 << (b.bit_depth - 1);
+        assert!(
+            chroma.cb.data.iter().any(|&v| v.abs_diff(mid) > 4),
+            "frame {i}: the output is not coloured"
+        );
+    }
+}
+
 /// The per-frame hashes of a file's video (ffmpeg's framemd5, hash column only).
 pub fn frame_hashes(path: &Path) -> Vec<String> {
     let out = Command::new("ffmpeg")

@@ -120,7 +120,7 @@ fn existing_output_is_not_overwritten_without_asking() {
 }
 
 #[test]
-fn missing_colour_source_and_bad_frames_are_usage_errors() {
+fn conflicting_colour_sources_and_bad_frames_are_usage_errors() {
     let dir = tempfile::tempdir().expect("tmp");
     let src = make_video(
         &dir.path().join("g.mkv"),
@@ -131,7 +131,17 @@ fn missing_colour_source_and_bad_frames_are_usage_errors() {
     let out = dir.path().join("out.mkv");
     let s = src.to_str().expect("utf8");
     let o = out.to_str().expect("utf8");
-    assert_eq!(cli(&["render", s, "-o", o]).status.code(), Some(2));
+    // One colour source: the model (the default), a reference, or none.
+    for conflict in [
+        &["--model", "m.onnx", "--passthrough"][..],
+        &["--model", "m.onnx", "--reference", "r.png"],
+        &["--reference", "r.png", "--passthrough"],
+        &["--passthrough", "--render-size", "64"],
+    ] {
+        let mut args = vec!["render", s, "-o", o];
+        args.extend_from_slice(conflict);
+        assert_eq!(cli(&args).status.code(), Some(2), "{conflict:?}");
+    }
     let res = cli(&["render", s, "-o", o, "--passthrough", "--frames", "2-9"]);
     assert_eq!(res.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&res.stderr).contains("frames 0-2"));

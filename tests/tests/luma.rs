@@ -2,26 +2,10 @@
 //! depth is bit-exact, 16-bit TIFF lets Y be recovered exactly, lossy codecs
 //! stay close.
 
-use std::path::Path;
-
 use tincture_core::compose::luma_from_rgb16;
-use tincture_tests::{decode_all, make_reference, make_video, render_ok as render, scene};
-
-fn assert_luma_identical(source: &Path, output: &Path) {
-    let src = decode_all(source);
-    let out = decode_all(output);
-    assert_eq!(src.len(), out.len(), "frame count");
-    for (i, (a, b)) in src.iter().zip(&out).enumerate() {
-        assert_eq!(a.bit_depth, b.bit_depth, "bit depth");
-        assert!(a.y == b.y, "frame {i}: luma differs");
-        let chroma = b.chroma.as_ref().expect("output has chroma");
-        let mid = 1u16 << (b.bit_depth - 1);
-        assert!(
-            chroma.cb.data.iter().any(|&v| v.abs_diff(mid) > 4),
-            "frame {i}: output was coloured"
-        );
-    }
-}
+use tincture_tests::{
+    assert_luma_identical, decode_all, make_reference, make_video, render_ok as render, scene,
+};
 
 /// Renders an FFV1 fixture (`filter` as the lavfi source, `codec_args` its
 /// encoding) with a reference to FFV1 and checks every frame's luma; returns

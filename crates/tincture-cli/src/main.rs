@@ -1,9 +1,19 @@
 //! `tincture-cli`: Tincture's headless renderer, for batches and render farms.
 //!
+//! Subcommands: `probe`, `render` (a film, by the neural model, a reference
+//! photograph or passed through), `colorize-image` (one still, with optional
+//! hints; see [`still`]), `eval-images` (score a model on a folder of colour
+//! photographs; see [`eval`]) and `runtime`.
+//!
 //! Exit codes (also in `--help`):
-//! 0 success · 1 unexpected failure · 2 bad arguments · 3 the input cannot be used ·
+//! 0 success · 1 unexpected failure · 2 bad arguments · 3 the input cannot be used
+//! (also a hints file, or an image `eval-images` cannot read) ·
 //! 4 the output cannot be written · 5 the reference image cannot be used ·
+//! 6 the model cannot be used (missing or corrupt, ONNX Runtime absent, or it produced NaN) ·
 //! 130 stopped by Ctrl-C (a valid partial file is kept).
+
+mod eval;
+mod still;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -12,12 +22,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
+use tincture_core::colorize::Colorizer;
 use tincture_engine::Error as EngineError;
+use tincture_engine::neural::{ModelChoice, WorkerColorizer};
 use tincture_engine::render::{Outcome, OutputFormat, RenderRequest, render};
+use tincture_infer::{ExecutionChoice, RenderSettings};
 use tincture_media::Error as MediaError;
 
-const EXIT_HELP: &str = "Exit codes: 0 success, 1 unexpected failure, 2 bad arguments, 3 the input cannot be used, \
-4 the output cannot be written, 5 the reference image cannot be used, 130 stopped by Ctrl-C (a valid partial file is kept).";
+const EXIT_HELP: &str = "Exit codes: 0 success, 1 unexpected failure, 2 bad arguments, \
+3 the input cannot be used (also a hints file, or an image eval-images cannot read), \
+4 the output cannot be written, 5 the reference image cannot be used, \
+6 the model cannot be used (missing or corrupt, ONNX Runtime absent, or it produced NaN), \
+130 stopped by Ctrl-C (a valid partial file is kept).";
 
 #[derive(Parser)]
 #[command(name = "tincture-cli", version, about = "Tincture: colorize black-and-white film, headless.", after_help = EXIT_HELP)]
@@ -36,10 +52,48 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Render a film: colorized from a reference photo, or passed through unchanged.
+    /// Render a film: colorized by the neural model (the default), from a reference photo, or passed through unchanged.
     Render(RenderArgs),
+    /// Colour one still picture with the neural model, optionally guided by colour hints.
+    ColorizeImage(still::ColorizeImageArgs),
+    /// Score a model on a folder of colour photographs: each is made gray, coloured back and compared with the original.
+    EvalImages(eval::EvalArgs),
     /// Check that ONNX Runtime (for the neural colorizer) can be found and loaded.
     Runtime,
+}
+
+/// Which neural model to use and how to run it (`render`, `colorize-image`, `eval-images`).
+#[derive(clap::Args, Clone, Debug, Default)]
+struct ModelArgs {
+    /// The colorizer: `builtin` (the default), a user model's name, or the path of a manifest (.json)
+    /// or a bare .onnx file.
+    #[arg(long, value_name = "builtin|NAME|PATH")]
+    model: Option<String>,
+    /// The short side, in pixels, of the picture the model runs at (default: the model's own).
+    /// Smaller is faster; models of a fixed input size ignore it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(8..=16384))]
+    render_size: Option<u32>,
+    /// Run the model on the CPU even when an accelerator (CUDA, TensorRT, ...) is present.
+    #[arg(long)]
+    cpu: bool,
+}
+
+impl ModelArgs {
+    /// The engine's description of this choice.
+    fn choice(&self) -> ModelChoice {
+        ModelChoice {
+            spec: self.model.clone().unwrap_or_else(|| "builtin".into()),
+            render: RenderSettings {
+                short_side: self.render_size,
+            },
+            execution: if self.cpu {
+                ExecutionChoice::Cpu
+            } else {
+                ExecutionChoice::Auto
+            },
+            ..ModelChoice::default()
+        }
+    }
 }
 
 /// Arguments of `render`.
@@ -50,8 +104,8 @@ struct RenderArgs {
     /// The output file, or folder for png/tiff sequences.
     #[arg(short, long)]
     output: PathBuf,
-    /// A colour photograph to take the colours from.
-    #[arg(long, conflicts_with = "passthrough")]
+    /// A colour photograph to take the colours from, instead of the neural model.
+    #[arg(long, conflicts_with_all = ["passthrough", "model", "render_size", "cpu"])]
     reference: Option<PathBuf>,
     /// Frames to render, inclusive: `A-B`, `A-` (to the end) or `N`.
     #[arg(long)]
@@ -61,7 +115,7 @@ struct RenderArgs {
     #[arg(long, value_parser = ["ffv1", "prores", "h264", "png", "tiff"])]
     format: Option<String>,
     /// Send frames through the pipeline unchanged (a plain transcode).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["model", "render_size", "cpu"])]
     passthrough: bool,
     /// H.264 constant rate factor.
     #[arg(long, default_value_t = 18)]
@@ -72,6 +126,8 @@ struct RenderArgs {
     /// Encoder threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    #[command(flatten)]
+    model: ModelArgs,
 }
 
 /// A failure with its exit code; its message is printed once, on one line.
@@ -91,6 +147,7 @@ impl From<EngineError> for Failure {
             },
             EngineError::Colorize { .. } => 1,
             EngineError::Reference { .. } => 5,
+            EngineError::Model(m) => model_exit_code(m),
             EngineError::OutputExists { .. } | EngineError::Output { .. } => 4,
             EngineError::FrameRange { .. } => 2,
         };
@@ -98,6 +155,24 @@ impl From<EngineError> for Failure {
             code,
             message: e.to_string(),
         }
+    }
+}
+
+impl From<tincture_infer::Error> for Failure {
+    fn from(e: tincture_infer::Error) -> Self {
+        Self {
+            code: model_exit_code(&e),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// The exit code of an error from the model layer: 3 for a hints file (it
+/// is input), 6 for everything about the model and its runtime.
+fn model_exit_code(e: &tincture_infer::Error) -> u8 {
+    match e {
+        tincture_infer::Error::Hints { .. } => 3,
+        _ => 6,
     }
 }
 
@@ -197,6 +272,7 @@ fn render_cmd(args: RenderArgs) -> Result<u8, Failure> {
         crf,
         overwrite,
         threads,
+        model,
     } = args;
     let format = match format {
         Some(name) => OutputFormat::from_name(&name, crf),
@@ -209,12 +285,6 @@ fn render_cmd(args: RenderArgs) -> Result<u8, Failure> {
             output.display()
         ),
     })?;
-    if reference.is_none() && !passthrough {
-        return Err(Failure {
-            code: 2,
-            message: "nothing to colour with: pass --reference IMAGE (a colour photograph), or --passthrough for a plain transcode".into(),
-        });
-    }
     // Probe first: the frame range and the matrix depend on the source.
     let source = tincture_media::VideoReader::open(&input)
         .map_err(|e| Failure::from(EngineError::Media(e)))?;
@@ -227,13 +297,16 @@ fn render_cmd(args: RenderArgs) -> Result<u8, Failure> {
         })?),
         None => None,
     };
-    let colorizer: Option<Box<dyn tincture_core::colorize::Colorizer>> = match &reference {
+    // The model loads here, before the render creates any file, so a
+    // missing or broken model fails fast and leaves nothing behind.
+    let neural = reference.is_none() && !passthrough;
+    let colorizer: Option<Box<dyn Colorizer>> = match &reference {
         Some(path) => Some(Box::new(tincture_engine::reference::reference_colorizer(
             path, matrix,
         )?)),
-        None => None,
+        None if passthrough => None,
+        None => Some(Box::new(start_worker(&model)?)),
     };
-
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
     if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)) {
@@ -259,7 +332,14 @@ fn render_cmd(args: RenderArgs) -> Result<u8, Failure> {
         overwrite,
         threads,
     };
-    let outcome = render(request, &cancel, |p| bar.set_position(p.done))?;
+    let outcome = render(request, &cancel, |p| bar.set_position(p.done)).map_err(|e| match e {
+        // Only the model can fail a frame of a neural render; the message names the frame.
+        EngineError::Colorize { .. } if neural => Failure {
+            code: 6,
+            message: e.to_string(),
+        },
+        e => Failure::from(e),
+    })?;
     bar.finish_and_clear();
     match outcome {
         Outcome::Completed { path, frames } => {
@@ -278,6 +358,25 @@ fn render_cmd(args: RenderArgs) -> Result<u8, Failure> {
             Ok(130)
         }
     }
+}
+
+/// Starts the inference worker for a render and says which model runs where.
+fn start_worker(args: &ModelArgs) -> Result<WorkerColorizer, Failure> {
+    let worker = WorkerColorizer::start(&args.choice()).map_err(|e| {
+        let mut f = Failure::from(e);
+        if args.model.is_none() && f.code == 6 {
+            f.message.push_str(
+                "; or colour from a photograph with --reference IMAGE, or transcode with --passthrough",
+            );
+        }
+        f
+    })?;
+    eprintln!(
+        "colouring with model `{}` on {}",
+        worker.name(),
+        worker.provider()
+    );
+    Ok(worker)
 }
 
 fn runtime_cmd() -> Result<(), Failure> {
@@ -306,6 +405,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Probe { file, json } => probe_cmd(file, json).map(|()| 0),
         Command::Render(args) => render_cmd(args),
+        Command::ColorizeImage(args) => still::colorize_image_cmd(&args).map(|()| 0),
+        Command::EvalImages(args) => eval::eval_images_cmd(&args),
         Command::Runtime => runtime_cmd().map(|()| 0),
     };
     match result {
