@@ -1,12 +1,13 @@
 # Tincture: the two commands a newcomer needs.
 #   make run    installs what is missing, builds and starts the GUI   (make run FILE=reel.mkv)
 #   make test   installs what is missing, builds and runs every test
+#   make model  retrains the built-in colorizer and re-evaluates it (needs the training photos)
 # Both are idempotent: scripts/setup.sh checks before it installs.
 
 CARGO ?= cargo
 FILE ?=
 
-.PHONY: run test setup bench
+.PHONY: run test setup bench model
 
 setup:
 	@scripts/setup.sh --gui
@@ -22,3 +23,7 @@ test: setup
 
 bench: setup
 	$(CARGO) bench -p tincture-engine --bench render_vs_ffmpeg
+	$(CARGO) bench -p tincture-infer --bench inference
+
+model: setup
+	scripts/train-model.sh
