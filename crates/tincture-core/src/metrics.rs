@@ -413,7 +413,8 @@ impl LabToSrgb {
         }
         let m = &RGB_FROM_XYZ;
         std::array::from_fn(|r| {
-            let lin = (m[r][0] as f32 * xyz[0] + m[r][1] as f32 * xyz[1] + m[r][2] as f32 * xyz[2]).clamp(0.0, 1.0);
+            let lin = (m[r][0] as f32 * xyz[0] + m[r][1] as f32 * xyz[1] + m[r][2] as f32 * xyz[2])
+                .clamp(0.0, 1.0);
             let t = lin.sqrt() * ENCODE_STEPS as f32;
             let i = (t as usize).min(ENCODE_STEPS - 1);
             let frac = t - i as f32;

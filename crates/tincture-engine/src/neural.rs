@@ -9,7 +9,8 @@ use tincture_core::colorize::Colorizer;
 use tincture_core::frame::{ChromaField, LumaImage};
 use tincture_infer::worker::Job;
 use tincture_infer::{
-    ExecutionChoice, Hint, InferenceWorker, Model, ModelRegistry, ModelSource, NeuralColorizer, RenderSettings,
+    ExecutionChoice, Hint, InferenceWorker, Model, ModelRegistry, ModelSource, NeuralColorizer,
+    RenderSettings,
 };
 
 use crate::Result;

@@ -19,8 +19,8 @@ use tincture_core::color::Matrix;
 use tincture_core::frame::LumaImage;
 use tincture_infer::worker::Job;
 use tincture_infer::{
-    ExecutionChoice, InferenceWorker, Model, ModelInput, ModelRegistry, NeuralColorizer, RenderSettings,
-    WorkerEvent,
+    ExecutionChoice, InferenceWorker, Model, ModelInput, ModelRegistry, NeuralColorizer,
+    RenderSettings, WorkerEvent,
 };
 
 fn arg(name: &str, default: usize) -> usize {
@@ -55,7 +55,9 @@ fn fail(msg: String) -> ! {
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
-        println!("inference bench: skipped (run it with `cargo bench -p tincture-infer --bench inference`)");
+        println!(
+            "inference bench: skipped (run it with `cargo bench -p tincture-infer --bench inference`)"
+        );
         return;
     }
     let runs = arg("--runs", 10);
@@ -79,7 +81,10 @@ fn main() {
         manifest.display(),
         model.provider()
     );
-    println!("{:<12} {:>12} {:>12} {:>10}", "size", "run at", "latency ms", "fps");
+    println!(
+        "{:<12} {:>12} {:>12} {:>10}",
+        "size", "run at", "latency ms", "fps"
+    );
     for (w, h) in [(256, 256), (512, 512), (1280, 720)] {
         let (rw, rh) = model.run_size(w, h, Some(w.min(h) as u32));
         let luma = frame(rw, rh);
@@ -139,8 +144,14 @@ fn main() {
 
     let m2 = manifest.clone();
     let (worker, _, _) = InferenceWorker::start(move || {
-        Model::open(&m2, ExecutionChoice::Auto, threads)
-            .map(|m| NeuralColorizer::new(m, RenderSettings { short_side: Some(256) }))
+        Model::open(&m2, ExecutionChoice::Auto, threads).map(|m| {
+            NeuralColorizer::new(
+                m,
+                RenderSettings {
+                    short_side: Some(256),
+                },
+            )
+        })
     })
     .unwrap_or_else(|e| fail(format!("worker failed to start: {e}")));
     let job = |i: usize| Job {

@@ -258,14 +258,25 @@ mod tests {
     fn hint_residuals_spread_locally_and_fade() {
         let (w, h) = (600, 100);
         let model_ab = [vec![5.0f32; w * h], vec![-5.0f32; w * h]];
-        let hints = [Hint { x: 20.0, y: 50.0, ab: [45.0, 15.0], size: 1.0 }];
+        let hints = [Hint {
+            x: 20.0,
+            y: 50.0,
+            ab: [45.0, 15.0],
+            size: 1.0,
+        }];
         let [a, b] = spread_hint_residuals(model_ab.clone(), w, h, &hints);
         let at = |x: usize| (a[50 * w + x], b[50 * w + x]);
         assert_eq!(at(20), (45.0, 15.0), "the hinted pixel takes its colour");
         let near = at(30);
-        assert!(near.0 > 30.0 && near.1 > 5.0, "near the hint the colour follows it: {near:?}");
+        assert!(
+            near.0 > 30.0 && near.1 > 5.0,
+            "near the hint the colour follows it: {near:?}"
+        );
         let far = at(599);
-        assert!((far.0 - 5.0).abs() < 1.0 && (far.1 + 5.0).abs() < 1.0, "far away the model's colour stays: {far:?}");
+        assert!(
+            (far.0 - 5.0).abs() < 1.0 && (far.1 + 5.0).abs() < 1.0,
+            "far away the model's colour stays: {far:?}"
+        );
         assert_eq!(spread_hint_residuals(model_ab.clone(), w, h, &[]), model_ab);
     }
 }

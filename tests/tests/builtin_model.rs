@@ -1,0 +1,151 @@
+//! The shipped colorizer (models/tincture-colorizer-v1.onnx) through the real
+//! CLI: it loads, keeps luma, follows painted hints, and, on real historical
+//! photographs when ../shared is present, makes the README's before/after grid.
+
+use std::path::{Path, PathBuf};
+
+use tincture_core::metrics::srgb8_to_lab;
+use tincture_tests::{cli, shared_dir};
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_owned()
+}
+
+fn luma601([r, g, b]: [u8; 3]) -> f32 {
+    0.299 * f32::from(r) + 0.587 * f32::from(g) + 0.114 * f32::from(b)
+}
+
+#[test]
+fn builtin_model_keeps_luma_and_follows_hints() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    // A gray scene: sky gradient over a darker ground, with a disc.
+    let (w, h) = (320u32, 200u32);
+    let gray = image::GrayImage::from_fn(w, h, |x, y| {
+        let disc = (x as f32 - 220.0).hypot(y as f32 - 70.0) < 30.0;
+        let v = if disc {
+            200.0
+        } else if y < 120 {
+            150.0 + 60.0 * (y as f32 / 120.0)
+        } else {
+            70.0 + 20.0 * ((x / 8) % 2) as f32
+        };
+        image::Luma([v as u8])
+    });
+    let input = d.join("scene.png");
+    gray.save(&input).expect("save");
+    // Hints: the ground is green at four points.
+    let green = "#3f8a2c";
+    let points: Vec<String> = [(40, 160), (120, 180), (200, 150), (280, 170)]
+        .iter()
+        .map(|(x, y)| format!(r##"{{"x":{x},"y":{y},"color":"{green}","size":3}}"##))
+        .collect();
+    let hints = d.join("hints.json");
+    std::fs::write(&hints, format!(r#"{{"points":[{}]}}"#, points.join(","))).expect("hints");
+    let out = d.join("out.png");
+    let res = cli(&[
+        "colorize-image",
+        s(&input),
+        "-o",
+        s(&out),
+        "--hints",
+        s(&hints),
+        "--cpu",
+    ]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let rgb = image::open(&out).expect("output").into_rgb8();
+    for (p, g) in rgb.pixels().zip(gray.pixels()) {
+        assert!(
+            (luma601(p.0) - f32::from(g.0[0])).abs() <= 1.0,
+            "luma changed: {:?} vs {}",
+            p.0,
+            g.0[0]
+        );
+    }
+    // The ground, between the hints, takes on the hinted green's hue.
+    let want = srgb8_to_lab([0x3f, 0x8a, 0x2c]);
+    let mut a = 0.0;
+    let mut b = 0.0;
+    let mut n = 0.0;
+    for y in 140..195 {
+        for x in 20..300 {
+            let lab = srgb8_to_lab(rgb.get_pixel(x, y).0);
+            a += lab[1];
+            b += lab[2];
+            n += 1.0;
+        }
+    }
+    let (a, b) = (a / n, b / n);
+    assert!(
+        a < -10.0 && b > 10.0,
+        "ground should be green like {want:?}, got a {a:.1} b {b:.1}"
+    );
+}
+
+#[test]
+fn bw_photos_before_after_grid() {
+    let Some(shared) = shared_dir() else {
+        println!("skipped: ../shared is absent (the historical B&W photos live there)");
+        return;
+    };
+    let photos = shared.join("data/images/bw_photos");
+    let names = [
+        "1890CliffHouseSF.jpg",
+        "1920sFamilyPhoto.jpg",
+        "AthleticClubParis1913.jpg",
+        "Cork1905.jpg",
+        "EasterNyc1911.jpg",
+    ];
+    let dir = tempfile::tempdir().expect("tmp");
+    let row_h = 300u32;
+    let mut rows = Vec::new();
+    for name in names {
+        let input = photos.join(name);
+        if !input.is_file() {
+            println!("skipped: {} is missing", input.display());
+            return;
+        }
+        let out = dir.path().join(format!("{name}.png"));
+        let res = cli(&["colorize-image", s(&input), "-o", s(&out), "--cpu"]);
+        assert!(
+            res.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+        let before = image::open(&input).expect("photo").into_rgb8();
+        let after = image::open(&out).expect("colorized").into_rgb8();
+        assert_eq!(before.dimensions(), after.dimensions());
+        let scale = |im: &image::RgbImage| {
+            let w = (im.width() as f32 * row_h as f32 / im.height() as f32).round() as u32;
+            image::imageops::resize(im, w.max(1), row_h, image::imageops::FilterType::Triangle)
+        };
+        rows.push((scale(&before), scale(&after)));
+    }
+    let gap = 8u32;
+    let width = rows
+        .iter()
+        .map(|(b, a)| b.width() + a.width() + 3 * gap)
+        .max()
+        .unwrap_or(0);
+    let height = rows.len() as u32 * (row_h + gap) + gap;
+    let mut grid = image::RgbImage::from_pixel(width, height, image::Rgb([24, 24, 24]));
+    for (i, (b, a)) in rows.iter().enumerate() {
+        let y = gap + i as u32 * (row_h + gap);
+        image::imageops::overlay(&mut grid, b, i64::from(gap), i64::from(y));
+        image::imageops::overlay(&mut grid, a, i64::from(2 * gap + b.width()), i64::from(y));
+    }
+    let path = repo().join("screenshots/bw-photos-before-after.png");
+    grid.save(&path).expect("write grid");
+    println!("wrote {}", path.display());
+}
