@@ -69,6 +69,13 @@ fn library_in(dir: &Path) -> Option<PathBuf> {
 /// The project folders to search: `third_party/onnxruntime` in the current
 /// folder, beside the executable, and in each of their ancestors.
 pub fn project_dirs() -> Vec<PathBuf> {
+    ancestor_dirs(&Path::new("third_party").join("onnxruntime"))
+}
+
+/// `sub` inside the current folder, the executable's folder and each of
+/// their ancestors, nearest first, without repeats: where Tincture looks for
+/// the files it ships beside itself (the runtime, the built-in model).
+pub fn ancestor_dirs(sub: &Path) -> Vec<PathBuf> {
     let mut roots = Vec::new();
     if let Ok(cwd) = std::env::current_dir() {
         roots.push(cwd);
@@ -82,7 +89,7 @@ pub fn project_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     for root in roots {
         for ancestor in root.ancestors() {
-            let d = ancestor.join("third_party").join("onnxruntime");
+            let d = ancestor.join(sub);
             if !dirs.contains(&d) {
                 dirs.push(d);
             }

@@ -138,12 +138,23 @@ fn builder(threads: usize) -> std::result::Result<SessionBuilder, String> {
 }
 
 /// Builds a session on the best available provider; returns it and the provider's name.
-fn open_session(path: &Path, choice: ExecutionChoice, threads: usize) -> Result<(Session, String)> {
+/// `bytes`, when given, is the file's content already read (to check its
+/// hash), so it is not read twice.
+fn open_session(
+    path: &Path,
+    bytes: Option<&[u8]>,
+    choice: ExecutionChoice,
+    threads: usize,
+) -> Result<(Session, String)> {
     let model_err = |reason: String| Error::Model {
         path: path.to_owned(),
         reason,
     };
-    if !path.is_file() {
+    let commit = |mut b: SessionBuilder| match bytes {
+        Some(bytes) => b.commit_from_memory(bytes),
+        None => b.commit_from_file(path),
+    };
+    if bytes.is_none() && !path.is_file() {
         return Err(model_err(
             "the model file is missing; reinstall Tincture, or point --model at an existing .onnx or manifest".into(),
         ));
@@ -153,10 +164,7 @@ fn open_session(path: &Path, choice: ExecutionChoice, threads: usize) -> Result<
     if choice == ExecutionChoice::Auto {
         for (name, ep) in accelerators() {
             let attempt = builder(threads).and_then(|b| {
-                b.with_execution_providers([ep])
-                    .map_err(ort_err)?
-                    .commit_from_file(path)
-                    .map_err(ort_err)
+                commit(b.with_execution_providers([ep]).map_err(ort_err)?).map_err(ort_err)
             });
             match attempt {
                 Ok(s) => {
@@ -170,16 +178,26 @@ fn open_session(path: &Path, choice: ExecutionChoice, threads: usize) -> Result<
             }
         }
     }
-    let session = builder(threads)
-        .map_err(&model_err)?
-        .commit_from_file(path)
-        .map_err(|e| {
+    let session = commit(builder(threads).map_err(&model_err)?).map_err(|e| {
             model_err(format!(
                 "ONNX Runtime cannot load it ({e}); the file is corrupt or not an ONNX model. Re-download or re-export it"
             ))
         })?;
     tracing::info!(provider = "CPU", threads, model = %path.display(), "inference session on the CPU");
     Ok((session, "CPU".to_owned()))
+}
+
+/// The graph's inputs and outputs: (name, type) each.
+type Signature = Vec<(String, ValueType)>;
+
+fn signature(session: &Session) -> (Signature, Signature) {
+    let list = |outlets: &[ort::value::Outlet]| {
+        outlets
+            .iter()
+            .map(|o| (o.name().to_owned(), o.dtype().clone()))
+            .collect()
+    };
+    (list(session.inputs()), list(session.outputs()))
 }
 
 fn graph_dims(ty: &ValueType) -> Option<Vec<i64>> {
@@ -263,15 +281,19 @@ impl Model {
     /// or the graph does not match the manifest.
     pub fn open(manifest_path: &Path, choice: ExecutionChoice, threads: usize) -> Result<Self> {
         let (manifest, path) = Manifest::load(manifest_path)?;
-        if let Some(want) = &manifest.sha256 {
-            let bytes = std::fs::read(&path).map_err(|e| Error::Model {
+        // With a hash to check, the file is read once and the session built from memory.
+        let mut bytes = None;
+        if let Some(want) = &manifest.sha256
+            && path.is_file()
+        {
+            let content = std::fs::read(&path).map_err(|e| Error::Model {
                 path: path.clone(),
                 reason: format!(
                     "cannot read the model named by {}: {e}",
                     manifest_path.display()
                 ),
             })?;
-            let got = sha256_hex(&bytes);
+            let got = sha256_hex(&content);
             if !got.eq_ignore_ascii_case(want) {
                 return Err(Error::Model {
                     path,
@@ -281,8 +303,9 @@ impl Model {
                     ),
                 });
             }
+            bytes = Some(content);
         }
-        let (session, provider) = open_session(&path, choice, threads)?;
+        let (session, provider) = open_session(&path, bytes.as_deref(), choice, threads)?;
         Self::with_session(manifest, path, session, provider, threads)
     }
 
@@ -291,17 +314,8 @@ impl Model {
     /// # Errors
     /// When the file is missing or corrupt, or its signature matches no adapter.
     pub fn open_onnx(path: &Path, choice: ExecutionChoice, threads: usize) -> Result<Self> {
-        let (session, provider) = open_session(path, choice, threads)?;
-        let inputs: Vec<(String, ValueType)> = session
-            .inputs()
-            .iter()
-            .map(|o| (o.name().to_owned(), o.dtype().clone()))
-            .collect();
-        let outputs: Vec<(String, ValueType)> = session
-            .outputs()
-            .iter()
-            .map(|o| (o.name().to_owned(), o.dtype().clone()))
-            .collect();
+        let (session, provider) = open_session(path, None, choice, threads)?;
+        let (inputs, outputs) = signature(&session);
         let adapter = infer_adapter(&inputs, &outputs).ok_or_else(|| Error::Model {
             path: path.to_owned(),
             reason: format!(
@@ -356,16 +370,7 @@ impl Model {
             path: path.clone(),
             reason,
         };
-        let inputs: Vec<(String, ValueType)> = session
-            .inputs()
-            .iter()
-            .map(|o| (o.name().to_owned(), o.dtype().clone()))
-            .collect();
-        let outputs: Vec<(String, ValueType)> = session
-            .outputs()
-            .iter()
-            .map(|o| (o.name().to_owned(), o.dtype().clone()))
-            .collect();
+        let (inputs, outputs) = signature(&session);
         let adapter = manifest.adapter;
         let mut first_dims = Vec::new();
         for (i, spec) in manifest.inputs.iter().enumerate() {
@@ -468,7 +473,7 @@ impl Model {
                 );
                 tracing::warn!("{note}");
                 let (session, provider) =
-                    open_session(&self.path, ExecutionChoice::Cpu, self.threads)?;
+                    open_session(&self.path, None, ExecutionChoice::Cpu, self.threads)?;
                 self.session = session;
                 self.provider = provider;
                 self.notice = Some(note);

@@ -40,22 +40,9 @@ impl ModelRegistry {
             .map(PathBuf::from)
             .into_iter()
             .collect();
-        let mut roots = Vec::new();
-        if let Ok(cwd) = std::env::current_dir() {
-            roots.push(cwd);
-        }
-        if let Some(dir) = std::env::current_exe()
-            .ok()
-            .and_then(|e| e.parent().map(Path::to_owned))
-        {
-            roots.push(dir);
-        }
-        for root in roots {
-            for a in root.ancestors() {
-                let d = a.join("models");
-                if !builtin_dirs.contains(&d) {
-                    builtin_dirs.push(d);
-                }
+        for d in crate::ancestor_dirs(Path::new("models")) {
+            if !builtin_dirs.contains(&d) {
+                builtin_dirs.push(d);
             }
         }
         let mut user_dirs: Vec<PathBuf> = std::env::var_os("TINCTURE_MODELS")
