@@ -178,6 +178,10 @@ def main():
     ap.add_argument("--max-points", type=int, default=150)
     ap.add_argument("--checkpoint-every", type=int, default=200)
     ap.add_argument("--val-every", type=int, default=1000)
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from the weights of an earlier stage (final.pt) instead of ImageNet")
+    ap.add_argument("--cache-dir", type=Path, default=None,
+                    help="folder holding cache.npz, ab_counts.npy and data.json (default: --run)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -192,14 +196,15 @@ def main():
         log.flush()
 
     files = list_images(args.data)
-    data_info_path = args.run / "data.json"
+    cache_dir = args.cache_dir or args.run
+    data_info_path = cache_dir / "data.json"
     if data_info_path.exists():
         data_info = json.loads(data_info_path.read_text())
     else:
         data_info = {"folder": args.data.name, "images": len(files), "sha256": dataset_digest(files)}
         data_info_path.write_text(json.dumps(data_info, indent=2))
-    images = load_cache(files, 2 * args.size, args.run / "cache.npz")
-    hist_path = args.run / "ab_counts.npy"
+    images = load_cache(files, 2 * args.size, cache_dir / "cache.npz")
+    hist_path = cache_dir / "ab_counts.npy"
     if hist_path.exists():
         counts = np.load(hist_path)
     else:
@@ -218,6 +223,8 @@ def main():
         step = state["step"]
         say(f"resumed at step {step}")
     else:
+        if args.init:
+            model.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=False)["model"])
         say(f"start: {vars(args)} data={data_info}")
 
     meta = {"args": {k: str(v) for k, v in vars(args).items()}, "data": data_info}

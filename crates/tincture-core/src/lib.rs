@@ -12,6 +12,7 @@ pub mod colorize;
 pub mod compose;
 pub mod error;
 pub mod frame;
+pub mod domain;
 pub mod guided;
 pub mod metrics;
 pub mod timecode;

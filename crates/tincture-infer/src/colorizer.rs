@@ -7,7 +7,8 @@ use tincture_core::Result as CoreResult;
 use tincture_core::color::Matrix;
 use tincture_core::colorize::Colorizer;
 use tincture_core::frame::{ChromaField, LumaImage};
-use tincture_core::guided::{GuidedFilter, box_mean};
+use tincture_core::domain::DomainTransform;
+use tincture_core::guided::GuidedFilter;
 use tincture_core::metrics::LabToSrgb;
 
 use crate::error::Result;
@@ -98,7 +99,8 @@ impl NeuralColorizer {
             hints: &scaled,
             frame,
         })?;
-        let [a, b] = spread_hint_residuals([a, b], mw, mh, &scaled);
+        let guide: Vec<f32> = small.iter().map(|&y| self.gray.get(y)).collect();
+        let [a, b] = spread_hint_residuals([a, b], mw, mh, &scaled, &guide);
         let (a, b) = self.upsample(luma, [a, b], (mw, mh));
         Ok(self.to_chroma(luma, &a, &b, matrix))
     }
@@ -159,17 +161,19 @@ impl NeuralColorizer {
 
 /// Makes hints hold: the difference between each hint's colour and the
 /// model's colour there is spread to the neighbourhood by normalised
-/// convolution (a box filter applied three times, close to a Gaussian) and
-/// added to the model's a*b*. The reach follows the hint density (the
-/// three passes span about the mean spacing between hints), and the
-/// correction fades to nothing where no hint is near, leaving the model's
-/// own colour. The reach and fall-off were chosen on validation photos
-/// (see the README's PSNR-vs-points table).
+/// convolution with an edge-aware filter (the domain transform, guided by the
+/// lightness `guide` in L* units), and added to the model's a*b*. The reach
+/// follows the hint density (about the mean spacing between hints), the
+/// spread stops at lightness edges, and the correction fades to nothing where
+/// no hint is near, leaving the model's own colour. The reach, edge
+/// sensitivity and fall-off were chosen on validation photos (see the
+/// README's PSNR-vs-points table).
 pub fn spread_hint_residuals(
     [mut a, mut b]: [Vec<f32>; 2],
     w: usize,
     h: usize,
     hints: &[Hint],
+    guide: &[f32],
 ) -> [Vec<f32>; 2] {
     if hints.is_empty() || w == 0 || h == 0 {
         return [a, b];
@@ -186,19 +190,23 @@ pub fn spread_hint_residuals(
             rb[i] = hint_ab[n + i] - b[i];
         }
     }
+    // Hint density sets the filter. With few hints the spread is wide and
+    // smooth, and the model's own colour stays the better guess away from
+    // them; with many, the spread is shorter, stops at strong lightness edges
+    // (tens of L* units: film grain and fine texture must not stop it), and
+    // the hints' colour wins over the model's. Between 10 and 100 hints the
+    // settings move log-linearly.
+    let t = ((hints.len() as f32).log10() - 1.0).clamp(0.0, 1.0);
     let spacing = ((n as f32) / hints.len() as f32).sqrt();
-    let radius = (spacing / 3f32.sqrt()).round().clamp(2.0, 64.0) as usize;
-    let blur = |v: &[f32]| {
-        let once = box_mean(v, w, h, radius);
-        let twice = box_mean(&once, w, h, radius);
-        box_mean(&twice, w, h, radius)
-    };
-    let den = blur(&m);
-    let num_a = blur(&ra);
-    let num_b = blur(&rb);
-    // A lone one-pixel hint's weight at its own pixel after three box passes
-    // is about 1/(2r+1)^2 times a constant; tau keeps confidence high near it.
-    let tau = 0.1 / ((2 * radius + 1) as f32).powi(2);
+    let sigma_s = (spacing * (0.577 + 0.223 * t)).clamp(2.0, 64.0);
+    let sigma_r = if t > 0.0 { 4.0 * sigma_s / t } else { f32::INFINITY };
+    let dt = DomainTransform::new(guide, w, h, sigma_s, sigma_r, 3);
+    let den = dt.filter(&m);
+    let num_a = dt.filter(&ra);
+    let num_b = dt.filter(&rb);
+    // tau: how quickly the correction fades with distance from the hints,
+    // relative to the weight a lone hint keeps at its own pixel.
+    let tau = 0.2 * 0.05f32.powf(t) * DomainTransform::impulse_peak(sigma_s, 3);
     for i in 0..n {
         let d = den[i];
         if d > 1e-12 {
@@ -264,7 +272,7 @@ mod tests {
             ab: [45.0, 15.0],
             size: 1.0,
         }];
-        let [a, b] = spread_hint_residuals(model_ab.clone(), w, h, &hints);
+        let [a, b] = spread_hint_residuals(model_ab.clone(), w, h, &hints, &vec![50.0; w * h]);
         let at = |x: usize| (a[50 * w + x], b[50 * w + x]);
         assert_eq!(at(20), (45.0, 15.0), "the hinted pixel takes its colour");
         let near = at(30);
@@ -277,6 +285,6 @@ mod tests {
             (far.0 - 5.0).abs() < 1.0 && (far.1 + 5.0).abs() < 1.0,
             "far away the model's colour stays: {far:?}"
         );
-        assert_eq!(spread_hint_residuals(model_ab.clone(), w, h, &[]), model_ab);
+        assert_eq!(spread_hint_residuals(model_ab.clone(), w, h, &[], &vec![50.0; w * h]), model_ab);
     }
 }
