@@ -205,8 +205,10 @@ pub fn spread_hint_residuals(
     let num_a = dt.filter(&ra);
     let num_b = dt.filter(&rb);
     // tau: how quickly the correction fades with distance from the hints,
-    // relative to the weight a lone hint keeps at its own pixel.
-    let tau = 0.2 * 0.05f32.powf(t) * DomainTransform::impulse_peak(sigma_s, 3);
+    // relative to the weight a lone hint keeps at its own pixel (a hint
+    // painted with a wide brush counts as one hint, not as many pixels).
+    let per_hint = m.iter().sum::<f32>() / hints.len() as f32;
+    let tau = 0.2 * 0.05f32.powf(t) * per_hint * DomainTransform::impulse_peak(sigma_s, 3);
     for i in 0..n {
         let d = den[i];
         if d > 1e-12 {
