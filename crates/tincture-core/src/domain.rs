@@ -148,21 +148,30 @@ mod tests {
         impulse[24 * w + 32] = 1.0;
         let out = dt.filter(&impulse);
         let sum: f32 = out.iter().sum();
-        assert!((sum - 1.0).abs() < 0.05, "mass kept away from borders: {sum}");
+        assert!(
+            (sum - 1.0).abs() < 0.05,
+            "mass kept away from borders: {sum}"
+        );
         // Spread is symmetric and about sigma_s wide.
         let left = out[24 * w + 26];
         let right = out[24 * w + 38];
         assert!((left - right).abs() < 1e-3 * out[24 * w + 32]);
         assert!(left > 0.1 * out[24 * w + 32] && left < 0.9 * out[24 * w + 32]);
         let peak = DomainTransform::impulse_peak(6.0, 3);
-        assert!((peak - out[24 * w + 32]).abs() < 0.05 * peak, "{peak} vs {}", out[24 * w + 32]);
+        assert!(
+            (peak - out[24 * w + 32]).abs() < 0.05 * peak,
+            "{peak} vs {}",
+            out[24 * w + 32]
+        );
     }
 
     #[test]
     fn edges_in_the_guide_stop_the_spread() {
         let (w, h) = (80, 20);
         // Left half dark, right half bright.
-        let guide: Vec<f32> = (0..w * h).map(|i| if i % w < 40 { 20.0 } else { 80.0 }).collect();
+        let guide: Vec<f32> = (0..w * h)
+            .map(|i| if i % w < 40 { 20.0 } else { 80.0 })
+            .collect();
         let dt = DomainTransform::new(&guide, w, h, 20.0, 10.0, 3);
         let mut impulse = vec![0.0f32; w * h];
         impulse[10 * w + 36] = 1.0;

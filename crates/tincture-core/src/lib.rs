@@ -10,12 +10,14 @@
 pub mod color;
 pub mod colorize;
 pub mod compose;
-pub mod error;
-pub mod frame;
 pub mod domain;
+pub mod error;
+pub mod flow;
+pub mod frame;
 pub mod guided;
 pub mod metrics;
 pub mod timecode;
 pub mod transfer;
+pub mod video_metrics;
 
 pub use error::{Error, Result};
