@@ -13,6 +13,8 @@
 //! 130 stopped by Ctrl-C (a valid partial file is kept).
 
 mod eval;
+mod metrics;
+mod plot;
 mod still;
 
 use std::io::IsTerminal;
@@ -58,6 +60,12 @@ enum Command {
     ColorizeImage(still::ColorizeImageArgs),
     /// Score a model on a folder of colour photographs: each is made gray, coloured back and compared with the original.
     EvalImages(eval::EvalArgs),
+    /// Measure a clip's flicker (warp error, CDC) and colourfulness per frame, and with --reference
+    /// its distance from the true colour (PSNR, SSIM, CIEDE2000).
+    Metrics(metrics::MetricsArgs),
+    /// Score colorization on a colour clip: its own luma is coloured back (the model, or keyframes of
+    /// true colour with --keyframes-from-gt) and measured against it.
+    Eval(metrics::EvalVideoArgs),
     /// Check that ONNX Runtime (for the neural colorizer) can be found and loaded.
     Runtime,
 }
@@ -126,6 +134,10 @@ struct RenderArgs {
     /// Encoder threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Do not measure the output while rendering. By default flicker (warp error, CDC) and
+    /// colourfulness are measured per frame and written beside the output as NAME.metrics.json.
+    #[arg(long)]
+    no_metrics: bool,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -272,6 +284,7 @@ fn render_cmd(args: RenderArgs) -> Result<u8, Failure> {
         crf,
         overwrite,
         threads,
+        no_metrics,
         model,
     } = args;
     let format = match format {
@@ -331,6 +344,7 @@ fn render_cmd(args: RenderArgs) -> Result<u8, Failure> {
         colorizer,
         overwrite,
         threads,
+        metrics: (!no_metrics).then(tincture_engine::live_metrics::LiveMetrics::default),
     };
     let outcome = render(request, &cancel, |p| bar.set_position(p.done)).map_err(|e| match e {
         // Only the model can fail a frame of a neural render; the message names the frame.
@@ -407,6 +421,8 @@ fn main() -> ExitCode {
         Command::Render(args) => render_cmd(args),
         Command::ColorizeImage(args) => still::colorize_image_cmd(&args).map(|()| 0),
         Command::EvalImages(args) => eval::eval_images_cmd(&args),
+        Command::Metrics(args) => metrics::metrics_cmd(&args),
+        Command::Eval(args) => metrics::eval_cmd(&args),
         Command::Runtime => runtime_cmd().map(|()| 0),
     };
     match result {

@@ -272,6 +272,7 @@ fn refine_level(a: &Gray, b: &Gray, init: &FlowField, params: &FlowParams) -> Fl
     let mut tmpl = vec![0.0f32; n];
     let mut tgx = vec![0.0f32; n];
     let mut tgy = vec![0.0f32; n];
+    let mut warped = vec![0.0f32; n];
 
     let mut acc_u = vec![0.0f32; w * h];
     let mut acc_v = vec![0.0f32; w * h];
@@ -306,30 +307,11 @@ fn refine_level(a: &Gray, b: &Gray, init: &FlowField, params: &FlowParams) -> Fl
             let c = (oy + p / 2).min(h - 1) * w + (ox + p / 2).min(w - 1);
             let (u0, v0) = (init.u[c], init.v[c]);
             let (mut u, mut v) = (u0, v0);
-            let cost = |u: f32, v: f32| -> f32 {
-                let mut diff_mean = 0.0;
-                for j in 0..p {
-                    for i in 0..p {
-                        let x = (ox + i) as f32 + u;
-                        let y = (oy + j) as f32 + v;
-                        diff_mean += b.sample(x, y) - tmpl[j * p + i];
-                    }
-                }
-                diff_mean /= n as f32;
-                let mut s = 0.0;
-                for j in 0..p {
-                    for i in 0..p {
-                        let x = (ox + i) as f32 + u;
-                        let y = (oy + j) as f32 + v;
-                        let e = b.sample(x, y) - tmpl[j * p + i] - diff_mean;
-                        s += e * e;
-                    }
-                }
-                s
-            };
-            let start_cost = cost(u0, v0);
             if det > 1e-10 * n as f32 * n as f32 {
-                let mut warped = vec![0.0f32; n];
+                // Gauss-Newton steps; the patch's residual at each visited
+                // position is its cost, and the best position visited wins
+                // (so a step that makes things worse is never kept).
+                let (mut best, mut best_cost) = ((u0, v0), f32::INFINITY);
                 for _ in 0..params.iterations {
                     let mut wmean = 0.0;
                     for j in 0..p {
@@ -340,30 +322,35 @@ fn refine_level(a: &Gray, b: &Gray, init: &FlowField, params: &FlowParams) -> Fl
                         }
                     }
                     wmean /= n as f32;
-                    let (mut b1, mut b2) = (0.0f32, 0.0f32);
+                    let (mut b1, mut b2, mut ssd) = (0.0f32, 0.0f32, 0.0f32);
                     for k in 0..n {
                         let e = (warped[k] - wmean) - (tmpl[k] - mean);
                         b1 += tgx[k] * e;
                         b2 += tgy[k] * e;
+                        ssd += e * e;
+                    }
+                    if ssd < best_cost {
+                        best_cost = ssd;
+                        best = (u, v);
                     }
                     let du = (h22 * b1 - h12 * b2) / det;
                     let dv = (h11 * b2 - h12 * b1) / det;
+                    if !(du.is_finite() && dv.is_finite()) {
+                        break;
+                    }
                     u -= du;
                     v -= dv;
+                    // Wandered off: more than a patch from where it started.
+                    if (u - u0).abs() > p as f32 || (v - v0).abs() > p as f32 {
+                        break;
+                    }
                     if du * du + dv * dv < 1e-4 {
+                        // Converged: the last small step is kept.
+                        best = (u, v);
                         break;
                     }
                 }
-                // Keep the start when the search wandered off or got worse.
-                let limit = p as f32;
-                if !(u.is_finite() && v.is_finite())
-                    || (u - u0).abs() > limit
-                    || (v - v0).abs() > limit
-                    || cost(u, v) > start_cost
-                {
-                    u = u0;
-                    v = v0;
-                }
+                (u, v) = best;
             }
             // Densification: each covered pixel takes this displacement with
             // a weight that falls with its own photometric error.

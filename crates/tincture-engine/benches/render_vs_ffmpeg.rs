@@ -69,6 +69,7 @@ fn tincture_render(clip: &Path, out: &Path, reference: Option<&Path>) -> u64 {
         colorizer,
         overwrite: true,
         threads: threads(),
+        metrics: None,
     };
     match render(req, &AtomicBool::new(false), |_| {}).expect("render") {
         tincture_engine::render::Outcome::Completed { frames, .. } => frames,
@@ -190,6 +191,7 @@ fn memory(dir: &Path, frames: u32) {
         )),
         overwrite: true,
         threads: threads(),
+        metrics: None,
     };
     let mut samples = Vec::new();
     let t0 = Instant::now();

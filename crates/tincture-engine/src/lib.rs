@@ -5,6 +5,7 @@
 //! Start at [`render::render`] and [`render::RenderRequest`].
 
 pub mod error;
+pub mod live_metrics;
 pub mod neural;
 pub mod reference;
 pub mod render;

@@ -19,6 +19,7 @@ use tincture_media::{
     VideoCodec, VideoReader, VideoWriter, VideoWriterConfig,
 };
 
+use crate::live_metrics::{LiveMetrics, MetricsThread, Sidecar, sidecar_path, write_json_atomic};
 use crate::{Error, Result};
 
 /// Export formats.
@@ -77,6 +78,9 @@ pub struct RenderRequest {
     pub overwrite: bool,
     /// Encoder threads, 0 for one per core.
     pub threads: usize,
+    /// Measure the output while rendering (flicker, colourfulness) and write
+    /// the series beside it as `NAME.metrics.json`; `None` skips this.
+    pub metrics: Option<LiveMetrics>,
 }
 
 /// Progress, reported after every frame.
@@ -274,10 +278,20 @@ pub fn render(
         .map(|p| (p + reader.duration_of(last)) as f64 * tb);
     let durations: Vec<i64> = (first..=last).map(|i| reader.duration_of(i)).collect();
 
+    let metrics_thread = match &req.metrics {
+        Some(live) => Some(
+            MetricsThread::start(live.clone()).map_err(|e| Error::Output {
+                path: req.output.clone(),
+                reason: format!("cannot start the metrics thread: {e}"),
+            })?,
+        ),
+        None => None,
+    };
     let result = run_frames(
         &mut req,
         reader,
         &mut sink,
+        metrics_thread.as_ref(),
         layout,
         (first, last),
         whole,
@@ -326,6 +340,22 @@ pub fn render(
         path: req.output.clone(),
         reason: e.to_string(),
     })?;
+    if let (Some(thread), Some(live)) = (metrics_thread, &req.metrics) {
+        thread.finish();
+        let sidecar = Sidecar {
+            tincture_version: crate::VERSION,
+            source: &req.input,
+            output: &req.output,
+            source_frames: [first, last],
+            flow: "dense inverse search on the luma of a preview of each output frame (long side 160 px)",
+            report: live.report(),
+        };
+        let path = sidecar_path(&req.output);
+        write_json_atomic(&path, &sidecar).map_err(|e| Error::Output {
+            path: path.clone(),
+            reason: format!("cannot write the metrics sidecar: {e}"),
+        })?;
+    }
     Ok(Outcome::Completed {
         path: req.output.clone(),
         frames: written,
@@ -347,6 +377,7 @@ fn run_frames(
     req: &mut RenderRequest,
     mut reader: VideoReader,
     sink: &mut Sink,
+    metrics: Option<&MetricsThread>,
     layout: OutputLayout,
     (first, last): (u64, u64),
     whole: bool,
@@ -421,6 +452,9 @@ fn run_frames(
                 None => None,
             };
             let out = compose_frame(&decoded.frame, chroma.as_ref(), layout);
+            if let Some(m) = metrics {
+                m.send(out.clone());
+            }
             match sink {
                 Sink::Video(w) => {
                     w.write_frame(

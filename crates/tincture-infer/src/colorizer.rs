@@ -6,8 +6,8 @@
 use tincture_core::Result as CoreResult;
 use tincture_core::color::Matrix;
 use tincture_core::colorize::Colorizer;
-use tincture_core::frame::{ChromaField, LumaImage};
 use tincture_core::domain::DomainTransform;
+use tincture_core::frame::{ChromaField, LumaImage};
 use tincture_core::guided::GuidedFilter;
 use tincture_core::metrics::LabToSrgb;
 
@@ -199,7 +199,11 @@ pub fn spread_hint_residuals(
     let t = ((hints.len() as f32).log10() - 1.0).clamp(0.0, 1.0);
     let spacing = ((n as f32) / hints.len() as f32).sqrt();
     let sigma_s = (spacing * (0.577 + 0.223 * t)).clamp(2.0, 64.0);
-    let sigma_r = if t > 0.0 { 4.0 * sigma_s / t } else { f32::INFINITY };
+    let sigma_r = if t > 0.0 {
+        4.0 * sigma_s / t
+    } else {
+        f32::INFINITY
+    };
     let dt = DomainTransform::new(guide, w, h, sigma_s, sigma_r, 3);
     let den = dt.filter(&m);
     let num_a = dt.filter(&ra);
@@ -287,6 +291,9 @@ mod tests {
             (far.0 - 5.0).abs() < 1.0 && (far.1 + 5.0).abs() < 1.0,
             "far away the model's colour stays: {far:?}"
         );
-        assert_eq!(spread_hint_residuals(model_ab.clone(), w, h, &[], &vec![50.0; w * h]), model_ab);
+        assert_eq!(
+            spread_hint_residuals(model_ab.clone(), w, h, &[], &vec![50.0; w * h]),
+            model_ab
+        );
     }
 }

@@ -1,0 +1,274 @@
+//! Metrics measured while an export runs, on their own thread, and written
+//! beside the output as a JSON sidecar (`NAME.metrics.json`, or
+//! `metrics.json` inside an image-sequence folder).
+//!
+//! The render loop hands each finished output frame to the
+//! `tincture-metrics` thread over a bounded channel; the thread converts it
+//! to 8-bit RGB and pushes it into a shared [`MetricsStream`], which the GUI
+//! can read at any moment through a [`LiveMetrics`] handle to plot the
+//! series as frames arrive.
+//!
+//! To stay cheap next to the export, live metrics are measured on a preview
+//! of each output frame at most [`PREVIEW_SIDE`] pixels on its long side
+//! (box-averaged from the frame's own planes). `tincture-cli metrics`
+//! measures at full resolution.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Sender, bounded};
+use tincture_core::compose::frame_to_rgb8;
+use tincture_core::flow::FlowParams;
+use tincture_core::frame::{ChromaPlanes, Frame, Plane, RgbImage};
+use tincture_core::video_metrics::{FrameMetrics, MetricsReport, MetricsStream, StreamOptions};
+
+/// A shared, live view of an export's metrics.
+#[derive(Clone, Debug)]
+pub struct LiveMetrics {
+    inner: Arc<Mutex<Shared>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    stream: MetricsStream,
+    error: Option<String>,
+}
+
+/// The long side of the preview that live metrics are measured on.
+pub const PREVIEW_SIDE: usize = 160;
+
+impl Default for LiveMetrics {
+    fn default() -> Self {
+        Self::new(StreamOptions {
+            flow: FlowParams::default(),
+            warp_error: true,
+        })
+    }
+}
+
+/// Box-averages a plane by an integer factor (edges average what is there).
+fn shrink_plane(p: &Plane, k: usize) -> Plane {
+    let w = p.width.div_ceil(k);
+    let h = p.height.div_ceil(k);
+    let mut data = Vec::with_capacity(w * h);
+    for y in 0..h {
+        let rows = (y * k)..((y + 1) * k).min(p.height);
+        for x in 0..w {
+            let cols = (x * k)..((x + 1) * k).min(p.width);
+            let (mut sum, mut n) = (0u32, 0u32);
+            for r in rows.clone() {
+                for &v in &p.row(r)[cols.clone()] {
+                    sum += u32::from(v);
+                    n += 1;
+                }
+            }
+            data.push(((sum + n / 2) / n.max(1)) as u16);
+        }
+    }
+    Plane {
+        width: w,
+        height: h,
+        data,
+    }
+}
+
+/// A frame shrunk so its long side is at most [`PREVIEW_SIDE`].
+pub fn preview_frame(frame: &Frame) -> Frame {
+    let k = frame
+        .width()
+        .max(frame.height())
+        .div_ceil(PREVIEW_SIDE)
+        .max(1);
+    if k == 1 {
+        return frame.clone();
+    }
+    let y = shrink_plane(&frame.y, k);
+    let chroma = frame.chroma.as_ref().map(|c| {
+        let (sx, sy) = c.subsampling.shifts();
+        // Chroma is resampled to the preview's luma size.
+        let fit = |p: &Plane| {
+            let kx = (k >> sx).max(1);
+            let ky = (k >> sy).max(1);
+            let shrunk = if kx == ky {
+                shrink_plane(p, kx)
+            } else {
+                p.clone()
+            };
+            resize_nearest(&shrunk, y.width, y.height)
+        };
+        ChromaPlanes {
+            subsampling: tincture_core::frame::Subsampling::S444,
+            cb: fit(&c.cb),
+            cr: fit(&c.cr),
+        }
+    });
+    Frame {
+        bit_depth: frame.bit_depth,
+        y,
+        chroma,
+        range: frame.range,
+        matrix: frame.matrix,
+    }
+}
+
+fn resize_nearest(p: &Plane, w: usize, h: usize) -> Plane {
+    if (p.width, p.height) == (w, h) {
+        return p.clone();
+    }
+    let mut data = Vec::with_capacity(w * h);
+    for y in 0..h {
+        let sy = (y * p.height / h).min(p.height - 1);
+        for x in 0..w {
+            let sx = (x * p.width / w).min(p.width - 1);
+            data.push(p.data[sy * p.width + sx]);
+        }
+    }
+    Plane {
+        width: w,
+        height: h,
+        data,
+    }
+}
+
+impl LiveMetrics {
+    /// An empty set of series with the given options.
+    pub fn new(options: StreamOptions) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Shared {
+                stream: MetricsStream::new(options),
+                error: None,
+            })),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Summaries and series so far.
+    pub fn report(&self) -> MetricsReport {
+        let shared = self.lock();
+        let mut r = shared.stream.report();
+        if let Some(e) = &shared.error {
+            r.notes.push(format!("metrics stopped early: {e}"));
+        }
+        r
+    }
+
+    /// The per-frame metrics so far (a copy).
+    pub fn frames(&self) -> Vec<FrameMetrics> {
+        self.lock().stream.frames().to_vec()
+    }
+
+    /// Frames measured so far.
+    pub fn len(&self) -> usize {
+        self.lock().stream.frames().len()
+    }
+
+    /// Whether no frame has been measured yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Measures the next output frame (what the metrics thread does with
+    /// each frame it receives).
+    pub fn measure(&self, frame: &Frame) {
+        let frame = &preview_frame(frame);
+        let rgb = RgbImage {
+            width: frame.width(),
+            height: frame.height(),
+            data: frame_to_rgb8(frame),
+        };
+        let luma = frame.luma_unit();
+        let mut shared = self.lock();
+        if shared.error.is_some() {
+            return;
+        }
+        if let Err(e) = shared.stream.push(&rgb, &luma.data, None) {
+            tracing::warn!("live metrics stopped: {e}");
+            shared.error = Some(e.to_string());
+        }
+    }
+}
+
+/// The measuring thread of one export.
+pub(crate) struct MetricsThread {
+    tx: Option<Sender<Frame>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl MetricsThread {
+    pub(crate) fn start(live: LiveMetrics) -> std::io::Result<Self> {
+        let (tx, rx) = bounded::<Frame>(4);
+        let handle = std::thread::Builder::new()
+            .name("tincture-metrics".into())
+            .spawn(move || {
+                for frame in rx {
+                    live.measure(&frame);
+                }
+            })?;
+        Ok(Self {
+            tx: Some(tx),
+            handle: Some(handle),
+        })
+    }
+
+    /// Queues an output frame (waits when the thread is four frames behind).
+    pub(crate) fn send(&self, frame: Frame) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(frame);
+        }
+    }
+
+    /// Waits for the queued frames to be measured.
+    pub(crate) fn finish(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.tx.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for MetricsThread {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Where an export's metrics sidecar goes.
+pub fn sidecar_path(output: &Path) -> PathBuf {
+    if output.extension().is_none() || output.is_dir() {
+        output.join("metrics.json")
+    } else {
+        let mut name = output.file_name().unwrap_or_default().to_os_string();
+        name.push(".metrics.json");
+        output.with_file_name(name)
+    }
+}
+
+/// The sidecar's content: what was measured, and the report.
+#[derive(serde::Serialize)]
+pub(crate) struct Sidecar<'a> {
+    pub tincture_version: &'a str,
+    pub source: &'a Path,
+    pub output: &'a Path,
+    pub source_frames: [u64; 2],
+    pub flow: &'a str,
+    #[serde(flatten)]
+    pub report: MetricsReport,
+}
+
+/// Writes `value` as pretty JSON to `path` atomically (temporary file, then rename).
+pub(crate) fn write_json_atomic(path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {
+    let text = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    let mut tmp = path.as_os_str().to_os_string();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
