@@ -61,3 +61,20 @@ else
     cp "$tmp"/onnxruntime/capi/libonnxruntime.so* "$ORT_DIR"/
     say "ONNX Runtime installed: $(ls "$ORT_DIR")"
 fi
+
+# The metric cross-checks (tests/tests/metrics_crosscheck.rs) compare Tincture with an independent
+# numpy/scikit-image implementation on the shared colour clips. They need that data, so the
+# Python environment is made only where ../shared is present; elsewhere the check skips.
+PYENV=tests/python/.venv
+if [ -d ../shared/data/video/color ]; then
+    if [ -x "$PYENV/bin/python" ] && cmp -s tests/python/requirements.txt "$PYENV/requirements.txt"; then
+        say "Python environment for the metric cross-checks present"
+    else
+        say "creating $PYENV for the metric cross-checks (numpy, scikit-image from PyPI)"
+        if python3 -m venv "$PYENV" && "$PYENV/bin/pip" install -q -r tests/python/requirements.txt; then
+            cp tests/python/requirements.txt "$PYENV/requirements.txt"
+        else
+            say "could not create $PYENV: the metric cross-checks will be skipped"
+        fi
+    fi
+fi
