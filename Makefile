@@ -24,6 +24,7 @@ test: setup
 bench: setup
 	$(CARGO) bench -p tincture-engine --bench render_vs_ffmpeg
 	$(CARGO) bench -p tincture-infer --bench inference
+	$(CARGO) bench -p tincture-engine --bench metrics
 
 model: setup
 	scripts/train-model.sh
