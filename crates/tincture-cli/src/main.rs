@@ -17,7 +17,6 @@ mod metrics;
 mod plot;
 mod still;
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -326,16 +325,7 @@ fn render_cmd(args: RenderArgs) -> Result<u8, Failure> {
         tracing::warn!("Ctrl-C will not stop cleanly: {e}");
     }
     let total = frames.map_or(count, |(a, b)| b.saturating_sub(a) + 1);
-    let bar = if std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::new(total)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} [{bar:40}] {pos}/{len} frames  {per_sec}  ETA {eta}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
+    let bar = metrics::progress(total);
     let request = RenderRequest {
         input,
         output,

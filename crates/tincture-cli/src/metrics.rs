@@ -254,7 +254,9 @@ fn check_colour(path: &Path, (first, last): (u64, u64), code: u8) -> Result<(), 
     )))
 }
 
-fn progress(total: u64) -> indicatif::ProgressBar {
+/// A frame progress bar on stderr (hidden when stderr is not a terminal), for every command
+/// that walks a film.
+pub fn progress(total: u64) -> indicatif::ProgressBar {
     let bar = if std::io::stderr().is_terminal() {
         indicatif::ProgressBar::new(total)
     } else {
