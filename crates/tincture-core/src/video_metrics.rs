@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::flow::{FlowField, FlowParams, estimate_flow};
 use crate::frame::RgbImage;
-use crate::metrics::{PSNR_CAP_DB, ciede2000, colorfulness, psnr_rgb, srgb8_to_lab, ssim};
+use crate::metrics::{PSNR_CAP_DB, ciede2000_mean, colorfulness, psnr_rgb, srgb8_to_lab, ssim};
 use crate::{Error, Result};
 
 /// Frame distances that CDC compares.
@@ -209,22 +209,6 @@ pub fn lab_means(image: &RgbImage) -> [f64; 3] {
     }
     let n = (image.data.len() / 3).max(1) as f64;
     [sa / n, sb / n, sc / n]
-}
-
-/// Mean CIEDE2000 between two pictures of the same size, with the Lab of
-/// each 8-bit colour computed once per frame pair.
-fn ciede2000_frame(a: &RgbImage, b: &RgbImage) -> f64 {
-    let mut sum = 0.0;
-    for (p, q) in a.data.chunks_exact(3).zip(b.data.chunks_exact(3)) {
-        if p == q {
-            continue;
-        }
-        sum += ciede2000(
-            srgb8_to_lab([p[0], p[1], p[2]]),
-            srgb8_to_lab([q[0], q[1], q[2]]),
-        );
-    }
-    sum / (a.data.len() / 3).max(1) as f64
 }
 
 /// Forward and backward flow between two consecutive frames.
@@ -445,7 +429,7 @@ impl MetricsStream {
             }
             m.psnr = Some(psnr_rgb(frame, r)?.min(PSNR_CAP_DB));
             m.ssim = Some(ssim(frame, r)?);
-            m.ciede2000 = Some(ciede2000_frame(frame, r));
+            m.ciede2000 = Some(ciede2000_mean(frame, r)?);
         }
         self.previous = Some(frame.clone());
         self.frames.push(m);

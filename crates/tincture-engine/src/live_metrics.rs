@@ -263,12 +263,11 @@ pub(crate) struct Sidecar<'a> {
     pub report: MetricsReport,
 }
 
-/// Writes `value` as pretty JSON to `path` atomically (temporary file, then rename).
+/// Writes `value` as pretty JSON to `path` atomically: under the render's
+/// partial name first, then renamed.
 pub(crate) fn write_json_atomic(path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {
     let text = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
-    let mut tmp = path.as_os_str().to_os_string();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
+    let tmp = crate::render::partial_path(path);
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, path)
 }
