@@ -15,6 +15,7 @@
 mod eval;
 mod metrics;
 mod plot;
+mod shots;
 mod still;
 
 use std::path::PathBuf;
@@ -25,7 +26,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{Parser, Subcommand};
 use tincture_core::colorize::Colorizer;
 use tincture_engine::Error as EngineError;
+use tincture_engine::film::FilmColorizer;
 use tincture_engine::neural::{ModelChoice, WorkerColorizer};
+use tincture_engine::project::{check_source, plan_of};
 use tincture_engine::render::{Outcome, OutputFormat, RenderRequest, render};
 use tincture_infer::{ExecutionChoice, RenderSettings};
 use tincture_media::Error as MediaError;
@@ -65,6 +68,9 @@ enum Command {
     /// Score colorization on a colour clip: its own luma is coloured back (the model, or keyframes of
     /// true colour with --keyframes-from-gt) and measured against it.
     Eval(metrics::EvalVideoArgs),
+    /// Find a film's shots (hard cuts, not fades or flashes) or read them from a CMX3600 EDL;
+    /// print them and write them as an EDL for DaVinci Resolve and as JSON.
+    Shots(shots::ShotsArgs),
     /// Check that ONNX Runtime (for the neural colorizer) can be found and loaded.
     Runtime,
 }
@@ -133,6 +139,15 @@ struct RenderArgs {
     /// Encoder threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Render by a project (JSON): its shots, keyframes, hint strokes, references and per-shot
+    /// looks; colour is propagated from the keyframes along the optical flow. INPUT must be the
+    /// project's film (matched by the fingerprint of its first frames, so a moved file is fine).
+    #[arg(long, value_name = "P.json", conflicts_with_all = ["reference", "passthrough"])]
+    project: Option<PathBuf>,
+    /// With --project: use INPUT even though its size or length differs from what the project
+    /// recorded (its first frames still have to match).
+    #[arg(long, requires = "project")]
+    accept_changed: bool,
     /// Do not measure the output while rendering. By default flicker (warp error, CDC) and
     /// colourfulness are measured per frame and written beside the output as NAME.metrics.json.
     #[arg(long)]
@@ -161,6 +176,7 @@ impl From<EngineError> for Failure {
             EngineError::Model(m) => model_exit_code(m),
             EngineError::OutputExists { .. } | EngineError::Output { .. } => 4,
             EngineError::FrameRange { .. } => 2,
+            EngineError::Project { .. } => 3,
         };
         Self {
             code,
@@ -272,6 +288,36 @@ fn probe_cmd(file: PathBuf, json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The film colorizer for `render --project`: the project is loaded and
+/// checked, its film matched, its references read, and the model started
+/// when a shot uses its prior.
+fn project_colorizer(
+    project_path: &std::path::Path,
+    input: &std::path::Path,
+    accept_changed: bool,
+    model: &ModelArgs,
+) -> Result<FilmColorizer, Failure> {
+    let project = tincture_core::project::Project::load(project_path).map_err(|e| Failure {
+        code: 3,
+        message: e.to_string(),
+    })?;
+    let film = check_source(&project, project_path, Some(input), accept_changed)?;
+    let plan = plan_of(&project, project_path, film)?;
+    let prior: Option<Box<dyn Colorizer>> = if plan.shots.iter().any(|s| s.model_prior) {
+        Some(Box::new(start_worker(model)?))
+    } else {
+        None
+    };
+    eprintln!(
+        "project {}: {} shots, {} keyframes, {} reference photos",
+        project_path.display(),
+        plan.shots.len(),
+        plan.keys.len(),
+        plan.references.len()
+    );
+    Ok(FilmColorizer::new(plan, prior))
+}
+
 fn render_cmd(args: RenderArgs) -> Result<u8, Failure> {
     let RenderArgs {
         input,
@@ -284,6 +330,8 @@ fn render_cmd(args: RenderArgs) -> Result<u8, Failure> {
         overwrite,
         threads,
         no_metrics,
+        project,
+        accept_changed,
         model,
     } = args;
     let format = match format {
@@ -311,13 +359,14 @@ fn render_cmd(args: RenderArgs) -> Result<u8, Failure> {
     };
     // The model loads here, before the render creates any file, so a
     // missing or broken model fails fast and leaves nothing behind.
-    let neural = reference.is_none() && !passthrough;
-    let colorizer: Option<Box<dyn Colorizer>> = match &reference {
-        Some(path) => Some(Box::new(tincture_engine::reference::reference_colorizer(
+    let neural = reference.is_none() && !passthrough && project.is_none();
+    let colorizer: Option<Box<dyn Colorizer>> = match (&reference, &project) {
+        (Some(path), _) => Some(Box::new(tincture_engine::reference::reference_colorizer(
             path, matrix,
         )?)),
-        None if passthrough => None,
-        None => Some(Box::new(start_worker(&model)?)),
+        (None, Some(p)) => Some(Box::new(project_colorizer(p, &input, accept_changed, &model)?)),
+        (None, None) if passthrough => None,
+        (None, None) => Some(Box::new(start_worker(&model)?)),
     };
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
@@ -413,6 +462,7 @@ fn main() -> ExitCode {
         Command::EvalImages(args) => eval::eval_images_cmd(&args),
         Command::Metrics(args) => metrics::metrics_cmd(&args),
         Command::Eval(args) => metrics::eval_cmd(&args),
+        Command::Shots(args) => shots::shots_cmd(&args),
         Command::Runtime => runtime_cmd().map(|()| 0),
     };
     match result {

@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use tincture_core::colorize::Colorizer;
-use tincture_core::compose::{OutputLayout, compose_frame, frame_to_rgb8};
+use tincture_core::compose::{OutputLayout, chroma_field_of, compose_frame, frame_to_rgb8};
+use tincture_core::look::Look;
+use tincture_core::motion::Confident;
 use tincture_core::flow::FlowParams;
 use tincture_core::frame::{ChromaField, Frame, LumaImage, RgbImage, Subsampling};
 use tincture_core::transfer::{ReferenceColorizer, TransferSettings};
@@ -24,11 +26,12 @@ use tincture_core::video_metrics::{
     LumaFlow, MetricsReport, MetricsStream, SeriesSummary, StreamOptions, lab_means,
 };
 use tincture_engine::Error as EngineError;
+use tincture_engine::film::{FilmColorizer, FilmPlan, KeyColour};
 use tincture_engine::neural::open_colorizer;
 use tincture_infer::NeuralColorizer;
 use tincture_media::{DecodedFrame, VideoReader};
 
-use crate::plot::{Panel, Plot};
+use crate::plot::{Panel, Plot, StripColumn, write_strip};
 use crate::still::write_atomically;
 use crate::{Failure, ModelArgs, parse_frames};
 
@@ -63,16 +66,30 @@ pub struct MetricsArgs {
 pub struct EvalVideoArgs {
     /// A colour clip: the truth. Its own luma is the gray input that is coloured back.
     pub gt: PathBuf,
-    /// Frames whose true colour is given (comma-separated indices); every other frame is coloured
-    /// by reference transfer from the nearest of them at or before it (the first for frames before
-    /// it). Without it, the neural model colours every frame on its own.
-    #[arg(
-        long,
-        value_name = "N,N,...",
-        value_delimiter = ',',
-        conflicts_with_all = ["model", "render_size", "cpu"]
-    )]
+    /// Frames whose true colour is given (comma-separated indices): keyframes. Every other frame
+    /// takes its colour by propagation along the optical flow from the keyframes around it, joined
+    /// with the model's prior where propagation is unsure. Without it, the neural model colours
+    /// every frame on its own.
+    #[arg(long, value_name = "N,N,...", value_delimiter = ',')]
     pub keyframes_from_gt: Vec<u64>,
+    /// With keyframes: colour the other frames by reference transfer from the nearest keyframe at
+    /// or before them, instead of propagation (the simpler engine, for comparison).
+    #[arg(long, requires = "keyframes_from_gt")]
+    pub transfer: bool,
+    /// With keyframes: propagation alone, without the model's prior.
+    #[arg(long, requires = "keyframes_from_gt", conflicts_with = "transfer")]
+    pub no_prior: bool,
+    /// Strength of the temporal stabiliser, 0 (off) to 0.95. Default: 0.6 with keyframes, 0
+    /// (the model frame by frame) without.
+    #[arg(long, value_name = "S")]
+    pub stabilise: Option<f32>,
+    /// Also write a side-by-side strip PNG: every Nth frame (--strip-every) as gray, the model
+    /// frame by frame, this evaluation's output and the truth.
+    #[arg(long, value_name = "OUT.png")]
+    pub strip: Option<PathBuf>,
+    /// Frame spacing of --strip.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub strip_every: u64,
     /// Also write the report as JSON to this file.
     #[arg(long, value_name = "OUT")]
     pub json: Option<PathBuf>,
@@ -430,10 +447,42 @@ fn write_json(out: &Path, value: &impl Serialize) -> Result<(), Failure> {
     })
 }
 
+/// The gray input of a truth frame: its own Y' plane, its chroma dropped.
+fn gray_of(frame: &Frame) -> Frame {
+    Frame {
+        bit_depth: frame.bit_depth,
+        y: frame.y.clone(),
+        chroma: None,
+        range: frame.range,
+        matrix: frame.matrix,
+    }
+}
+
+/// The gray input as RGB.
+fn gray_rgb(frame: &Frame) -> RgbImage {
+    rgb8(&gray_of(frame))
+}
+
+/// The truth's luma with `chroma` joined to it as a render would (luma
+/// copied, chroma at 4:4:4).
+fn with_chroma(frame: &Frame, chroma: &ChromaField) -> Frame {
+    let gray = gray_of(frame);
+    compose_frame(
+        &gray,
+        Some(chroma),
+        OutputLayout {
+            bit_depth: gray.bit_depth,
+            subsampling: Subsampling::S444,
+        },
+    )
+}
+
 /// How a clip is coloured in `eval`.
 enum Engine {
-    /// The neural model, frame by frame.
-    Model(Box<NeuralColorizer>),
+    /// The film colorizer: keyframes of true colour propagated along the
+    /// flow, the model's prior, the stabiliser. Without keyframes it is the
+    /// model frame by frame, optionally stabilised.
+    Film(Box<FilmColorizer>, String),
     /// Keyframes keep their true chroma; other frames take reference
     /// transfer from the nearest keyframe at or before them.
     Keyframes {
@@ -447,7 +496,7 @@ enum Engine {
 impl Engine {
     fn describe(&self) -> String {
         match self {
-            Self::Model(c) => format!("model {}", c.model().name()),
+            Self::Film(_, d) => d.clone(),
             Self::Keyframes { .. } => "reference transfer".into(),
         }
     }
@@ -462,12 +511,12 @@ impl Engine {
         truth: &Frame,
     ) -> Result<Option<ChromaField>, Failure> {
         match self {
-            Self::Model(c) => c
+            Self::Film(c, _) => c
                 .colorize(luma, index, truth.matrix)
                 .map(Some)
                 .map_err(|e| Failure {
                     code: 6,
-                    message: format!("{}: frame {index}: the model failed: {e}", gt.display()),
+                    message: format!("{}: frame {index}: colouring failed: {e}", gt.display()),
                 }),
             Self::Keyframes { keys, transfer } => {
                 if keys.binary_search(&index).is_ok() {
@@ -490,8 +539,7 @@ impl Engine {
     }
 }
 
-/// Builds one reference-transfer engine per keyframe, from its true colour.
-fn keyframe_engine(gt: &Path, keys: &[u64], count: u64) -> Result<Engine, Failure> {
+fn check_keys(gt: &Path, keys: &[u64], count: u64) -> Result<Vec<u64>, Failure> {
     let mut keys = keys.to_vec();
     keys.sort_unstable();
     keys.dedup();
@@ -505,6 +553,47 @@ fn keyframe_engine(gt: &Path, keys: &[u64], count: u64) -> Result<Engine, Failur
             ),
         });
     }
+    Ok(keys)
+}
+
+/// The film colorizer for `eval`: keyframes carry the truth's chroma.
+fn film_engine(
+    args: &EvalVideoArgs,
+    count: u64,
+    keys: &[u64],
+    prior: Option<Box<dyn Colorizer>>,
+) -> Result<FilmColorizer, Failure> {
+    let gt = &args.gt;
+    let mut plan = FilmPlan::whole_film(gt.clone(), count);
+    let strength = args
+        .stabilise
+        .unwrap_or(if keys.is_empty() { 0.0 } else { 0.6 });
+    if !(0.0..=1.0).contains(&strength) {
+        return Err(Failure {
+            code: 2,
+            message: format!("--stabilise {strength}: give a strength from 0 to 0.95"),
+        });
+    }
+    for shot in &mut plan.shots {
+        shot.stabiliser = strength;
+        // The truth is scored as it is: no creative look.
+        shot.look = Look::identity();
+        shot.model_prior = prior.is_some();
+    }
+    plan.params.stabiliser = strength;
+    let mut reader = VideoReader::open(gt).map_err(media_failure)?;
+    for &k in keys {
+        let f = reader.seek(k).map_err(media_failure)?;
+        let chroma = chroma_field_of(&f.frame);
+        plan.keys
+            .insert(k, KeyColour::Given(Confident::uniform(chroma, 1.0)));
+    }
+    Ok(FilmColorizer::new(plan, prior))
+}
+
+/// Builds one reference-transfer engine per keyframe, from its true colour.
+fn keyframe_engine(gt: &Path, keys: &[u64], count: u64) -> Result<Engine, Failure> {
+    let keys = check_keys(gt, keys, count)?;
     let mut reader = VideoReader::open(gt).map_err(media_failure)?;
     let matrix = reader.matrix();
     let mut transfer = Vec::with_capacity(keys.len());
@@ -534,31 +623,51 @@ pub fn eval_cmd(args: &EvalVideoArgs) -> Result<u8, Failure> {
     let count = reader.frame_count();
     let range = frame_range(gt, args.frames.as_deref(), count)?;
     check_colour(gt, range, 3)?;
-    let mut engine = if args.keyframes_from_gt.is_empty() {
+    let keys = check_keys(gt, &args.keyframes_from_gt, count)?;
+    let needs_model = !args.transfer && !args.no_prior;
+    let open_model = || -> Result<NeuralColorizer, Failure> {
         let c = open_colorizer(&args.model.choice())?;
         eprintln!(
-            "colouring with model `{}` on {}",
+            "model `{}` on {}",
             c.model().name(),
             c.model().provider()
         );
-        Engine::Model(Box::new(c))
+        Ok(c)
+    };
+    let mut engine = if args.transfer {
+        eprintln!(
+            "colouring by reference transfer from keyframes {}",
+            keys.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+        );
+        keyframe_engine(gt, &keys, count)?
     } else {
-        let e = keyframe_engine(gt, &args.keyframes_from_gt, count)?;
-        if let Engine::Keyframes { keys, .. } = &e {
-            eprintln!(
-                "colouring by reference transfer from keyframes {}",
-                keys.iter()
-                    .map(u64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-        e
+        let prior: Option<Box<dyn Colorizer>> = if needs_model {
+            Some(Box::new(open_model()?))
+        } else {
+            None
+        };
+        let film = film_engine(args, count, &keys, prior)?;
+        let strength = args.stabilise.unwrap_or(if keys.is_empty() { 0.0 } else { 0.6 });
+        let what = match (keys.is_empty(), needs_model) {
+            (true, _) => "the model frame by frame".to_owned(),
+            (false, true) => "propagation with the model's prior".to_owned(),
+            (false, false) => "propagation alone".to_owned(),
+        };
+        let desc = if strength > 0.0 {
+            format!("{what}, stabilised {strength}")
+        } else {
+            what
+        };
+        eprintln!("colouring by {desc}");
+        Engine::Film(Box::new(film), desc)
     };
-    let keyframes = match &engine {
-        Engine::Keyframes { keys, .. } => keys.clone(),
-        Engine::Model(_) => Vec::new(),
+    // The strip's "frame by frame" row needs the model on its own.
+    let mut strip_model = match &args.strip {
+        Some(_) => Some(open_model()?),
+        None => None,
     };
+    let mut strip = Vec::new();
+    let keyframes = keys.clone();
     let mut frames = FrameRange::new(reader, range);
     let bar = progress(range.1 - range.0 + 1);
     let options = StreamOptions::default();
@@ -570,29 +679,24 @@ pub fn eval_cmd(args: &EvalVideoArgs) -> Result<u8, Failure> {
         let luma = f.frame.luma_unit();
         let true_rgb = rgb8(&f.frame);
         let predicted = match engine.chroma(gt, index, &luma, &f.frame)? {
-            Some(chroma) => {
-                // The gray input: the truth's own Y' plane, its chroma dropped;
-                // the engine's chroma joins it as a render would (luma copied).
-                let gray = Frame {
-                    bit_depth: f.frame.bit_depth,
-                    y: f.frame.y.clone(),
-                    chroma: None,
-                    range: f.frame.range,
-                    matrix: f.frame.matrix,
-                };
-                let coloured = compose_frame(
-                    &gray,
-                    Some(&chroma),
-                    OutputLayout {
-                        bit_depth: gray.bit_depth,
-                        subsampling: Subsampling::S444,
-                    },
-                );
-                rgb8(&coloured)
-            }
+            Some(chroma) => rgb8(&with_chroma(&f.frame, &chroma)),
             // A keyframe: its luma and its true chroma, that is the truth.
             None => true_rgb.clone(),
         };
+        if let Some(model) = strip_model.as_mut()
+            && (index - range.0) % args.strip_every.max(1) == 0
+        {
+            let auto = model.colorize(&luma, index, f.frame.matrix).map_err(|e| Failure {
+                code: 6,
+                message: format!("{}: frame {index}: the model failed: {e}", gt.display()),
+            })?;
+            let gray = gray_rgb(&f.frame);
+            let auto_rgb = rgb8(&with_chroma(&f.frame, &auto));
+            strip.push(StripColumn {
+                index,
+                rows: [gray, auto_rgb, predicted.clone(), true_rgb.clone()],
+            });
+        }
         let flows = flow.push(&luma.data, luma.width, luma.height);
         let fail = |e: tincture_core::Error| Failure {
             code: 3,
@@ -635,6 +739,10 @@ pub fn eval_cmd(args: &EvalVideoArgs) -> Result<u8, Failure> {
             },
         };
         write_json(out, &json)?;
+    }
+    if let Some(out) = &args.strip {
+        write_strip(out, &strip, &engine_name)?;
+        eprintln!("strip: {}", out.display());
     }
     if let Some(out) = &args.plot {
         let title = format!(

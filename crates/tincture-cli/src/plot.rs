@@ -11,6 +11,7 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
+use tincture_core::frame::RgbImage;
 use tincture_core::video_metrics::SeriesSummary;
 
 use crate::Failure;
@@ -306,6 +307,83 @@ pub fn write_png(out: &Path, plot: &Plot<'_>) -> Result<(), Failure> {
     write_atomically(out, |partial| {
         let img = image::RgbImage::from_raw(w, h, buf)
             .ok_or_else(|| "the plot's buffer does not match its size".to_owned())?;
+        img.save_with_format(partial, image::ImageFormat::Png)
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// One column of a side-by-side strip: a frame's pictures, top to bottom.
+pub struct StripColumn {
+    /// Frame number.
+    pub index: u64,
+    /// Gray input, the model frame by frame, the evaluated output, the truth.
+    pub rows: [RgbImage; 4],
+}
+
+/// Row captions of a strip.
+const STRIP_ROWS: [&str; 4] = ["gray input", "model, per frame", "this output", "truth"];
+/// Width of one strip thumbnail, in pixels.
+const STRIP_THUMB: u32 = 240;
+/// Width of the strip's caption column.
+const STRIP_CAPTION: u32 = 170;
+/// Height of the strip's header.
+const STRIP_HEADER: u32 = 70;
+
+/// Draws a strip (frames across, the four versions down) and writes it to
+/// `out` as a PNG, atomically.
+///
+/// # Errors
+/// Exit code 1 when it cannot be drawn, 4 when it cannot be written.
+pub fn write_strip(out: &Path, columns: &[StripColumn], title: &str) -> Result<(), Failure> {
+    let fail = |e: String| Failure {
+        code: 1,
+        message: format!("{}: cannot draw the strip: {e}", out.display()),
+    };
+    let Some(first) = columns.first() else {
+        return Err(fail("no frames were evaluated".into()));
+    };
+    register_fonts().map_err(fail)?;
+    let (fw, fh) = (first.rows[0].width.max(1), first.rows[0].height.max(1));
+    let th = ((STRIP_THUMB as usize * fh) / fw).max(1) as u32;
+    let gap = 6u32;
+    let w = STRIP_CAPTION + columns.len() as u32 * (STRIP_THUMB + gap);
+    let h = STRIP_HEADER + 4 * (th + gap);
+    let mut canvas = image::RgbImage::from_pixel(w, h, image::Rgb([255, 255, 255]));
+    for (c, col) in columns.iter().enumerate() {
+        for (r, pic) in col.rows.iter().enumerate() {
+            let src = image::RgbImage::from_raw(pic.width as u32, pic.height as u32, pic.data.clone())
+                .ok_or_else(|| fail("a frame's buffer does not match its size".into()))?;
+            let thumb = image::imageops::resize(&src, STRIP_THUMB, th, image::imageops::FilterType::Triangle);
+            let x = STRIP_CAPTION + c as u32 * (STRIP_THUMB + gap);
+            let y = STRIP_HEADER + r as u32 * (th + gap);
+            image::imageops::replace(&mut canvas, &thumb, i64::from(x), i64::from(y));
+        }
+    }
+    let mut buf = canvas.into_raw();
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        let text = |t: String, x: u32, y: u32, size: u32| {
+            root.draw(&Text::new(
+                t,
+                (x as i32, y as i32),
+                ("sans-serif", size as i32).into_font().color(&BLACK),
+            ))
+            .map_err(|e| e.to_string())
+        };
+        text(title.to_owned(), 12, 8, 22).map_err(fail)?;
+        for (c, col) in columns.iter().enumerate() {
+            let x = STRIP_CAPTION + c as u32 * (STRIP_THUMB + gap);
+            text(format!("frame {}", col.index), x + 4, 42, 18).map_err(fail)?;
+        }
+        for (r, caption) in STRIP_ROWS.iter().enumerate() {
+            let y = STRIP_HEADER + r as u32 * (th + gap) + th / 2 - 9;
+            text((*caption).to_owned(), 10, y, 18).map_err(fail)?;
+        }
+        root.present().map_err(|e| fail(e.to_string()))?;
+    }
+    write_atomically(out, |partial| {
+        let img = image::RgbImage::from_raw(w, h, buf)
+            .ok_or_else(|| "the strip's buffer does not match its size".to_owned())?;
         img.save_with_format(partial, image::ImageFormat::Png)
             .map_err(|e| e.to_string())
     })

@@ -25,7 +25,7 @@ pub struct Rolloff {
 /// The look of a shot.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Look {
-    /// Chroma gain: 0 gray, 1 as computed, up to 2.
+    /// Chroma gain: 0 gray, 1 as computed, up to [`crate::project::SATURATION_MAX`].
     pub saturation: f32,
     /// Chroma fades to zero below this.
     pub shadows: Rolloff,
@@ -60,6 +60,20 @@ fn smoothstep(edge0: f32, edge1: f32, x: f32) -> f32 {
 }
 
 impl Look {
+    /// A look that changes nothing: saturation 1, no roll-offs.
+    pub fn identity() -> Self {
+        let off = Rolloff {
+            threshold: 0.5,
+            width: 0.1,
+            enabled: false,
+        };
+        Self {
+            saturation: 1.0,
+            shadows: off,
+            highlights: off,
+        }
+    }
+
     /// True when the look changes nothing.
     pub fn is_identity(&self) -> bool {
         self.saturation == 1.0 && !self.shadows.enabled && !self.highlights.enabled
@@ -84,7 +98,7 @@ impl Look {
         g
     }
 
-    /// Checks the values: finite, saturation within 0..=2, thresholds and
+    /// Checks the values: finite, saturation within 0..=`SATURATION_MAX`, thresholds and
     /// widths within 0..=1.
     ///
     /// # Errors
@@ -93,9 +107,10 @@ impl Look {
         let bad = |what: &str| Error::Engine {
             message: format!("look: {what}"),
         };
-        if !(0.0..=2.0).contains(&self.saturation) {
+        let max = crate::project::SATURATION_MAX;
+        if !(0.0..=max).contains(&self.saturation) {
             return Err(bad(&format!(
-                "saturation {} is outside 0 to 2",
+                "saturation {} is outside 0 to {max}",
                 self.saturation
             )));
         }
@@ -194,7 +209,7 @@ mod tests {
         assert_eq!((c.cb[1], c.cr[1]), (0.0, 0.0), "near-black pixel keeps chroma");
         assert!(
             Look {
-                saturation: 3.0,
+                saturation: 5.0,
                 ..Look::default()
             }
             .validate()

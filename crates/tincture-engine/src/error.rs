@@ -44,6 +44,15 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A project that cannot be used: invalid, or its film is missing or
+    /// changed; the reason says what to do.
+    #[error("{}: {reason}", path.display())]
+    Project {
+        /// The project file.
+        path: PathBuf,
+        /// Why, with advice.
+        reason: String,
+    },
     /// A frame range outside the film.
     #[error("{}: frames {first}-{last} are outside the film, which has frames 0-{}", path.display(), count.saturating_sub(1))]
     FrameRange {

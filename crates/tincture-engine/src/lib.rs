@@ -5,8 +5,10 @@
 //! Start at [`render::render`] and [`render::RenderRequest`].
 
 pub mod error;
+pub mod film;
 pub mod live_metrics;
 pub mod neural;
+pub mod project;
 pub mod reference;
 pub mod render;
 

@@ -1,0 +1,480 @@
+//! Keyframe propagation: colour set on a few frames of a shot follows the
+//! film to every other frame of it.
+//!
+//! For one shot, given its frames' luma and its keyframes' chroma (with a
+//! confidence each):
+//!
+//! 1. **Backward pass.** From each keyframe, colour is carried toward the
+//!    previous keyframe (or the shot's start) frame by frame along the
+//!    optical flow ([`crate::motion::carry`]), losing confidence with every
+//!    frame travelled and wherever the flow is occluded or lands on
+//!    different luma. After each step the chroma solver
+//!    ([`crate::solver`]) re-fits the carried colour to this frame's luma
+//!    edges and fills what could not be carried from its surroundings.
+//! 2. **Forward pass**, the same toward the next keyframe (or the end). The
+//!    two carried colours are blended by their confidences, so a frame
+//!    between two keyframes takes most from the nearer one.
+//! 3. A final solve joins the blend with the colorizer's prior (the neural
+//!    model, or a reference photo's transfer), which speaks where
+//!    propagation has little confidence: occlusions, new objects, frames far
+//!    from any keyframe.
+//! 4. The temporal stabiliser ([`crate::stabilise`]) smooths what flicker
+//!    is left; keyframes pass exactly as set.
+//!
+//! The frames are visited in order in the forward pass and each finished
+//! frame is handed to a callback at once, so an export streams.
+
+use crate::flow::{FlowField, FlowParams, estimate_flow};
+use crate::frame::{ChromaField, LumaImage};
+use crate::motion::{CarryParams, Confident, carry, match_weights};
+use crate::solver::{ChromaSolver, DataTerm, SolverParams};
+use crate::stabilise::{FlowsToPrevious, Stabiliser};
+use crate::{Error, Result};
+
+/// Settings of [`propagate_shot`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PropagationParams {
+    /// How carried colour is trusted.
+    pub carry: CarryParams,
+    /// The optical flow.
+    pub flow: FlowParams,
+    /// The chroma solver.
+    pub solver: SolverParams,
+    /// Weight of the colorizer's prior against carried colour (which weighs
+    /// up to 1).
+    pub prior_weight: f32,
+    /// Confidence given to colour the solver filled in where nothing could
+    /// be carried, so it is carried on steadily rather than re-invented each
+    /// frame.
+    pub fill_confidence: f32,
+    /// Strength of the temporal stabiliser, 0 off.
+    pub stabiliser: f32,
+}
+
+impl Default for PropagationParams {
+    fn default() -> Self {
+        Self {
+            carry: CarryParams::default(),
+            flow: FlowParams::default(),
+            solver: SolverParams::default(),
+            prior_weight: 0.05,
+            fill_confidence: 0.2,
+            stabiliser: 0.5,
+        }
+    }
+}
+
+/// A keyframe of a shot: its index within the shot and its colour.
+#[derive(Clone, Debug)]
+pub struct Key {
+    /// Frame index within the shot (0 is the shot's first frame).
+    pub index: usize,
+    /// The keyframe's chroma and how far to trust it.
+    pub colour: Confident,
+}
+
+/// What the caller supplies per frame: the colorizer's prior (model,
+/// reference transfer), or `None` where there is none.
+pub type PriorFn<'a> = dyn FnMut(usize, &LumaImage) -> Result<Option<Confident>> + 'a;
+
+/// Receives each finished frame, in order: its index within the shot and
+/// its chroma.
+pub type EmitFn<'a> = dyn FnMut(usize, ChromaField) -> Result<()> + 'a;
+
+fn flows(a: &LumaImage, b: &LumaImage, params: &FlowParams) -> (FlowField, FlowField) {
+    let (w, h) = (a.width, a.height);
+    (
+        estimate_flow(&a.data, &b.data, w, h, params),
+        estimate_flow(&b.data, &a.data, w, h, params),
+    )
+}
+
+/// Solves for chroma from carried colour and an optional prior, and returns
+/// it with the confidence propagation goes on with.
+fn refine(
+    luma: &LumaImage,
+    carried: &Confident,
+    prior: Option<&Confident>,
+    params: &PropagationParams,
+) -> Result<Confident> {
+    let mut solver = ChromaSolver::new(luma, params.solver)?;
+    let mut terms = vec![DataTerm {
+        cb: &carried.chroma.cb,
+        cr: &carried.chroma.cr,
+        weight: &carried.confidence,
+    }];
+    let prior_weights: Vec<f32>;
+    if let Some(p) = prior {
+        prior_weights = p.confidence.iter().map(|c| c * params.prior_weight).collect();
+        terms.push(DataTerm {
+            cb: &p.chroma.cb,
+            cr: &p.chroma.cr,
+            weight: &prior_weights,
+        });
+    }
+    let chroma = solver.solve(&terms, Some(&carried.chroma))?;
+    let confidence = carried
+        .confidence
+        .iter()
+        .map(|&c| c.max(params.fill_confidence))
+        .collect();
+    Ok(Confident { chroma, confidence })
+}
+
+fn check_keys(lumas: &[LumaImage], keys: &[Key]) -> Result<()> {
+    let n = lumas.len();
+    let Some(first) = lumas.first() else {
+        return Ok(());
+    };
+    let (w, h) = (first.width, first.height);
+    if let Some((i, l)) = lumas
+        .iter()
+        .enumerate()
+        .find(|(_, l)| (l.width, l.height) != (w, h))
+    {
+        return Err(Error::SizeMismatch {
+            what: format!(
+                "frame {i} of the shot is {}x{} but its first frame is {w}x{h}",
+                l.width, l.height
+            ),
+        });
+    }
+    for pair in keys.windows(2) {
+        if pair[0].index >= pair[1].index {
+            return Err(Error::Engine {
+                message: format!(
+                    "keyframes must be in order and distinct; got {} then {}",
+                    pair[0].index, pair[1].index
+                ),
+            });
+        }
+    }
+    for k in keys {
+        if k.index >= n {
+            return Err(Error::Engine {
+                message: format!(
+                    "a keyframe at shot frame {} lies outside the shot of {n} frames",
+                    k.index
+                ),
+            });
+        }
+        let c = &k.colour;
+        if (c.chroma.width, c.chroma.height) != (w, h) || c.confidence.len() != w * h {
+            return Err(Error::SizeMismatch {
+                what: format!(
+                    "the keyframe at shot frame {} has colour of {}x{} but the film is {w}x{h}",
+                    k.index, c.chroma.width, c.chroma.height
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn blend(a: Confident, b: &Confident) -> Confident {
+    let mut out = a;
+    for i in 0..out.confidence.len() {
+        let (qa, qb) = (out.confidence[i], b.confidence[i]);
+        let sum = qa + qb;
+        let t = if sum > 1e-6 { qb / sum } else { 0.5 };
+        out.chroma.cb[i] += t * (b.chroma.cb[i] - out.chroma.cb[i]);
+        out.chroma.cr[i] += t * (b.chroma.cr[i] - out.chroma.cr[i]);
+        out.confidence[i] = qa.max(qb);
+    }
+    out
+}
+
+/// Carries a keyframe's colour backward over the frames before it:
+/// `lumas` are frames a..=k in order (the last is the keyframe's), and the
+/// result holds frames a..k (the keyframe excluded), each with its
+/// confidence.
+///
+/// # Errors
+/// Sizes that differ.
+pub fn backward_segment(
+    lumas: &[LumaImage],
+    key: &Confident,
+    params: &PropagationParams,
+) -> Result<Vec<Confident>> {
+    let Some(last) = lumas.len().checked_sub(1) else {
+        return Ok(Vec::new());
+    };
+    let mut out: Vec<Confident> = Vec::with_capacity(last);
+    let mut state = key.clone();
+    for t in (0..last).rev() {
+        let (to_next, from_next) = flows(&lumas[t], &lumas[t + 1], &params.flow);
+        let weights = match_weights(&lumas[t], &lumas[t + 1], &to_next, &from_next, params.carry)?;
+        let carried = carry(&state, &to_next, &weights, params.carry)?;
+        state = refine(&lumas[t], &carried, None, params)?;
+        out.push(state.clone());
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// The forward pass of propagation, one frame at a time, in order (see the
+/// module docs). Call [`Propagator::reset`] at every cut.
+#[derive(Clone, Debug)]
+pub struct Propagator {
+    params: PropagationParams,
+    forward: Option<Confident>,
+    previous: Option<LumaImage>,
+    stabiliser: Stabiliser,
+}
+
+impl Propagator {
+    /// A propagator at the start of a shot.
+    pub fn new(params: PropagationParams) -> Self {
+        Self {
+            params,
+            forward: None,
+            previous: None,
+            stabiliser: Stabiliser::new(params.stabiliser, params.flow),
+        }
+    }
+
+    /// The settings in use.
+    pub fn params(&self) -> &PropagationParams {
+        &self.params
+    }
+
+    /// Starts a new shot, with its own stabiliser strength.
+    pub fn reset(&mut self, stabiliser: f32) {
+        self.forward = None;
+        self.previous = None;
+        self.stabiliser.reset();
+        self.stabiliser.set_strength(stabiliser);
+        self.params.stabiliser = stabiliser;
+    }
+
+    /// Colours the next frame of the shot. `key` is its colour when it is a
+    /// keyframe (it passes exactly); `backward` what [`backward_segment`]
+    /// carried to it from the next keyframe; `prior` the colorizer's
+    /// proposal, used where propagation is unsure.
+    ///
+    /// # Errors
+    /// Sizes that differ.
+    pub fn step(
+        &mut self,
+        luma: &LumaImage,
+        key: Option<&Confident>,
+        backward: Option<Confident>,
+        prior: Option<&Confident>,
+    ) -> Result<ChromaField> {
+        let params = self.params;
+        let previous = self.previous.take();
+        let pair = match &previous {
+            Some(prev) if (prev.width, prev.height) == (luma.width, luma.height) => {
+                Some((prev, flows(luma, prev, &params.flow)))
+            }
+            _ => None,
+        };
+        let chroma = if let Some(colour) = key {
+            if (colour.chroma.width, colour.chroma.height) != (luma.width, luma.height) {
+                return Err(Error::SizeMismatch {
+                    what: format!(
+                        "the keyframe's colour is {}x{} but its frame is {}x{}",
+                        colour.chroma.width, colour.chroma.height, luma.width, luma.height
+                    ),
+                });
+            }
+            self.forward = Some(colour.clone());
+            colour.chroma.clone()
+        } else {
+            let carried = match (&self.forward, &pair) {
+                (Some(state), Some((prev, (to_prev, from_prev)))) => {
+                    let weights = match_weights(luma, prev, to_prev, from_prev, params.carry)?;
+                    Some(carry(state, to_prev, &weights, params.carry)?)
+                }
+                _ => None,
+            };
+            let joined = match (carried, backward) {
+                (Some(f), Some(b)) => Some(blend(f, &b)),
+                (Some(f), None) => Some(f),
+                (None, Some(b)) => Some(b),
+                (None, None) => None,
+            };
+            match joined {
+                Some(j) => {
+                    let refined = refine(luma, &j, prior, &params)?;
+                    let chroma = refined.chroma.clone();
+                    if self.forward.is_some() {
+                        self.forward = Some(refined);
+                    }
+                    chroma
+                }
+                None => prior.map_or_else(
+                    || ChromaField::neutral(luma.width, luma.height),
+                    |p| p.chroma.clone(),
+                ),
+            }
+        };
+        let flows_prev = pair.as_ref().map(|(_, (to_prev, from_prev))| FlowsToPrevious {
+            to_prev,
+            from_prev,
+        });
+        let out = self.stabiliser.push(luma, chroma, flows_prev, key.is_some())?;
+        self.previous = Some(luma.clone());
+        Ok(out)
+    }
+}
+
+/// Colours every frame of one shot held in memory from its keyframes (see
+/// the module docs). `lumas` are the shot's frames in order; `keys` its
+/// keyframes in order of index. Frames go to `emit` in order.
+///
+/// # Errors
+/// Keyframes out of order or outside the shot, sizes that differ, or an
+/// error of `prior` or `emit`.
+pub fn propagate_shot(
+    lumas: &[LumaImage],
+    keys: &[Key],
+    params: &PropagationParams,
+    prior: &mut PriorFn<'_>,
+    emit: &mut EmitFn<'_>,
+) -> Result<()> {
+    check_keys(lumas, keys)?;
+    let mut backward: Vec<Option<Confident>> = vec![None; lumas.len()];
+    for (j, key) in keys.iter().enumerate() {
+        let from = if j == 0 { 0 } else { keys[j - 1].index + 1 };
+        let carried = backward_segment(&lumas[from..=key.index], &key.colour, params)?;
+        for (offset, c) in carried.into_iter().enumerate() {
+            backward[from + offset] = Some(c);
+        }
+    }
+    let mut propagator = Propagator::new(*params);
+    let mut key_iter = keys.iter().peekable();
+    for (t, luma) in lumas.iter().enumerate() {
+        let key = key_iter.next_if(|k| k.index == t).map(|k| &k.colour);
+        let p = if key.is_some() { None } else { prior(t, luma)? };
+        let out = propagator.step(luma, key, backward[t].take(), p.as_ref())?;
+        emit(t, out)?;
+    }
+    Ok(())
+}
+
+/// The chroma of a keyframe from what steers it: hint strokes, a reference,
+/// the prior, each a [`DataTerm`] with its weight, solved against the
+/// keyframe's luma.
+///
+/// # Errors
+/// Sizes that differ.
+pub fn solve_key(luma: &LumaImage, terms: &[DataTerm<'_>], params: SolverParams) -> Result<ChromaField> {
+    ChromaSolver::new(luma, params)?.solve(terms, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A textured scene whose content (luma and true colour) moves right by
+    /// `speed` pixels a frame, with a disc of its own colour.
+    fn frame(w: usize, h: usize, t: usize, speed: f32) -> (LumaImage, ChromaField) {
+        let shift = t as f32 * speed;
+        let mut luma = vec![0.0f32; w * h];
+        let mut chroma = ChromaField::neutral(w, h);
+        for y in 0..h {
+            for x in 0..w {
+                let sx = x as f32 - shift;
+                let i = y * w + x;
+                let (cx, cy) = (30.0 + shift, h as f32 / 2.0);
+                let in_disc = (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2) < 100.0;
+                let texture = 0.08 * (sx * 0.4).sin() * (y as f32 * 0.35).cos();
+                if in_disc {
+                    luma[i] = 0.75 + texture;
+                    chroma.cb[i] = -0.12;
+                    chroma.cr[i] = 0.15;
+                } else {
+                    luma[i] = 0.35 + texture + 0.1 * (sx * 0.07).sin();
+                    chroma.cb[i] = 0.10;
+                    chroma.cr[i] = -0.05;
+                }
+            }
+        }
+        (
+            LumaImage {
+                width: w,
+                height: h,
+                data: luma,
+            },
+            chroma,
+        )
+    }
+
+    fn mean_abs_err(a: &ChromaField, b: &ChromaField) -> f32 {
+        let n = a.cb.len() as f32;
+        a.cb.iter()
+            .zip(&b.cb)
+            .chain(a.cr.iter().zip(&b.cr))
+            .map(|(x, y)| (x - y).abs())
+            .sum::<f32>()
+            / (2.0 * n)
+    }
+
+    fn run(keys_at: &[usize], n: usize) -> Vec<(ChromaField, ChromaField)> {
+        let (w, h) = (96, 64);
+        let frames: Vec<_> = (0..n).map(|t| frame(w, h, t, 1.5)).collect();
+        let lumas: Vec<_> = frames.iter().map(|f| f.0.clone()).collect();
+        let keys: Vec<_> = keys_at
+            .iter()
+            .map(|&k| Key {
+                index: k,
+                colour: Confident::uniform(frames[k].1.clone(), 1.0),
+            })
+            .collect();
+        let mut out = Vec::new();
+        propagate_shot(
+            &lumas,
+            &keys,
+            &PropagationParams::default(),
+            &mut |_, _| Ok(None),
+            &mut |t, c| {
+                out.push((c, frames[t].1.clone()));
+                Ok(())
+            },
+        )
+        .expect("propagation runs");
+        out
+    }
+
+    #[test]
+    fn one_keyframe_colours_the_whole_shot() {
+        let out = run(&[0], 12);
+        assert_eq!(out.len(), 12);
+        for (t, (got, truth)) in out.iter().enumerate() {
+            let e = mean_abs_err(got, truth);
+            assert!(e < 0.02, "frame {t}: mean chroma error {e}");
+        }
+    }
+
+    #[test]
+    fn colour_flows_backward_and_between_two_keyframes() {
+        let out = run(&[4, 11], 14);
+        for (t, (got, truth)) in out.iter().enumerate() {
+            let e = mean_abs_err(got, truth);
+            assert!(e < 0.02, "frame {t}: mean chroma error {e}");
+        }
+        // Keyframes come out exactly as set.
+        assert_eq!(out[4].0, out[4].1);
+        assert_eq!(out[11].0, out[11].1);
+    }
+
+    #[test]
+    fn bad_keys_are_refused() {
+        let (w, h) = (32, 24);
+        let lumas: Vec<_> = (0..3).map(|t| frame(w, h, t, 1.0).0).collect();
+        let key = |index, w, h| Key {
+            index,
+            colour: Confident::uniform(ChromaField::neutral(w, h), 1.0),
+        };
+        let mut none = |_: usize, _: &LumaImage| Ok(None);
+        let mut sink = |_: usize, _: ChromaField| Ok(());
+        let p = PropagationParams::default();
+        assert!(propagate_shot(&lumas, &[key(5, w, h)], &p, &mut none, &mut sink).is_err());
+        assert!(propagate_shot(&lumas, &[key(1, 16, 16)], &p, &mut none, &mut sink).is_err());
+        assert!(
+            propagate_shot(&lumas, &[key(2, w, h), key(1, w, h)], &p, &mut none, &mut sink)
+                .is_err()
+        );
+    }
+}

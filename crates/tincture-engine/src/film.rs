@@ -1,0 +1,483 @@
+//! The film colorizer: keyframes, hints, references and the model, joined
+//! by propagation along the optical flow, shot by shot.
+//!
+//! [`FilmColorizer`] implements [`Colorizer`], so the render pipeline
+//! (decode thread, encoder, stream copy, partial files, cancel, live
+//! metrics) is the same for a project as for any other engine. Frames come
+//! to it in order; to carry colour *backward* from a later keyframe it reads
+//! ahead in the source itself, on its own read-only reader, up to that
+//! keyframe. A render that starts inside a shot (a `--frames` chunk on a
+//! render farm) first replays the shot from its start, so a chunk equals the
+//! same frames of a whole render.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use tincture_core::color::Matrix;
+use tincture_core::colorize::Colorizer;
+use tincture_core::frame::{ChromaField, LumaImage, RgbImage};
+use tincture_core::look::Look;
+use tincture_core::motion::Confident;
+use tincture_core::propagate::{PropagationParams, Propagator, backward_segment, solve_key};
+use tincture_core::solver::DataTerm;
+use tincture_core::transfer::{ReferenceColorizer, TransferSettings};
+use tincture_media::VideoReader;
+
+/// A hint stroke in the film's pixel coordinates.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StrokeHint {
+    /// The path, in frame pixels.
+    pub points: Vec<[f32; 2]>,
+    /// Its sRGB colour; only the chroma is used.
+    pub rgb: [u8; 3],
+    /// Brush diameter in pixels.
+    pub size: f32,
+}
+
+/// What gives a keyframe its colour.
+#[derive(Clone, Debug)]
+pub enum KeyColour {
+    /// Colour given outright (the truth's, in an evaluation).
+    Given(Confident),
+    /// Colour steered by hint strokes and, optionally, a coloured version of
+    /// the frame (the truth, another tool's colorized frame, a photo),
+    /// solved against the frame's luma together with the prior.
+    Steered {
+        /// Hint strokes.
+        strokes: Vec<StrokeHint>,
+        /// A coloured picture of this frame.
+        reference: Option<RgbImage>,
+    },
+}
+
+/// One shot of the plan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShotPlan {
+    /// First frame.
+    pub start: u64,
+    /// Last frame (inclusive).
+    pub end: u64,
+    /// Look controls.
+    pub look: Look,
+    /// Stabiliser strength, 0..1.
+    pub stabiliser: f32,
+    /// Whether the neural model's prior is used.
+    pub model_prior: bool,
+    /// Indices into [`FilmPlan::references`] of the photos that steer this
+    /// shot's prior.
+    pub references: Vec<usize>,
+}
+
+/// Everything the film colorizer needs.
+#[derive(Clone, Debug)]
+pub struct FilmPlan {
+    /// The source film (read ahead, read-only).
+    pub source: PathBuf,
+    /// Its frame count.
+    pub frame_count: u64,
+    /// Shots, in order, covering the film.
+    pub shots: Vec<ShotPlan>,
+    /// Keyframes by frame index.
+    pub keys: BTreeMap<u64, KeyColour>,
+    /// External reference photos.
+    pub references: Vec<RgbImage>,
+    /// Propagation settings (the stabiliser strength is taken per shot).
+    pub params: PropagationParams,
+}
+
+impl FilmPlan {
+    /// One shot over the whole film with default settings.
+    pub fn whole_film(source: PathBuf, frame_count: u64) -> Self {
+        Self {
+            source,
+            frame_count,
+            shots: vec![ShotPlan {
+                start: 0,
+                end: frame_count.saturating_sub(1),
+                look: Look::default(),
+                stabiliser: PropagationParams::default().stabiliser,
+                model_prior: true,
+                references: Vec::new(),
+            }],
+            keys: BTreeMap::new(),
+            references: Vec::new(),
+            params: PropagationParams::default(),
+        }
+    }
+}
+
+/// Weight of a hint stroke against carried colour (1) and the prior.
+const STROKE_WEIGHT: f32 = 4.0;
+/// Confidence of a keyframe steered by strokes only, away from them.
+const STEERED_CONFIDENCE: f32 = 0.5;
+
+/// The film colorizer (see the module docs).
+pub struct FilmColorizer {
+    plan: FilmPlan,
+    prior: Option<Box<dyn Colorizer>>,
+    transfers: Vec<Option<ReferenceColorizer>>,
+    reader: Option<VideoReader>,
+    propagator: Propagator,
+    next: Option<u64>,
+    backward: HashMap<u64, Confident>,
+    key_cache: HashMap<u64, Confident>,
+}
+
+impl std::fmt::Debug for FilmColorizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FilmColorizer")
+            .field("source", &self.plan.source)
+            .field("shots", &self.plan.shots.len())
+            .field("keys", &self.plan.keys.len())
+            .field("prior", &self.prior.as_ref().map(|p| p.name().to_owned()))
+            .finish_non_exhaustive()
+    }
+}
+
+fn engine_error(message: String) -> tincture_core::Error {
+    tincture_core::Error::Engine { message }
+}
+
+/// Chroma of an 8-bit sRGB picture under `matrix` (its own luma ignored).
+pub fn chroma_of_rgb(image: &RgbImage, matrix: Matrix) -> ChromaField {
+    let mut out = ChromaField::neutral(image.width, image.height);
+    for (i, px) in image.data.chunks_exact(3).enumerate() {
+        let rgb = [px[0], px[1], px[2]].map(|v| f32::from(v) / 255.0);
+        let [_, cb, cr] = matrix.rgb_to_ycbcr(rgb);
+        out.cb[i] = cb;
+        out.cr[i] = cr;
+    }
+    out
+}
+
+/// Paints strokes into a data term: chroma and weight per pixel.
+pub fn rasterise_strokes(
+    strokes: &[StrokeHint],
+    width: usize,
+    height: usize,
+    matrix: Matrix,
+) -> (ChromaField, Vec<f32>) {
+    let mut chroma = ChromaField::neutral(width, height);
+    let mut weight = vec![0.0f32; width * height];
+    for s in strokes {
+        let [_, cb, cr] = matrix.rgb_to_ycbcr(s.rgb.map(|v| f32::from(v) / 255.0));
+        let r = (s.size.max(1.0)) / 2.0;
+        let mut stamp = |cx: f32, cy: f32| {
+            let (x0, x1) = ((cx - r).floor().max(0.0), (cx + r).ceil());
+            let (y0, y1) = ((cy - r).floor().max(0.0), (cy + r).ceil());
+            let (x1, y1) = (x1.min(width as f32 - 1.0), y1.min(height as f32 - 1.0));
+            if x1 < x0 || y1 < y0 {
+                return;
+            }
+            for y in y0 as usize..=y1 as usize {
+                for x in x0 as usize..=x1 as usize {
+                    let d2 = (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2);
+                    if d2 <= r * r + 0.25 {
+                        let i = y * width + x;
+                        chroma.cb[i] = cb;
+                        chroma.cr[i] = cr;
+                        weight[i] = STROKE_WEIGHT;
+                    }
+                }
+            }
+        };
+        let points = &s.points;
+        if let Some(&[x, y]) = points.first() {
+            stamp(x, y);
+        }
+        for pair in points.windows(2) {
+            let ([ax, ay], [bx, by]) = (pair[0], pair[1]);
+            let len = (bx - ax).hypot(by - ay);
+            let steps = (len / (r * 0.5).max(0.5)).ceil().max(1.0) as usize;
+            for k in 1..=steps {
+                let t = k as f32 / steps as f32;
+                stamp(ax + t * (bx - ax), ay + t * (by - ay));
+            }
+        }
+    }
+    (chroma, weight)
+}
+
+impl FilmColorizer {
+    /// A colorizer for `plan`, with the model's prior where the plan wants it.
+    pub fn new(plan: FilmPlan, prior: Option<Box<dyn Colorizer>>) -> Self {
+        let transfers = plan.references.iter().map(|_| None).collect();
+        let propagator = Propagator::new(plan.params);
+        Self {
+            plan,
+            prior,
+            transfers,
+            reader: None,
+            propagator,
+            next: None,
+            backward: HashMap::new(),
+            key_cache: HashMap::new(),
+        }
+    }
+
+    fn shot_of(&self, frame: u64) -> Option<usize> {
+        self.plan
+            .shots
+            .iter()
+            .position(|s| (s.start..=s.end).contains(&frame))
+    }
+
+    fn read_luma(&mut self, frame: u64) -> tincture_core::Result<LumaImage> {
+        if self.reader.is_none() {
+            let r = VideoReader::open(&self.plan.source).map_err(|e| {
+                engine_error(format!("reading ahead for propagation: {e}"))
+            })?;
+            self.reader = Some(r);
+        }
+        let Some(reader) = self.reader.as_mut() else {
+            return Err(engine_error("the read-ahead reader is not open".into()));
+        };
+        let decoded = reader.seek(frame).map_err(|e| {
+            engine_error(format!("reading ahead for propagation: {e}"))
+        })?;
+        Ok(decoded.frame.luma_unit())
+    }
+
+    /// The prior for `frame`: the model's proposal and the reference photos'
+    /// transfers, averaged (photos count double: the archivist chose them).
+    fn prior(
+        &mut self,
+        shot: usize,
+        luma: &LumaImage,
+        frame: u64,
+        matrix: Matrix,
+    ) -> tincture_core::Result<Option<Confident>> {
+        let plan_shot = &self.plan.shots[shot];
+        let mut parts: Vec<(ChromaField, f32)> = Vec::new();
+        if plan_shot.model_prior
+            && let Some(model) = self.prior.as_mut()
+        {
+            parts.push((model.colorize(luma, frame, matrix)?, 1.0));
+        }
+        for &r in &plan_shot.references.clone() {
+            if self.transfers[r].is_none() {
+                let engine = ReferenceColorizer::new(
+                    &self.plan.references[r],
+                    matrix,
+                    TransferSettings::default(),
+                )?;
+                self.transfers[r] = Some(engine);
+            }
+            if let Some(t) = self.transfers[r].as_mut() {
+                parts.push((t.colorize(luma, frame, matrix)?, 2.0));
+            }
+        }
+        let Some((first, w0)) = parts.first().cloned() else {
+            return Ok(None);
+        };
+        if parts.len() == 1 {
+            return Ok(Some(Confident::uniform(first, 1.0)));
+        }
+        let total: f32 = parts.iter().map(|p| p.1).sum();
+        let mut out = first;
+        for i in 0..out.cb.len() {
+            out.cb[i] *= w0;
+            out.cr[i] *= w0;
+        }
+        for (c, w) in &parts[1..] {
+            for i in 0..out.cb.len() {
+                out.cb[i] += w * c.cb[i];
+                out.cr[i] += w * c.cr[i];
+            }
+        }
+        for i in 0..out.cb.len() {
+            out.cb[i] /= total;
+            out.cr[i] /= total;
+        }
+        Ok(Some(Confident::uniform(out, 1.0)))
+    }
+
+    fn key_colour(
+        &mut self,
+        shot: usize,
+        luma: &LumaImage,
+        frame: u64,
+        matrix: Matrix,
+    ) -> tincture_core::Result<Option<Confident>> {
+        if let Some(c) = self.key_cache.get(&frame) {
+            return Ok(Some(c.clone()));
+        }
+        let Some(spec) = self.plan.keys.get(&frame).cloned() else {
+            return Ok(None);
+        };
+        let (w, h) = (luma.width, luma.height);
+        let colour = match spec {
+            KeyColour::Given(c) => {
+                if (c.chroma.width, c.chroma.height) != (w, h) {
+                    return Err(tincture_core::Error::SizeMismatch {
+                        what: format!(
+                            "keyframe {frame}: its colour is {}x{} but the film is {w}x{h}",
+                            c.chroma.width, c.chroma.height
+                        ),
+                    });
+                }
+                c
+            }
+            KeyColour::Steered { strokes, reference } => {
+                let prior = self.prior(shot, luma, frame, matrix)?;
+                let (stroke_chroma, stroke_weight) = rasterise_strokes(&strokes, w, h, matrix);
+                let params = self.plan.params;
+                let mut terms: Vec<DataTerm<'_>> = Vec::new();
+                let prior_w: Vec<f32>;
+                if let Some(p) = &prior {
+                    prior_w = p.confidence.iter().map(|c| c * params.prior_weight).collect();
+                    terms.push(DataTerm {
+                        cb: &p.chroma.cb,
+                        cr: &p.chroma.cr,
+                        weight: &prior_w,
+                    });
+                }
+                // A coloured picture of this very frame gives colour
+                // everywhere; a picture of another size is a photo of the
+                // scene, and gives its colours by transfer.
+                let (ref_chroma, ref_weight, ref_conf) = match &reference {
+                    Some(img) if (img.width, img.height) == (w, h) => {
+                        (Some(chroma_of_rgb(img, matrix)), vec![1.0f32; w * h], 1.0)
+                    }
+                    Some(img) => {
+                        let mut t = ReferenceColorizer::new(img, matrix, TransferSettings::default())?;
+                        (Some(t.colorize(luma, frame, matrix)?), vec![0.5f32; w * h], STEERED_CONFIDENCE)
+                    }
+                    None => (None, Vec::new(), STEERED_CONFIDENCE),
+                };
+                if let Some(c) = &ref_chroma {
+                    terms.push(DataTerm {
+                        cb: &c.cb,
+                        cr: &c.cr,
+                        weight: &ref_weight,
+                    });
+                }
+                terms.push(DataTerm {
+                    cb: &stroke_chroma.cb,
+                    cr: &stroke_chroma.cr,
+                    weight: &stroke_weight,
+                });
+                let chroma = solve_key(luma, &terms, params.solver)?;
+                let confidence = stroke_weight
+                    .iter()
+                    .map(|&s| if s > 0.0 { 1.0 } else { ref_conf })
+                    .collect();
+                Confident { chroma, confidence }
+            }
+        };
+        self.key_cache.insert(frame, colour.clone());
+        Ok(Some(colour))
+    }
+
+    /// Makes sure the colour carried backward from the next keyframe of the
+    /// shot is ready for `frame`.
+    fn ensure_backward(
+        &mut self,
+        shot: usize,
+        frame: u64,
+        matrix: Matrix,
+    ) -> tincture_core::Result<()> {
+        if self.backward.contains_key(&frame) || self.plan.keys.contains_key(&frame) {
+            return Ok(());
+        }
+        let s = &self.plan.shots[shot];
+        let (start, end) = (s.start, s.end);
+        let Some(next_key) = self.plan.keys.range(frame..=end).next().map(|(k, _)| *k) else {
+            return Ok(());
+        };
+        let from = self
+            .plan
+            .keys
+            .range(start..frame)
+            .next_back()
+            .map_or(start, |(k, _)| k + 1);
+        self.backward.retain(|k, _| *k >= from);
+        let mut lumas = Vec::with_capacity((next_key - from + 1) as usize);
+        for f in from..=next_key {
+            lumas.push(self.read_luma(f)?);
+        }
+        let Some(key_luma) = lumas.last().cloned() else {
+            return Ok(());
+        };
+        let Some(key) = self.key_colour(shot, &key_luma, next_key, matrix)? else {
+            return Ok(());
+        };
+        let carried = backward_segment(&lumas, &key, &self.plan.params)?;
+        for (offset, c) in carried.into_iter().enumerate() {
+            self.backward.insert(from + offset as u64, c);
+        }
+        Ok(())
+    }
+
+    fn step(
+        &mut self,
+        shot: usize,
+        luma: &LumaImage,
+        frame: u64,
+        matrix: Matrix,
+    ) -> tincture_core::Result<ChromaField> {
+        let key = self.key_colour(shot, luma, frame, matrix)?;
+        self.ensure_backward(shot, frame, matrix)?;
+        let prior = if key.is_some() {
+            None
+        } else {
+            self.prior(shot, luma, frame, matrix)?
+        };
+        let backward = self.backward.remove(&frame);
+        let mut chroma = self
+            .propagator
+            .step(luma, key.as_ref(), backward, prior.as_ref())?;
+        self.plan.shots[shot].look.apply(luma, &mut chroma)?;
+        self.next = Some(frame + 1);
+        Ok(chroma)
+    }
+}
+
+impl Colorizer for FilmColorizer {
+    fn name(&self) -> &str {
+        "propagation"
+    }
+
+    fn settings(&self) -> serde_json::Value {
+        let p = &self.plan.params;
+        serde_json::json!({
+            "engine": "propagation",
+            "keyframes": self.plan.keys.keys().collect::<Vec<_>>(),
+            "shots": self.plan.shots.iter().map(|s| serde_json::json!({
+                "start": s.start, "end": s.end, "stabiliser": s.stabiliser,
+                "saturation": s.look.saturation, "model_prior": s.model_prior,
+            })).collect::<Vec<_>>(),
+            "references": self.plan.references.len(),
+            "prior": self.prior.as_ref().map(|m| m.settings()),
+            "prior_weight": p.prior_weight,
+            "decay": p.carry.decay,
+        })
+    }
+
+    fn colorize(
+        &mut self,
+        luma: &LumaImage,
+        frame_index: u64,
+        matrix: Matrix,
+    ) -> tincture_core::Result<ChromaField> {
+        let Some(shot) = self.shot_of(frame_index) else {
+            return Err(engine_error(format!(
+                "frame {frame_index} lies in no shot of the project (the film has {} frames); \
+                 re-detect the shots or relink the project to the right film",
+                self.plan.frame_count
+            )));
+        };
+        let start = self.plan.shots[shot].start;
+        let continuing = self.next == Some(frame_index) && frame_index != start;
+        if !continuing {
+            self.propagator.reset(self.plan.shots[shot].stabiliser);
+            // Entering a shot in the middle: replay it from its start, so the
+            // result equals that of a render that began there.
+            for f in start..frame_index {
+                let l = self.read_luma(f)?;
+                self.step(shot, &l, f, matrix)?;
+            }
+        }
+        self.step(shot, luma, frame_index, matrix)
+    }
+}

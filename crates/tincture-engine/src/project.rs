@@ -1,0 +1,283 @@
+//! Projects meet the film: fingerprints that notice a changed or moved
+//! source, relinking, and the [`FilmPlan`] a project renders by.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tincture_core::color::Matrix;
+use tincture_core::frame::RgbImage;
+use tincture_core::look::{Look, Rolloff};
+use tincture_core::project::{KeyframeReference, Project, ShotSettings, SourceRef, hex_to_rgb8};
+use tincture_core::propagate::PropagationParams;
+use tincture_core::transfer::{ReferenceColorizer, TransferSettings};
+use tincture_media::VideoReader;
+
+use crate::film::{FilmPlan, KeyColour, ShotPlan, StrokeHint};
+use crate::{Error, Result};
+
+/// Frames hashed into a source's fingerprint.
+pub const FINGERPRINT_FRAMES: u64 = 3;
+
+/// Size and fingerprint of a film file: the sha256 of the luma planes of
+/// its first frames (decoded, so the same film remuxed keeps its
+/// fingerprint; a different cut or grade does not).
+///
+/// # Errors
+/// When the file cannot be read or decoded.
+pub fn fingerprint(path: &Path) -> Result<(u64, String)> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| Error::Project {
+            path: path.to_path_buf(),
+            reason: format!("cannot read the film: {e}"),
+        })?
+        .len();
+    let mut reader = VideoReader::open(path)?;
+    let mut hasher = Sha256::new();
+    for _ in 0..FINGERPRINT_FRAMES.min(reader.frame_count()) {
+        let Some(f) = reader.next_frame()? else { break };
+        let y = &f.frame.y;
+        hasher.update((y.width as u64).to_le_bytes());
+        hasher.update((y.height as u64).to_le_bytes());
+        for v in &y.data {
+            hasher.update(v.to_le_bytes());
+        }
+    }
+    let digest = hasher.finalize();
+    let hex = digest.iter().fold(String::with_capacity(64), |mut s, b| {
+        use std::fmt::Write as _;
+        let _ = write!(s, "{b:02x}");
+        s
+    });
+    Ok((size, hex))
+}
+
+/// A new project for the film at `path`, with its size, fingerprint,
+/// length, geometry and rate filled in. `path` is stored as given.
+///
+/// # Errors
+/// When the film cannot be read.
+pub fn new_project(path: &Path) -> Result<Project> {
+    let reader = VideoReader::open(path)?;
+    let info = reader.info();
+    let (size, fingerprint) = fingerprint(path)?;
+    let (num, den) = parse_rate(&info.video.frame_rate_exact);
+    Ok(Project::new(SourceRef {
+        path: path.to_path_buf(),
+        size,
+        fingerprint,
+        frame_count: reader.frame_count(),
+        width: info.video.width,
+        height: info.video.height,
+        rate: [num, den],
+    }))
+}
+
+/// Checks that `film` (or, without it, the film the project records) is
+/// the one the project's work was done on, and returns its path. A film is
+/// matched by the fingerprint of its first frames, so a moved or renamed
+/// file is found again (relinked); a different film is refused. A file whose
+/// first frames match but whose size changed (re-encoded, trimmed at the
+/// end) is refused unless `accept_changed`.
+///
+/// # Errors
+/// [`Error::Project`] naming the file, what differs and what to do.
+pub fn check_source(
+    project: &Project,
+    project_path: &Path,
+    film: Option<&Path>,
+    accept_changed: bool,
+) -> Result<PathBuf> {
+    let recorded = project.resolve(project_path, &project.source.path);
+    let candidate = film.map_or_else(|| recorded.clone(), Path::to_path_buf);
+    let fail = |reason: String| Error::Project {
+        path: project_path.to_path_buf(),
+        reason,
+    };
+    if !candidate.exists() {
+        return Err(fail(format!(
+            "the film {} is not there (moved or renamed?); give its new path: it is accepted \
+             when its first frames match the project's fingerprint",
+            candidate.display()
+        )));
+    }
+    let (size, digest) = fingerprint(&candidate)?;
+    let src = &project.source;
+    if !src.fingerprint.is_empty() && digest != src.fingerprint {
+        return Err(fail(format!(
+            "{} is not the film this project was made on ({}): its first {FINGERPRINT_FRAMES} \
+             frames differ (fingerprint {} recorded, {} found); give the original film",
+            candidate.display(),
+            recorded.display(),
+            short(&src.fingerprint),
+            short(&digest)
+        )));
+    }
+    if !accept_changed && src.size != 0 && size != src.size {
+        return Err(fail(format!(
+            "{} changed since the project was saved: it was {} bytes and is now {size}, though \
+             its first frames match (re-encoded or trimmed?); check the film, then pass \
+             --accept-changed to use it",
+            candidate.display(),
+            src.size,
+        )));
+    }
+    if src.frame_count != 0 {
+        let count = VideoReader::open(&candidate)?.frame_count();
+        if count != src.frame_count && !accept_changed {
+            return Err(fail(format!(
+                "{} has {count} frames but the project was made on {} frames; check the film, \
+                 then pass --accept-changed to use it",
+                candidate.display(),
+                src.frame_count
+            )));
+        }
+    }
+    Ok(candidate)
+}
+
+/// `"24000/1001"` as `(24000, 1001)`; `(0, 0)` when unreadable.
+fn parse_rate(text: &str) -> (u32, u32) {
+    let mut parts = text.split(['/', ':']);
+    let num = parts.next().and_then(|n| n.trim().parse().ok());
+    let den = parts.next().map_or(Some(1), |d| d.trim().parse().ok());
+    match (num, den) {
+        (Some(n), Some(d)) => (n, d),
+        _ => (0, 0),
+    }
+}
+
+fn short(digest: &str) -> &str {
+    digest.get(..12).unwrap_or(digest)
+}
+
+fn load_rgb(path: &Path, what: &str) -> Result<RgbImage> {
+    let img = image::open(path).map_err(|e| Error::Reference {
+        path: path.to_path_buf(),
+        reason: format!("cannot read the {what}: {e}; give a PNG, JPEG or TIFF picture"),
+    })?;
+    let rgb = img.to_rgb8();
+    Ok(RgbImage {
+        width: rgb.width() as usize,
+        height: rgb.height() as usize,
+        data: rgb.into_raw(),
+    })
+}
+
+fn look_of(s: &ShotSettings) -> Look {
+    let r = |r: tincture_core::project::Rolloff| Rolloff {
+        threshold: r.threshold,
+        width: r.width,
+        enabled: r.enabled,
+    };
+    Look {
+        saturation: s.saturation,
+        shadows: r(s.shadow_rolloff),
+        highlights: r(s.highlight_rolloff),
+    }
+}
+
+/// The render plan of a project: shots with their looks, keyframes with
+/// their strokes and references (loaded), reference photos (loaded and
+/// checked to carry colour).
+///
+/// # Errors
+/// An invalid project, or a reference that cannot be read or is gray.
+pub fn plan_of(project: &Project, project_path: &Path, source: PathBuf) -> Result<FilmPlan> {
+    project.validate().map_err(|e| Error::Project {
+        path: project_path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let src = &project.source;
+    let last = src.frame_count.saturating_sub(1);
+    let shots: Vec<ShotPlan> = if project.shots.is_empty() {
+        vec![(0, last, &project.defaults)]
+    } else {
+        project
+            .shots
+            .iter()
+            .map(|s| (s.start, s.end, s.settings.as_ref().unwrap_or(&project.defaults)))
+            .collect()
+    }
+    .into_iter()
+    .enumerate()
+    .map(|(i, (start, end, settings))| ShotPlan {
+        start,
+        end,
+        look: look_of(settings),
+        stabiliser: settings.stabiliser,
+        model_prior: settings.model_prior,
+        references: project
+            .references
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.applies_to(i))
+            .map(|(k, _)| k)
+            .collect(),
+    })
+    .collect();
+    let mut references = Vec::new();
+    for r in &project.references {
+        let path = project.resolve(project_path, &r.path);
+        let img = load_rgb(&path, "reference photo")?;
+        // A gray photo has no colour to give: say so now, not mid-render.
+        ReferenceColorizer::new(&img, Matrix::Bt709, TransferSettings::default()).map_err(
+            |e| Error::Reference {
+                path: path.clone(),
+                reason: e.to_string(),
+            },
+        )?;
+        references.push(img);
+    }
+    let mut keys = BTreeMap::new();
+    for k in &project.keyframes {
+        let strokes = k
+            .strokes
+            .iter()
+            .filter_map(|s| {
+                Some(StrokeHint {
+                    points: s.points.clone(),
+                    rgb: hex_to_rgb8(&s.color)?,
+                    size: s.size,
+                })
+            })
+            .collect();
+        let reference = match &k.reference {
+            Some(KeyframeReference::Image { path }) => {
+                let path = project.resolve(project_path, path);
+                Some(load_rgb(&path, &format!("reference of keyframe {}", k.frame))?)
+            }
+            None => None,
+        };
+        keys.insert(k.frame, KeyColour::Steered { strokes, reference });
+    }
+    Ok(FilmPlan {
+        source,
+        frame_count: src.frame_count,
+        shots,
+        keys,
+        references,
+        params: PropagationParams::default(),
+    })
+}
+
+/// Writes `text` to `path` atomically (temporary file, fsync, rename).
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn write_text_atomically(path: &Path, text: &str) -> Result<()> {
+    let fail = |e: std::io::Error| Error::Output {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let tmp = crate::render::partial_path(path);
+    let mut f = std::fs::File::create(&tmp).map_err(fail)?;
+    f.write_all(text.as_bytes()).map_err(fail)?;
+    f.sync_all().map_err(fail)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        fail(e)
+    })
+}
