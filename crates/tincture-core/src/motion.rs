@@ -127,8 +127,8 @@ pub fn match_weights(
 }
 
 /// Moves `prev` (the chroma and confidence of frame t-1) to frame t along
-/// `to_prev` (the flow t → t-1), multiplying confidence by `weights` (from
-/// [`match_weights`]) and by the per-frame decay.
+/// `to_prev` (the flow t → t-1). Confidence decays by `params.decay` per
+/// frame and is capped by this step's `weights` (from [`match_weights`]).
 ///
 /// # Errors
 /// [`Error::SizeMismatch`] when sizes differ.
@@ -159,8 +159,11 @@ pub fn carry(
                 cb_row[x] = bilinear(&prev.chroma.cb, w, h, qx, qy);
                 cr_row[x] = bilinear(&prev.chroma.cr, w, h, qx, qy);
                 if weights[i] > 0.0 {
-                    c_row[x] =
-                        bilinear(&prev.confidence, w, h, qx, qy) * weights[i] * params.decay;
+                    // Confidence is bounded by this step's match, not multiplied
+                    // by it: a long, well-tracked run must not lose its colour
+                    // to grain that makes every match a little short of perfect.
+                    c_row[x] = (bilinear(&prev.confidence, w, h, qx, qy) * params.decay)
+                        .min(weights[i]);
                 }
             }
         });

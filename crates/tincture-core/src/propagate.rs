@@ -89,29 +89,14 @@ fn flows(a: &LumaImage, b: &LumaImage, params: &FlowParams) -> (FlowField, FlowF
     )
 }
 
-/// Solves for chroma from carried colour and an optional prior, and returns
-/// it with the confidence propagation goes on with.
-fn refine(
-    luma: &LumaImage,
-    carried: &Confident,
-    prior: Option<&Confident>,
-    params: &PropagationParams,
-) -> Result<Confident> {
-    let mut solver = ChromaSolver::new(luma, params.solver)?;
-    let mut terms = vec![DataTerm {
+/// Re-fits carried colour to this frame's luma edges and fills what could
+/// not be carried; returns it with the confidence propagation goes on with.
+fn refine(solver: &mut ChromaSolver, carried: &Confident, params: &PropagationParams) -> Result<Confident> {
+    let terms = [DataTerm {
         cb: &carried.chroma.cb,
         cr: &carried.chroma.cr,
         weight: &carried.confidence,
     }];
-    let prior_weights: Vec<f32>;
-    if let Some(p) = prior {
-        prior_weights = p.confidence.iter().map(|c| c * params.prior_weight).collect();
-        terms.push(DataTerm {
-            cb: &p.chroma.cb,
-            cr: &p.chroma.cr,
-            weight: &prior_weights,
-        });
-    }
     let chroma = solver.solve(&terms, Some(&carried.chroma))?;
     let confidence = carried
         .confidence
@@ -119,6 +104,34 @@ fn refine(
         .map(|&c| c.max(params.fill_confidence))
         .collect();
     Ok(Confident { chroma, confidence })
+}
+
+/// This frame's output: carried colour joined with the prior.
+fn refine_with_prior(
+    solver: &mut ChromaSolver,
+    carried: &Confident,
+    start: &ChromaField,
+    prior: &Confident,
+    params: &PropagationParams,
+) -> Result<ChromaField> {
+    let prior_weights: Vec<f32> = prior
+        .confidence
+        .iter()
+        .map(|c| c * params.prior_weight)
+        .collect();
+    let terms = [
+        DataTerm {
+            cb: &carried.chroma.cb,
+            cr: &carried.chroma.cr,
+            weight: &carried.confidence,
+        },
+        DataTerm {
+            cb: &prior.chroma.cb,
+            cr: &prior.chroma.cr,
+            weight: &prior_weights,
+        },
+    ];
+    solver.solve(&terms, Some(start))
 }
 
 fn check_keys(lumas: &[LumaImage], keys: &[Key]) -> Result<()> {
@@ -205,7 +218,8 @@ pub fn backward_segment(
         let (to_next, from_next) = flows(&lumas[t], &lumas[t + 1], &params.flow);
         let weights = match_weights(&lumas[t], &lumas[t + 1], &to_next, &from_next, params.carry)?;
         let carried = carry(&state, &to_next, &weights, params.carry)?;
-        state = refine(&lumas[t], &carried, None, params)?;
+        let mut solver = ChromaSolver::new(&lumas[t], params.solver)?;
+        state = refine(&mut solver, &carried, params)?;
         out.push(state.clone());
     }
     out.reverse();
@@ -296,8 +310,15 @@ impl Propagator {
             };
             match joined {
                 Some(j) => {
-                    let refined = refine(luma, &j, prior, &params)?;
-                    let chroma = refined.chroma.clone();
+                    // What is carried on stays pure propagation; the prior
+                    // joins only this frame's output, so a weak model cannot
+                    // pull the colour a little further every frame.
+                    let mut solver = ChromaSolver::new(luma, params.solver)?;
+                    let refined = refine(&mut solver, &j, &params)?;
+                    let chroma = match prior {
+                        Some(p) => refine_with_prior(&mut solver, &j, &refined.chroma, p, &params)?,
+                        None => refined.chroma.clone(),
+                    };
                     if self.forward.is_some() {
                         self.forward = Some(refined);
                     }
