@@ -280,6 +280,7 @@ fn eval_from_keyframes_reports_prediction_and_truth() {
         s(&gt),
         "--keyframes-from-gt",
         "0",
+        "--transfer",
         "--json",
         s(&json),
         "--plot",
@@ -349,7 +350,7 @@ fn eval_with_the_builtin_model() {
     ok(&o);
     let r = read_json(&json);
     let engine = r["engine"].as_str().expect("engine");
-    assert!(engine.starts_with("model "), "{engine}");
+    assert_eq!(engine, "the model frame by frame");
     assert_eq!(r["keyframes"], serde_json::json!([]));
     assert!(r["psnr"]["mean"].is_number());
     assert!(r["truth"]["cdc"]["clip"].is_number());

@@ -15,6 +15,7 @@
 mod eval;
 mod metrics;
 mod plot;
+mod project;
 mod shots;
 mod still;
 
@@ -71,6 +72,10 @@ enum Command {
     /// Find a film's shots (hard cuts, not fades or flashes) or read them from a CMX3600 EDL;
     /// print them and write them as an EDL for DaVinci Resolve and as JSON.
     Shots(shots::ShotsArgs),
+    /// Create, check or relink a project (the JSON file holding shots, keyframes, hints, references
+    /// and per-shot looks).
+    #[command(subcommand)]
+    Project(project::ProjectCommand),
     /// Check that ONNX Runtime (for the neural colorizer) can be found and loaded.
     Runtime,
 }
@@ -463,6 +468,7 @@ fn main() -> ExitCode {
         Command::Metrics(args) => metrics::metrics_cmd(&args),
         Command::Eval(args) => metrics::eval_cmd(&args),
         Command::Shots(args) => shots::shots_cmd(&args),
+        Command::Project(command) => project::project_cmd(&command),
         Command::Runtime => runtime_cmd().map(|()| 0),
     };
     match result {

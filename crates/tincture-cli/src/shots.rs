@@ -35,6 +35,13 @@ pub struct ShotsArgs {
     #[arg(long, value_name = "N", default_value_t = ShotParams::default().min_shot_len,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub min_shot: u64,
+    /// Store the shots in this project (which must belong to VIDEO), replacing its shot list;
+    /// with --from-project, read them from it instead.
+    #[arg(long, value_name = "P.json")]
+    pub project: Option<PathBuf>,
+    /// Take the shots from --project instead of detecting them (to export its list as an EDL).
+    #[arg(long, requires = "project", conflicts_with = "import")]
+    pub from_project: bool,
     /// Reel name of the EDL's events (letters, digits and _, at most 8).
     #[arg(long, value_name = "NAME", default_value = "AX")]
     pub reel: String,
@@ -94,13 +101,46 @@ pub fn shots_cmd(args: &ShotsArgs) -> Result<u8, Failure> {
             message: format!("{}: holds no video frames", film.path.display()),
         });
     }
-    let (shots, origin) = match &args.import {
-        Some(edl) => {
+    let project = match &args.project {
+        Some(p) => Some((p, crate::project::load_for(p, &film.path)?)),
+        None => None,
+    };
+    let (shots, origin) = match (&args.import, &project) {
+        (_, Some((_, project))) if args.from_project => {
+            drop(reader);
+            let shots = if project.shots.is_empty() {
+                vec![Shot {
+                    start: 0,
+                    end: film.frame_count - 1,
+                }]
+            } else {
+                project
+                    .shots
+                    .iter()
+                    .map(|s| Shot {
+                        start: s.start,
+                        end: s.end,
+                    })
+                    .collect()
+            };
+            (shots, "project")
+        }
+        (Some(edl), _) => {
             drop(reader);
             (import(edl, &film)?, "imported")
         }
-        None => (detect(&mut reader, &film, args.min_shot)?, "detected"),
+        (None, _) => (detect(&mut reader, &film, args.min_shot)?, "detected"),
     };
+    if let Some((path, mut project)) = project
+        && !args.from_project
+    {
+        crate::project::set_shots(&mut project, &shots);
+        project.save(path).map_err(|e| Failure {
+            code: 4,
+            message: e.to_string(),
+        })?;
+        eprintln!("stored {} shots in {}", shots.len(), path.display());
+    }
     print_table(&film, &shots, origin);
     let title = film.path.file_name().map_or_else(
         || film.path.display().to_string(),

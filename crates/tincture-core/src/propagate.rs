@@ -40,8 +40,12 @@ pub struct PropagationParams {
     pub flow: FlowParams,
     /// The chroma solver.
     pub solver: SolverParams,
-    /// Weight of the colorizer's prior against carried colour (which weighs
-    /// up to 1).
+    /// Weight of carried colour in the solve, per unit of confidence. High,
+    /// so the solver keeps what was carried (it must not blur the colour a
+    /// little more every frame) and only fills where nothing could be
+    /// carried.
+    pub carried_weight: f32,
+    /// Weight of the colorizer's prior, per unit of its confidence.
     pub prior_weight: f32,
     /// Confidence given to colour the solver filled in where nothing could
     /// be carried, so it is carried on steadily rather than re-invented each
@@ -57,6 +61,7 @@ impl Default for PropagationParams {
             carry: CarryParams::default(),
             flow: FlowParams::default(),
             solver: SolverParams::default(),
+            carried_weight: 20.0,
             prior_weight: 0.05,
             fill_confidence: 0.2,
             stabiliser: 0.5,
@@ -92,10 +97,15 @@ fn flows(a: &LumaImage, b: &LumaImage, params: &FlowParams) -> (FlowField, FlowF
 /// Re-fits carried colour to this frame's luma edges and fills what could
 /// not be carried; returns it with the confidence propagation goes on with.
 fn refine(solver: &mut ChromaSolver, carried: &Confident, params: &PropagationParams) -> Result<Confident> {
+    let weights: Vec<f32> = carried
+        .confidence
+        .iter()
+        .map(|c| c * params.carried_weight)
+        .collect();
     let terms = [DataTerm {
         cb: &carried.chroma.cb,
         cr: &carried.chroma.cr,
-        weight: &carried.confidence,
+        weight: &weights,
     }];
     let chroma = solver.solve(&terms, Some(&carried.chroma))?;
     let confidence = carried
@@ -119,11 +129,16 @@ fn refine_with_prior(
         .iter()
         .map(|c| c * params.prior_weight)
         .collect();
+    let carried_weights: Vec<f32> = carried
+        .confidence
+        .iter()
+        .map(|c| c * params.carried_weight)
+        .collect();
     let terms = [
         DataTerm {
             cb: &carried.chroma.cb,
             cr: &carried.chroma.cr,
-            weight: &carried.confidence,
+            weight: &carried_weights,
         },
         DataTerm {
             cb: &prior.chroma.cb,
