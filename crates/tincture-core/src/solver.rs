@@ -1,0 +1,2138 @@
+//! Edge-aware chroma solver: one optimisation that joins everything that
+//! steers colour (the model's prior and its confidence, painted hints,
+//! chroma propagated from keyframes, a reference's colours) into one chroma
+//! field that follows the luma's edges.
+//!
+//! For each chroma channel (Cb and Cr, solved independently with the same
+//! matrix) the solver minimises
+//!
+//! ```text
+//! E(x) = Σ_i W_i (x_i − t_i)²  +  λ Σ_{i~j} a_ij (x_i − x_j)²  +  ε Σ_i x_i²
+//! ```
+//!
+//! where the data terms ([`DataTerm`]) give per-pixel targets `t` and
+//! confidences `W`, `i~j` are 4-connected neighbours, and
+//! `a_ij = exp(−(Y_i − Y_j)² / 2σ²) + floor` is the luma affinity of Levin,
+//! Lischinski & Weiss ("Colorization using Optimization", SIGGRAPH 2004). The
+//! tiny `ε` keeps pixels that no data reaches neutral and the system positive
+//! definite. With hints alone this is Levin's colorization: sparse strokes
+//! fill whole regions and stop at edges.
+//!
+//! Start reading at [`ChromaSolver`]: it is built once per luma frame
+//! (affinities and the multigrid hierarchy) and then solves any number of
+//! data-term combinations without allocating. The normal equations
+//! `A x = b`, `A = diag(W + ε) + λ L(a)`, are solved by conjugate gradients
+//! preconditioned with one multigrid V-cycle: 2×2 cell aggregation, coarse
+//! operators rediscretised from averaged affinities and summed data weights,
+//! red-black Gauss–Seidel smoothing parallelised over rows, and a dense
+//! Cholesky factorisation on the coarsest grid. [`solve_cg_baseline`] solves
+//! the same system with plain Jacobi-preconditioned CG, as a reference.
+//!
+//! Internally each level stores its cells split by checkerboard colour
+//! ("red" where `x + y` is even, "black" otherwise), each colour in its own
+//! zero-padded, row-major array, so a Gauss–Seidel half-sweep reads one array
+//! and writes the other: contiguous, vectorisable and safely parallel.
+
+use rayon::prelude::*;
+
+use crate::frame::{ChromaField, LumaImage};
+use crate::{Error, Result};
+
+/// Tuning of the chroma solve. The defaults suit unit-range luma and data
+/// weights between about 0.01 (a weak prior) and 1 (a painted hint).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SolverParams {
+    /// λ, the weight of the smoothness term against the data terms. With a
+    /// data weight `w`, a lone target spreads over about `sqrt(λ / w)` pixels
+    /// of even luma. Negative values are treated as 0.
+    pub smoothness: f32,
+    /// σ of the luma affinity, in unit luma: luma steps much larger than σ
+    /// stop colour. Clamped to at least 1e-4.
+    pub sigma: f32,
+    /// Added to every affinity so that no pixel is ever fully cut off: a
+    /// region without data behind a strong edge takes a faint mix of its
+    /// neighbours' colour instead of an arbitrary one. Negative values are
+    /// treated as 0.
+    pub affinity_floor: f32,
+    /// ε, the pull towards neutral chroma at every pixel. Keep it tiny (its
+    /// effect over a whole frame is about `ε · pixels / λ`). Clamped to at
+    /// least 1e-12.
+    pub neutral_weight: f32,
+    /// Stop when `‖b − A x‖ ≤ tolerance · ‖b‖` for both channels.
+    pub tolerance: f32,
+    /// Upper bound on conjugate-gradient iterations (each one multigrid V-cycle).
+    pub max_iterations: usize,
+}
+
+impl Default for SolverParams {
+    fn default() -> Self {
+        Self {
+            smoothness: 1.0,
+            sigma: 0.04,
+            affinity_floor: 1e-4,
+            neutral_weight: 1e-8,
+            tolerance: 1e-4,
+            max_iterations: 50,
+        }
+    }
+}
+
+impl SolverParams {
+    /// The parameters with out-of-range values brought into range, as
+    /// documented on each field.
+    fn sanitized(self) -> Self {
+        let finite_or = |v: f32, d: f32| if v.is_finite() { v } else { d };
+        let d = Self::default();
+        Self {
+            smoothness: finite_or(self.smoothness, d.smoothness).max(0.0),
+            sigma: finite_or(self.sigma, d.sigma).max(1e-4),
+            affinity_floor: finite_or(self.affinity_floor, d.affinity_floor).max(0.0),
+            neutral_weight: finite_or(self.neutral_weight, d.neutral_weight).max(1e-12),
+            tolerance: finite_or(self.tolerance, d.tolerance).max(0.0),
+            max_iterations: self.max_iterations,
+        }
+    }
+}
+
+/// One source of colour: a target chroma and a per-pixel confidence, each a
+/// row-major slice of `width * height` values (the luma's size).
+///
+/// A weight of 0 means "no opinion" at that pixel; weights are summed over
+/// terms, and the targets averaged by weight. Negative and non-finite weights
+/// count as 0, as do pixels whose target is not finite.
+#[derive(Clone, Copy, Debug)]
+pub struct DataTerm<'a> {
+    /// Target Cb, -0.5..0.5.
+    pub cb: &'a [f32],
+    /// Target Cr, -0.5..0.5.
+    pub cr: &'a [f32],
+    /// Confidence, ≥ 0.
+    pub weight: &'a [f32],
+}
+
+/// How a solve went.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SolveStats {
+    /// Iterations done: V-cycle-preconditioned CG steps for [`ChromaSolver`],
+    /// plain CG steps for [`solve_cg_baseline`].
+    pub iterations: usize,
+    /// Final `‖b − A x‖ / ‖b‖` for Cb and Cr as tracked by the iteration (0
+    /// for a channel whose `b` is 0, whose solution is exactly neutral).
+    pub relative_residual: [f32; 2],
+    /// Whether both channels reached the tolerance.
+    pub converged: bool,
+}
+
+/// Quality of a chroma field as a solution of the system, computed in `f64`
+/// from scratch (see [`measure_solution`]), to compare solvers fairly.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SolutionQuality {
+    /// `‖b − A x‖ / ‖b‖` for Cb and Cr (0 where `b` is 0 and `x` is too).
+    pub relative_residual: [f64; 2],
+    /// The energy `E(x)` summed over both channels.
+    pub energy: f64,
+}
+
+
+/// Cells on the coarsest grid, solved directly.
+const COARSEST_CELLS: usize = 64;
+/// How much a two-step path may take when a coupling is lumped onto it, in
+/// units of its series conductance (see [`lump`]).
+const LUMP_CAPACITY: f32 = 4.0;
+/// Levels smaller than this many cells run on one thread.
+const PARALLEL_MIN_CELLS: usize = 16_384;
+/// Cells per parallel task, roughly.
+const CELLS_PER_TASK: usize = 8_192;
+
+/// Solves for the chroma field once; see [`ChromaSolver`] to solve several
+/// times for the same luma.
+///
+/// # Errors
+/// [`Error::SizeMismatch`] when a data term's slices do not hold one value
+/// per luma pixel or `luma.data` does not hold `width * height` values.
+pub fn solve_chroma(
+    luma: &LumaImage,
+    terms: &[DataTerm<'_>],
+    params: SolverParams,
+) -> Result<ChromaField> {
+    ChromaSolver::new(luma, params)?.solve(terms, None)
+}
+
+/// Geometry of one level in the polyphase layout: the cells are split by the
+/// parity of their coordinates into four arrays, parity `p = 2 (y mod 2) +
+/// (x mod 2)`, each holding cell `(y, x)` at row `y / 2`, column `x / 2`,
+/// row-major with a zero border one cell wide. Every neighbour of a cell lies
+/// in another array, so red-black and zebra-line sweeps write some arrays
+/// while reading the others, and the cells with even `x` and `y` (parity 0)
+/// are the next coarser grid.
+///
+/// The four arrays have the same shape; where the image has an odd size the
+/// last row or column of some of them holds no cell, and stays 0 (zero
+/// couplings, zero data, zero inverse diagonal).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Quad {
+    width: usize,
+    height: usize,
+    /// Columns and rows of each parity array.
+    w2: usize,
+    h2: usize,
+    stride: usize,
+}
+
+impl Quad {
+    fn new(width: usize, height: usize) -> Self {
+        let (w2, h2) = (width.div_ceil(2), height.div_ceil(2));
+        Self { width, height, w2, h2, stride: w2 + 2 }
+    }
+
+    fn cells(&self) -> usize {
+        self.width * self.height
+    }
+
+    /// Length of each parity array.
+    fn len(&self) -> usize {
+        (self.h2 + 2) * self.stride
+    }
+
+    /// Index of row `yy`, column `xx` of a parity array.
+    fn at(&self, yy: usize, xx: usize) -> usize {
+        (yy + 1) * self.stride + xx + 1
+    }
+
+    /// Parity array and index of image cell `(y, x)`.
+    fn locate(&self, y: usize, x: usize) -> (usize, usize) {
+        (2 * (y & 1) + (x & 1), self.at(y >> 1, x >> 1))
+    }
+
+    fn parallel(&self) -> bool {
+        self.cells() >= PARALLEL_MIN_CELLS
+    }
+}
+
+/// One array per parity.
+type Phases = [Vec<f32>; 4];
+/// A two-channel field (Cb, Cr), `[channel][parity]`.
+type Field = [Phases; 2];
+
+fn phases(quad: Quad) -> Phases {
+    [0; 4].map(|_| vec![0.0; quad.len()])
+}
+
+fn field(quad: Quad) -> Field {
+    [phases(quad), phases(quad)]
+}
+
+/// Calls `f(yy, rows)` for every row `yy` of the parity arrays `arrays`,
+/// `rows` holding that row of each (cell `xx` at `rows[k][1 + xx]`), in
+/// parallel on large levels. Returns the per-channel sums of what `f`
+/// returns.
+fn rows<const N: usize>(
+    quad: Quad,
+    arrays: [&mut [f32]; N],
+    f: impl Fn(usize, [&mut [f32]; N]) -> [f64; 2] + Sync,
+) -> [f64; 2] {
+    let s = quad.stride;
+    let data = arrays.map(|a| &mut a[s..(quad.h2 + 1) * s]);
+    let min_rows = if quad.parallel() { (CELLS_PER_TASK / s).max(1) } else { usize::MAX };
+    rows_from(s, 0, quad.h2, data, &f, min_rows)
+}
+
+fn rows_from<const N: usize>(
+    stride: usize,
+    first: usize,
+    count: usize,
+    mut arrays: [&mut [f32]; N],
+    f: &(impl Fn(usize, [&mut [f32]; N]) -> [f64; 2] + Sync),
+    min_rows: usize,
+) -> [f64; 2] {
+    if count > min_rows {
+        let half = count / 2;
+        let mut left: [&mut [f32]; N] = std::array::from_fn(|_| <&mut [f32]>::default());
+        let mut right: [&mut [f32]; N] = std::array::from_fn(|_| <&mut [f32]>::default());
+        for (k, a) in arrays.into_iter().enumerate() {
+            (left[k], right[k]) = a.split_at_mut(half * stride);
+        }
+        let (a, b) = rayon::join(
+            || rows_from(stride, first, half, left, f, min_rows),
+            || rows_from(stride, first + half, count - half, right, f, min_rows),
+        );
+        return [a[0] + b[0], a[1] + b[1]];
+    }
+    let mut sum = [0.0; 2];
+    for r in 0..count {
+        let row = arrays.each_mut().map(|a| &mut a[r * stride..(r + 1) * stride]);
+        let s = f(first + r, row);
+        sum = [sum[0] + s[0], sum[1] + s[1]];
+    }
+    sum
+}
+
+/// The five-point stencil of one row of one parity array: its couplings and
+/// where its neighbours lie in the two partner arrays (`p ^ 1` holds the
+/// left and right neighbours, `p ^ 2` the upper and lower ones).
+struct Stencil<'a> {
+    n: usize,
+    base: usize,
+    /// Start of the left neighbours in the horizontal partner array.
+    hb: usize,
+    /// Start of the upper neighbours in the vertical partner array.
+    vb: usize,
+    stride: usize,
+    wl: &'a [f32],
+    wr: &'a [f32],
+    wu: &'a [f32],
+    wd: &'a [f32],
+}
+
+impl<'a> Stencil<'a> {
+    fn new(quad: Quad, right: &'a Phases, down: &'a Phases, p: usize, yy: usize) -> Self {
+        let (py, px) = (p >> 1, p & 1);
+        let (n, s) = (quad.w2, quad.stride);
+        let base = quad.at(yy, 0);
+        let hb = base + px - 1;
+        let vb = base + py * s - s;
+        Self {
+            n,
+            base,
+            hb,
+            vb,
+            stride: s,
+            wl: &right[p ^ 1][hb..hb + n],
+            wr: &right[p][base..base + n],
+            wu: &down[p ^ 2][vb..vb + n],
+            wd: &down[p][base..base + n],
+        }
+    }
+
+    /// This row of an array of the same parity.
+    fn own<'b>(&self, a: &'b [f32]) -> &'b [f32] {
+        &a[self.base..self.base + self.n]
+    }
+
+    /// Left, right, upper and lower neighbours in the partner arrays `h` (`p ^ 1`) and `v` (`p ^ 2`).
+    fn around<'b>(&self, h: &'b [f32], v: &'b [f32]) -> [&'b [f32]; 4] {
+        let n = self.n;
+        [&h[self.hb..][..n], &h[self.hb + 1..][..n], &v[self.vb..][..n], &v[self.vb + self.stride..][..n]]
+    }
+
+    /// `out = rhs + Σ w x_nb`, then times `scale` if given.
+    fn gather(&self, out: &mut [f32], rhs: &[f32], scale: Option<&[f32]>, h: &[f32], v: &[f32]) {
+        let n = self.n;
+        let [l, r, u, d] = self.around(h, v);
+        let (out, rhs) = (&mut out[1..1 + n], self.own(rhs));
+        let (wl, wr, wu, wd) = (self.wl, self.wr, self.wu, self.wd);
+        match scale {
+            Some(scale) => {
+                let scale = self.own(scale);
+                for k in 0..n {
+                    out[k] = (rhs[k] + wl[k] * l[k] + wr[k] * r[k] + wu[k] * u[k] + wd[k] * d[k]) * scale[k];
+                }
+            }
+            None => {
+                for k in 0..n {
+                    out[k] = rhs[k] + wl[k] * l[k] + wr[k] * r[k] + wu[k] * u[k] + wd[k] * d[k];
+                }
+            }
+        }
+    }
+
+    /// `out = rhs − diag x + Σ w x_nb` (a residual), or with `rhs` `None`,
+    /// `out = diag x − Σ w x_nb` (the matrix times `x`). Returns `Σ out · x`.
+    fn apply(&self, out: &mut [f32], rhs: Option<&[f32]>, diag: &[f32], x: &[f32], h: &[f32], v: &[f32]) -> f64 {
+        let n = self.n;
+        let [l, r, u, d] = self.around(h, v);
+        let (out, diag, x) = (&mut out[1..1 + n], self.own(diag), self.own(x));
+        let (wl, wr, wu, wd) = (self.wl, self.wr, self.wu, self.wd);
+        match rhs {
+            Some(rhs) => {
+                let rhs = self.own(rhs);
+                for k in 0..n {
+                    out[k] = rhs[k] - diag[k] * x[k] + (wl[k] * l[k] + wr[k] * r[k] + wu[k] * u[k] + wd[k] * d[k]);
+                }
+            }
+            None => {
+                for k in 0..n {
+                    out[k] = diag[k] * x[k] - (wl[k] * l[k] + wr[k] * r[k] + wu[k] * u[k] + wd[k] * d[k]);
+                }
+            }
+        }
+        dot(out, x)
+    }
+}
+
+/// The red arrays (parities 0 and 3) or the black ones (1 and 2), mutably,
+/// and all four for reading, the mutable two left empty.
+fn split_colour(a: &mut Phases, colour: usize) -> ([&mut [f32]; 2], [&[f32]; 4]) {
+    let [p0, p1, p2, p3] = a;
+    if colour == 0 {
+        ([p0, p3], [&[], p1, p2, &[]])
+    } else {
+        ([p1, p2], [p0, &[], &[], p3])
+    }
+}
+
+/// The two parities of a colour.
+fn colour_phases(colour: usize) -> [usize; 2] {
+    if colour == 0 { [0, 3] } else { [1, 2] }
+}
+
+/// Row-major `src` (`quad.width × quad.height`) into the parity arrays `dst`.
+fn to_quad(quad: Quad, src: &[f32], dst: &mut Phases) {
+    let w = quad.width;
+    for (p, d) in dst.iter_mut().enumerate() {
+        let (py, px) = (p >> 1, p & 1);
+        rows(quad, [d], |yy, [row]| {
+            let y = 2 * yy + py;
+            for xx in 0..quad.w2 {
+                let x = 2 * xx + px;
+                row[1 + xx] = if y < quad.height && x < w { src[y * w + x] } else { 0.0 };
+            }
+            [0.0; 2]
+        });
+    }
+}
+
+/// Parity arrays back to row-major.
+fn from_quad(quad: Quad, src: &Phases, dst: &mut [f32]) {
+    let w = quad.width;
+    if w == 0 {
+        return;
+    }
+    dst.par_chunks_mut(w).enumerate().for_each(|(y, out)| {
+        for (x, o) in out.iter_mut().enumerate() {
+            let (p, i) = quad.locate(y, x);
+            *o = src[p][i];
+        }
+    });
+}
+
+/// Tridiagonal factors for exact solves along rows and columns (line
+/// relaxation): for the line's cells `t`, `u_t = z_t + g_t u_{t+1}` with
+/// `z_t = (r_t + e_{t−1} z_{t−1}) m_t`.
+#[derive(Clone, Debug)]
+struct LineFactors {
+    m_row: Phases,
+    g_row: Phases,
+    m_col: Phases,
+    g_col: Phases,
+}
+
+/// One level of the multigrid hierarchy: the operator, the interpolation
+/// from the next coarser level, and scratch.
+#[derive(Clone, Debug)]
+struct Level {
+    quad: Quad,
+    /// Coupling of each cell with its right and its lower neighbour.
+    right: Phases,
+    down: Phases,
+    /// The diagonal without the data: sum of the couplings plus what
+    /// coarsening turned into diagonal.
+    fixed_diag: Phases,
+    /// `1 / (fixed_diag + nominal data)`: eliminated (black) cells hand their
+    /// data to their neighbours with weights `coupling × inv_nominal`.
+    inv_nominal: Phases,
+    /// Interpolation of the cells with odd `x` and `y` from their NW, NE, SW
+    /// and SE neighbours on the coarse grid, in the layout of parity 3.
+    interp: [Vec<f32>; 4],
+    /// Data weight `W + ε` of the current solve.
+    data: Phases,
+    /// `data + fixed_diag`, and its inverse (0 where there is no cell).
+    diag: Phases,
+    inv_diag: Phases,
+    /// Line relaxation factors, on the finest level only.
+    lines: Option<LineFactors>,
+    b: Field,
+    x: Field,
+    /// The first solution while a second coarse correction runs (W-cycle).
+    saved: Field,
+    /// Red residuals (parities 0 and 3), `[channel][0 or 1]`; also scratch.
+    r_red: [[Vec<f32>; 2]; 2],
+    /// Per channel, values on the next coarser grid in this level's array
+    /// shape (the coarse grid is this level's parity-0 array).
+    scratch: [Vec<f32>; 2],
+}
+
+impl Level {
+    /// A level with couplings `right` and `down` and the fixed diagonal
+    /// `extra` beyond them, interpolating from the next coarser level with
+    /// `interp` (parity-3 layout); `epsilon` is the nominal data per cell.
+    fn new(quad: Quad, right: Phases, down: Phases, extra: &Phases, interp: Option<[Vec<f32>; 4]>, epsilon: f32, lines: bool) -> Self {
+        let mut fixed_diag = phases(quad);
+        for (p, fd) in fixed_diag.iter_mut().enumerate() {
+            rows(quad, [&mut fd[..]], |yy, [row]| {
+                let st = Stencil::new(quad, &right, &down, p, yy);
+                let x = st.own(&extra[p]);
+                for k in 0..st.n {
+                    row[1 + k] = x[k] + st.wl[k] + st.wr[k] + st.wu[k] + st.wd[k];
+                }
+                [0.0; 2]
+            });
+        }
+        let inv_nominal = fixed_diag.clone().map(|mut a| {
+            a.par_iter_mut().for_each(|d| *d = 1.0 / (*d + epsilon));
+            a
+        });
+        let z = || vec![0.0; quad.len()];
+        Self {
+            quad,
+            right,
+            down,
+            fixed_diag,
+            inv_nominal,
+            interp: interp.unwrap_or_else(|| phases(quad)),
+            data: phases(quad),
+            diag: phases(quad),
+            inv_diag: phases(quad),
+            lines: lines.then(|| LineFactors {
+                m_row: phases(quad),
+                g_row: phases(quad),
+                m_col: phases(quad),
+                g_col: phases(quad),
+            }),
+            b: field(quad),
+            x: field(quad),
+            saved: if lines { Default::default() } else { field(quad) },
+            r_red: [[z(), z()], [z(), z()]],
+            scratch: [z(), z()],
+        }
+    }
+
+    /// Sets the diagonal (and the line factors) from `data`.
+    fn set_diagonal(&mut self) {
+        for p in 0..4 {
+            let it = self.diag[p].iter_mut().zip(&mut self.inv_diag[p]).zip(&self.data[p]).zip(&self.fixed_diag[p]);
+            for (((d, inv), &data), &fixed) in it {
+                *d = data + fixed;
+                *inv = if *d > 0.0 { 1.0 / *d } else { 0.0 };
+            }
+        }
+        if let Some(lines) = &mut self.lines {
+            factor_rows(self.quad, &self.diag, &self.right, &mut lines.m_row, &mut lines.g_row);
+            factor_columns(self.quad, &self.diag, &self.down, &mut lines.m_col, &mut lines.g_col);
+        }
+    }
+
+    /// The coarse level's data from this level's: the black cells' data
+    /// handed to the red ones, then restricted like a residual.
+    fn restrict_data(&mut self, coarse: &mut Level) {
+        let quad = self.quad;
+        let [[t1, t2], [s0, s3]] = &mut self.r_red;
+        for (t, p) in [(&mut *t1, 1), (&mut *t2, 2)] {
+            for ((t, &d), &inv) in t.iter_mut().zip(&self.data[p]).zip(&self.inv_nominal[p]) {
+                *t = d * inv;
+            }
+        }
+        let (t1, t2) = (&*t1, &*t2);
+        let (right, down, data) = (&self.right, &self.down, &self.data);
+        rows(quad, [s0, s3], |yy, [o0, o3]| {
+            Stencil::new(quad, right, down, 0, yy).gather(o0, &data[0], None, t1, t2);
+            Stencil::new(quad, right, down, 3, yy).gather(o3, &data[3], None, t2, t1);
+            [0.0; 2]
+        });
+        let [scratch, _] = &mut self.scratch;
+        restrict(quad, &self.interp, [&*s0, &*s3], scratch);
+        split_coarse(quad, scratch, coarse.quad, &mut coarse.data);
+    }
+
+    /// Gauss–Seidel half-sweep over the red (`colour` 0) or black cells,
+    /// both channels; from `x = 0` when `from_zero`.
+    fn relax(&mut self, colour: usize, from_zero: bool) {
+        let quad = self.quad;
+        let [x0, x1] = &mut self.x;
+        let ([a0, b0], r0) = split_colour(x0, colour);
+        let ([a1, b1], r1) = split_colour(x1, colour);
+        let [pa, pb] = colour_phases(colour);
+        let (right, down, inv, b) = (&self.right, &self.down, &self.inv_diag, &self.b);
+        rows(quad, [a0, b0, a1, b1], |yy, [oa0, ob0, oa1, ob1]| {
+            for (p, outs) in [(pa, [oa0, oa1]), (pb, [ob0, ob1])] {
+                let st = Stencil::new(quad, right, down, p, yy);
+                for (ch, (out, read)) in outs.into_iter().zip([&r0, &r1]).enumerate() {
+                    if from_zero {
+                        let (o, bb, iv) = (&mut out[1..1 + st.n], st.own(&b[ch][p]), st.own(&inv[p]));
+                        for k in 0..st.n {
+                            o[k] = bb[k] * iv[k];
+                        }
+                    } else {
+                        st.gather(out, &b[ch][p], Some(&inv[p]), read[p ^ 1], read[p ^ 2]);
+                    }
+                }
+            }
+            [0.0; 2]
+        });
+    }
+
+    /// Exact solves along the rows of parity `py` (zebra line relaxation),
+    /// both channels; from `x = 0` when `from_zero`.
+    fn relax_rows(&mut self, py: usize, from_zero: bool) {
+        let Some(lines) = &self.lines else {
+            return;
+        };
+        let quad = self.quad;
+        let (p0, p1) = (2 * py, 2 * py + 1);
+        let [x0, x1] = &mut self.x;
+        let (m0a, m0b, r0) = split_pair(x0, p0, p1);
+        let (m1a, m1b, r1) = split_pair(x1, p0, p1);
+        let (right, down, b) = (&self.right, &self.down, &self.b);
+        rows(quad, [m0a, m0b, m1a, m1b], |yy, [o0a, o0b, o1a, o1b]| {
+            // Right-hand sides: the data plus the upper and lower neighbours.
+            for (ch, [oa, ob], read) in [(0, [&mut *o0a, &mut *o0b], &r0), (1, [&mut *o1a, &mut *o1b], &r1)] {
+                for (p, o) in [(p0, oa), (p1, ob)] {
+                    let st = Stencil::new(quad, right, down, p, yy);
+                    let n = st.n;
+                    let (o, bb) = (&mut o[1..1 + n], st.own(&b[ch][p]));
+                    if from_zero {
+                        o.copy_from_slice(bb);
+                    } else {
+                        let v = read[p ^ 2];
+                        let (up, dn) = (&v[st.vb..][..n], &v[st.vb + st.stride..][..n]);
+                        for k in 0..n {
+                            o[k] = bb[k] + st.wu[k] * up[k] + st.wd[k] * dn[k];
+                        }
+                    }
+                }
+            }
+            // Forward and back substitution along the row, cells alternating
+            // between the two arrays, both channels at once.
+            let base = quad.at(yy, 0);
+            let n = quad.w2;
+            let odd = quad.width / 2; // cells in the odd columns
+            let (ea, eb) = (&right[p0][base..base + n], &right[p1][base..base + n]);
+            let (ma, mb) = (&lines.m_row[p0][base..base + n], &lines.m_row[p1][base..base + n]);
+            let (ga, gb) = (&lines.g_row[p0][base..base + n], &lines.g_row[p1][base..base + n]);
+            let (u0a, u0b) = (&mut o0a[1..1 + n], &mut o0b[1..1 + n]);
+            let (u1a, u1b) = (&mut o1a[1..1 + n], &mut o1b[1..1 + n]);
+            let (mut z0, mut z1, mut e) = (0.0f32, 0.0f32, 0.0f32);
+            for k in 0..odd {
+                z0 = (u0a[k] + e * z0) * ma[k];
+                z1 = (u1a[k] + e * z1) * ma[k];
+                (u0a[k], u1a[k], e) = (z0, z1, ea[k]);
+                z0 = (u0b[k] + e * z0) * mb[k];
+                z1 = (u1b[k] + e * z1) * mb[k];
+                (u0b[k], u1b[k], e) = (z0, z1, eb[k]);
+            }
+            if odd < n {
+                let k = odd;
+                u0a[k] = (u0a[k] + e * z0) * ma[k];
+                u1a[k] = (u1a[k] + e * z1) * ma[k];
+            }
+            let (mut v0, mut v1) = if odd < n { (u0a[odd], u1a[odd]) } else { (0.0, 0.0) };
+            for k in (0..odd).rev() {
+                v0 = u0b[k] + gb[k] * v0;
+                v1 = u1b[k] + gb[k] * v1;
+                (u0b[k], u1b[k]) = (v0, v1);
+                v0 = u0a[k] + ga[k] * v0;
+                v1 = u1a[k] + ga[k] * v1;
+                (u0a[k], u1a[k]) = (v0, v1);
+            }
+            [0.0; 2]
+        });
+    }
+
+    /// Exact solves along the columns of parity `px`, both channels (one
+    /// thread each: a column solve runs down the rows, vectorised across
+    /// the columns).
+    fn relax_columns(&mut self, px: usize) {
+        let Some(lines) = &self.lines else {
+            return;
+        };
+        let quad = self.quad;
+        let (p0, p1) = (px, px + 2);
+        let [x0, x1] = &mut self.x;
+        let (right, down, b) = (&self.right, &self.down, &self.b);
+        let run = |x: &mut Phases, ch: usize| {
+            let (ma, mb, read) = split_pair(x, p0, p1);
+            column_solve(quad, [ma, mb], read, right, down, &b[ch], lines, px);
+        };
+        if quad.parallel() {
+            rayon::join(|| run(x0, 0), || run(x1, 1));
+        } else {
+            run(x0, 0);
+            run(x1, 1);
+        }
+    }
+
+    /// Red residuals `b − A x` into `r_red`.
+    fn residual_red(&mut self) {
+        let quad = self.quad;
+        let [[r00, r03], [r10, r13]] = &mut self.r_red;
+        let (right, down, diag, b, x) = (&self.right, &self.down, &self.diag, &self.b, &self.x);
+        rows(quad, [r00, r03, r10, r13], |yy, [o00, o03, o10, o13]| {
+            for (p, outs) in [(0, [o00, o10]), (3, [o03, o13])] {
+                let st = Stencil::new(quad, right, down, p, yy);
+                for (ch, out) in outs.into_iter().enumerate() {
+                    let xc = &x[ch];
+                    st.apply(out, Some(&b[ch][p]), &diag[p], &xc[p], &xc[p ^ 1], &xc[p ^ 2]);
+                }
+            }
+            [0.0; 2]
+        });
+    }
+
+    /// `b −= A x` on every cell.
+    fn residual_into_b(&mut self) {
+        let quad = self.quad;
+        let (right, down, diag, x) = (&self.right, &self.down, &self.diag, &self.x);
+        let [b0, b1] = &mut self.b;
+        for p in 0..4 {
+            rows(quad, [&mut b0[p], &mut b1[p]], |yy, outs| {
+                let st = Stencil::new(quad, right, down, p, yy);
+                for (ch, out) in outs.into_iter().enumerate() {
+                    let xc = &x[ch];
+                    let n = st.n;
+                    let [l, r, u, d] = st.around(&xc[p ^ 1], &xc[p ^ 2]);
+                    let (o, dg, xs) = (&mut out[1..1 + n], st.own(&diag[p]), st.own(&xc[p]));
+                    for k in 0..n {
+                        o[k] += st.wl[k] * l[k] + st.wr[k] * r[k] + st.wu[k] * u[k] + st.wd[k] * d[k] - dg[k] * xs[k];
+                    }
+                }
+                [0.0; 2]
+            });
+        }
+    }
+
+    /// One multigrid cycle on `levels[0]`: `x ≈ A⁻¹ b` from `x = 0`. A
+    /// symmetric operator (the post-smoother is the pre-smoother's adjoint,
+    /// restriction the transpose of interpolation), as conjugate gradients
+    /// need; with `w_cycle`, two coarse corrections per level.
+    fn cycle(levels: &mut [Level], coarsest: &DenseCholesky, w_cycle: bool) {
+        let Some((fine, rest)) = levels.split_first_mut() else {
+            return;
+        };
+        let Some(coarse) = rest.first_mut() else {
+            coarsest.solve_level(fine);
+            return;
+        };
+        if fine.lines.is_some() {
+            fine.relax_rows(0, true);
+            fine.relax_rows(1, false);
+            fine.relax_columns(0);
+            fine.relax_columns(1);
+        } else {
+            fine.relax(0, true);
+        }
+        fine.relax(1, false);
+        fine.residual_red();
+        for ch in 0..2 {
+            let [r0, r3] = &fine.r_red[ch];
+            restrict(fine.quad, &fine.interp, [r0, r3], &mut fine.scratch[ch]);
+            split_coarse(fine.quad, &fine.scratch[ch], coarse.quad, &mut coarse.b[ch]);
+        }
+        Self::cycle(rest, coarsest, w_cycle);
+        if w_cycle && rest.len() > 1 {
+            let coarse = &mut rest[0];
+            coarse.residual_into_b();
+            std::mem::swap(&mut coarse.x, &mut coarse.saved);
+            Self::cycle(rest, coarsest, w_cycle);
+            let coarse = &mut rest[0];
+            for (x, saved) in coarse.x.iter_mut().flatten().zip(coarse.saved.iter().flatten()) {
+                axpy(x, 1.0, saved);
+            }
+        }
+        if let Some(coarse) = rest.first() {
+            fine.prolong(coarse);
+        }
+        fine.relax(1, false);
+        if fine.lines.is_some() {
+            fine.relax_columns(1);
+            fine.relax_columns(0);
+            fine.relax_rows(1, false);
+            fine.relax_rows(0, false);
+        } else {
+            fine.relax(0, false);
+        }
+    }
+
+    /// `x += P coarse.x` on the red cells (the black ones are recomputed by
+    /// the next black half-sweep, whatever they hold).
+    fn prolong(&mut self, coarse: &Level) {
+        let quad = self.quad;
+        for ch in 0..2 {
+            let scratch = &mut self.scratch[ch];
+            let cx = &coarse.x[ch];
+            let cq = coarse.quad;
+            rows(quad, [&mut scratch[..]], |yy, [row]| {
+                for xx in 0..quad.w2 {
+                    let (p, i) = cq.locate(yy, xx);
+                    row[1 + xx] = cx[p][i];
+                }
+                [0.0; 2]
+            });
+        }
+        let [p_nw, p_ne, p_sw, p_se] = &self.interp;
+        let s = quad.stride;
+        let [x0, x1] = &mut self.x;
+        let [e0, e1] = &self.scratch;
+        for (x, e) in [(&mut *x0, e0), (&mut *x1, e1)] {
+            axpy(&mut x[0], 1.0, e);
+        }
+        rows(quad, [&mut x0[3][..], &mut x1[3][..]], |yy, outs| {
+            let base = quad.at(yy, 0);
+            let n = quad.w2;
+            let (nw, ne, sw, se) = (&p_nw[base..][..n], &p_ne[base..][..n], &p_sw[base..][..n], &p_se[base..][..n]);
+            for (out, e) in outs.into_iter().zip([e0, e1]) {
+                let (a, b, c, d) = (&e[base..][..n], &e[base + 1..][..n], &e[base + s..][..n], &e[base + s + 1..][..n]);
+                let o = &mut out[1..1 + n];
+                for k in 0..n {
+                    o[k] += nw[k] * a[k] + ne[k] * b[k] + sw[k] * c[k] + se[k] * d[k];
+                }
+            }
+            [0.0; 2]
+        });
+    }
+}
+
+/// `(mut a, mut b, read)`: parity arrays `pa` and `pb` mutably and all four
+/// for reading, the mutable two left empty.
+fn split_pair(x: &mut Phases, pa: usize, pb: usize) -> (&mut [f32], &mut [f32], [&[f32]; 4]) {
+    let [q0, q1, q2, q3] = x;
+    match (pa, pb) {
+        (0, 1) => (q0, q1, [&[], &[], q2, q3]),
+        (2, 3) => (q2, q3, [q0, q1, &[], &[]]),
+        (0, 2) => (q0, q2, [&[], q1, &[], q3]),
+        _ => (q1, q3, [q0, &[], q2, &[]]),
+    }
+}
+
+/// Tridiagonal factors along the rows.
+fn factor_rows(quad: Quad, diag: &Phases, right: &Phases, m: &mut Phases, g: &mut Phases) {
+    let [m0, m1, m2, m3] = m;
+    let [g0, g1, g2, g3] = g;
+    for (py, arrays) in [(0, [m0, m1, g0, g1]), (1, [m2, m3, g2, g3])] {
+        let (pa, pb) = (2 * py, 2 * py + 1);
+        let arrays = arrays.map(|a| &mut a[..]);
+        rows(quad, arrays, |yy, [ma, mb, ga, gb]| {
+            let base = quad.at(yy, 0);
+            let odd = quad.width / 2;
+            let (mut g_prev, mut e_prev) = (0.0f32, 0.0f32);
+            for k in 0..quad.w2 {
+                for (p, m, g, present) in [(pa, &mut *ma, &mut *ga, true), (pb, &mut *mb, &mut *gb, k < odd)] {
+                    if !present {
+                        continue;
+                    }
+                    let i = base + k;
+                    let denom = diag[p][i] - e_prev * g_prev;
+                    let mm = if denom > 0.0 { 1.0 / denom } else { 0.0 };
+                    e_prev = right[p][i];
+                    g_prev = e_prev * mm;
+                    m[1 + k] = mm;
+                    g[1 + k] = g_prev;
+                }
+            }
+            [0.0; 2]
+        });
+    }
+}
+
+/// Tridiagonal factors along the columns (row after row, vectorised across
+/// the columns).
+fn factor_columns(quad: Quad, diag: &Phases, down: &Phases, m: &mut Phases, g: &mut Phases) {
+    let n = quad.w2;
+    let [m0, m1, m2, m3] = m;
+    let [g0, g1, g2, g3] = g;
+    for (px, [ma, mb], [ga, gb]) in [(0, [m0, m2], [g0, g2]), (1, [m1, m3], [g1, g3])] {
+        for t in 0..quad.height {
+            let (py, yy) = (t & 1, t >> 1);
+            let p = 2 * py + px;
+            let i = quad.at(yy, 0);
+            let (m_cur, g_cur, g_prev_arr) = if py == 0 { (&mut *ma, &mut *ga, &*gb) } else { (&mut *mb, &mut *gb, &*ga) };
+            let prev = if t > 0 { Some(quad.at((t - 1) >> 1, 0)) } else { None };
+            for k in 0..n {
+                let (e, gq) = match prev {
+                    Some(j) => (down[p ^ 2][j + k], g_prev_arr[j + k]),
+                    None => (0.0, 0.0),
+                };
+                let denom = diag[p][i + k] - e * gq;
+                let mm = if denom > 0.0 { 1.0 / denom } else { 0.0 };
+                m_cur[i + k] = mm;
+                g_cur[i + k] = down[p][i + k] * mm;
+            }
+        }
+    }
+}
+
+/// Exact solves along the columns of parity `px` for one channel: `x` holds
+/// the arrays of parities `px` (even rows) and `px + 2` (odd rows).
+#[allow(clippy::too_many_arguments)]
+fn column_solve(
+    quad: Quad,
+    [xa, xb]: [&mut [f32]; 2],
+    read: [&[f32]; 4],
+    right: &Phases,
+    down: &Phases,
+    b: &Phases,
+    lines: &LineFactors,
+    px: usize,
+) {
+    let n = quad.w2;
+    let h = quad.height;
+    // Forward: z_t = (b + horizontal neighbours + e_{t−1} z_{t−1}) m_t.
+    for t in 0..h {
+        let (py, yy) = (t & 1, t >> 1);
+        let p = 2 * py + px;
+        let st = Stencil::new(quad, right, down, p, yy);
+        let (cur, prev) = if py == 0 { (&mut *xa, &*xb) } else { (&mut *xb, &*xa) };
+        let hp = read[p ^ 1];
+        let (l, r) = (&hp[st.hb..][..n], &hp[st.hb + 1..][..n]);
+        let (bb, m) = (st.own(&b[p]), st.own(&lines.m_col[p]));
+        let out = &mut cur[st.base..st.base + n];
+        if t > 0 {
+            let j = quad.at((t - 1) >> 1, 0);
+            let (e, zp) = (&down[p ^ 2][j..j + n], &prev[j..j + n]);
+            for k in 0..n {
+                out[k] = (bb[k] + st.wl[k] * l[k] + st.wr[k] * r[k] + e[k] * zp[k]) * m[k];
+            }
+        } else {
+            for k in 0..n {
+                out[k] = (bb[k] + st.wl[k] * l[k] + st.wr[k] * r[k]) * m[k];
+            }
+        }
+    }
+    // Backward: u_t = z_t + g_t u_{t+1}.
+    for t in (0..h.saturating_sub(1)).rev() {
+        let (py, yy) = (t & 1, t >> 1);
+        let p = 2 * py + px;
+        let i = quad.at(yy, 0);
+        let j = quad.at((t + 1) >> 1, 0);
+        let (cur, next) = if py == 0 { (&mut *xa, &*xb) } else { (&mut *xb, &*xa) };
+        let g = &lines.g_col[p][i..i + n];
+        let (out, un) = (&mut cur[i..i + n], &next[j..j + n]);
+        for k in 0..n {
+            out[k] += g[k] * un[k];
+        }
+    }
+}
+
+/// `Pᵀ v` for a field that is 0 on the black cells, into `out` (this level's
+/// array shape, the coarse grid's values row-major): coarse cell `(Y, X)` is
+/// fine cell `(2Y, 2X)` (parity 0) plus its four diagonal neighbours
+/// (parity 3), weighted by their interpolation from it.
+fn restrict(quad: Quad, interp: &[Vec<f32>; 4], [r0, r3]: [&[f32]; 2], out: &mut [f32]) {
+    let [p_nw, p_ne, p_sw, p_se] = interp;
+    let s = quad.stride;
+    rows(quad, [out], |yy, [row]| {
+        let n = quad.w2;
+        let base = quad.at(yy, 0);
+        let up = base - s;
+        let (own, a, b, c, d) = (&r0[base..][..n], &r3[base..][..n], &r3[base - 1..][..n], &r3[up..][..n], &r3[up - 1..][..n]);
+        let (nw, ne, sw, se) = (&p_nw[base..][..n], &p_ne[base - 1..][..n], &p_sw[up..][..n], &p_se[up - 1..][..n]);
+        let o = &mut row[1..1 + n];
+        for k in 0..n {
+            o[k] = own[k] + nw[k] * a[k] + ne[k] * b[k] + sw[k] * c[k] + se[k] * d[k];
+        }
+        [0.0; 2]
+    });
+}
+
+/// Coarse-grid values held row-major in the fine level's array shape into
+/// the coarse level's parity arrays.
+fn split_coarse(fine: Quad, src: &[f32], coarse: Quad, dst: &mut Phases) {
+    for (p, d) in dst.iter_mut().enumerate() {
+        let (py, px) = (p >> 1, p & 1);
+        rows(coarse, [&mut d[..]], |yy, [row]| {
+            let base = fine.at(2 * yy + py, px);
+            for xx in 0..coarse.w2 {
+                row[1 + xx] = src[base + 2 * xx];
+            }
+            [0.0; 2]
+        });
+    }
+}
+
+/// `Σ a·b` with eight `f32` lanes per block of 1024 and `f64` across blocks.
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    let mut total = 0.0f64;
+    for (ca, cb) in a.chunks(1024).zip(b.chunks(1024)) {
+        let mut lanes = [0.0f32; 8];
+        let mut ia = ca.chunks_exact(8);
+        let mut ib = cb.chunks_exact(8);
+        for (xa, xb) in (&mut ia).zip(&mut ib) {
+            for l in 0..8 {
+                lanes[l] += xa[l] * xb[l];
+            }
+        }
+        let tail: f32 = ia.remainder().iter().zip(ib.remainder()).map(|(x, y)| x * y).sum();
+        total += lanes.iter().map(|&v| f64::from(v)).sum::<f64>() + f64::from(tail);
+    }
+    total
+}
+
+/// [`dot`] over whole arrays, in parallel for large ones.
+fn par_dot(a: &[f32], b: &[f32]) -> f64 {
+    if a.len() >= PARALLEL_MIN_CELLS {
+        a.par_chunks(CELLS_PER_TASK)
+            .zip(b.par_chunks(CELLS_PER_TASK))
+            .map(|(x, y)| dot(x, y))
+            .sum()
+    } else {
+        dot(a, b)
+    }
+}
+
+
+/// Series conductance of two couplings.
+fn series(a: f32, b: f32) -> f32 {
+    if a + b > 0.0 { a * b / (a + b) } else { 0.0 }
+}
+
+/// Lumping of a coupling `c` between two cells two steps apart, which the
+/// five-point coarse stencil cannot hold, onto the two two-step paths between
+/// them, whose series conductances are `s1` and `s2`: the paths share `c` in
+/// proportion to their conductances, each taking at most `LUMP_CAPACITY`
+/// times its own conductance, so paths that cross an edge stay weak and
+/// barriers survive coarsening. Returns what each path takes; the rest is
+/// left on the diagonal (stiffer, never softer, so the coarse correction
+/// cannot overshoot along a thin structure it cannot represent).
+fn lump(c: f32, s1: f32, s2: f32) -> (f32, f32) {
+    let s = s1 + s2;
+    let f = if s > 0.0 { (c / s).min(LUMP_CAPACITY) } else { 0.0 };
+    (s1 * f, s2 * f)
+}
+
+/// The next coarser operator, in the shape of the fine level's parity
+/// arrays (the coarse grid is the fine parity-0 array).
+struct Coarsened {
+    right: Vec<f32>,
+    down: Vec<f32>,
+    extra: Vec<f32>,
+    /// Interpolation of the fine parity-3 cells from their NW, NE, SW and SE
+    /// (parity-0, coarse) neighbours, in the parity-3 layout.
+    interp: [Vec<f32>; 4],
+}
+
+/// Index `i + off` (offsets are small and stay inside the padded arrays).
+fn shifted(i: usize, off: isize) -> usize {
+    i.wrapping_add_signed(off)
+}
+
+/// Builds the next coarser operator by two steps of exact elimination
+/// (Schur complement), each followed by lumping back to a five-point
+/// stencil: first the black cells (`x + y` odd, parities 1 and 2) are
+/// eliminated, leaving the red cells coupled diagonally; then the red cells
+/// with odd `x` and `y` (parity 3), leaving parity 0, the coarse grid. The
+/// coarse couplings are sums over real paths through the fine grid, so they
+/// are as weak across an edge as the fine ones; interpolation is the exact
+/// ("ideal") one for the eliminated cells. `extra` is the fine level's
+/// fixed diagonal beyond its couplings; the interpolation uses the nominal
+/// data `epsilon` per cell (the real data only enters per solve, through
+/// the same restriction as residuals).
+fn coarsen(level: &Level, extra: &Phases, epsilon: f32) -> Coarsened {
+    let quad = level.quad;
+    let (n, s) = (quad.w2, quad.stride as isize);
+    let (right, down, inv) = (&level.right, &level.down, &level.inv_nominal);
+    let z = || vec![0.0; quad.len()];
+    // The cells of a row (starting at `base`) shifted by `off`.
+    let span = |base: usize, off: isize| {
+        let b = shifted(base, off);
+        b..b + n
+    };
+
+    // Step 1, for both red parities r (parity 3r, o = r): raw couplings to the
+    // diagonal neighbours (NE, SE), to the cells two steps right (E2) and
+    // down (S2), and the data handed over by the black neighbours.
+    let mut ne = [z(), z()];
+    let mut se = [z(), z()];
+    let mut e2 = [z(), z()];
+    let mut s2 = [z(), z()];
+    let mut ext1 = [z(), z()];
+    let mut nom1 = [z(), z()];
+    for r in 0..2 {
+        let (p, o) = (3 * r, r as isize);
+        let (hb, vb, other) = (p ^ 1, p ^ 2, 3 - p);
+        let arrays = [&mut ne[r], &mut se[r], &mut e2[r], &mut s2[r], &mut ext1[r], &mut nom1[r]].map(|a| &mut a[..]);
+        rows(quad, arrays, |yy, [o_ne, o_se, o_e2, o_s2, o_ext, o_nom]| {
+            let base = quad.at(yy, 0);
+            let (l, rr, u, d) = (span(base, o - 1), span(base, o), span(base, (o - 1) * s), span(base, o * s));
+            let own = base..base + n;
+            let ne_i = span(base, (o - 1) * s + o);
+            let (wl, wr, wu, wd) = (&right[hb][l.clone()], &right[p][own.clone()], &down[vb][u.clone()], &down[p][own.clone()]);
+            let (il, ir, iu, id) = (&inv[hb][l.clone()], &inv[hb][rr.clone()], &inv[vb][u.clone()], &inv[vb][d.clone()]);
+            let (xl, xr, xu, xd, xo) =
+                (&extra[hb][l], &extra[hb][rr.clone()], &extra[vb][u.clone()], &extra[vb][d.clone()], &extra[p][own]);
+            let (r_u, r_d, r_r) = (&right[vb][u], &right[vb][d.clone()], &right[hb][rr.clone()]);
+            let (d_ne, d_r, d_d) = (&down[other][ne_i], &down[hb][rr], &down[vb][d]);
+            for k in 0..n {
+                let (ql, qr, qu, qd) = (wl[k] * il[k], wr[k] * ir[k], wu[k] * iu[k], wd[k] * id[k]);
+                o_ne[1 + k] = qu * r_u[k] + qr * d_ne[k];
+                o_se[1 + k] = qd * r_d[k] + qr * d_r[k];
+                o_e2[1 + k] = qr * r_r[k];
+                o_s2[1 + k] = qd * d_d[k];
+                let ext = xo[k] + ql * xl[k] + qr * xr[k] + qu * xu[k] + qd * xd[k];
+                o_ext[1 + k] = ext;
+                o_nom[1 + k] = ext + epsilon * (1.0 + ql + qr + qu + qd);
+            }
+            [0.0; 2]
+        });
+    }
+    // Lump the straight two-step couplings onto the diagonal paths: E2 via NE
+    // (up) or SE (down), S2 via SE (right) or SW (left).
+    let mut t_up = [z(), z()];
+    let mut t_dn = [z(), z()];
+    let mut t_r = [z(), z()];
+    let mut t_l = [z(), z()];
+    for r in 0..2 {
+        let o = r as isize;
+        let q = 1 - r;
+        let arrays = [&mut t_up[r], &mut t_dn[r], &mut t_r[r], &mut t_l[r]].map(|a| &mut a[..]);
+        let (ne, se, e2, s2) = (&ne, &se, &e2, &s2);
+        rows(quad, arrays, |yy, [o_up, o_dn, o_r, o_l]| {
+            let base = quad.at(yy, 0);
+            let own = base..base + n;
+            let (i_ne, i_se, i_sw, i_s2) =
+                (span(base, (o - 1) * s + o), span(base, o * s + o), span(base, o * s + o - 1), span(base, s));
+            let (ne0, se0, e20, s20) = (&ne[r][own.clone()], &se[r][own.clone()], &e2[r][own.clone()], &s2[r][own]);
+            let (se_ne, ne_se, ne_s2) = (&se[q][i_ne], &ne[q][i_se], &ne[r][i_s2]);
+            let (ne_sw, se_sw) = (&ne[q][i_sw.clone()], &se[q][i_sw]);
+            for k in 0..n {
+                let (a, b) = lump(e20[k], series(ne0[k], se_ne[k]), series(se0[k], ne_se[k]));
+                o_up[1 + k] = a;
+                o_dn[1 + k] = b;
+                let (a, b) = lump(s20[k], series(se0[k], ne_s2[k]), series(ne_sw[k], se_sw[k]));
+                o_r[1 + k] = a;
+                o_l[1 + k] = b;
+            }
+            [0.0; 2]
+        });
+    }
+    // Final diagonal couplings; what could not be lumped goes to the diagonal.
+    let mut ne1 = [z(), z()];
+    let mut se1 = [z(), z()];
+    for r in 0..2 {
+        let o = r as isize;
+        let q = 1 - r;
+        let arrays = [&mut ne1[r], &mut se1[r], &mut ext1[r], &mut nom1[r]].map(|a| &mut a[..]);
+        let (ne, se, e2, s2, t_up, t_dn, t_r, t_l) = (&ne, &se, &e2, &s2, &t_up, &t_dn, &t_r, &t_l);
+        rows(quad, arrays, |yy, [o_ne, o_se, o_ext, o_nom]| {
+            let base = quad.at(yy, 0);
+            let own = base..base + n;
+            let (i_nw, i_n2, i_ne, i_sw, i_w2) = (
+                span(base, (o - 1) * s + o - 1),
+                span(base, -s),
+                span(base, (o - 1) * s + o),
+                span(base, o * s + o - 1),
+                span(base, -1),
+            );
+            let drop_h = |j: usize| (e2[r][j] - t_up[r][j] - t_dn[r][j]).max(0.0);
+            let drop_v = |j: usize| (s2[r][j] - t_r[r][j] - t_l[r][j]).max(0.0);
+            for k in 0..n {
+                let i = own.start + k;
+                o_ne[1 + k] = ne[r][i] + t_up[r][i] + t_dn[q][i_nw.start + k] + t_r[r][i_n2.start + k] + t_l[q][i_ne.start + k];
+                o_se[1 + k] = se[r][i] + t_up[q][i_sw.start + k] + t_dn[r][i] + t_r[r][i] + t_l[q][i_ne.start + k];
+                let dropped = drop_h(i) + drop_h(i_w2.start + k) + drop_v(i) + drop_v(i_n2.start + k);
+                o_ext[1 + k] += dropped;
+                o_nom[1 + k] += dropped;
+            }
+            [0.0; 2]
+        });
+    }
+    drop((ne, se, e2, s2, t_up, t_dn, t_r, t_l));
+
+    // Step 2: eliminate parity 3. Interpolation weights from its NW (parity
+    // 0, same index), NE (its own NE coupling), SW (parity 0 one row down)
+    // and SE neighbours.
+    let mut interp = [z(), z(), z(), z()];
+    let mut inv1 = z();
+    {
+        let [p_nw, p_ne, p_sw, p_se] = &mut interp;
+        let arrays = [&mut p_nw[..], &mut p_ne[..], &mut p_sw[..], &mut p_se[..], &mut inv1[..]];
+        let (ne1, se1, nom1) = (&ne1, &se1, &nom1);
+        rows(quad, arrays, |yy, [o_nw, o_ne, o_sw, o_se, o_inv]| {
+            let base = quad.at(yy, 0);
+            for k in 0..n {
+                let f = base + k;
+                let (nw, nee, sw, see) = (se1[0][f], ne1[1][f], ne1[0][shifted(f, s)], se1[1][f]);
+                let iv = 1.0 / (nom1[1][f] + nw + nee + sw + see);
+                (o_nw[1 + k], o_ne[1 + k], o_sw[1 + k], o_se[1 + k], o_inv[1 + k]) = (nw * iv, nee * iv, sw * iv, see * iv, iv);
+            }
+            [0.0; 2]
+        });
+    }
+    // Coarse couplings (axis paths through parity 3), diagonal couplings to
+    // lump, and the fixed diagonal handed down.
+    let (mut c_right, mut c_down, mut c_ne, mut c_se, mut c_ext) = (z(), z(), z(), z(), z());
+    {
+        let [p_nw, p_ne, p_sw, p_se] = &interp;
+        let _ = p_nw;
+        let arrays = [&mut c_right[..], &mut c_down[..], &mut c_ne[..], &mut c_se[..], &mut c_ext[..]];
+        let (ne1, se1, ext1, inv1) = (&ne1, &se1, &ext1, &inv1);
+        rows(quad, arrays, |yy, [o_r, o_d, o_ne, o_se, o_ext]| {
+            let base = quad.at(yy, 0);
+            for k in 0..n {
+                let i = base + k;
+                let (f1, f2, f3, f0) = (shifted(i, -s), i, i - 1, shifted(i, -s - 1));
+                let (e1, e2, e3, e0) = (ne1[0][i], se1[0][i], ne1[1][f3], se1[1][f0]);
+                o_r[1 + k] = e1 * p_se[f1] + e2 * p_ne[f2];
+                o_d[1 + k] = e2 * p_sw[f2] + e3 * p_se[f3];
+                o_ne[1 + k] = e1 * p_ne[f1];
+                o_se[1 + k] = e2 * p_se[f2];
+                let x = &ext1[1];
+                o_ext[1 + k] = ext1[0][i] + e1 * x[f1] * inv1[f1] + e2 * x[f2] * inv1[f2] + e3 * x[f3] * inv1[f3] + e0 * x[f0] * inv1[f0];
+            }
+            [0.0; 2]
+        });
+    }
+    // Lump the coarse diagonal couplings onto the axis paths: to NE via up
+    // (a) or right (b), to SE via right (c) or down (d).
+    let (mut ta, mut tb, mut tc, mut td) = (z(), z(), z(), z());
+    {
+        let arrays = [&mut ta[..], &mut tb[..], &mut tc[..], &mut td[..]];
+        let (cr, cd, cne, cse) = (&c_right, &c_down, &c_ne, &c_se);
+        rows(quad, arrays, |yy, [o_a, o_b, o_c, o_d]| {
+            let base = quad.at(yy, 0);
+            for k in 0..n {
+                let j = base + k;
+                let (up, dn) = (shifted(j, -s), shifted(j, s));
+                let (a, b) = lump(cne[j], series(cd[up], cr[up]), series(cr[j], cd[up + 1]));
+                let (c, d) = lump(cse[j], series(cr[j], cd[j + 1]), series(cd[j], cr[dn]));
+                (o_a[1 + k], o_b[1 + k], o_c[1 + k], o_d[1 + k]) = (a, b, c, d);
+            }
+            [0.0; 2]
+        });
+    }
+    let (mut right_c, mut down_c, mut extra_c) = (z(), z(), z());
+    {
+        let arrays = [&mut right_c[..], &mut down_c[..], &mut extra_c[..]];
+        let (cr, cd, cne, cse, cx) = (&c_right, &c_down, &c_ne, &c_se, &c_ext);
+        let (ta, tb, tc, td) = (&ta, &tb, &tc, &td);
+        rows(quad, arrays, |yy, [o_r, o_d, o_x]| {
+            let base = quad.at(yy, 0);
+            let drop_ne = |j: usize| (cne[j] - ta[j] - tb[j]).max(0.0);
+            let drop_se = |j: usize| (cse[j] - tc[j] - td[j]).max(0.0);
+            for k in 0..n {
+                let j = base + k;
+                let (up, dn) = (shifted(j, -s), shifted(j, s));
+                o_r[1 + k] = cr[j] + tb[j] + ta[dn] + tc[j] + td[up];
+                o_d[1 + k] = cd[j] + ta[dn] + tb[dn - 1] + td[j] + tc[j - 1];
+                o_x[1 + k] = cx[j] + drop_ne(j) + drop_ne(dn - 1) + drop_se(j) + drop_se(up - 1);
+            }
+            [0.0; 2]
+        });
+    }
+    Coarsened { right: right_c, down: down_c, extra: extra_c, interp }
+}
+
+/// Dense Cholesky factor of the coarsest level's matrix, in `f64`.
+#[derive(Clone, Debug, Default)]
+struct DenseCholesky {
+    n: usize,
+    /// Lower triangle, row-major `n × n`.
+    l: Vec<f64>,
+}
+
+impl DenseCholesky {
+    /// Factors the matrix of `level` (whose diagonal is set).
+    fn factor(&mut self, level: &Level) {
+        let q = level.quad;
+        let (w, h) = (q.width, q.height);
+        let n = w * h;
+        self.n = n;
+        self.l.clear();
+        self.l.resize(n * n, 0.0);
+        let a = &mut self.l;
+        for y in 0..h {
+            for x in 0..w {
+                let (p, i) = q.locate(y, x);
+                let c = y * w + x;
+                a[c * n + c] = f64::from(level.diag[p][i]);
+                if x + 1 < w {
+                    let e = -f64::from(level.right[p][i]);
+                    a[c * n + c + 1] = e;
+                    a[(c + 1) * n + c] = e;
+                }
+                if y + 1 < h {
+                    let e = -f64::from(level.down[p][i]);
+                    a[c * n + c + w] = e;
+                    a[(c + w) * n + c] = e;
+                }
+            }
+        }
+        for j in 0..n {
+            let mut d = a[j * n + j];
+            for k in 0..j {
+                d -= a[j * n + k] * a[j * n + k];
+            }
+            // The matrix is positive definite; guard against rounding anyway.
+            let d = d.max(1e-300).sqrt();
+            a[j * n + j] = d;
+            for i in j + 1..n {
+                let mut s = a[i * n + j];
+                for k in 0..j {
+                    s -= a[i * n + k] * a[j * n + k];
+                }
+                a[i * n + j] = s / d;
+            }
+        }
+    }
+
+    /// `level.x = A⁻¹ level.b`, both channels.
+    fn solve_level(&self, level: &mut Level) {
+        let (q, n, l) = (level.quad, self.n, &self.l);
+        let mut y = [0.0f64; COARSEST_CELLS];
+        let y = &mut y[..n];
+        for ch in 0..2 {
+            for (c, v) in y.iter_mut().enumerate() {
+                let (p, i) = q.locate(c / q.width, c % q.width);
+                *v = f64::from(level.b[ch][p][i]);
+            }
+            for i in 0..n {
+                let mut s = y[i];
+                for k in 0..i {
+                    s -= l[i * n + k] * y[k];
+                }
+                y[i] = s / l[i * n + i];
+            }
+            for i in (0..n).rev() {
+                let mut s = y[i];
+                for k in i + 1..n {
+                    s -= l[k * n + i] * y[k];
+                }
+                y[i] = s / l[i * n + i];
+            }
+            for (c, &v) in y.iter().enumerate() {
+                let (p, i) = q.locate(c / q.width, c % q.width);
+                level.x[ch][p][i] = v as f32;
+            }
+        }
+    }
+}
+
+/// Edge-aware chroma solver for one luma frame; see the module docs.
+///
+/// Building it computes the affinities and the multigrid hierarchy (which
+/// depend on the luma only); [`solve`](Self::solve) can then be called with
+/// different data terms (a new hint, another prior) without allocating.
+#[derive(Clone, Debug)]
+pub struct ChromaSolver {
+    params: SolverParams,
+    width: usize,
+    height: usize,
+    levels: Vec<Level>,
+    coarsest: DenseCholesky,
+    /// Conjugate-gradient vectors on the finest grid.
+    x: Field,
+    r: Field,
+    p: Field,
+    q: Field,
+    /// Right-hand side `b = Σ w t` of the current solve.
+    rhs: Field,
+    stats: SolveStats,
+}
+
+/// Per channel (Cb, Cr).
+type Channels<T> = [T; 2];
+
+/// The preconditioner turned out indefinite (a W-cycle can, on very
+/// irregular luma); the solve goes on with V-cycles, which cannot.
+struct Breakdown;
+
+impl ChromaSolver {
+    /// Prepares the solver for `luma`: affinities and the multigrid hierarchy.
+    ///
+    /// # Errors
+    /// [`Error::SizeMismatch`] when `luma.data` does not hold `width * height` values.
+    pub fn new(luma: &LumaImage, params: SolverParams) -> Result<Self> {
+        check_luma(luma)?;
+        let params = params.sanitized();
+        let (width, height) = (luma.width, luma.height);
+        let mut levels = Vec::new();
+        let fine = Quad::new(width, height);
+        if fine.cells() > 0 {
+            let (mut right, mut down) = affinities_quad(luma, &params, fine);
+            let mut extra = phases(fine);
+            let mut quad = fine;
+            let mut epsilon = params.neutral_weight;
+            loop {
+                let lines = levels.is_empty();
+                let mut level = Level::new(quad, right, down, &extra, None, epsilon, lines);
+                if quad.cells() <= COARSEST_CELLS {
+                    levels.push(level);
+                    break;
+                }
+                let next = coarsen(&level, &extra, epsilon);
+                level.interp = next.interp;
+                levels.push(level);
+                let coarse = Quad::new(quad.w2, quad.h2);
+                let split = |src: &[f32]| {
+                    let mut out = phases(coarse);
+                    split_coarse(quad, src, coarse, &mut out);
+                    out
+                };
+                (right, down, extra) = (split(&next.right), split(&next.down), split(&next.extra));
+                quad = coarse;
+                epsilon *= 4.0;
+            }
+        }
+        Ok(Self {
+            params,
+            width,
+            height,
+            levels,
+            coarsest: DenseCholesky::default(),
+            x: field(fine),
+            r: field(fine),
+            p: field(fine),
+            q: field(fine),
+            rhs: field(fine),
+            stats: SolveStats::default(),
+        })
+    }
+
+    /// The parameters in use (after bringing them into range).
+    pub fn params(&self) -> SolverParams {
+        self.params
+    }
+
+    /// How the last [`solve`](Self::solve) went.
+    pub fn last_stats(&self) -> SolveStats {
+        self.stats
+    }
+
+    /// Solves for the chroma that best fits `terms` (any number, summed) and
+    /// follows the luma's edges, starting from `initial` (for instance the
+    /// previous frame's result) or from neutral.
+    ///
+    /// # Errors
+    /// [`Error::SizeMismatch`] when a term's slices or `initial` do not match
+    /// the luma's size.
+    pub fn solve(&mut self, terms: &[DataTerm<'_>], initial: Option<&ChromaField>) -> Result<ChromaField> {
+        let (w, h) = (self.width, self.height);
+        if let Some(init) = initial {
+            if init.width != w || init.height != h || init.cb.len() != w * h || init.cr.len() != w * h {
+                return Err(Error::SizeMismatch {
+                    what: format!(
+                        "chroma solver initial guess is {}x{} ({} Cb, {} Cr values), the luma is {w}x{h}",
+                        init.width,
+                        init.height,
+                        init.cb.len(),
+                        init.cr.len()
+                    ),
+                });
+            }
+        }
+        check_terms(terms, w, h)?;
+        let mut out = ChromaField::neutral(w, h);
+        if self.levels.is_empty() {
+            self.stats = SolveStats { converged: true, ..SolveStats::default() };
+            return Ok(out);
+        }
+        let quad = self.levels[0].quad;
+        assemble_quad(terms, quad, self.params.neutral_weight, &mut self.levels[0].data, &mut self.rhs);
+        self.prepare_levels();
+        for ch in 0..2 {
+            match initial {
+                Some(init) => to_quad(quad, if ch == 0 { &init.cb } else { &init.cr }, &mut self.x[ch]),
+                None => self.x[ch].iter_mut().for_each(|v| v.fill(0.0)),
+            }
+        }
+        let mut iterations = 0;
+        let mut w_cycle = true;
+        self.stats = loop {
+            let warm = initial.is_some() || iterations > 0;
+            match self.pcg(warm, w_cycle, &mut iterations) {
+                Ok(stats) => break stats,
+                Err(Breakdown) if w_cycle => { eprintln!("DEBUG breakdown at {iterations}"); w_cycle = false }
+                Err(Breakdown) => break SolveStats { iterations, relative_residual: [f32::NAN; 2], converged: false },
+            }
+        };
+        for (ch, dst) in [&mut out.cb, &mut out.cr].into_iter().enumerate() {
+            from_quad(quad, &self.x[ch], dst);
+        }
+        Ok(out)
+    }
+
+    /// Per-solve setup of every level: data weights, diagonals, the
+    /// coarsest factorisation.
+    fn prepare_levels(&mut self) {
+        for l in 1..self.levels.len() {
+            let (done, rest) = self.levels.split_at_mut(l);
+            done[l - 1].restrict_data(&mut rest[0]);
+        }
+        for level in &mut self.levels {
+            level.set_diagonal();
+        }
+        if let Some(last) = self.levels.last() {
+            self.coarsest.factor(last);
+        }
+    }
+
+    /// `out = A v` on the finest grid, returning `v · A v` per channel.
+    fn apply(level: &Level, v: &Field, out: &mut Field) -> [f64; 2] {
+        let quad = level.quad;
+        let (right, down, diag) = (&level.right, &level.down, &level.diag);
+        let [o0, o1] = out;
+        let mut vav = [0.0; 2];
+        for (p, (a, b)) in o0.iter_mut().zip(o1.iter_mut()).enumerate() {
+            let s = rows(quad, [a, b], |yy, [ra, rb]| {
+                let st = Stencil::new(quad, right, down, p, yy);
+                let f = |out: &mut [f32], x: &Phases| st.apply(out, None, &diag[p], &x[p], &x[p ^ 1], &x[p ^ 2]);
+                [f(ra, &v[0]), f(rb, &v[1])]
+            });
+            vav = [vav[0] + s[0], vav[1] + s[1]];
+        }
+        vav
+    }
+
+    /// Preconditioned conjugate gradients from `x` (or from 0 unless `warm`),
+    /// counting iterations on from `iterations`.
+    fn pcg(&mut self, warm: bool, w_cycle: bool, iterations: &mut usize) -> Result<SolveStats, Breakdown> {
+        let tol = f64::from(self.params.tolerance);
+        // r = b − A x.
+        for (r, b) in self.r.iter_mut().flatten().zip(self.rhs.iter().flatten()) {
+            r.copy_from_slice(b);
+        }
+        let norm = |f: &Phases| f.iter().map(|a| par_dot(a, a)).sum::<f64>().sqrt();
+        let bnorm = [norm(&self.r[0]), norm(&self.r[1])];
+        if warm {
+            Self::apply(&self.levels[0], &self.x, &mut self.q);
+            for (r, q) in self.r.iter_mut().flatten().zip(self.q.iter().flatten()) {
+                axpy(r, -1.0, q);
+            }
+        }
+        let mut active = [true; 2];
+        let mut rnorm = [norm(&self.r[0]), norm(&self.r[1])];
+        for ch in 0..2 {
+            if bnorm[ch] == 0.0 {
+                // b = 0: the solution is exactly neutral.
+                self.x[ch].iter_mut().for_each(|v| v.fill(0.0));
+                rnorm[ch] = 0.0;
+                active[ch] = false;
+            } else if rnorm[ch] <= tol * bnorm[ch] {
+                active[ch] = false;
+            }
+        }
+        let mut rz_old = [0.0f64; 2];
+        let mut first = true;
+        while active.iter().any(|&a| a) && *iterations < self.params.max_iterations {
+            *iterations += 1;
+            // z = M r: the cycle reads level 0's b and leaves z in its x.
+            std::mem::swap(&mut self.levels[0].b, &mut self.r);
+            Level::cycle(&mut self.levels, &self.coarsest, w_cycle);
+            std::mem::swap(&mut self.levels[0].b, &mut self.r);
+            let z = &self.levels[0].x;
+            for ch in 0..2 {
+                if !active[ch] {
+                    continue;
+                }
+                let rz: f64 = self.r[ch].iter().zip(&z[ch]).map(|(r, z)| par_dot(r, z)).sum();
+                if !(rz > 0.0) {
+                    return Err(Breakdown);
+                }
+                let beta = if first { 0.0 } else { rz / rz_old[ch] };
+                rz_old[ch] = rz;
+                for (p, z) in self.p[ch].iter_mut().zip(&z[ch]) {
+                    xpby(p, z, beta as f32);
+                }
+            }
+            first = false;
+            let pap = Self::apply(&self.levels[0], &self.p, &mut self.q);
+            for ch in 0..2 {
+                if !active[ch] {
+                    continue;
+                }
+                if !(pap[ch] > 0.0) {
+                    return Err(Breakdown);
+                }
+                let alpha = (rz_old[ch] / pap[ch]) as f32;
+                let mut rr = 0.0;
+                for ((x, r), (p, q)) in self.x[ch].iter_mut().zip(&mut self.r[ch]).zip(self.p[ch].iter().zip(&self.q[ch])) {
+                    axpy(x, alpha, p);
+                    rr += axpy_norm(r, -alpha, q);
+                }
+                rnorm[ch] = rr.sqrt();
+                if rnorm[ch] <= tol * bnorm[ch] {
+                    active[ch] = false;
+                }
+            }
+        }
+        let rel = [0, 1].map(|ch| if bnorm[ch] > 0.0 { (rnorm[ch] / bnorm[ch]) as f32 } else { 0.0 });
+        Ok(SolveStats {
+            iterations: *iterations,
+            relative_residual: rel,
+            converged: (0..2).all(|ch| f64::from(rel[ch]) <= tol),
+        })
+    }
+}
+
+/// `e^(−x)` for `x ≥ 0` to about 2e−6 relative, vectorisable:
+/// `2^(−x log₂e)` split into an integer power (built in the exponent bits)
+/// and a fraction in `(−1, 0]` (a Taylor polynomial).
+fn exp_neg(x: f32) -> f32 {
+    let t = (-x * std::f32::consts::LOG2_E).max(-125.0);
+    let i = t as i32; // rounds towards zero, so f ≤ 0
+    let f = t - i as f32;
+    const C: [f32; 8] = [1.0, 0.693_147_2, 0.240_226_5, 0.055_504_11, 0.009_618_129, 0.001_333_355_8, 1.540_353e-4, 1.525_273e-5];
+    let p = C[0] + f * (C[1] + f * (C[2] + f * (C[3] + f * (C[4] + f * (C[5] + f * (C[6] + f * C[7]))))));
+    p * f32::from_bits(((i + 127) as u32) << 23)
+}
+
+/// The luma affinity `λ (exp(−d² / 2σ²) + floor)` for a luma step `d`.
+#[derive(Clone, Copy, Debug)]
+struct Affinity {
+    k: f32,
+    lambda: f32,
+    floor: f32,
+}
+
+impl Affinity {
+    fn new(params: &SolverParams) -> Self {
+        Self {
+            k: 1.0 / (2.0 * params.sigma * params.sigma),
+            lambda: params.smoothness,
+            floor: params.affinity_floor,
+        }
+    }
+
+    fn at(&self, d: f32) -> f32 {
+        self.lambda * (exp_neg(d * d * self.k) + self.floor)
+    }
+}
+
+/// Row-major affinities: `right[i]` couples pixel `i` with its right
+/// neighbour, `down[i]` with the one below (0 past the border).
+fn affinities(luma: &LumaImage, params: &SolverParams) -> (Vec<f32>, Vec<f32>) {
+    let (w, h) = (luma.width, luma.height);
+    let y = &luma.data;
+    let a = Affinity::new(params);
+    let mut right = vec![0.0; w * h];
+    let mut down = vec![0.0; w * h];
+    if w == 0 {
+        return (right, down);
+    }
+    right
+        .par_chunks_mut(w)
+        .zip(down.par_chunks_mut(w))
+        .enumerate()
+        .for_each(|(row, (r, d))| {
+            let here = &y[row * w..(row + 1) * w];
+            for x in 0..w.saturating_sub(1) {
+                r[x] = a.at(here[x + 1] - here[x]);
+            }
+            if row + 1 < h {
+                let below = &y[(row + 1) * w..(row + 2) * w];
+                for x in 0..w {
+                    d[x] = a.at(below[x] - here[x]);
+                }
+            }
+        });
+    (right, down)
+}
+
+/// The same affinities straight into parity arrays.
+fn affinities_quad(luma: &LumaImage, params: &SolverParams, quad: Quad) -> (Phases, Phases) {
+    let (w, h) = (luma.width, luma.height);
+    let y = &luma.data;
+    let a = Affinity::new(params);
+    let mut right = phases(quad);
+    let mut down = phases(quad);
+    for (p, (r, d)) in right.iter_mut().zip(down.iter_mut()).enumerate() {
+        let (py, px) = (p >> 1, p & 1);
+        rows(quad, [&mut r[..], &mut d[..]], |yy, [ro, d_o]| {
+            let yi = 2 * yy + py;
+            if yi >= h {
+                return [0.0; 2];
+            }
+            let here = &y[yi * w..(yi + 1) * w];
+            for xx in 0..quad.w2 {
+                let x = 2 * xx + px;
+                if x + 1 < w {
+                    ro[1 + xx] = a.at(here[x + 1] - here[x]);
+                }
+                if x < w && yi + 1 < h {
+                    d_o[1 + xx] = a.at(y[(yi + 1) * w + x] - here[x]);
+                }
+            }
+            [0.0; 2]
+        });
+    }
+    (right, down)
+}
+
+/// One data term's contribution at a pixel: `(w, w t_cb, w t_cr)`, nothing
+/// for negative or non-finite weights or non-finite targets.
+fn contribution(w: f32, cb: f32, cr: f32) -> (f32, f32, f32) {
+    if w > 0.0 && w.is_finite() && cb.is_finite() && cr.is_finite() { (w, w * cb, w * cr) } else { (0.0, 0.0, 0.0) }
+}
+
+/// Checks that every term holds `width * height` values.
+fn check_terms(terms: &[DataTerm<'_>], width: usize, height: usize) -> Result<()> {
+    let n = width * height;
+    for (t, term) in terms.iter().enumerate() {
+        for (name, len) in [("cb", term.cb.len()), ("cr", term.cr.len()), ("weight", term.weight.len())] {
+            if len != n {
+                return Err(Error::SizeMismatch {
+                    what: format!(
+                        "chroma solver data term {t}: `{name}` holds {len} values, the {width}x{height} luma needs {n}"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Row-major `W + ε` and `b = Σ w t` per channel, from the data terms
+/// (already size-checked).
+fn assemble_data(terms: &[DataTerm<'_>], n: usize, epsilon: f32) -> (Vec<f32>, Channels<Vec<f32>>) {
+    let mut data = vec![epsilon; n];
+    let (mut b0, mut b1) = (vec![0.0; n], vec![0.0; n]);
+    for term in terms {
+        for i in 0..n {
+            let (w, c0, c1) = contribution(term.weight[i], term.cb[i], term.cr[i]);
+            data[i] += w;
+            b0[i] += c0;
+            b1[i] += c1;
+        }
+    }
+    (data, [b0, b1])
+}
+
+/// `W + ε` and `b = Σ w t` per channel straight into parity arrays (0 where
+/// there is no cell), from the data terms (already size-checked).
+fn assemble_quad(terms: &[DataTerm<'_>], quad: Quad, epsilon: f32, data: &mut Phases, rhs: &mut Field) {
+    let (w, h) = (quad.width, quad.height);
+    let [d0, d1, d2, d3] = data;
+    let [[b00, b01, b02, b03], [b10, b11, b12, b13]] = rhs;
+    for (py, arrays) in [(0, [d0, d1, b00, b01, b10, b11]), (1, [d2, d3, b02, b03, b12, b13])] {
+        let arrays = arrays.map(|a| &mut a[..]);
+        rows(quad, arrays, |yy, [da, db, b0a, b0b, b1a, b1b]| {
+            let y = 2 * yy + py;
+            for row in [&mut *da, &mut *db, &mut *b0a, &mut *b0b, &mut *b1a, &mut *b1b] {
+                row.fill(0.0);
+            }
+            if y >= h {
+                return [0.0; 2];
+            }
+            for x in 0..w {
+                let k = 1 + x / 2;
+                if x % 2 == 0 { da[k] = epsilon } else { db[k] = epsilon }
+            }
+            for term in terms {
+                let at = y * w..(y + 1) * w;
+                let (tw, tb, tr) = (&term.weight[at.clone()], &term.cb[at.clone()], &term.cr[at]);
+                for x in 0..w {
+                    let (cw, c0, c1) = contribution(tw[x], tb[x], tr[x]);
+                    let k = 1 + x / 2;
+                    if x % 2 == 0 {
+                        (da[k], b0a[k], b1a[k]) = (da[k] + cw, b0a[k] + c0, b1a[k] + c1);
+                    } else {
+                        (db[k], b0b[k], b1b[k]) = (db[k] + cw, b0b[k] + c0, b1b[k] + c1);
+                    }
+                }
+            }
+            [0.0; 2]
+        });
+    }
+}
+
+/// `y += a x`.
+fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+    y.par_chunks_mut(CELLS_PER_TASK)
+        .zip(x.par_chunks(CELLS_PER_TASK))
+        .for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, &x)| *y += a * x));
+}
+
+/// `y += a x`, returning `Σ y²`.
+fn axpy_norm(y: &mut [f32], a: f32, x: &[f32]) -> f64 {
+    y.par_chunks_mut(CELLS_PER_TASK)
+        .zip(x.par_chunks(CELLS_PER_TASK))
+        .map(|(y, x)| {
+            y.iter_mut().zip(x).for_each(|(y, &x)| *y += a * x);
+            dot(y, y)
+        })
+        .sum()
+}
+
+/// `y = x + b y`.
+fn xpby(y: &mut [f32], x: &[f32], b: f32) {
+    y.par_chunks_mut(CELLS_PER_TASK)
+        .zip(x.par_chunks(CELLS_PER_TASK))
+        .for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, &x)| *y = x + b * *y));
+}
+
+fn check_luma(luma: &LumaImage) -> Result<()> {
+    if luma.data.len() != luma.width * luma.height {
+        return Err(Error::SizeMismatch {
+            what: format!(
+                "chroma solver luma is {}x{} but holds {} values",
+                luma.width,
+                luma.height,
+                luma.data.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
+
+/// The system in plain row-major form, for the baseline and for measuring.
+struct System {
+    width: usize,
+    height: usize,
+    right: Vec<f32>,
+    down: Vec<f32>,
+    data: Vec<f32>,
+    rhs: Channels<Vec<f32>>,
+}
+
+impl System {
+    fn new(luma: &LumaImage, terms: &[DataTerm<'_>], params: SolverParams) -> Result<Self> {
+        check_luma(luma)?;
+        let params = params.sanitized();
+        let (right, down) = affinities(luma, &params);
+        check_terms(terms, luma.width, luma.height)?;
+        let (data, rhs) = assemble_data(terms, luma.width * luma.height, params.neutral_weight);
+        Ok(Self {
+            width: luma.width,
+            height: luma.height,
+            right,
+            down,
+            data,
+            rhs,
+        })
+    }
+
+    /// `(A x)_i = data_i x_i + Σ_j a_ij (x_i − x_j)` at pixel `i`, in `f64`.
+    fn apply_at(&self, x: &[f32], i: usize) -> f64 {
+        let (w, h) = (self.width, self.height);
+        let (px, py) = (i % w, i / w);
+        let xi = f64::from(x[i]);
+        let mut s = f64::from(self.data[i]) * xi;
+        let mut edge = |a: f32, j: usize| s += f64::from(a) * (xi - f64::from(x[j]));
+        if px + 1 < w {
+            edge(self.right[i], i + 1);
+        }
+        if px > 0 {
+            edge(self.right[i - 1], i - 1);
+        }
+        if py + 1 < h {
+            edge(self.down[i], i + w);
+        }
+        if py > 0 {
+            edge(self.down[i - w], i - w);
+        }
+        s
+    }
+
+    /// `out = A x`.
+    fn apply(&self, x: &[f32], out: &mut [f32]) {
+        out.par_chunks_mut(CELLS_PER_TASK).enumerate().for_each(|(j, o)| {
+            for (k, v) in o.iter_mut().enumerate() {
+                *v = self.apply_at(x, j * CELLS_PER_TASK + k) as f32;
+            }
+        });
+    }
+}
+
+/// Solves the same system as [`ChromaSolver`] with Jacobi-preconditioned
+/// conjugate gradients, from neutral, until `‖b − A x‖ ≤ params.tolerance · ‖b‖`
+/// per channel or `params.max_iterations` iterations: simple and clearly
+/// correct, but slow on large images with sparse data. A reference for tests
+/// and benchmarks.
+///
+/// # Errors
+/// [`Error::SizeMismatch`] as [`ChromaSolver::solve`].
+pub fn solve_cg_baseline(
+    luma: &LumaImage,
+    terms: &[DataTerm<'_>],
+    params: SolverParams,
+) -> Result<(ChromaField, SolveStats)> {
+    let sys = System::new(luma, terms, params)?;
+    let params = params.sanitized();
+    let n = sys.width * sys.height;
+    let mut inv_diag = sys.data.clone();
+    for (i, d) in inv_diag.iter_mut().enumerate() {
+        let (x, y, w) = (i % sys.width, i / sys.width, sys.width);
+        let mut s = *d;
+        if x + 1 < w {
+            s += sys.right[i];
+        }
+        if x > 0 {
+            s += sys.right[i - 1];
+        }
+        if y + 1 < sys.height {
+            s += sys.down[i];
+        }
+        if y > 0 {
+            s += sys.down[i - w];
+        }
+        *d = 1.0 / s;
+    }
+    let mut out = ChromaField::neutral(sys.width, sys.height);
+    let mut stats = SolveStats { converged: true, ..SolveStats::default() };
+    let (mut r, mut z, mut p, mut q) = (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    for ch in 0..2 {
+        let b = &sys.rhs[ch];
+        let x = if ch == 0 { &mut out.cb } else { &mut out.cr };
+        let bnorm = par_dot(b, b).sqrt();
+        r.copy_from_slice(b);
+        let mut rnorm = bnorm;
+        let mut rz_old = 0.0;
+        let mut it = 0;
+        while rnorm > f64::from(params.tolerance) * bnorm && it < params.max_iterations {
+            it += 1;
+            z.par_iter_mut().zip(&r).zip(&inv_diag).for_each(|((z, &r), &d)| *z = r * d);
+            let rz = par_dot(&r, &z);
+            let beta = if it == 1 { 0.0 } else { rz / rz_old };
+            rz_old = rz;
+            xpby(&mut p, &z, beta as f32);
+            sys.apply(&p, &mut q);
+            let pap = par_dot(&p, &q);
+            if !(pap > 0.0) {
+                break;
+            }
+            let alpha = (rz / pap) as f32;
+            axpy(x, alpha, &p);
+            rnorm = axpy_norm(&mut r, -alpha, &q).sqrt();
+        }
+        let rel = if bnorm > 0.0 { (rnorm / bnorm) as f32 } else { 0.0 };
+        stats.iterations = stats.iterations.max(it);
+        stats.relative_residual[ch] = rel;
+        stats.converged &= rel <= params.tolerance;
+    }
+    Ok((out, stats))
+}
+
+/// Residual and energy of `chroma` as a solution for `terms`, computed from
+/// scratch in `f64`: the fair yardstick for comparing solvers.
+///
+/// # Errors
+/// [`Error::SizeMismatch`] when the sizes of `luma`, `terms` and `chroma` disagree.
+pub fn measure_solution(
+    luma: &LumaImage,
+    terms: &[DataTerm<'_>],
+    params: SolverParams,
+    chroma: &ChromaField,
+) -> Result<SolutionQuality> {
+    let sys = System::new(luma, terms, params)?;
+    let n = sys.width * sys.height;
+    if chroma.width != sys.width || chroma.height != sys.height || chroma.cb.len() != n || chroma.cr.len() != n {
+        return Err(Error::SizeMismatch {
+            what: format!(
+                "chroma field is {}x{}, the luma is {}x{}",
+                chroma.width, chroma.height, sys.width, sys.height
+            ),
+        });
+    }
+    let mut relative_residual = [0.0; 2];
+    let mut energy = 0.0;
+    for (ch, x) in [&chroma.cb, &chroma.cr].into_iter().enumerate() {
+        let b = &sys.rhs[ch];
+        let (rr, bb, xax, bx) = (0..n)
+            .into_par_iter()
+            .map(|i| {
+                let ax = sys.apply_at(x, i);
+                let (bi, xi) = (f64::from(b[i]), f64::from(x[i]));
+                ((bi - ax).powi(2), bi * bi, xi * ax, bi * xi)
+            })
+            .reduce(|| (0.0, 0.0, 0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2, a.3 + b.3));
+        relative_residual[ch] = if bb > 0.0 { (rr / bb).sqrt() } else { rr.sqrt() };
+        // E = xᵀAx − 2bᵀx + Σ_k w_k t_k²; the constant is the same for every
+        // candidate, so it is left out: only differences matter.
+        energy += xax - 2.0 * bx;
+    }
+    Ok(SolutionQuality { relative_residual, energy })
+}
+
+
+#[cfg(test)]
+mod diag {
+    use super::*;
+    pub mod scene {
+        use super::*;
+/// Deterministic pseudo-random numbers in 0..1 (xorshift).
+pub struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+/// Luma: a diagonal gradient, discs and rectangles of other gray levels,
+/// thin dark lines (a window frame), and a little grain.
+pub fn scene(w: usize, h: usize) -> LumaImage {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let (wf, hf) = (w as f32, h as f32);
+    let discs = [(0.25, 0.3, 0.12, 0.85), (0.7, 0.6, 0.18, 0.2), (0.45, 0.75, 0.08, 0.65)];
+    let rects = [(0.05, 0.55, 0.3, 0.95, 0.35), (0.6, 0.05, 0.95, 0.35, 0.7)];
+    let mut data = Vec::with_capacity(w * h);
+    for y in 0..h {
+        for x in 0..w {
+            let (u, v) = (x as f32 / wf, y as f32 / hf);
+            let mut l = 0.3 + 0.4 * (0.6 * u + 0.4 * v);
+            for &(x0, y0, x1, y1, g) in &rects {
+                if u >= x0 && u < x1 && v >= y0 && v < y1 {
+                    l = g + 0.1 * (v - y0);
+                }
+            }
+            for &(cx, cy, r, g) in &discs {
+                let (dx, dy) = ((u - cx) * wf / hf, v - cy);
+                if dx * dx + dy * dy < r * r {
+                    l = g;
+                }
+            }
+            // A window frame: two thin dark lines across the first rectangle's neighbour.
+            if (x % 160 == 80 || y % 120 == 60) && u > 0.35 && u < 0.6 {
+                l = 0.05;
+            }
+            l += 0.01 * (rng.next() - 0.5);
+            data.push(l);
+        }
+    }
+    LumaImage { width: w, height: h, data }
+}
+
+/// Row-major buffers for one data term.
+pub struct Term {
+    cb: Vec<f32>,
+    cr: Vec<f32>,
+    weight: Vec<f32>,
+}
+
+impl Term {
+    pub fn as_term(&self) -> DataTerm<'_> {
+        DataTerm { cb: &self.cb, cr: &self.cr, weight: &self.weight }
+    }
+}
+
+/// `count` hint squares of 8x8 pixels, confidence 1, on a jittered grid.
+pub fn hints(w: usize, h: usize, count: usize) -> Term {
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let n = w * h;
+    let mut t = Term { cb: vec![0.0; n], cr: vec![0.0; n], weight: vec![0.0; n] };
+    let cols = 6;
+    let rows = count.div_ceil(cols);
+    for k in 0..count {
+        let cx = ((k % cols) as f32 + 0.2 + 0.6 * rng.next()) / cols as f32 * w as f32;
+        let cy = ((k / cols) as f32 + 0.2 + 0.6 * rng.next()) / rows as f32 * h as f32;
+        let (cb, cr) = (0.4 * (rng.next() - 0.5), 0.4 * (rng.next() - 0.5));
+        for y in (cy as usize).saturating_sub(4)..(cy as usize + 4).min(h) {
+            for x in (cx as usize).saturating_sub(4)..(cx as usize + 4).min(w) {
+                let i = y * w + x;
+                t.cb[i] = cb;
+                t.cr[i] = cr;
+                t.weight[i] = 1.0;
+            }
+        }
+    }
+    t
+}
+
+/// A smooth, luma-dependent prior of confidence 0.05 everywhere.
+pub fn prior(luma: &LumaImage) -> Term {
+    let (w, h) = (luma.width, luma.height);
+    let mut t = Term { cb: vec![0.0; w * h], cr: vec![0.0; w * h], weight: vec![0.05; w * h] };
+    for y in 0..h {
+        for x in 0..w {
+            let i = y * w + x;
+            let (u, v, l) = (x as f32 / w as f32, y as f32 / h as f32, luma.data[i]);
+            t.cb[i] = 0.15 * (3.0 * u).sin() - 0.1 * l;
+            t.cr[i] = 0.12 * (2.0 * v + u).cos() + 0.05 * l;
+        }
+    }
+    t
+}
+
+
+    }
+
+    fn errmap(name: &str, luma: &LumaImage, terms: &[DataTerm<'_>]) {
+        let (w, h) = (luma.width, luma.height);
+        let p = SolverParams { tolerance: 1e-7, max_iterations: 400, ..SolverParams::default() };
+        let mut s = ChromaSolver::new(luma, p).unwrap();
+        let reference = s.solve(terms, None).unwrap();
+        eprintln!("{name}: reference {:?}", s.last_stats());
+        for its in [3, 5, 10, 20] {
+            let p = SolverParams { tolerance: 0.0, max_iterations: its, ..SolverParams::default() };
+            let mut s = ChromaSolver::new(luma, p).unwrap();
+            let out = s.solve(terms, None).unwrap();
+            let err: Vec<f32> = out.cb.iter().zip(&reference.cb).map(|(a, b)| (a - b).abs()).collect();
+            let mut sorted = err.clone();
+            sorted.sort_by(|a, b| a.total_cmp(b));
+            let q = |f: f64| sorted[((sorted.len() - 1) as f64 * f) as usize];
+            eprintln!("  {its} its: rel {:.2e}  err p50 {:.1e} p99 {:.1e} p999 {:.1e} max {:.1e}", s.last_stats().relative_residual[0], q(0.5), q(0.99), q(0.999), q(1.0));
+            if its == 5 {
+                let (bw, bh) = (w / 40, h / 18);
+                for by in 0..18 {
+                    let mut line = String::new();
+                    for bx in 0..40 {
+                        let mut m = 0.0f32;
+                        for y in by * bh..(by + 1) * bh { for x in bx * bw..(bx + 1) * bw { m = m.max(err[y * w + x]); } }
+                        line.push(match m { m if m < 1e-3 => '.', m if m < 3e-3 => ':', m if m < 1e-2 => 'o', m if m < 3e-2 => 'O', _ => '#' });
+                    }
+                    eprintln!("    {line}");
+                }
+            }
+        }
+    }
+    #[test]
+    fn diag_errmap() {
+        let (sw, sh): (usize, usize) = std::env::var("SIZE").ok().map(|v| { let mut it = v.split('x').map(|t| t.parse().unwrap()); (it.next().unwrap(), it.next().unwrap()) }).unwrap_or((640, 360));
+        let luma = scene::scene(sw, sh);
+        let h = scene::hints(sw, sh, 30);
+        if std::env::var("CASE").unwrap_or_default() == "prior" {
+            let pr = scene::prior(&luma);
+            errmap("scene640 prior+hints", &luma, &[pr.as_term(), h.as_term()]);
+        } else {
+            errmap("scene640 hints", &luma, &[h.as_term()]);
+        }
+    }
+
+    #[test]
+    fn diag_vs_baseline() {
+        let luma = scene::scene(160, 90);
+        let h = scene::hints(160, 90, 30);
+        let pr = scene::prior(&luma);
+        for terms in [vec![h.as_term()], vec![pr.as_term(), h.as_term()]] {
+            let params = SolverParams { tolerance: 1e-6, max_iterations: 200, ..SolverParams::default() };
+            let mut s = ChromaSolver::new(&luma, params).unwrap();
+            let ours = s.solve(&terms, None).unwrap();
+            let (base, bs) = solve_cg_baseline(&luma, &terms, SolverParams { max_iterations: 100000, ..params }).unwrap();
+            let d = ours.cb.iter().zip(&base.cb).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            let q = measure_solution(&luma, &terms, params, &ours).unwrap();
+            eprintln!("ours {:?} baseline {:?} maxdiff {d:e} measured {:?}", s.last_stats(), bs, q);
+        }
+    }
+}
+#[cfg(test)]
+mod prof {
+    use super::*;
+    use super::diag::scene;
+    use std::time::Instant;
+    fn best(mut f: impl FnMut()) -> f64 {
+        let mut b = f64::INFINITY;
+        for _ in 0..9 { let t = Instant::now(); f(); b = b.min(t.elapsed().as_secs_f64() * 1e3); }
+        b
+    }
+    #[test]
+    fn prof_parts() {
+        let (w, h) = (1280, 720);
+        let luma = scene::scene(w, h);
+        let hints = scene::hints(w, h, 30);
+        let params = SolverParams::default().sanitized();
+        let quad = Quad::new(w, h);
+        let t_aff = best(|| { affinities_quad(&luma, &params, quad); });
+        let (right, down) = affinities_quad(&luma, &params, quad);
+        let extra = phases(quad);
+        let t_level = best(|| { Level::new(quad, right.clone(), down.clone(), &extra, None, 1e-8, true); });
+        let lv = Level::new(quad, right, down, &extra, None, 1e-8, true);
+        let t_coarsen = best(|| { coarsen(&lv, &extra, 1e-8); });
+        let t_new = best(|| { ChromaSolver::new(&luma, params).unwrap(); });
+        let mut s = ChromaSolver::new(&luma, params).unwrap();
+        let terms = [hints.as_term()];
+        let t_asm = best(|| assemble_quad(&terms, quad, 1e-8, &mut s.levels[0].data, &mut s.rhs));
+        let t_prep = best(|| s.prepare_levels());
+        let t_rows = best(|| { let lv = &mut s.levels[0]; lv.relax_rows(0, true); lv.relax_rows(1, false); });
+        let t_cols = best(|| { let lv = &mut s.levels[0]; lv.relax_columns(0); lv.relax_columns(1); });
+        let t_point = best(|| { let lv = &mut s.levels[0]; lv.relax(1, false); lv.relax(0, false); });
+        let t_res = best(|| s.levels[0].residual_red());
+        let t_cycle = best(|| Level::cycle(&mut s.levels, &s.coarsest, true));
+        let t_coarse = best(|| Level::cycle(&mut s.levels[1..], &s.coarsest, true));
+        let t_apply = best(|| { ChromaSolver::apply(&s.levels[0], &s.p, &mut s.q); });
+        let t_axpy = best(|| for (x, p) in s.x.iter_mut().flatten().zip(s.p.iter().flatten()) { axpy(x, 0.5, p); });
+        let t_solve = best(|| { s.solve(&terms, None).unwrap(); });
+        eprintln!("aff {t_aff:.1} level0 {t_level:.1} coarsen0 {t_coarsen:.1} new {t_new:.1} | assemble {t_asm:.1} prepare {t_prep:.1} | rows {t_rows:.1} cols {t_cols:.1} point {t_point:.1} residual {t_res:.1} cycle {t_cycle:.1} (coarse part {t_coarse:.1}) apply {t_apply:.1} axpy {t_axpy:.1} | solve {t_solve:.1} its {}", s.last_stats().iterations);
+    }
+}

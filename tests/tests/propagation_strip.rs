@@ -1,0 +1,59 @@
+//! The README's propagation strip: one shared colour clip, made gray and
+//! coloured back from its first frame alone, shown every 10 frames as gray
+//! input, the model frame by frame, propagation (stabilised) and the truth.
+//! Skips, saying why, without `../shared`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tincture_tests::{cli_path, shared_dir};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
+}
+
+#[test]
+fn propagation_strip_of_a_shared_clip() {
+    let Some(shared) = shared_dir() else {
+        println!("skipped: ../shared is absent, so there is no shared clip to draw");
+        return;
+    };
+    let clip = shared.join("data/video/color/c01_sam2_dog_walk.mp4");
+    if !clip.is_file() {
+        println!("skipped: {} is missing", clip.display());
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let json = dir.path().join("eval.json");
+    let strip = repo().join("screenshots/propagation-strip-c01.png");
+    let o = Command::new(cli_path())
+        .args(["eval"])
+        .arg(&clip)
+        .args(["--keyframes-from-gt", "0", "--frames", "0-99", "--cpu", "--strip"])
+        .arg(&strip)
+        .arg("--json")
+        .arg(&json)
+        .env("TINCTURE_BUILTIN_MODELS", repo().join("models"))
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run tincture-cli");
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let img = image::open(&strip).expect("the strip is a PNG").into_rgb8();
+    // Ten columns (frames 0, 10, ..., 90) of 240 px after the captions.
+    assert!(img.width() > 10 * 240, "{}", img.width());
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("valid");
+    let psnr = r["psnr"]["mean"].as_f64().expect("psnr");
+    // The gray clip scores about 22 dB against its truth; colour that
+    // followed the film must do far better.
+    assert!(psnr > 28.0, "mean PSNR {psnr:.2} dB");
+    println!("wrote {} (mean PSNR {psnr:.2} dB)", strip.display());
+}
