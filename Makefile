@@ -25,6 +25,8 @@ bench: setup
 	$(CARGO) bench -p tincture-engine --bench render_vs_ffmpeg
 	$(CARGO) bench -p tincture-infer --bench inference
 	$(CARGO) bench -p tincture-engine --bench metrics
+	@scripts/setup.sh --bench
+	$(CARGO) bench -p tincture-engine --bench flow
 
 model: setup
 	scripts/train-model.sh

@@ -3,6 +3,7 @@
 # Idempotent: each step checks first and says what it does.
 #   scripts/setup.sh          system packages + ONNX Runtime
 #   scripts/setup.sh --gui    also the X/Vulkan libraries for running the GUI
+#   scripts/setup.sh --bench  also OpenCV for Python, for the flow bench (where python3 is)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -24,7 +25,15 @@ GUI_PKGS=(xvfb xauth mesa-vulkan-drivers libvulkan1 libgl1-mesa-dri libegl1 libe
 
 pkgs=("${BUILD_PKGS[@]}")
 python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3 python3-pip)
-if [ "${1:-}" = "--gui" ]; then pkgs+=("${GUI_PKGS[@]}"); fi
+GUI=0
+BENCH=0
+for arg in "$@"; do
+    case "$arg" in
+        --gui) GUI=1 ;;
+        --bench) BENCH=1 ;;
+    esac
+done
+if [ "$GUI" = 1 ]; then pkgs+=("${GUI_PKGS[@]}"); fi
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -75,6 +84,25 @@ if [ -d ../shared/data/video/color ]; then
             cp tests/python/requirements.txt "$PYENV/requirements.txt"
         else
             say "could not create $PYENV: the metric cross-checks will be skipped"
+        fi
+    fi
+fi
+
+# The flow bench (crates/tincture-engine/benches/flow.rs) compares Tincture's optical flow with
+# OpenCV's DIS, run by a Python helper; that needs OpenCV for Python, made only on request
+# (--bench) and where python3 is. Without it the bench skips the comparison and says so.
+BENCH_ENV=target/bench-venv
+if [ "$BENCH" = 1 ]; then
+    if ! command -v python3 >/dev/null 2>&1; then
+        say "no python3: the flow bench will skip its OpenCV comparison"
+    elif [ -x "$BENCH_ENV/bin/python" ] && cmp -s tests/python/requirements-bench.txt "$BENCH_ENV/requirements.txt"; then
+        say "Python environment for the flow bench present"
+    else
+        say "creating $BENCH_ENV for the flow bench (numpy, opencv-python-headless from PyPI)"
+        if python3 -m venv "$BENCH_ENV" && "$BENCH_ENV/bin/pip" install -q -r tests/python/requirements-bench.txt; then
+            cp tests/python/requirements-bench.txt "$BENCH_ENV/requirements.txt"
+        else
+            say "could not create $BENCH_ENV: the flow bench will skip its OpenCV comparison"
         fi
     fi
 fi

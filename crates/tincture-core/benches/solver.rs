@@ -158,6 +158,9 @@ fn run(w: usize, h: usize, with_baseline: bool) -> bool {
             let out = solver.solve(&terms, None).expect("sizes match");
             (out, solver.last_stats())
         });
+        let (new_ms, mut solver) = best_of(5, || ChromaSolver::new(&luma, params).expect("sizes match"));
+        let (solve_ms, _) = best_of(5, || solver.solve(&terms, None).expect("sizes match"));
+        eprintln!("  [{}: new {new_ms:.1} ms, solve on a built solver {solve_ms:.1} ms]", case.name);
         let q = measure_solution(&luma, &terms, params, &ours).expect("sizes match");
         all_met &= ms <= TARGET_MS || !with_baseline;
         if !with_baseline {

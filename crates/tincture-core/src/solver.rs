@@ -136,8 +136,9 @@ pub struct SolutionQuality {
 
 /// Cells on the coarsest grid, solved directly.
 const COARSEST_CELLS: usize = 64;
-/// How much a two-step path may take when a coupling is lumped onto it, in
-/// units of its series conductance (see [`lump`]).
+/// How much more than their series conductance two-step paths may take when
+/// a coupling is lumped onto them before the coupling counts as running along
+/// a thin structure (see [`lump`]).
 const LUMP_CAPACITY: f32 = 4.0;
 /// Levels smaller than this many cells run on one thread.
 const PARALLEL_MIN_CELLS: usize = 16_384;
@@ -320,7 +321,7 @@ impl<'a> Stencil<'a> {
         let n = self.n;
         let [l, r, u, d] = self.around(h, v);
         let (out, rhs) = (&mut out[1..1 + n], self.own(rhs));
-        let (wl, wr, wu, wd) = (self.wl, self.wr, self.wu, self.wd);
+        let (wl, wr, wu, wd) = (&self.wl[..n], &self.wr[..n], &self.wu[..n], &self.wd[..n]);
         match scale {
             Some(scale) => {
                 let scale = self.own(scale);
@@ -342,7 +343,7 @@ impl<'a> Stencil<'a> {
         let n = self.n;
         let [l, r, u, d] = self.around(h, v);
         let (out, diag, x) = (&mut out[1..1 + n], self.own(diag), self.own(x));
-        let (wl, wr, wu, wd) = (self.wl, self.wr, self.wu, self.wd);
+        let (wl, wr, wu, wd) = (&self.wl[..n], &self.wr[..n], &self.wu[..n], &self.wd[..n]);
         match rhs {
             Some(rhs) => {
                 let rhs = self.own(rhs);
@@ -406,15 +407,80 @@ fn from_quad(quad: Quad, src: &Phases, dst: &mut [f32]) {
     });
 }
 
-/// Tridiagonal factors for exact solves along rows and columns (line
-/// relaxation): for the line's cells `t`, `u_t = z_t + g_t u_{t+1}` with
-/// `z_t = (r_t + e_{t−1} z_{t−1}) m_t`.
-#[derive(Clone, Debug)]
-struct LineFactors {
-    m_row: Phases,
-    g_row: Phases,
-    m_col: Phases,
-    g_col: Phases,
+/// A run of cells along a row (or a column) that is one cell thin: coupled
+/// strongly along the run and weakly across it, such as a dark line on a
+/// bright ground. Point smoothing converges slowly along such runs and the
+/// coarse grids cannot hold them exactly, so the smoother solves each run
+/// exactly (a tridiagonal solve) given its neighbours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Segment {
+    /// The row (or column).
+    line: u32,
+    /// First cell and one past the last along the line.
+    start: u32,
+    end: u32,
+}
+
+/// Cells coupled at most this much across a line, relative to the stronger
+/// coupling along it, count as thin.
+const THIN: f32 = 0.1;
+
+/// The thin runs of a level, `[along rows, along columns]`: runs of at least
+/// two cells coupled across the run less than `THIN` times along it.
+fn thin_segments(quad: Quad, right: &Phases, down: &Phases) -> [Vec<Segment>; 2] {
+    const NONE: u32 = u32::MAX;
+    let (w, h) = (quad.width, quad.height);
+    let mut along_rows = Vec::new();
+    let mut along_columns = Vec::new();
+    let mut column_start = vec![NONE; w];
+    let (mut thin_h, mut thin_v) = (vec![false; w], vec![false; w]);
+    let close = |out: &mut Vec<Segment>, line: usize, start: u32, end: usize| {
+        if end - start as usize >= 2 {
+            out.push(Segment { line: line as u32, start, end: end as u32 });
+        }
+    };
+    for y in 0..h {
+        let (py, yy) = (y & 1, y >> 1);
+        for px in 0..2 {
+            let st = Stencil::new(quad, right, down, 2 * py + px, yy);
+            for k in 0..st.n {
+                let x = 2 * k + px;
+                if x < w {
+                    let (horizontal, vertical) = (st.wl[k].max(st.wr[k]), st.wu[k].max(st.wd[k]));
+                    thin_h[x] = vertical < THIN * horizontal;
+                    thin_v[x] = horizontal < THIN * vertical;
+                }
+            }
+        }
+        let mut start = NONE;
+        for x in 0..=w {
+            match (x < w && thin_h[x], start) {
+                (true, NONE) => start = x as u32,
+                (false, a) if a != NONE => {
+                    close(&mut along_rows, y, a, x);
+                    start = NONE;
+                }
+                _ => {}
+            }
+        }
+        for (x, (&thin, start)) in thin_v.iter().zip(column_start.iter_mut()).enumerate() {
+            match (thin, *start) {
+                (true, NONE) => *start = y as u32,
+                (false, a) if a != NONE => {
+                    close(&mut along_columns, x, a, y);
+                    *start = NONE;
+                }
+                _ => {}
+            }
+        }
+    }
+    for (x, &a) in column_start.iter().enumerate() {
+        if a != NONE {
+            close(&mut along_columns, x, a, h);
+        }
+    }
+    along_columns.sort_unstable_by_key(|s| (s.line, s.start));
+    [along_rows, along_columns]
 }
 
 /// One level of the multigrid hierarchy: the operator, the interpolation
@@ -428,22 +494,26 @@ struct Level {
     /// The diagonal without the data: sum of the couplings plus what
     /// coarsening turned into diagonal.
     fixed_diag: Phases,
-    /// `1 / (fixed_diag + nominal data)`: eliminated (black) cells hand their
-    /// data to their neighbours with weights `coupling × inv_nominal`.
+    /// `1 / (fixed_diag + nominal data)` of the black cells (parities 1 and
+    /// 2; the others are empty): eliminated cells hand their data to their
+    /// neighbours with weights `coupling × inv_nominal`.
     inv_nominal: Phases,
     /// Interpolation of the cells with odd `x` and `y` from their NW, NE, SW
     /// and SE neighbours on the coarse grid, in the layout of parity 3.
     interp: [Vec<f32>; 4],
-    /// Data weight `W + ε` of the current solve.
-    data: Phases,
-    /// `data + fixed_diag`, and its inverse (0 where there is no cell).
+    /// The diagonal, `W + ε + fixed_diag` (while a solve is prepared, first
+    /// the data weight `W + ε` alone), and its inverse (0 where there is no
+    /// cell).
     diag: Phases,
     inv_diag: Phases,
-    /// Line relaxation factors, on the finest level only.
-    lines: Option<LineFactors>,
+    /// Thin runs along rows and along columns, solved exactly by the smoother.
+    segments: [Vec<Segment>; 2],
+    /// Scratch for the segment solves.
+    segment_scratch: Vec<[f32; 4]>,
     b: Field,
     x: Field,
-    /// The first solution while a second coarse correction runs (W-cycle).
+    /// The first solution while a second coarse correction runs (W-cycle;
+    /// empty on the finest level, which never needs it).
     saved: Field,
     /// Red residuals (parities 0 and 3), `[channel][0 or 1]`; also scratch.
     r_red: [[Vec<f32>; 2]; 2],
@@ -456,7 +526,15 @@ impl Level {
     /// A level with couplings `right` and `down` and the fixed diagonal
     /// `extra` beyond them, interpolating from the next coarser level with
     /// `interp` (parity-3 layout); `epsilon` is the nominal data per cell.
-    fn new(quad: Quad, right: Phases, down: Phases, extra: &Phases, interp: Option<[Vec<f32>; 4]>, epsilon: f32, lines: bool) -> Self {
+    fn new(
+        quad: Quad,
+        right: Phases,
+        down: Phases,
+        extra: &Phases,
+        interp: Option<[Vec<f32>; 4]>,
+        epsilon: f32,
+        finest: bool,
+    ) -> Self {
         let mut fixed_diag = phases(quad);
         for (p, fd) in fixed_diag.iter_mut().enumerate() {
             rows(quad, [&mut fd[..]], |yy, [row]| {
@@ -468,11 +546,11 @@ impl Level {
                 [0.0; 2]
             });
         }
-        let inv_nominal = fixed_diag.clone().map(|mut a| {
-            a.par_iter_mut().for_each(|d| *d = 1.0 / (*d + epsilon));
-            a
+        let inv_nominal = [0, 1, 2, 3].map(|p| {
+            if p == 1 || p == 2 { fixed_diag[p].par_iter().map(|&d| 1.0 / (d + epsilon)).collect() } else { Vec::new() }
         });
         let z = || vec![0.0; quad.len()];
+        let segments = thin_segments(quad, &right, &down);
         Self {
             quad,
             right,
@@ -480,50 +558,47 @@ impl Level {
             fixed_diag,
             inv_nominal,
             interp: interp.unwrap_or_else(|| phases(quad)),
-            data: phases(quad),
             diag: phases(quad),
             inv_diag: phases(quad),
-            lines: lines.then(|| LineFactors {
-                m_row: phases(quad),
-                g_row: phases(quad),
-                m_col: phases(quad),
-                g_col: phases(quad),
-            }),
+            segments,
+            segment_scratch: vec![[0.0; 4]; quad.width.max(quad.height)],
             b: field(quad),
             x: field(quad),
-            saved: if lines { Default::default() } else { field(quad) },
+            saved: if finest { Default::default() } else { field(quad) },
             r_red: [[z(), z()], [z(), z()]],
             scratch: [z(), z()],
         }
     }
 
-    /// Sets the diagonal (and the line factors) from `data`.
+    /// Adds the fixed diagonal to the data weights held in `diag`, and inverts.
     fn set_diagonal(&mut self) {
         for p in 0..4 {
-            let it = self.diag[p].iter_mut().zip(&mut self.inv_diag[p]).zip(&self.data[p]).zip(&self.fixed_diag[p]);
-            for (((d, inv), &data), &fixed) in it {
-                *d = data + fixed;
-                *inv = if *d > 0.0 { 1.0 / *d } else { 0.0 };
-            }
-        }
-        if let Some(lines) = &mut self.lines {
-            factor_rows(self.quad, &self.diag, &self.right, &mut lines.m_row, &mut lines.g_row);
-            factor_columns(self.quad, &self.diag, &self.down, &mut lines.m_col, &mut lines.g_col);
+            let (d, inv, fixed) = (&mut self.diag[p], &mut self.inv_diag[p], &self.fixed_diag[p]);
+            d.par_chunks_mut(CELLS_PER_TASK)
+                .zip(inv.par_chunks_mut(CELLS_PER_TASK))
+                .zip(fixed.par_chunks(CELLS_PER_TASK))
+                .for_each(|((d, inv), fixed)| {
+                    for ((d, inv), &f) in d.iter_mut().zip(inv.iter_mut()).zip(fixed) {
+                        *d += f;
+                        *inv = if *d > 0.0 { 1.0 / *d } else { 0.0 };
+                    }
+                });
         }
     }
 
-    /// The coarse level's data from this level's: the black cells' data
-    /// handed to the red ones, then restricted like a residual.
+    /// The coarse level's data weights from this level's (both held in
+    /// `diag`): the black cells' data handed to the red ones, then
+    /// restricted like a residual.
     fn restrict_data(&mut self, coarse: &mut Level) {
         let quad = self.quad;
         let [[t1, t2], [s0, s3]] = &mut self.r_red;
         for (t, p) in [(&mut *t1, 1), (&mut *t2, 2)] {
-            for ((t, &d), &inv) in t.iter_mut().zip(&self.data[p]).zip(&self.inv_nominal[p]) {
+            for ((t, &d), &inv) in t.iter_mut().zip(&self.diag[p]).zip(&self.inv_nominal[p]) {
                 *t = d * inv;
             }
         }
         let (t1, t2) = (&*t1, &*t2);
-        let (right, down, data) = (&self.right, &self.down, &self.data);
+        let (right, down, data) = (&self.right, &self.down, &self.diag);
         rows(quad, [s0, s3], |yy, [o0, o3]| {
             Stencil::new(quad, right, down, 0, yy).gather(o0, &data[0], None, t1, t2);
             Stencil::new(quad, right, down, 3, yy).gather(o3, &data[3], None, t2, t1);
@@ -531,7 +606,7 @@ impl Level {
         });
         let [scratch, _] = &mut self.scratch;
         restrict(quad, &self.interp, [&*s0, &*s3], scratch);
-        split_coarse(quad, scratch, coarse.quad, &mut coarse.data);
+        split_coarse(quad, scratch, coarse.quad, &mut coarse.diag);
     }
 
     /// Gauss–Seidel half-sweep over the red (`colour` 0) or black cells,
@@ -559,96 +634,6 @@ impl Level {
             }
             [0.0; 2]
         });
-    }
-
-    /// Exact solves along the rows of parity `py` (zebra line relaxation),
-    /// both channels; from `x = 0` when `from_zero`.
-    fn relax_rows(&mut self, py: usize, from_zero: bool) {
-        let Some(lines) = &self.lines else {
-            return;
-        };
-        let quad = self.quad;
-        let (p0, p1) = (2 * py, 2 * py + 1);
-        let [x0, x1] = &mut self.x;
-        let (m0a, m0b, r0) = split_pair(x0, p0, p1);
-        let (m1a, m1b, r1) = split_pair(x1, p0, p1);
-        let (right, down, b) = (&self.right, &self.down, &self.b);
-        rows(quad, [m0a, m0b, m1a, m1b], |yy, [o0a, o0b, o1a, o1b]| {
-            // Right-hand sides: the data plus the upper and lower neighbours.
-            for (ch, [oa, ob], read) in [(0, [&mut *o0a, &mut *o0b], &r0), (1, [&mut *o1a, &mut *o1b], &r1)] {
-                for (p, o) in [(p0, oa), (p1, ob)] {
-                    let st = Stencil::new(quad, right, down, p, yy);
-                    let n = st.n;
-                    let (o, bb) = (&mut o[1..1 + n], st.own(&b[ch][p]));
-                    if from_zero {
-                        o.copy_from_slice(bb);
-                    } else {
-                        let v = read[p ^ 2];
-                        let (up, dn) = (&v[st.vb..][..n], &v[st.vb + st.stride..][..n]);
-                        for k in 0..n {
-                            o[k] = bb[k] + st.wu[k] * up[k] + st.wd[k] * dn[k];
-                        }
-                    }
-                }
-            }
-            // Forward and back substitution along the row, cells alternating
-            // between the two arrays, both channels at once.
-            let base = quad.at(yy, 0);
-            let n = quad.w2;
-            let odd = quad.width / 2; // cells in the odd columns
-            let (ea, eb) = (&right[p0][base..base + n], &right[p1][base..base + n]);
-            let (ma, mb) = (&lines.m_row[p0][base..base + n], &lines.m_row[p1][base..base + n]);
-            let (ga, gb) = (&lines.g_row[p0][base..base + n], &lines.g_row[p1][base..base + n]);
-            let (u0a, u0b) = (&mut o0a[1..1 + n], &mut o0b[1..1 + n]);
-            let (u1a, u1b) = (&mut o1a[1..1 + n], &mut o1b[1..1 + n]);
-            let (mut z0, mut z1, mut e) = (0.0f32, 0.0f32, 0.0f32);
-            for k in 0..odd {
-                z0 = (u0a[k] + e * z0) * ma[k];
-                z1 = (u1a[k] + e * z1) * ma[k];
-                (u0a[k], u1a[k], e) = (z0, z1, ea[k]);
-                z0 = (u0b[k] + e * z0) * mb[k];
-                z1 = (u1b[k] + e * z1) * mb[k];
-                (u0b[k], u1b[k], e) = (z0, z1, eb[k]);
-            }
-            if odd < n {
-                let k = odd;
-                u0a[k] = (u0a[k] + e * z0) * ma[k];
-                u1a[k] = (u1a[k] + e * z1) * ma[k];
-            }
-            let (mut v0, mut v1) = if odd < n { (u0a[odd], u1a[odd]) } else { (0.0, 0.0) };
-            for k in (0..odd).rev() {
-                v0 = u0b[k] + gb[k] * v0;
-                v1 = u1b[k] + gb[k] * v1;
-                (u0b[k], u1b[k]) = (v0, v1);
-                v0 = u0a[k] + ga[k] * v0;
-                v1 = u1a[k] + ga[k] * v1;
-                (u0a[k], u1a[k]) = (v0, v1);
-            }
-            [0.0; 2]
-        });
-    }
-
-    /// Exact solves along the columns of parity `px`, both channels (one
-    /// thread each: a column solve runs down the rows, vectorised across
-    /// the columns).
-    fn relax_columns(&mut self, px: usize) {
-        let Some(lines) = &self.lines else {
-            return;
-        };
-        let quad = self.quad;
-        let (p0, p1) = (px, px + 2);
-        let [x0, x1] = &mut self.x;
-        let (right, down, b) = (&self.right, &self.down, &self.b);
-        let run = |x: &mut Phases, ch: usize| {
-            let (ma, mb, read) = split_pair(x, p0, p1);
-            column_solve(quad, [ma, mb], read, right, down, &b[ch], lines, px);
-        };
-        if quad.parallel() {
-            rayon::join(|| run(x0, 0), || run(x1, 1));
-        } else {
-            run(x0, 0);
-            run(x1, 1);
-        }
     }
 
     /// Red residuals `b − A x` into `r_red`.
@@ -702,13 +687,14 @@ impl Level {
             coarsest.solve_level(fine);
             return;
         };
-        if fine.lines.is_some() {
-            fine.relax_rows(0, true);
-            fine.relax_rows(1, false);
-            fine.relax_columns(0);
-            fine.relax_columns(1);
-        } else {
-            fine.relax(0, true);
+        fine.relax(0, true);
+        if fine.segments.iter().any(|s| !s.is_empty()) {
+            // The black cells are still 0 in this cycle.
+            for x in &mut fine.x {
+                x[1].fill(0.0);
+                x[2].fill(0.0);
+            }
+            fine.relax_segments(false);
         }
         fine.relax(1, false);
         fine.residual_red();
@@ -732,13 +718,71 @@ impl Level {
             fine.prolong(coarse);
         }
         fine.relax(1, false);
-        if fine.lines.is_some() {
-            fine.relax_columns(1);
-            fine.relax_columns(0);
-            fine.relax_rows(1, false);
-            fine.relax_rows(0, false);
-        } else {
-            fine.relax(0, false);
+        fine.relax_segments(true);
+        fine.relax(0, false);
+    }
+
+    /// Exact solves of the thin runs, rows then columns, one after the other
+    /// (a block Gauss–Seidel sweep), or in the opposite order when `reverse`
+    /// (its adjoint).
+    fn relax_segments(&mut self, reverse: bool) {
+        let order: [usize; 2] = if reverse { [1, 0] } else { [0, 1] };
+        for dir in order {
+            let count = self.segments[dir].len();
+            for k in 0..count {
+                let seg = self.segments[dir][if reverse { count - 1 - k } else { k }];
+                self.solve_segment(dir, seg);
+            }
+        }
+    }
+
+    /// Solves the cells of one thin run exactly, both channels, the cells
+    /// around it held fixed.
+    fn solve_segment(&mut self, dir: usize, seg: Segment) {
+        let quad = self.quad;
+        let s = quad.stride;
+        let cell = |t: usize| {
+            let (y, x) = if dir == 0 { (seg.line as usize, t) } else { (t, seg.line as usize) };
+            quad.locate(y, x)
+        };
+        let (start, end) = (seg.start as usize, seg.end as usize);
+        let scratch = &mut self.segment_scratch;
+        let (mut e_prev, mut g_prev, mut z) = (0.0f32, 0.0f32, [0.0f32; 2]);
+        for t in start..end {
+            let (p, i) = cell(t);
+            let (py, px) = (p >> 1, p & 1);
+            // Neighbours across the run, and before and after it.
+            let (l, r, u, d) = (i + px - 1, i + px, i + py * s - s, i + py * s);
+            let (wl, wr, wu, wd) = (self.right[p ^ 1][l], self.right[p][i], self.down[p ^ 2][u], self.down[p][i]);
+            let (w_before, w_after, e) = if dir == 0 { (wl, wr, wr) } else { (wu, wd, wd) };
+            let mut rhs = [0.0f32; 2];
+            for (ch, v) in rhs.iter_mut().enumerate() {
+                let x = &self.x[ch];
+                *v = self.b[ch][p][i]
+                    + if dir == 0 { wu * x[p ^ 2][u] + wd * x[p ^ 2][d] } else { wl * x[p ^ 1][l] + wr * x[p ^ 1][r] };
+                if t == start {
+                    *v += w_before * if dir == 0 { x[p ^ 1][l] } else { x[p ^ 2][u] };
+                }
+                if t + 1 == end {
+                    *v += w_after * if dir == 0 { x[p ^ 1][r] } else { x[p ^ 2][d] };
+                }
+            }
+            let denom = self.diag[p][i] - e_prev * g_prev;
+            let m = if denom > 0.0 { 1.0 / denom } else { 0.0 };
+            let g = if t + 1 == end { 0.0 } else { e * m };
+            for ch in 0..2 {
+                z[ch] = (rhs[ch] + e_prev * z[ch]) * m;
+            }
+            scratch[t - start] = [g, z[0], z[1], 0.0];
+            (e_prev, g_prev) = (e, g);
+        }
+        let mut u = [0.0f32; 2];
+        for t in (start..end).rev() {
+            let [g, z0, z1, _] = scratch[t - start];
+            u = [z0 + g * u[0], z1 + g * u[1]];
+            let (p, i) = cell(t);
+            self.x[0][p][i] = u[0];
+            self.x[1][p][i] = u[1];
         }
     }
 
@@ -778,127 +822,6 @@ impl Level {
             }
             [0.0; 2]
         });
-    }
-}
-
-/// `(mut a, mut b, read)`: parity arrays `pa` and `pb` mutably and all four
-/// for reading, the mutable two left empty.
-fn split_pair(x: &mut Phases, pa: usize, pb: usize) -> (&mut [f32], &mut [f32], [&[f32]; 4]) {
-    let [q0, q1, q2, q3] = x;
-    match (pa, pb) {
-        (0, 1) => (q0, q1, [&[], &[], q2, q3]),
-        (2, 3) => (q2, q3, [q0, q1, &[], &[]]),
-        (0, 2) => (q0, q2, [&[], q1, &[], q3]),
-        _ => (q1, q3, [q0, &[], q2, &[]]),
-    }
-}
-
-/// Tridiagonal factors along the rows.
-fn factor_rows(quad: Quad, diag: &Phases, right: &Phases, m: &mut Phases, g: &mut Phases) {
-    let [m0, m1, m2, m3] = m;
-    let [g0, g1, g2, g3] = g;
-    for (py, arrays) in [(0, [m0, m1, g0, g1]), (1, [m2, m3, g2, g3])] {
-        let (pa, pb) = (2 * py, 2 * py + 1);
-        let arrays = arrays.map(|a| &mut a[..]);
-        rows(quad, arrays, |yy, [ma, mb, ga, gb]| {
-            let base = quad.at(yy, 0);
-            let odd = quad.width / 2;
-            let (mut g_prev, mut e_prev) = (0.0f32, 0.0f32);
-            for k in 0..quad.w2 {
-                for (p, m, g, present) in [(pa, &mut *ma, &mut *ga, true), (pb, &mut *mb, &mut *gb, k < odd)] {
-                    if !present {
-                        continue;
-                    }
-                    let i = base + k;
-                    let denom = diag[p][i] - e_prev * g_prev;
-                    let mm = if denom > 0.0 { 1.0 / denom } else { 0.0 };
-                    e_prev = right[p][i];
-                    g_prev = e_prev * mm;
-                    m[1 + k] = mm;
-                    g[1 + k] = g_prev;
-                }
-            }
-            [0.0; 2]
-        });
-    }
-}
-
-/// Tridiagonal factors along the columns (row after row, vectorised across
-/// the columns).
-fn factor_columns(quad: Quad, diag: &Phases, down: &Phases, m: &mut Phases, g: &mut Phases) {
-    let n = quad.w2;
-    let [m0, m1, m2, m3] = m;
-    let [g0, g1, g2, g3] = g;
-    for (px, [ma, mb], [ga, gb]) in [(0, [m0, m2], [g0, g2]), (1, [m1, m3], [g1, g3])] {
-        for t in 0..quad.height {
-            let (py, yy) = (t & 1, t >> 1);
-            let p = 2 * py + px;
-            let i = quad.at(yy, 0);
-            let (m_cur, g_cur, g_prev_arr) = if py == 0 { (&mut *ma, &mut *ga, &*gb) } else { (&mut *mb, &mut *gb, &*ga) };
-            let prev = if t > 0 { Some(quad.at((t - 1) >> 1, 0)) } else { None };
-            for k in 0..n {
-                let (e, gq) = match prev {
-                    Some(j) => (down[p ^ 2][j + k], g_prev_arr[j + k]),
-                    None => (0.0, 0.0),
-                };
-                let denom = diag[p][i + k] - e * gq;
-                let mm = if denom > 0.0 { 1.0 / denom } else { 0.0 };
-                m_cur[i + k] = mm;
-                g_cur[i + k] = down[p][i + k] * mm;
-            }
-        }
-    }
-}
-
-/// Exact solves along the columns of parity `px` for one channel: `x` holds
-/// the arrays of parities `px` (even rows) and `px + 2` (odd rows).
-#[allow(clippy::too_many_arguments)]
-fn column_solve(
-    quad: Quad,
-    [xa, xb]: [&mut [f32]; 2],
-    read: [&[f32]; 4],
-    right: &Phases,
-    down: &Phases,
-    b: &Phases,
-    lines: &LineFactors,
-    px: usize,
-) {
-    let n = quad.w2;
-    let h = quad.height;
-    // Forward: z_t = (b + horizontal neighbours + e_{t−1} z_{t−1}) m_t.
-    for t in 0..h {
-        let (py, yy) = (t & 1, t >> 1);
-        let p = 2 * py + px;
-        let st = Stencil::new(quad, right, down, p, yy);
-        let (cur, prev) = if py == 0 { (&mut *xa, &*xb) } else { (&mut *xb, &*xa) };
-        let hp = read[p ^ 1];
-        let (l, r) = (&hp[st.hb..][..n], &hp[st.hb + 1..][..n]);
-        let (bb, m) = (st.own(&b[p]), st.own(&lines.m_col[p]));
-        let out = &mut cur[st.base..st.base + n];
-        if t > 0 {
-            let j = quad.at((t - 1) >> 1, 0);
-            let (e, zp) = (&down[p ^ 2][j..j + n], &prev[j..j + n]);
-            for k in 0..n {
-                out[k] = (bb[k] + st.wl[k] * l[k] + st.wr[k] * r[k] + e[k] * zp[k]) * m[k];
-            }
-        } else {
-            for k in 0..n {
-                out[k] = (bb[k] + st.wl[k] * l[k] + st.wr[k] * r[k]) * m[k];
-            }
-        }
-    }
-    // Backward: u_t = z_t + g_t u_{t+1}.
-    for t in (0..h.saturating_sub(1)).rev() {
-        let (py, yy) = (t & 1, t >> 1);
-        let p = 2 * py + px;
-        let i = quad.at(yy, 0);
-        let j = quad.at((t + 1) >> 1, 0);
-        let (cur, next) = if py == 0 { (&mut *xa, &*xb) } else { (&mut *xb, &*xa) };
-        let g = &lines.g_col[p][i..i + n];
-        let (out, un) = (&mut cur[i..i + n], &next[j..j + n]);
-        for k in 0..n {
-            out[k] += g[k] * un[k];
-        }
     }
 }
 
@@ -976,16 +899,37 @@ fn series(a: f32, b: f32) -> f32 {
 
 /// Lumping of a coupling `c` between two cells two steps apart, which the
 /// five-point coarse stencil cannot hold, onto the two two-step paths between
-/// them, whose series conductances are `s1` and `s2`: the paths share `c` in
-/// proportion to their conductances, each taking at most `LUMP_CAPACITY`
-/// times its own conductance, so paths that cross an edge stay weak and
-/// barriers survive coarsening. Returns what each path takes; the rest is
-/// left on the diagonal (stiffer, never softer, so the coarse correction
-/// cannot overshoot along a thin structure it cannot represent).
+/// them, whose series conductances are `s1` and `s2`. Where the paths are
+/// about as strong as `c` (inside a region) they share it in proportion to
+/// their conductances, which keeps the coarse operator right for smooth
+/// fields. Where both are much weaker, `c` runs along a structure one cell
+/// thin whose cells step 2 eliminates: it is dropped, which leaves the two
+/// sides of the structure coupled through it by the right (series) amount;
+/// the structure itself is then smoothed exactly by the thin-run solves.
 fn lump(c: f32, s1: f32, s2: f32) -> (f32, f32) {
     let s = s1 + s2;
-    let f = if s > 0.0 { (c / s).min(LUMP_CAPACITY) } else { 0.0 };
-    (s1 * f, s2 * f)
+    if s * LUMP_CAPACITY >= c && s > 0.0 {
+        let f = c / s;
+        (s1 * f, s2 * f)
+    } else {
+        (0.0, 0.0)
+    }
+}
+
+/// [`lump`] for the diagonal couplings between coarse cells left by step 2:
+/// where both paths are weak, the coupling runs along a thin diagonal
+/// structure of coarse cells, which must stay connected, so all of it goes
+/// onto the first path, a fixed choice per direction (the structure merges
+/// with the region on that side, consistently along its length, and the
+/// regions on its two sides stay apart).
+fn lump_diagonal(c: f32, s1: f32, s2: f32) -> (f32, f32) {
+    let s = s1 + s2;
+    if s * LUMP_CAPACITY >= c && s > 0.0 {
+        let f = c / s;
+        (s1 * f, s2 * f)
+    } else {
+        (c, 0.0)
+    }
 }
 
 /// The next coarser operator, in the shape of the fine level's parity
@@ -1004,6 +948,24 @@ fn shifted(i: usize, off: isize) -> usize {
     i.wrapping_add_signed(off)
 }
 
+/// Arrays of one shape, recycled between the passes of [`coarsen`]. Every
+/// pass writes all the cells of every row it owns and never the zero
+/// border, so a recycled array needs no clearing.
+struct Spare {
+    len: usize,
+    free: Vec<Vec<f32>>,
+}
+
+impl Spare {
+    fn take(&mut self) -> Vec<f32> {
+        self.free.pop().unwrap_or_else(|| vec![0.0; self.len])
+    }
+
+    fn give(&mut self, arrays: impl IntoIterator<Item = Vec<f32>>) {
+        self.free.extend(arrays);
+    }
+}
+
 /// Builds the next coarser operator by two steps of exact elimination
 /// (Schur complement), each followed by lumping back to a five-point
 /// stencil: first the black cells (`x + y` odd, parities 1 and 2) are
@@ -1019,30 +981,31 @@ fn coarsen(level: &Level, extra: &Phases, epsilon: f32) -> Coarsened {
     let quad = level.quad;
     let (n, s) = (quad.w2, quad.stride as isize);
     let (right, down, inv) = (&level.right, &level.down, &level.inv_nominal);
-    let z = || vec![0.0; quad.len()];
+    let mut spare = Spare { len: quad.len(), free: Vec::new() };
     // The cells of a row (starting at `base`) shifted by `off`.
     let span = |base: usize, off: isize| {
         let b = shifted(base, off);
         b..b + n
     };
 
-    // Step 1, for both red parities r (parity 3r, o = r): raw couplings to the
-    // diagonal neighbours (NE, SE), to the cells two steps right (E2) and
-    // down (S2), and the data handed over by the black neighbours.
-    let mut ne = [z(), z()];
-    let mut se = [z(), z()];
-    let mut e2 = [z(), z()];
-    let mut s2 = [z(), z()];
-    let mut ext1 = [z(), z()];
-    let mut nom1 = [z(), z()];
+    // Step 1, for both red parities r (parity 3r, o = r): raw couplings to
+    // the diagonal neighbours (NE, SE), to the cells two steps right (E2)
+    // and down (S2), and the diagonal handed over by the black neighbours
+    // (the fixed part, and with the nominal data).
+    let mut ne = [spare.take(), spare.take()];
+    let mut se = [spare.take(), spare.take()];
+    let mut e2 = [spare.take(), spare.take()];
+    let mut s2 = [spare.take(), spare.take()];
+    let mut ext1 = [spare.take(), spare.take()];
+    let mut nom1 = [spare.take(), spare.take()];
     for r in 0..2 {
         let (p, o) = (3 * r, r as isize);
         let (hb, vb, other) = (p ^ 1, p ^ 2, 3 - p);
         let arrays = [&mut ne[r], &mut se[r], &mut e2[r], &mut s2[r], &mut ext1[r], &mut nom1[r]].map(|a| &mut a[..]);
         rows(quad, arrays, |yy, [o_ne, o_se, o_e2, o_s2, o_ext, o_nom]| {
             let base = quad.at(yy, 0);
-            let (l, rr, u, d) = (span(base, o - 1), span(base, o), span(base, (o - 1) * s), span(base, o * s));
             let own = base..base + n;
+            let (l, rr, u, d) = (span(base, o - 1), span(base, o), span(base, (o - 1) * s), span(base, o * s));
             let ne_i = span(base, (o - 1) * s + o);
             let (wl, wr, wu, wd) = (&right[hb][l.clone()], &right[p][own.clone()], &down[vb][u.clone()], &down[p][own.clone()]);
             let (il, ir, iu, id) = (&inv[hb][l.clone()], &inv[hb][rr.clone()], &inv[vb][u.clone()], &inv[vb][d.clone()]);
@@ -1063,151 +1026,158 @@ fn coarsen(level: &Level, extra: &Phases, epsilon: f32) -> Coarsened {
             [0.0; 2]
         });
     }
-    // Lump the straight two-step couplings onto the diagonal paths: E2 via NE
-    // (up) or SE (down), S2 via SE (right) or SW (left).
-    let mut t_up = [z(), z()];
-    let mut t_dn = [z(), z()];
-    let mut t_r = [z(), z()];
-    let mut t_l = [z(), z()];
-    for r in 0..2 {
-        let o = r as isize;
-        let q = 1 - r;
-        let arrays = [&mut t_up[r], &mut t_dn[r], &mut t_r[r], &mut t_l[r]].map(|a| &mut a[..]);
-        let (ne, se, e2, s2) = (&ne, &se, &e2, &s2);
+    // The straight two-step couplings of parity 0 join cells that are
+    // neighbours on the coarse grid and pass down as they are. Those of
+    // parity 3 join cells that step 2 eliminates: lump them onto the
+    // diagonal paths, E2 via NE (up) or SE (down), S2 via SE (right) or SW
+    // (left).
+    let (mut t_up, mut t_dn, mut t_r, mut t_l) = (spare.take(), spare.take(), spare.take(), spare.take());
+    {
+        let arrays = [&mut t_up[..], &mut t_dn[..], &mut t_r[..], &mut t_l[..]];
+        let (ne, se, e2, s2) = (&ne, &se, &e2[1], &s2[1]);
         rows(quad, arrays, |yy, [o_up, o_dn, o_r, o_l]| {
             let base = quad.at(yy, 0);
             let own = base..base + n;
-            let (i_ne, i_se, i_sw, i_s2) =
-                (span(base, (o - 1) * s + o), span(base, o * s + o), span(base, o * s + o - 1), span(base, s));
-            let (ne0, se0, e20, s20) = (&ne[r][own.clone()], &se[r][own.clone()], &e2[r][own.clone()], &s2[r][own]);
-            let (se_ne, ne_se, ne_s2) = (&se[q][i_ne], &ne[q][i_se], &ne[r][i_s2]);
-            let (ne_sw, se_sw) = (&ne[q][i_sw.clone()], &se[q][i_sw]);
+            // Parity-0 neighbours of a parity-3 cell: NE at +1, SE at s + 1, SW at s.
+            let (ne0, se0, e20, s20) = (&ne[1][own.clone()], &se[1][own.clone()], &e2[own.clone()], &s2[own]);
+            let (se_ne, ne_se, ne_s2) = (&se[0][span(base, 1)], &ne[0][span(base, s + 1)], &ne[1][span(base, s)]);
+            let (ne_sw, se_sw) = (&ne[0][span(base, s)], &se[0][span(base, s)]);
             for k in 0..n {
                 let (a, b) = lump(e20[k], series(ne0[k], se_ne[k]), series(se0[k], ne_se[k]));
-                o_up[1 + k] = a;
-                o_dn[1 + k] = b;
+                (o_up[1 + k], o_dn[1 + k]) = (a, b);
                 let (a, b) = lump(s20[k], series(se0[k], ne_s2[k]), series(ne_sw[k], se_sw[k]));
-                o_r[1 + k] = a;
-                o_l[1 + k] = b;
+                (o_r[1 + k], o_l[1 + k]) = (a, b);
             }
             [0.0; 2]
         });
     }
-    // Final diagonal couplings; what could not be lumped goes to the diagonal.
-    let mut ne1 = [z(), z()];
-    let mut se1 = [z(), z()];
+    // Final diagonal couplings: each path edge takes what the pairs lumped
+    // onto it.
+    let mut ne1 = [spare.take(), spare.take()];
+    let mut se1 = [spare.take(), spare.take()];
     for r in 0..2 {
-        let o = r as isize;
-        let q = 1 - r;
-        let arrays = [&mut ne1[r], &mut se1[r], &mut ext1[r], &mut nom1[r]].map(|a| &mut a[..]);
-        let (ne, se, e2, s2, t_up, t_dn, t_r, t_l) = (&ne, &se, &e2, &s2, &t_up, &t_dn, &t_r, &t_l);
-        rows(quad, arrays, |yy, [o_ne, o_se, o_ext, o_nom]| {
+        let arrays = [&mut ne1[r], &mut se1[r]].map(|a| &mut a[..]);
+        let (ne, se, t_up, t_dn, t_r, t_l) = (&ne[r], &se[r], &t_up, &t_dn, &t_r, &t_l);
+        rows(quad, arrays, |yy, [o_ne, o_se]| {
             let base = quad.at(yy, 0);
             let own = base..base + n;
-            let (i_nw, i_n2, i_ne, i_sw, i_w2) = (
-                span(base, (o - 1) * s + o - 1),
-                span(base, -s),
-                span(base, (o - 1) * s + o),
-                span(base, o * s + o - 1),
-                span(base, -1),
-            );
-            let drop_h = |j: usize| (e2[r][j] - t_up[r][j] - t_dn[r][j]).max(0.0);
-            let drop_v = |j: usize| (s2[r][j] - t_r[r][j] - t_l[r][j]).max(0.0);
-            for k in 0..n {
-                let i = own.start + k;
-                o_ne[1 + k] = ne[r][i] + t_up[r][i] + t_dn[q][i_nw.start + k] + t_r[r][i_n2.start + k] + t_l[q][i_ne.start + k];
-                o_se[1 + k] = se[r][i] + t_up[q][i_sw.start + k] + t_dn[r][i] + t_r[r][i] + t_l[q][i_ne.start + k];
-                let dropped = drop_h(i) + drop_h(i_w2.start + k) + drop_v(i) + drop_v(i_n2.start + k);
-                o_ext[1 + k] += dropped;
-                o_nom[1 + k] += dropped;
+            let (ne0, se0) = (&ne[own.clone()], &se[own.clone()]);
+            if r == 0 {
+                // Paths through this cell of the pairs with top-left cell NW,
+                // SW (horizontal) and NE (vertical, via the left).
+                let (dn_nw, up_sw, l_ne) = (&t_dn[span(base, -s - 1)], &t_up[span(base, -1)], &t_l[span(base, -s)]);
+                for k in 0..n {
+                    o_ne[1 + k] = ne0[k] + dn_nw[k] + l_ne[k];
+                    o_se[1 + k] = se0[k] + up_sw[k] + l_ne[k];
+                }
+            } else {
+                // The first edges of this cell's own pairs, and the last edge
+                // of the vertical pair from two rows up (via the right).
+                let (up0, dn0, r0, r_n2) = (&t_up[own.clone()], &t_dn[own.clone()], &t_r[own], &t_r[span(base, -s)]);
+                for k in 0..n {
+                    o_ne[1 + k] = ne0[k] + up0[k] + r_n2[k];
+                    o_se[1 + k] = se0[k] + dn0[k] + r0[k];
+                }
             }
             [0.0; 2]
         });
     }
-    drop((ne, se, e2, s2, t_up, t_dn, t_r, t_l));
+    let [e2_0, e2_1] = e2;
+    let [s2_0, s2_1] = s2;
+    spare.give(ne.into_iter().chain(se).chain([e2_1, s2_1, t_up, t_dn, t_r, t_l]));
 
     // Step 2: eliminate parity 3. Interpolation weights from its NW (parity
     // 0, same index), NE (its own NE coupling), SW (parity 0 one row down)
     // and SE neighbours.
-    let mut interp = [z(), z(), z(), z()];
-    let mut inv1 = z();
+    let mut interp = [spare.take(), spare.take(), spare.take(), spare.take()];
+    let mut inv1 = spare.take();
     {
         let [p_nw, p_ne, p_sw, p_se] = &mut interp;
         let arrays = [&mut p_nw[..], &mut p_ne[..], &mut p_sw[..], &mut p_se[..], &mut inv1[..]];
         let (ne1, se1, nom1) = (&ne1, &se1, &nom1);
         rows(quad, arrays, |yy, [o_nw, o_ne, o_sw, o_se, o_inv]| {
             let base = quad.at(yy, 0);
+            let own = base..base + n;
+            let (nw, nee, sw, see, nom) =
+                (&se1[0][own.clone()], &ne1[1][own.clone()], &ne1[0][span(base, s)], &se1[1][own.clone()], &nom1[1][own]);
             for k in 0..n {
-                let f = base + k;
-                let (nw, nee, sw, see) = (se1[0][f], ne1[1][f], ne1[0][shifted(f, s)], se1[1][f]);
-                let iv = 1.0 / (nom1[1][f] + nw + nee + sw + see);
-                (o_nw[1 + k], o_ne[1 + k], o_sw[1 + k], o_se[1 + k], o_inv[1 + k]) = (nw * iv, nee * iv, sw * iv, see * iv, iv);
+                let iv = 1.0 / (nom[k] + nw[k] + nee[k] + sw[k] + see[k]);
+                (o_nw[1 + k], o_ne[1 + k], o_sw[1 + k], o_se[1 + k], o_inv[1 + k]) =
+                    (nw[k] * iv, nee[k] * iv, sw[k] * iv, see[k] * iv, iv);
             }
             [0.0; 2]
         });
     }
-    // Coarse couplings (axis paths through parity 3), diagonal couplings to
-    // lump, and the fixed diagonal handed down.
-    let (mut c_right, mut c_down, mut c_ne, mut c_se, mut c_ext) = (z(), z(), z(), z(), z());
+    // Coarse couplings (the straight ones between parity-0 cells plus the
+    // axis paths through parity 3), diagonal couplings to lump, and the fixed
+    // diagonal handed down.
+    let (mut c_right, mut c_down, mut c_ne, mut c_se, mut c_ext) =
+        (spare.take(), spare.take(), spare.take(), spare.take(), spare.take());
     {
-        let [p_nw, p_ne, p_sw, p_se] = &interp;
-        let _ = p_nw;
+        let [_, p_ne, p_sw, p_se] = &interp;
         let arrays = [&mut c_right[..], &mut c_down[..], &mut c_ne[..], &mut c_se[..], &mut c_ext[..]];
-        let (ne1, se1, ext1, inv1) = (&ne1, &se1, &ext1, &inv1);
+        let (ne1, se1, ext1, inv1, straight_r, straight_d) = (&ne1, &se1, &ext1, &inv1, &e2_0, &s2_0);
         rows(quad, arrays, |yy, [o_r, o_d, o_ne, o_se, o_ext]| {
             let base = quad.at(yy, 0);
+            let own = base..base + n;
+            // The parity-3 neighbours: NE (f1), SE (f2), SW (f3), NW (f0).
+            let (f1, f2, f3, f0) = (span(base, -s), own.clone(), span(base, -1), span(base, -s - 1));
+            let (e1, e2, e3, e0) = (&ne1[0][own.clone()], &se1[0][own.clone()], &ne1[1][f3.clone()], &se1[1][f0.clone()]);
+            let (sr, sd, x0) = (&straight_r[own.clone()], &straight_d[own.clone()], &ext1[0][own]);
+            let (se_1, ne_2, sw_2, se_3, ne_1, se_2) =
+                (&p_se[f1.clone()], &p_ne[f2.clone()], &p_sw[f2.clone()], &p_se[f3.clone()], &p_ne[f1.clone()], &p_se[f2.clone()]);
+            let x = &ext1[1];
+            let (x1, x2, x3, x0_) = (&x[f1.clone()], &x[f2.clone()], &x[f3.clone()], &x[f0.clone()]);
+            let (i1, i2, i3, i0) = (&inv1[f1], &inv1[f2], &inv1[f3], &inv1[f0]);
             for k in 0..n {
-                let i = base + k;
-                let (f1, f2, f3, f0) = (shifted(i, -s), i, i - 1, shifted(i, -s - 1));
-                let (e1, e2, e3, e0) = (ne1[0][i], se1[0][i], ne1[1][f3], se1[1][f0]);
-                o_r[1 + k] = e1 * p_se[f1] + e2 * p_ne[f2];
-                o_d[1 + k] = e2 * p_sw[f2] + e3 * p_se[f3];
-                o_ne[1 + k] = e1 * p_ne[f1];
-                o_se[1 + k] = e2 * p_se[f2];
-                let x = &ext1[1];
-                o_ext[1 + k] = ext1[0][i] + e1 * x[f1] * inv1[f1] + e2 * x[f2] * inv1[f2] + e3 * x[f3] * inv1[f3] + e0 * x[f0] * inv1[f0];
+                o_r[1 + k] = sr[k] + e1[k] * se_1[k] + e2[k] * ne_2[k];
+                o_d[1 + k] = sd[k] + e2[k] * sw_2[k] + e3[k] * se_3[k];
+                o_ne[1 + k] = e1[k] * ne_1[k];
+                o_se[1 + k] = e2[k] * se_2[k];
+                o_ext[1 + k] =
+                    x0[k] + e1[k] * x1[k] * i1[k] + e2[k] * x2[k] * i2[k] + e3[k] * x3[k] * i3[k] + e0[k] * x0_[k] * i0[k];
             }
             [0.0; 2]
         });
     }
+    spare.give(ne1.into_iter().chain(se1).chain(ext1).chain(nom1).chain([inv1, e2_0, s2_0]));
     // Lump the coarse diagonal couplings onto the axis paths: to NE via up
     // (a) or right (b), to SE via right (c) or down (d).
-    let (mut ta, mut tb, mut tc, mut td) = (z(), z(), z(), z());
+    let (mut ta, mut tb, mut tc, mut td) = (spare.take(), spare.take(), spare.take(), spare.take());
     {
         let arrays = [&mut ta[..], &mut tb[..], &mut tc[..], &mut td[..]];
         let (cr, cd, cne, cse) = (&c_right, &c_down, &c_ne, &c_se);
         rows(quad, arrays, |yy, [o_a, o_b, o_c, o_d]| {
             let base = quad.at(yy, 0);
+            let own = base..base + n;
+            let (r0, d0, ne0, se0) = (&cr[own.clone()], &cd[own.clone()], &cne[own.clone()], &cse[own]);
+            let (d_up, r_up, d_upr, d_r, r_dn) =
+                (&cd[span(base, -s)], &cr[span(base, -s)], &cd[span(base, 1 - s)], &cd[span(base, 1)], &cr[span(base, s)]);
             for k in 0..n {
-                let j = base + k;
-                let (up, dn) = (shifted(j, -s), shifted(j, s));
-                let (a, b) = lump(cne[j], series(cd[up], cr[up]), series(cr[j], cd[up + 1]));
-                let (c, d) = lump(cse[j], series(cr[j], cd[j + 1]), series(cd[j], cr[dn]));
+                let (a, b) = lump_diagonal(ne0[k], series(d_up[k], r_up[k]), series(r0[k], d_upr[k]));
+                let (c, d) = lump_diagonal(se0[k], series(r0[k], d_r[k]), series(d0[k], r_dn[k]));
                 (o_a[1 + k], o_b[1 + k], o_c[1 + k], o_d[1 + k]) = (a, b, c, d);
             }
             [0.0; 2]
         });
     }
-    let (mut right_c, mut down_c, mut extra_c) = (z(), z(), z());
+    let (mut right_c, mut down_c) = (spare.take(), spare.take());
     {
-        let arrays = [&mut right_c[..], &mut down_c[..], &mut extra_c[..]];
-        let (cr, cd, cne, cse, cx) = (&c_right, &c_down, &c_ne, &c_se, &c_ext);
-        let (ta, tb, tc, td) = (&ta, &tb, &tc, &td);
-        rows(quad, arrays, |yy, [o_r, o_d, o_x]| {
+        let arrays = [&mut right_c[..], &mut down_c[..]];
+        let (cr, cd, ta, tb, tc, td) = (&c_right, &c_down, &ta, &tb, &tc, &td);
+        rows(quad, arrays, |yy, [o_r, o_d]| {
             let base = quad.at(yy, 0);
-            let drop_ne = |j: usize| (cne[j] - ta[j] - tb[j]).max(0.0);
-            let drop_se = |j: usize| (cse[j] - tc[j] - td[j]).max(0.0);
+            let own = base..base + n;
+            let (r0, d0, b0, c0, d0_) = (&cr[own.clone()], &cd[own.clone()], &tb[own.clone()], &tc[own.clone()], &td[own]);
+            let (a_dn, d_up, b_dnl, c_l) = (&ta[span(base, s)], &td[span(base, -s)], &tb[span(base, s - 1)], &tc[span(base, -1)]);
             for k in 0..n {
-                let j = base + k;
-                let (up, dn) = (shifted(j, -s), shifted(j, s));
-                o_r[1 + k] = cr[j] + tb[j] + ta[dn] + tc[j] + td[up];
-                o_d[1 + k] = cd[j] + ta[dn] + tb[dn - 1] + td[j] + tc[j - 1];
-                o_x[1 + k] = cx[j] + drop_ne(j) + drop_ne(dn - 1) + drop_se(j) + drop_se(up - 1);
+                o_r[1 + k] = r0[k] + b0[k] + a_dn[k] + c0[k] + d_up[k];
+                o_d[1 + k] = d0[k] + a_dn[k] + b_dnl[k] + d0_[k] + c_l[k];
             }
             [0.0; 2]
         });
     }
-    Coarsened { right: right_c, down: down_c, extra: extra_c, interp }
+    Coarsened { right: right_c, down: down_c, extra: c_ext, interp }
 }
 
 /// Dense Cholesky factor of the coarsest level's matrix, in `f64`.
@@ -1311,9 +1281,6 @@ pub struct ChromaSolver {
     x: Field,
     r: Field,
     p: Field,
-    q: Field,
-    /// Right-hand side `b = Σ w t` of the current solve.
-    rhs: Field,
     stats: SolveStats,
 }
 
@@ -1341,8 +1308,7 @@ impl ChromaSolver {
             let mut quad = fine;
             let mut epsilon = params.neutral_weight;
             loop {
-                let lines = levels.is_empty();
-                let mut level = Level::new(quad, right, down, &extra, None, epsilon, lines);
+                let mut level = Level::new(quad, right, down, &extra, None, epsilon, levels.is_empty());
                 if quad.cells() <= COARSEST_CELLS {
                     levels.push(level);
                     break;
@@ -1370,8 +1336,6 @@ impl ChromaSolver {
             x: field(fine),
             r: field(fine),
             p: field(fine),
-            q: field(fine),
-            rhs: field(fine),
             stats: SolveStats::default(),
         })
     }
@@ -1415,21 +1379,37 @@ impl ChromaSolver {
             return Ok(out);
         }
         let quad = self.levels[0].quad;
-        assemble_quad(terms, quad, self.params.neutral_weight, &mut self.levels[0].data, &mut self.rhs);
+        // The data weights go to the diagonal, the right-hand side to r.
+        assemble_quad(terms, quad, self.params.neutral_weight, &mut self.levels[0].diag, &mut self.r);
+        let bnorm = [norm(&self.r[0]), norm(&self.r[1])];
         self.prepare_levels();
+        match initial {
+            Some(init) => {
+                to_quad(quad, &init.cb, &mut self.x[0]);
+                to_quad(quad, &init.cr, &mut self.x[1]);
+                let mut q = std::mem::take(&mut self.levels[0].b);
+                Self::apply(&self.levels[0], &self.x, &mut q);
+                for (r, q) in self.r.iter_mut().flatten().zip(q.iter().flatten()) {
+                    axpy(r, -1.0, q);
+                }
+                self.levels[0].b = q;
+            }
+            None => self.x.iter_mut().flatten().for_each(|v| v.fill(0.0)),
+        }
         for ch in 0..2 {
-            match initial {
-                Some(init) => to_quad(quad, if ch == 0 { &init.cb } else { &init.cr }, &mut self.x[ch]),
-                None => self.x[ch].iter_mut().for_each(|v| v.fill(0.0)),
+            if bnorm[ch] == 0.0 {
+                // b = 0: the solution is exactly neutral.
+                self.x[ch].iter_mut().for_each(|v| v.fill(0.0));
+                self.r[ch].iter_mut().for_each(|v| v.fill(0.0));
             }
         }
         let mut iterations = 0;
         let mut w_cycle = true;
         self.stats = loop {
-            let warm = initial.is_some() || iterations > 0;
-            match self.pcg(warm, w_cycle, &mut iterations) {
+            match self.pcg(bnorm, w_cycle, &mut iterations) {
                 Ok(stats) => break stats,
-                Err(Breakdown) if w_cycle => { eprintln!("DEBUG breakdown at {iterations}"); w_cycle = false }
+                // Restart from where it got, with V-cycles.
+                Err(Breakdown) if w_cycle => w_cycle = false,
                 Err(Breakdown) => break SolveStats { iterations, relative_residual: [f32::NAN; 2], converged: false },
             }
         };
@@ -1473,32 +1453,10 @@ impl ChromaSolver {
 
     /// Preconditioned conjugate gradients from `x` (or from 0 unless `warm`),
     /// counting iterations on from `iterations`.
-    fn pcg(&mut self, warm: bool, w_cycle: bool, iterations: &mut usize) -> Result<SolveStats, Breakdown> {
+    fn pcg(&mut self, bnorm: [f64; 2], w_cycle: bool, iterations: &mut usize) -> Result<SolveStats, Breakdown> {
         let tol = f64::from(self.params.tolerance);
-        // r = b − A x.
-        for (r, b) in self.r.iter_mut().flatten().zip(self.rhs.iter().flatten()) {
-            r.copy_from_slice(b);
-        }
-        let norm = |f: &Phases| f.iter().map(|a| par_dot(a, a)).sum::<f64>().sqrt();
-        let bnorm = [norm(&self.r[0]), norm(&self.r[1])];
-        if warm {
-            Self::apply(&self.levels[0], &self.x, &mut self.q);
-            for (r, q) in self.r.iter_mut().flatten().zip(self.q.iter().flatten()) {
-                axpy(r, -1.0, q);
-            }
-        }
-        let mut active = [true; 2];
         let mut rnorm = [norm(&self.r[0]), norm(&self.r[1])];
-        for ch in 0..2 {
-            if bnorm[ch] == 0.0 {
-                // b = 0: the solution is exactly neutral.
-                self.x[ch].iter_mut().for_each(|v| v.fill(0.0));
-                rnorm[ch] = 0.0;
-                active[ch] = false;
-            } else if rnorm[ch] <= tol * bnorm[ch] {
-                active[ch] = false;
-            }
-        }
+        let mut active = [0, 1].map(|ch| rnorm[ch] > tol * bnorm[ch]);
         let mut rz_old = [0.0f64; 2];
         let mut first = true;
         while active.iter().any(|&a| a) && *iterations < self.params.max_iterations {
@@ -1523,17 +1481,21 @@ impl ChromaSolver {
                 }
             }
             first = false;
-            let pap = Self::apply(&self.levels[0], &self.p, &mut self.q);
+            // q = A p, held in level 0's right-hand side, free between cycles.
+            let mut q = std::mem::take(&mut self.levels[0].b);
+            let pap = Self::apply(&self.levels[0], &self.p, &mut q);
+            let mut broke = false;
             for ch in 0..2 {
                 if !active[ch] {
                     continue;
                 }
                 if !(pap[ch] > 0.0) {
-                    return Err(Breakdown);
+                    broke = true;
+                    break;
                 }
                 let alpha = (rz_old[ch] / pap[ch]) as f32;
                 let mut rr = 0.0;
-                for ((x, r), (p, q)) in self.x[ch].iter_mut().zip(&mut self.r[ch]).zip(self.p[ch].iter().zip(&self.q[ch])) {
+                for ((x, r), (p, q)) in self.x[ch].iter_mut().zip(&mut self.r[ch]).zip(self.p[ch].iter().zip(&q[ch])) {
                     axpy(x, alpha, p);
                     rr += axpy_norm(r, -alpha, q);
                 }
@@ -1541,6 +1503,10 @@ impl ChromaSolver {
                 if rnorm[ch] <= tol * bnorm[ch] {
                     active[ch] = false;
                 }
+            }
+            self.levels[0].b = q;
+            if broke {
+                return Err(Breakdown);
             }
         }
         let rel = [0, 1].map(|ch| if bnorm[ch] > 0.0 { (rnorm[ch] / bnorm[ch]) as f32 } else { 0.0 });
@@ -1552,16 +1518,20 @@ impl ChromaSolver {
     }
 }
 
-/// `e^(−x)` for `x ≥ 0` to about 2e−6 relative, vectorisable:
-/// `2^(−x log₂e)` split into an integer power (built in the exponent bits)
-/// and a fraction in `(−1, 0]` (a Taylor polynomial).
+/// `e^(−x)` for `x ≥ 0` (0 for `x` beyond about 86) to about 2e−7
+/// relative, in plain arithmetic that vectorises: `2^t`, `t = −x log₂e`,
+/// split into the nearest integer (added to the exponent bits) and a
+/// fraction in `[−½, ½]` (a Taylor polynomial).
 fn exp_neg(x: f32) -> f32 {
+    // Adding 1.5 · 2²³ rounds to an integer held in the low mantissa bits.
+    const MAGIC: f32 = 12_582_912.0;
+    const C: [f32; 7] = [1.0, 0.693_147_2, 0.240_226_5, 0.055_504_11, 0.009_618_129, 0.001_333_355_8, 1.540_353e-4];
     let t = (-x * std::f32::consts::LOG2_E).max(-125.0);
-    let i = t as i32; // rounds towards zero, so f ≤ 0
-    let f = t - i as f32;
-    const C: [f32; 8] = [1.0, 0.693_147_2, 0.240_226_5, 0.055_504_11, 0.009_618_129, 0.001_333_355_8, 1.540_353e-4, 1.525_273e-5];
-    let p = C[0] + f * (C[1] + f * (C[2] + f * (C[3] + f * (C[4] + f * (C[5] + f * (C[6] + f * C[7]))))));
-    p * f32::from_bits(((i + 127) as u32) << 23)
+    let r = t + MAGIC;
+    let f = t - (r - MAGIC);
+    let i = r.to_bits().wrapping_sub(MAGIC.to_bits());
+    let p = C[0] + f * (C[1] + f * (C[2] + f * (C[3] + f * (C[4] + f * (C[5] + f * C[6])))));
+    p * f32::from_bits(i.wrapping_add(127) << 23)
 }
 
 /// The luma affinity `λ (exp(−d² / 2σ²) + floor)` for a luma step `d`.
@@ -1618,26 +1588,48 @@ fn affinities(luma: &LumaImage, params: &SolverParams) -> (Vec<f32>, Vec<f32>) {
 
 /// The same affinities straight into parity arrays.
 fn affinities_quad(luma: &LumaImage, params: &SolverParams, quad: Quad) -> (Phases, Phases) {
+    const BLOCK: usize = 64;
     let (w, h) = (luma.width, luma.height);
     let y = &luma.data;
     let a = Affinity::new(params);
     let mut right = phases(quad);
     let mut down = phases(quad);
-    for (p, (r, d)) in right.iter_mut().zip(down.iter_mut()).enumerate() {
-        let (py, px) = (p >> 1, p & 1);
-        rows(quad, [&mut r[..], &mut d[..]], |yy, [ro, d_o]| {
+    let [r0, r1, r2, r3] = &mut right;
+    let [d0, d1, d2, d3] = &mut down;
+    for (py, arrays) in [(0, [r0, r1, d0, d1]), (1, [r2, r3, d2, d3])] {
+        rows(quad, arrays.map(|v| &mut v[..]), |yy, [ra, rb, da, db]| {
             let yi = 2 * yy + py;
             if yi >= h {
                 return [0.0; 2];
             }
             let here = &y[yi * w..(yi + 1) * w];
-            for xx in 0..quad.w2 {
-                let x = 2 * xx + px;
-                if x + 1 < w {
-                    ro[1 + xx] = a.at(here[x + 1] - here[x]);
+            let below = if yi + 1 < h { Some(&y[(yi + 1) * w..(yi + 2) * w]) } else { None };
+            // Blocks of contiguous pixels (vectorised), then split by parity.
+            let mut buf = [[0.0f32; BLOCK]; 2];
+            for x0 in (0..w).step_by(BLOCK) {
+                let len = BLOCK.min(w - x0);
+                let ends = (x0 + len).min(w - 1);
+                for x in x0..ends {
+                    buf[0][x - x0] = a.at(here[x + 1] - here[x]);
                 }
-                if x < w && yi + 1 < h {
-                    d_o[1 + xx] = a.at(y[(yi + 1) * w + x] - here[x]);
+                for x in ends..x0 + len {
+                    buf[0][x - x0] = 0.0;
+                }
+                match below {
+                    Some(b) => {
+                        for x in x0..x0 + len {
+                            buf[1][x - x0] = a.at(b[x] - here[x]);
+                        }
+                    }
+                    None => buf[1] = [0.0; BLOCK],
+                }
+                for j in 0..len {
+                    let (x, k) = (x0 + j, 1 + (x0 + j) / 2);
+                    if x % 2 == 0 {
+                        (ra[k], da[k]) = (buf[0][j], buf[1][j]);
+                    } else {
+                        (rb[k], db[k]) = (buf[0][j], buf[1][j]);
+                    }
                 }
             }
             [0.0; 2]
@@ -1721,6 +1713,11 @@ fn assemble_quad(terms: &[DataTerm<'_>], quad: Quad, epsilon: f32, data: &mut Ph
             [0.0; 2]
         });
     }
+}
+
+/// The 2-norm of a field channel.
+fn norm(f: &Phases) -> f64 {
+    f.iter().map(|a| par_dot(a, a)).sum::<f64>().sqrt()
 }
 
 /// `y += a x`.
@@ -2108,6 +2105,10 @@ mod prof {
     }
     #[test]
     fn prof_parts() {
+        let threads: usize = std::env::var("THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(prof_parts_inner);
+    }
+    fn prof_parts_inner() {
         let (w, h) = (1280, 720);
         let luma = scene::scene(w, h);
         let hints = scene::hints(w, h, 30);
@@ -2117,22 +2118,98 @@ mod prof {
         let (right, down) = affinities_quad(&luma, &params, quad);
         let extra = phases(quad);
         let t_level = best(|| { Level::new(quad, right.clone(), down.clone(), &extra, None, 1e-8, true); });
+        let t_thin = best(|| { thin_segments(quad, &right, &down); });
+        eprintln!("thin {t_thin:.1}");
         let lv = Level::new(quad, right, down, &extra, None, 1e-8, true);
         let t_coarsen = best(|| { coarsen(&lv, &extra, 1e-8); });
         let t_new = best(|| { ChromaSolver::new(&luma, params).unwrap(); });
         let mut s = ChromaSolver::new(&luma, params).unwrap();
         let terms = [hints.as_term()];
-        let t_asm = best(|| assemble_quad(&terms, quad, 1e-8, &mut s.levels[0].data, &mut s.rhs));
-        let t_prep = best(|| s.prepare_levels());
-        let t_rows = best(|| { let lv = &mut s.levels[0]; lv.relax_rows(0, true); lv.relax_rows(1, false); });
-        let t_cols = best(|| { let lv = &mut s.levels[0]; lv.relax_columns(0); lv.relax_columns(1); });
+        let t_asm = best(|| assemble_quad(&terms, quad, 1e-8, &mut s.levels[0].diag, &mut s.r));
+        let t_prep = best(|| { assemble_quad(&terms, quad, 1e-8, &mut s.levels[0].diag, &mut s.r); s.prepare_levels() });
+        let t_rows = best(|| { let lv = &mut s.levels[0]; lv.relax_segments(false); });
+        let t_cols = 0.0;
+        eprintln!("segments per level: {:?}", s.levels.iter().map(|l| (l.segments[0].len(), l.segments[1].len(), l.segments.iter().flatten().map(|g| (g.end - g.start) as usize).sum::<usize>())).collect::<Vec<_>>());
         let t_point = best(|| { let lv = &mut s.levels[0]; lv.relax(1, false); lv.relax(0, false); });
         let t_res = best(|| s.levels[0].residual_red());
+        let t_restrict = best(|| { let f = &mut s.levels[0]; for ch in 0..2 { let [r0, r3] = &f.r_red[ch]; restrict(f.quad, &f.interp, [r0, r3], &mut f.scratch[ch]); } });
+        let t_split = best(|| { let (a, b) = s.levels.split_at_mut(1); let f = &a[0]; let c = &mut b[0]; for ch in 0..2 { split_coarse(f.quad, &f.scratch[ch], c.quad, &mut c.b[ch]); } });
+        let t_prolong = best(|| { let (a, b) = s.levels.split_at_mut(1); a[0].prolong(&b[0]); });
+        let t_memset = best(|| for x in &mut s.levels[0].x { x[1].fill(0.0); x[2].fill(0.0); });
+        let t_black = best(|| s.levels[0].relax(1, false));
+        let t_red0 = best(|| s.levels[0].relax(0, true));
+        let t_rib = best(|| s.levels[1].residual_into_b());
+        eprintln!("restrict {t_restrict:.2} split {t_split:.2} prolong {t_prolong:.2} memset {t_memset:.2} black {t_black:.2} red0 {t_red0:.2} l1 residual_into_b {t_rib:.2}");
         let t_cycle = best(|| Level::cycle(&mut s.levels, &s.coarsest, true));
         let t_coarse = best(|| Level::cycle(&mut s.levels[1..], &s.coarsest, true));
         let t_apply = best(|| { ChromaSolver::apply(&s.levels[0], &s.p, &mut s.q); });
         let t_axpy = best(|| for (x, p) in s.x.iter_mut().flatten().zip(s.p.iter().flatten()) { axpy(x, 0.5, p); });
         let t_solve = best(|| { s.solve(&terms, None).unwrap(); });
         eprintln!("aff {t_aff:.1} level0 {t_level:.1} coarsen0 {t_coarsen:.1} new {t_new:.1} | assemble {t_asm:.1} prepare {t_prep:.1} | rows {t_rows:.1} cols {t_cols:.1} point {t_point:.1} residual {t_res:.1} cycle {t_cycle:.1} (coarse part {t_coarse:.1}) apply {t_apply:.1} axpy {t_axpy:.1} | solve {t_solve:.1} its {}", s.last_stats().iterations);
+    }
+}
+#[cfg(test)]
+mod micro {
+    use super::*;
+    use std::time::Instant;
+    #[test]
+    fn micro_stencil() {
+        let (w, h) = (1280, 720);
+        let quad = Quad::new(w, h);
+        let luma = LumaImage { width: w, height: h, data: (0..w * h).map(|i| ((i * 7919) % 97) as f32 / 970.0).collect() };
+        let mut s = ChromaSolver::new(&luma, SolverParams::default()).unwrap();
+        let lv = &mut s.levels[0];
+        let (right, down) = (&lv.right, &lv.down);
+        let mut out = vec![0.0f32; quad.len()];
+        let x = &lv.x[0];
+        let b = &lv.b[0];
+        let inv = &lv.inv_diag;
+        let mut best = f64::INFINITY;
+        for _ in 0..20 {
+            let t = Instant::now();
+            for p in [1usize, 2] {
+                for yy in 0..quad.h2 {
+                    let st = Stencil::new(quad, right, down, p, yy);
+                    let base = quad.at(yy, 0) - 1;
+                    st.gather(&mut out[base..base + quad.stride], &b[p], Some(&inv[p]), &x[p ^ 1], &x[p ^ 2]);
+                }
+            }
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        eprintln!("gather: {:.2} ns per cell (single thread, one channel)", best * 1e9 / (w * h / 2) as f64);
+        let mut best = f64::INFINITY;
+        let (a, c) = (vec![1.0f32; quad.len() * 4], vec![2.0f32; quad.len() * 4]);
+        let mut o = vec![0.0f32; quad.len() * 4];
+        for _ in 0..20 {
+            let t = Instant::now();
+            for k in 0..o.len() { o[k] = a[k] * 0.5 + c[k] * o[k]; }
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        eprintln!("stream: {:.2} ns per element", best * 1e9 / o.len() as f64);
+    }
+}
+#[cfg(test)]
+mod micro2 {
+    use super::*;
+    use std::time::Instant;
+    #[test]
+    fn micro_exp() {
+        let xs: Vec<f32> = (0..1_000_000).map(|i| (i % 1000) as f32 * 0.01).collect();
+        let mut out = vec![0.0f32; xs.len()];
+        let mut best = f64::INFINITY;
+        for _ in 0..10 {
+            let t = Instant::now();
+            for (o, &x) in out.iter_mut().zip(&xs) { *o = exp_neg(x); }
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        let maxerr = xs.iter().zip(&out).map(|(&x, &o)| ((o - (-x).exp()) / (-x).exp()).abs()).fold(0.0f32, f32::max);
+        eprintln!("exp_neg: {:.2} ns each, max rel err {maxerr:e}", best * 1e9 / xs.len() as f64);
+        let mut best = f64::INFINITY;
+        for _ in 0..10 {
+            let t = Instant::now();
+            for (o, &x) in out.iter_mut().zip(&xs) { *o = (-x).exp(); }
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        eprintln!("libm exp: {:.2} ns each", best * 1e9 / xs.len() as f64);
     }
 }
