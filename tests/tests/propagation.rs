@@ -99,9 +99,21 @@ fn scene(dir: &Path) -> Scene {
 
 /// Creates a project for the film with `cli project new`, then edits its
 /// JSON with `edit`.
-fn project(dir: &Path, film: &Path, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+fn project(
+    dir: &Path,
+    film: &Path,
+    name: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> PathBuf {
     let path = dir.join(name);
-    ok(&cli(&["project", "new", s(film), "-o", s(&path), "--overwrite"]));
+    ok(&cli(&[
+        "project",
+        "new",
+        s(film),
+        "-o",
+        s(&path),
+        "--overwrite",
+    ]));
     let mut doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
     edit(&mut doc);
@@ -149,21 +161,35 @@ fn one_keyframe_of_true_colour_colours_the_shot() {
     let key = sc.key_png.clone();
     let p = project(d, &sc.film, "p.json", |doc| {
         plain(doc);
-        doc["keyframes"] = json!([{ "frame": 0, "reference": { "kind": "image", "path": s(&key) } }]);
+        doc["keyframes"] =
+            json!([{ "frame": 0, "reference": { "kind": "image", "path": s(&key) } }]);
     });
     let out = d.join("out.mkv");
-    ok(&cli(&["render", s(&sc.film), "--project", s(&p), "-o", s(&out)]));
+    ok(&cli(&[
+        "render",
+        s(&sc.film),
+        "--project",
+        s(&p),
+        "-o",
+        s(&out),
+    ]));
     assert_luma_identical(&sc.film, &out);
     let (got, truth) = (chroma(&out), chroma(&sc.truth));
     assert_eq!(got.len(), FRAMES as usize);
     // Colour chroma in this scene is about 0.1 to 0.25 from neutral; gray
     // output would be off by that much everywhere.
-    let gray = error(&ChromaField::neutral(W as usize, H as usize), &truth[FRAMES as usize - 1]);
+    let gray = error(
+        &ChromaField::neutral(W as usize, H as usize),
+        &truth[FRAMES as usize - 1],
+    );
     let errors: Vec<f32> = got.iter().zip(&truth).map(|(g, tr)| error(g, tr)).collect();
     eprintln!("forward errors {errors:?}");
     for (t, (g, tr)) in got.iter().zip(&truth).enumerate() {
         let e = error(g, tr);
-        assert!(e < 0.01 && e < 0.1 * gray, "frame {t}: mean chroma error {e:.4} (gray would be {gray:.4})");
+        assert!(
+            e < 0.01 && e < 0.1 * gray,
+            "frame {t}: mean chroma error {e:.4} (gray would be {gray:.4})"
+        );
     }
 }
 
@@ -176,10 +202,18 @@ fn a_later_keyframe_colours_backward() {
     let key = d.join("frames").join(format!("f{last:03}.png"));
     let p = project(d, &sc.film, "p.json", |doc| {
         plain(doc);
-        doc["keyframes"] = json!([{ "frame": last, "reference": { "kind": "image", "path": s(&key) } }]);
+        doc["keyframes"] =
+            json!([{ "frame": last, "reference": { "kind": "image", "path": s(&key) } }]);
     });
     let out = d.join("out.mkv");
-    ok(&cli(&["render", s(&sc.film), "--project", s(&p), "-o", s(&out)]));
+    ok(&cli(&[
+        "render",
+        s(&sc.film),
+        "--project",
+        s(&p),
+        "-o",
+        s(&out),
+    ]));
     let (got, truth) = (chroma(&out), chroma(&sc.truth));
     let errors: Vec<f32> = got.iter().zip(&truth).map(|(g, tr)| error(g, tr)).collect();
     eprintln!("forward errors {errors:?}");
@@ -219,9 +253,7 @@ fn painted_strokes_alone_colour_the_regions() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
     let sc = scene(d);
-    let stroke = |pts: serde_json::Value, color: &str| {
-        json!({ "points": pts, "color": color, "size": 5.0, "canvas": [W, H] })
-    };
+    let stroke = |pts: serde_json::Value, color: &str| json!({ "points": pts, "color": color, "size": 5.0, "canvas": [W, H] });
     let p = project(d, &sc.film, "p.json", |doc| {
         plain(doc);
         doc["keyframes"] = json!([{
@@ -234,7 +266,14 @@ fn painted_strokes_alone_colour_the_regions() {
         }]);
     });
     let out = d.join("out.mkv");
-    ok(&cli(&["render", s(&sc.film), "--project", s(&p), "-o", s(&out)]));
+    ok(&cli(&[
+        "render",
+        s(&sc.film),
+        "--project",
+        s(&p),
+        "-o",
+        s(&out),
+    ]));
     assert_luma_identical(&sc.film, &out);
     let got = chroma(&out);
     let truth = chroma(&sc.truth);
@@ -244,7 +283,10 @@ fn painted_strokes_alone_colour_the_regions() {
         let e = error(&got[t], &truth[t]);
         let gray = error(&ChromaField::neutral(W as usize, H as usize), &truth[t]);
         eprintln!("strokes: frame {t}: error {e:.4}, gray {gray:.4}");
-        assert!(e < 0.1 * gray, "frame {t}: error {e:.4} is not well below gray's {gray:.4}");
+        assert!(
+            e < 0.1 * gray,
+            "frame {t}: error {e:.4} is not well below gray's {gray:.4}"
+        );
     }
 }
 
@@ -255,7 +297,15 @@ fn bad_projects_get_clear_errors() {
     let sc = scene(d);
     let out = d.join("out.mkv");
     let render = |p: &Path, film: &Path| {
-        cli(&["render", s(film), "--project", s(p), "-o", s(&out), "--overwrite"])
+        cli(&[
+            "render",
+            s(film),
+            "--project",
+            s(p),
+            "-o",
+            s(&out),
+            "--overwrite",
+        ])
     };
 
     // A keyframe outside the film.
@@ -266,7 +316,10 @@ fn bad_projects_get_clear_errors() {
     let o = render(&p, &sc.film);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let e = stderr(&o);
-    assert!(e.contains("outside.json") && e.contains("500") && e.contains("outside the film"), "{e}");
+    assert!(
+        e.contains("outside.json") && e.contains("500") && e.contains("outside the film"),
+        "{e}"
+    );
 
     // Strokes painted on a frame of another size.
     let p = project(d, &sc.film, "size.json", |doc| {
@@ -278,13 +331,25 @@ fn bad_projects_get_clear_errors() {
     let o = render(&p, &sc.film);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let e = stderr(&o);
-    assert!(e.contains("1920x1080") && e.contains(&format!("{W}x{H}")), "{e}");
+    assert!(
+        e.contains("1920x1080") && e.contains(&format!("{W}x{H}")),
+        "{e}"
+    );
 
     // Another film than the project's.
     let other = d.join("other.mkv");
     ffmpeg(&[
-        "-f", "lavfi", "-i", &format!("testsrc2=size={W}x{H}:rate=24"), "-frames:v", "16",
-        "-pix_fmt", "gray", "-c:v", "ffv1", s(&other),
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc2=size={W}x{H}:rate=24"),
+        "-frames:v",
+        "16",
+        "-pix_fmt",
+        "gray",
+        "-c:v",
+        "ffv1",
+        s(&other),
     ]);
     let p = project(d, &sc.film, "good.json", plain);
     let o = render(&p, &other);
@@ -302,7 +367,12 @@ fn bad_projects_get_clear_errors() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("not there"), "{}", stderr(&o));
     let o = cli(&["project", "relink", s(&p), s(&other)]);
-    assert_eq!(o.status.code(), Some(3), "a different film is not accepted: {}", stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "a different film is not accepted: {}",
+        stderr(&o)
+    );
     ok(&cli(&["project", "relink", s(&p), s(&sc.film)]));
     ok(&cli(&["project", "check", s(&p)]));
     ok(&render(&p, &sc.film));
@@ -345,17 +415,39 @@ fn shots_live_in_the_project_and_export_as_an_edl() {
          002  AX       V     C        00:00:00:06 00:00:00:16 01:00:00:06 01:00:00:16\n",
     )
     .expect("write edl");
-    ok(&cli(&["shots", s(&sc.film), "--import", s(&edl), "--project", s(&p)]));
+    ok(&cli(&[
+        "shots",
+        s(&sc.film),
+        "--import",
+        s(&edl),
+        "--project",
+        s(&p),
+    ]));
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&p).expect("read")).expect("json");
     assert_eq!(doc["shots"][0]["end"], 5, "{doc}");
     assert_eq!(doc["shots"][1]["start"], 6, "{doc}");
     let back = d.join("back.edl");
-    ok(&cli(&["shots", s(&sc.film), "--project", s(&p), "--from-project", "--edl", s(&back)]));
+    ok(&cli(&[
+        "shots",
+        s(&sc.film),
+        "--project",
+        s(&p),
+        "--from-project",
+        "--edl",
+        s(&back),
+    ]));
     let text = std::fs::read_to_string(&back).expect("edl written");
     assert!(text.contains("00:00:00:06 00:00:00:16"), "{text}");
     // A render across the cut: the stabiliser and propagation restart there.
     let out = d.join("out.mkv");
-    ok(&cli(&["render", s(&sc.film), "--project", s(&p), "-o", s(&out)]));
+    ok(&cli(&[
+        "render",
+        s(&sc.film),
+        "--project",
+        s(&p),
+        "-o",
+        s(&out),
+    ]));
     assert_luma_identical(&sc.film, &out);
 }

@@ -32,7 +32,14 @@ fn propagation_strip_of_a_shared_clip() {
     let o = Command::new(cli_path())
         .args(["eval"])
         .arg(&clip)
-        .args(["--keyframes-from-gt", "0", "--frames", "0-49", "--cpu", "--strip"])
+        .args([
+            "--keyframes-from-gt",
+            "0",
+            "--frames",
+            "0-49",
+            "--cpu",
+            "--strip",
+        ])
         .arg(&strip)
         .arg("--json")
         .arg(&json)

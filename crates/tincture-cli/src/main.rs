@@ -369,7 +369,12 @@ fn render_cmd(args: RenderArgs) -> Result<u8, Failure> {
         (Some(path), _) => Some(Box::new(tincture_engine::reference::reference_colorizer(
             path, matrix,
         )?)),
-        (None, Some(p)) => Some(Box::new(project_colorizer(p, &input, accept_changed, &model)?)),
+        (None, Some(p)) => Some(Box::new(project_colorizer(
+            p,
+            &input,
+            accept_changed,
+            &model,
+        )?)),
         (None, None) if passthrough => None,
         (None, None) => Some(Box::new(start_worker(&model)?)),
     };

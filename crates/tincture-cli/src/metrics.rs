@@ -17,10 +17,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use tincture_core::colorize::Colorizer;
 use tincture_core::compose::{OutputLayout, chroma_field_of, compose_frame, frame_to_rgb8};
-use tincture_core::look::Look;
-use tincture_core::motion::Confident;
 use tincture_core::flow::FlowParams;
 use tincture_core::frame::{ChromaField, Frame, LumaImage, RgbImage, Subsampling};
+use tincture_core::look::Look;
+use tincture_core::motion::Confident;
 use tincture_core::transfer::{ReferenceColorizer, TransferSettings};
 use tincture_core::video_metrics::{
     LumaFlow, MetricsReport, MetricsStream, SeriesSummary, StreamOptions, lab_means,
@@ -627,17 +627,16 @@ pub fn eval_cmd(args: &EvalVideoArgs) -> Result<u8, Failure> {
     let needs_model = !args.transfer && !args.no_prior;
     let open_model = || -> Result<NeuralColorizer, Failure> {
         let c = open_colorizer(&args.model.choice())?;
-        eprintln!(
-            "model `{}` on {}",
-            c.model().name(),
-            c.model().provider()
-        );
+        eprintln!("model `{}` on {}", c.model().name(), c.model().provider());
         Ok(c)
     };
     let mut engine = if args.transfer {
         eprintln!(
             "colouring by reference transfer from keyframes {}",
-            keys.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+            keys.iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         keyframe_engine(gt, &keys, count)?
     } else {
@@ -647,7 +646,9 @@ pub fn eval_cmd(args: &EvalVideoArgs) -> Result<u8, Failure> {
             None
         };
         let film = film_engine(args, count, &keys, prior)?;
-        let strength = args.stabilise.unwrap_or(if keys.is_empty() { 0.0 } else { 0.6 });
+        let strength = args
+            .stabilise
+            .unwrap_or(if keys.is_empty() { 0.0 } else { 0.6 });
         let what = match (keys.is_empty(), needs_model) {
             (true, _) => "the model frame by frame".to_owned(),
             (false, true) => "propagation with the model's prior".to_owned(),
@@ -686,10 +687,12 @@ pub fn eval_cmd(args: &EvalVideoArgs) -> Result<u8, Failure> {
         if let Some(model) = strip_model.as_mut()
             && (index - range.0) % args.strip_every.max(1) == 0
         {
-            let auto = model.colorize(&luma, index, f.frame.matrix).map_err(|e| Failure {
-                code: 6,
-                message: format!("{}: frame {index}: the model failed: {e}", gt.display()),
-            })?;
+            let auto = model
+                .colorize(&luma, index, f.frame.matrix)
+                .map_err(|e| Failure {
+                    code: 6,
+                    message: format!("{}: frame {index}: the model failed: {e}", gt.display()),
+                })?;
             let gray = gray_rgb(&f.frame);
             let auto_rgb = rgb8(&with_chroma(&f.frame, &auto));
             strip.push(StripColumn {

@@ -351,9 +351,15 @@ pub fn write_strip(out: &Path, columns: &[StripColumn], title: &str) -> Result<(
     let mut canvas = image::RgbImage::from_pixel(w, h, image::Rgb([255, 255, 255]));
     for (c, col) in columns.iter().enumerate() {
         for (r, pic) in col.rows.iter().enumerate() {
-            let src = image::RgbImage::from_raw(pic.width as u32, pic.height as u32, pic.data.clone())
-                .ok_or_else(|| fail("a frame's buffer does not match its size".into()))?;
-            let thumb = image::imageops::resize(&src, STRIP_THUMB, th, image::imageops::FilterType::Triangle);
+            let src =
+                image::RgbImage::from_raw(pic.width as u32, pic.height as u32, pic.data.clone())
+                    .ok_or_else(|| fail("a frame's buffer does not match its size".into()))?;
+            let thumb = image::imageops::resize(
+                &src,
+                STRIP_THUMB,
+                th,
+                image::imageops::FilterType::Triangle,
+            );
             let x = STRIP_CAPTION + c as u32 * (STRIP_THUMB + gap);
             let y = STRIP_HEADER + r as u32 * (th + gap);
             image::imageops::replace(&mut canvas, &thumb, i64::from(x), i64::from(y));

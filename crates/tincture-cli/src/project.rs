@@ -146,7 +146,11 @@ pub fn project_cmd(command: &ProjectCommand) -> Result<u8, Failure> {
             p.source.size = fresh.source.size;
             p.source.frame_count = fresh.source.frame_count;
             p.save(project).map_err(output)?;
-            eprintln!("{} now points at {}", project.display(), p.source.path.display());
+            eprintln!(
+                "{} now points at {}",
+                project.display(),
+                p.source.path.display()
+            );
             Ok(0)
         }
     }

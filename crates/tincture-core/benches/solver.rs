@@ -38,7 +38,11 @@ impl Rng {
 fn scene(w: usize, h: usize) -> LumaImage {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let (wf, hf) = (w as f32, h as f32);
-    let discs = [(0.25, 0.3, 0.12, 0.85), (0.7, 0.6, 0.18, 0.2), (0.45, 0.75, 0.08, 0.65)];
+    let discs = [
+        (0.25, 0.3, 0.12, 0.85),
+        (0.7, 0.6, 0.18, 0.2),
+        (0.45, 0.75, 0.08, 0.65),
+    ];
     let rects = [(0.05, 0.55, 0.3, 0.95, 0.35), (0.6, 0.05, 0.95, 0.35, 0.7)];
     let mut data = Vec::with_capacity(w * h);
     for y in 0..h {
@@ -64,7 +68,11 @@ fn scene(w: usize, h: usize) -> LumaImage {
             data.push(l);
         }
     }
-    LumaImage { width: w, height: h, data }
+    LumaImage {
+        width: w,
+        height: h,
+        data,
+    }
 }
 
 /// Row-major buffers for one data term.
@@ -76,7 +84,11 @@ struct Term {
 
 impl Term {
     fn as_term(&self) -> DataTerm<'_> {
-        DataTerm { cb: &self.cb, cr: &self.cr, weight: &self.weight }
+        DataTerm {
+            cb: &self.cb,
+            cr: &self.cr,
+            weight: &self.weight,
+        }
     }
 }
 
@@ -84,7 +96,11 @@ impl Term {
 fn hints(w: usize, h: usize, count: usize) -> Term {
     let mut rng = Rng(0x1234_5678_9abc_def1);
     let n = w * h;
-    let mut t = Term { cb: vec![0.0; n], cr: vec![0.0; n], weight: vec![0.0; n] };
+    let mut t = Term {
+        cb: vec![0.0; n],
+        cr: vec![0.0; n],
+        weight: vec![0.0; n],
+    };
     let cols = 6;
     let rows = count.div_ceil(cols);
     for k in 0..count {
@@ -106,7 +122,11 @@ fn hints(w: usize, h: usize, count: usize) -> Term {
 /// A smooth, luma-dependent prior of confidence 0.05 everywhere.
 fn prior(luma: &LumaImage) -> Term {
     let (w, h) = (luma.width, luma.height);
-    let mut t = Term { cb: vec![0.0; w * h], cr: vec![0.0; w * h], weight: vec![0.05; w * h] };
+    let mut t = Term {
+        cb: vec![0.0; w * h],
+        cr: vec![0.0; w * h],
+        weight: vec![0.05; w * h],
+    };
     for y in 0..h {
         for x in 0..w {
             let i = y * w + x;
@@ -130,7 +150,11 @@ fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (f64, T) {
 }
 
 fn max_diff(a: &ChromaField, b: &ChromaField) -> f32 {
-    a.cb.iter().zip(&b.cb).chain(a.cr.iter().zip(&b.cr)).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.cb.iter()
+        .zip(&b.cb)
+        .chain(a.cr.iter().zip(&b.cr))
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 struct Case {
@@ -145,15 +169,35 @@ fn max_rel_res(q: &SolutionQuality) -> f64 {
 fn run(w: usize, h: usize, with_baseline: bool) -> bool {
     let luma = scene(w, h);
     let cases = [
-        Case { name: "hints only (30)", terms: vec![hints(w, h, 30)] },
-        Case { name: "prior 0.05 + hints", terms: vec![prior(&luma), hints(w, h, 30)] },
+        Case {
+            name: "hints only (30)",
+            terms: vec![hints(w, h, 30)],
+        },
+        Case {
+            name: "prior 0.05 + hints",
+            terms: vec![prior(&luma), hints(w, h, 30)],
+        },
     ];
     let params = SolverParams::default();
     let mut all_met = true;
-    println!("\n{w}x{h}, both channels, {} threads", rayon::current_num_threads());
+    println!(
+        "\n{w}x{h}, both channels, {} threads",
+        rayon::current_num_threads()
+    );
     println!(
         "{:<19} {:>8} {:>5} {:>8} {:>13} {:>8} | {:>8} {:>5} {:>8} {:>13} {:>8} | {:>5}",
-        "case", "ours ms", "its", "rel.res", "energy", "err", "CG ms", "its", "rel.res", "energy", "err", "ratio"
+        "case",
+        "ours ms",
+        "its",
+        "rel.res",
+        "energy",
+        "err",
+        "CG ms",
+        "its",
+        "rel.res",
+        "energy",
+        "err",
+        "ratio"
     );
     let mut notes = Vec::new();
     for case in &cases {
@@ -163,12 +207,22 @@ fn run(w: usize, h: usize, with_baseline: bool) -> bool {
             let out = solver.solve(&terms, None).expect("sizes match");
             (out, solver.last_stats())
         });
-        let (new_ms, mut solver) = best_of(5, || ChromaSolver::new(&luma, params).expect("sizes match"));
+        let (new_ms, mut solver) =
+            best_of(5, || ChromaSolver::new(&luma, params).expect("sizes match"));
         let (solve_ms, _) = best_of(5, || solver.solve(&terms, None).expect("sizes match"));
-        notes.push(format!("{}: construction {new_ms:.1} ms + solve {solve_ms:.1} ms", case.name));
+        notes.push(format!(
+            "{}: construction {new_ms:.1} ms + solve {solve_ms:.1} ms",
+            case.name
+        ));
         // The exact answer, to show how far each solver's stopping point is from it.
-        let tight = SolverParams { tolerance: 1e-7, max_iterations: 500, ..params };
-        let reference = ChromaSolver::new(&luma, tight).and_then(|mut s| s.solve(&terms, None)).expect("sizes match");
+        let tight = SolverParams {
+            tolerance: 1e-7,
+            max_iterations: 500,
+            ..params
+        };
+        let reference = ChromaSolver::new(&luma, tight)
+            .and_then(|mut s| s.solve(&terms, None))
+            .expect("sizes match");
         let q = measure_solution(&luma, &terms, params, &ours).expect("sizes match");
         all_met &= ms <= TARGET_MS || !with_baseline;
         if !with_baseline {
@@ -186,9 +240,14 @@ fn run(w: usize, h: usize, with_baseline: bool) -> bool {
         // The baseline stops on its own recurrence residual; ask for the
         // residual we reached.
         let target = stats.relative_residual[0].max(stats.relative_residual[1]);
-        let base_params = SolverParams { tolerance: target, max_iterations: 100_000, ..params };
+        let base_params = SolverParams {
+            tolerance: target,
+            max_iterations: 100_000,
+            ..params
+        };
         let t = Instant::now();
-        let (base, base_stats) = solve_cg_baseline(&luma, &terms, base_params).expect("sizes match");
+        let (base, base_stats) =
+            solve_cg_baseline(&luma, &terms, base_params).expect("sizes match");
         let base_ms = t.elapsed().as_secs_f64() * 1e3;
         let bq = measure_solution(&luma, &terms, params, &base).expect("sizes match");
         println!(
@@ -220,8 +279,12 @@ fn main() {
         println!("skip: the solver bench runs under `cargo bench -p tincture-core --bench solver`");
         return;
     }
-    println!("chroma solver: multigrid-preconditioned CG (ours) vs Jacobi-PCG (baseline), same system");
-    println!("ours ms = best of 5 after a warm-up, construction + solve; CG solved to the residual ours reached");
+    println!(
+        "chroma solver: multigrid-preconditioned CG (ours) vs Jacobi-PCG (baseline), same system"
+    );
+    println!(
+        "ours ms = best of 5 after a warm-up, construction + solve; CG solved to the residual ours reached"
+    );
     println!("rel.res = max over Cb, Cr of |b - Ax| / |b| in f64; energy up to a constant;");
     println!("err = max |chroma - exact| over both channels (exact: ours at tolerance 1e-7)");
     let met = run(1280, 720, true);

@@ -84,7 +84,11 @@ impl Look {
         let mut g = self.saturation;
         if self.shadows.enabled {
             let half = self.shadows.width * 0.5;
-            g *= smoothstep(self.shadows.threshold - half, self.shadows.threshold + half, y);
+            g *= smoothstep(
+                self.shadows.threshold - half,
+                self.shadows.threshold + half,
+                y,
+            );
         }
         if self.highlights.enabled {
             let half = self.highlights.width * 0.5;
@@ -206,7 +210,11 @@ mod tests {
         };
         look.apply(&luma, &mut c).expect("same size");
         assert!((c.cb[0] - 0.05).abs() < 1e-6 && (c.cr[0] + 0.1).abs() < 1e-6);
-        assert_eq!((c.cb[1], c.cr[1]), (0.0, 0.0), "near-black pixel keeps chroma");
+        assert_eq!(
+            (c.cb[1], c.cr[1]),
+            (0.0, 0.0),
+            "near-black pixel keeps chroma"
+        );
         assert!(
             Look {
                 saturation: 5.0,

@@ -126,9 +126,21 @@ pub fn match_weights(
     params: CarryParams,
 ) -> Result<Vec<f32>> {
     let (w, h) = (luma.width, luma.height);
-    check_size("the previous frame", (prev_luma.width, prev_luma.height), (w, h))?;
-    check_size("the flow to the previous frame", (to_prev.width, to_prev.height), (w, h))?;
-    check_size("the flow from the previous frame", (from_prev.width, from_prev.height), (w, h))?;
+    check_size(
+        "the previous frame",
+        (prev_luma.width, prev_luma.height),
+        (w, h),
+    )?;
+    check_size(
+        "the flow to the previous frame",
+        (to_prev.width, to_prev.height),
+        (w, h),
+    )?;
+    check_size(
+        "the flow from the previous frame",
+        (from_prev.width, from_prev.height),
+        (w, h),
+    )?;
     let (xmax, ymax) = ((w - 1) as f32, (h - 1) as f32);
     let inv = 1.0 / (2.0 * params.luma_sigma * params.luma_sigma);
     // Old film flickers in exposure: compare luma after taking out the
@@ -172,7 +184,11 @@ pub fn carry(
     params: CarryParams,
 ) -> Result<Confident> {
     let (w, h) = (prev.chroma.width, prev.chroma.height);
-    check_size("the flow to the previous frame", (to_prev.width, to_prev.height), (w, h))?;
+    check_size(
+        "the flow to the previous frame",
+        (to_prev.width, to_prev.height),
+        (w, h),
+    )?;
     if weights.len() != w * h || prev.confidence.len() != w * h {
         return Err(Error::SizeMismatch {
             what: "carry: weights or confidence do not hold one value per pixel".into(),
@@ -195,8 +211,8 @@ pub fn carry(
                     // Confidence is bounded by this step's match, not multiplied
                     // by it: a long, well-tracked run must not lose its colour
                     // to grain that makes every match a little short of perfect.
-                    c_row[x] = (bilinear(&prev.confidence, w, h, qx, qy) * params.decay)
-                        .min(weights[i]);
+                    c_row[x] =
+                        (bilinear(&prev.confidence, w, h, qx, qy) * params.decay).min(weights[i]);
                 }
             }
         });
@@ -239,13 +255,14 @@ mod tests {
         let mut from_prev = FlowField::zero(w, h);
         from_prev.u.iter_mut().for_each(|u| *u = 2.0);
         let params = CarryParams::default();
-        let weights = match_weights(&luma, &prev_luma, &to_prev, &from_prev, params).expect("sizes");
+        let weights =
+            match_weights(&luma, &prev_luma, &to_prev, &from_prev, params).expect("sizes");
         let mut chroma = ChromaField::neutral(w, h);
         for (i, cb) in chroma.cb.iter_mut().enumerate() {
             *cb = (i % w) as f32 / 100.0;
         }
-        let moved = carry(&Confident::uniform(chroma, 1.0), &to_prev, &weights, params)
-            .expect("sizes");
+        let moved =
+            carry(&Confident::uniform(chroma, 1.0), &to_prev, &weights, params).expect("sizes");
         for y in 0..h {
             // Columns 0 and 1 came from outside the frame.
             assert_eq!(moved.confidence[y * w], 0.0);
@@ -253,7 +270,10 @@ mod tests {
             for x in 2..w {
                 let i = y * w + x;
                 assert!((moved.chroma.cb[i] - (x - 2) as f32 / 100.0).abs() < 1e-5);
-                assert!((moved.confidence[i] - params.decay).abs() < 1e-4, "({x},{y})");
+                assert!(
+                    (moved.confidence[i] - params.decay).abs() < 1e-4,
+                    "({x},{y})"
+                );
             }
         }
     }
@@ -269,7 +289,10 @@ mod tests {
         let ok = match_weights(&luma, &luma, &zero, &zero, p).expect("sizes");
         assert!(ok.iter().all(|&c| (c - 1.0).abs() < 1e-6));
         let bad = match_weights(&luma, &luma, &zero, &wrong, p).expect("sizes");
-        assert!(bad.iter().all(|&c| c == 0.0), "forward-backward disagreement must be distrusted");
+        assert!(
+            bad.iter().all(|&c| c == 0.0),
+            "forward-backward disagreement must be distrusted"
+        );
         // A different picture is distrusted; the same picture brighter (exposure
         // flicker) is not.
         let other = ramp(w, h, 5.0);

@@ -96,7 +96,11 @@ fn flows(a: &LumaImage, b: &LumaImage, params: &FlowParams) -> (FlowField, FlowF
 
 /// Re-fits carried colour to this frame's luma edges and fills what could
 /// not be carried; returns it with the confidence propagation goes on with.
-fn refine(solver: &mut ChromaSolver, carried: &Confident, params: &PropagationParams) -> Result<Confident> {
+fn refine(
+    solver: &mut ChromaSolver,
+    carried: &Confident,
+    params: &PropagationParams,
+) -> Result<Confident> {
     let weights: Vec<f32> = carried
         .confidence
         .iter()
@@ -345,11 +349,12 @@ impl Propagator {
                 ),
             }
         };
-        let flows_prev = pair.as_ref().map(|(_, (to_prev, from_prev))| FlowsToPrevious {
-            to_prev,
-            from_prev,
-        });
-        let out = self.stabiliser.push(luma, chroma, flows_prev, key.is_some())?;
+        let flows_prev = pair
+            .as_ref()
+            .map(|(_, (to_prev, from_prev))| FlowsToPrevious { to_prev, from_prev });
+        let out = self
+            .stabiliser
+            .push(luma, chroma, flows_prev, key.is_some())?;
         self.previous = Some(luma.clone());
         Ok(out)
     }
@@ -395,7 +400,11 @@ pub fn propagate_shot(
 ///
 /// # Errors
 /// Sizes that differ.
-pub fn solve_key(luma: &LumaImage, terms: &[DataTerm<'_>], params: SolverParams) -> Result<ChromaField> {
+pub fn solve_key(
+    luma: &LumaImage,
+    terms: &[DataTerm<'_>],
+    params: SolverParams,
+) -> Result<ChromaField> {
     ChromaSolver::new(luma, params)?.solve(terms, None)
 }
 
@@ -509,8 +518,14 @@ mod tests {
         assert!(propagate_shot(&lumas, &[key(5, w, h)], &p, &mut none, &mut sink).is_err());
         assert!(propagate_shot(&lumas, &[key(1, 16, 16)], &p, &mut none, &mut sink).is_err());
         assert!(
-            propagate_shot(&lumas, &[key(2, w, h), key(1, w, h)], &p, &mut none, &mut sink)
-                .is_err()
+            propagate_shot(
+                &lumas,
+                &[key(2, w, h), key(1, w, h)],
+                &p,
+                &mut none,
+                &mut sink
+            )
+            .is_err()
         );
     }
 }

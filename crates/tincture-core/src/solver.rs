@@ -148,7 +148,6 @@ pub struct SolutionQuality {
     pub energy: f64,
 }
 
-
 /// Cells on the coarsest grid, solved directly.
 const COARSEST_CELLS: usize = 64;
 /// How much more than their series conductance two-step paths may take when
@@ -201,7 +200,13 @@ struct Quad {
 impl Quad {
     fn new(width: usize, height: usize) -> Self {
         let (w2, h2) = (width.div_ceil(2), height.div_ceil(2));
-        Self { width, height, w2, h2, stride: w2 + 2 }
+        Self {
+            width,
+            height,
+            w2,
+            h2,
+            stride: w2 + 2,
+        }
     }
 
     fn cells(&self) -> usize {
@@ -252,7 +257,11 @@ fn rows<const N: usize>(
 ) -> [f64; 2] {
     let s = quad.stride;
     let data = arrays.map(|a| &mut a[s..(quad.h2 + 1) * s]);
-    let min_rows = if quad.parallel() { (CELLS_PER_TASK / s).max(1) } else { usize::MAX };
+    let min_rows = if quad.parallel() {
+        (CELLS_PER_TASK / s).max(1)
+    } else {
+        usize::MAX
+    };
     rows_from(s, 0, quad.h2, data, &f, min_rows)
 }
 
@@ -279,7 +288,9 @@ fn rows_from<const N: usize>(
     }
     let mut sum = [0.0; 2];
     for r in 0..count {
-        let row = arrays.each_mut().map(|a| &mut a[r * stride..(r + 1) * stride]);
+        let row = arrays
+            .each_mut()
+            .map(|a| &mut a[r * stride..(r + 1) * stride]);
         let s = f(first + r, row);
         sum = [sum[0] + s[0], sum[1] + s[1]];
     }
@@ -331,7 +342,12 @@ impl<'a> Stencil<'a> {
     /// Left, right, upper and lower neighbours in the partner arrays `h` (`p ^ 1`) and `v` (`p ^ 2`).
     fn around<'b>(&self, h: &'b [f32], v: &'b [f32]) -> [&'b [f32]; 4] {
         let n = self.n;
-        [&h[self.hb..][..n], &h[self.hb + 1..][..n], &v[self.vb..][..n], &v[self.vb + self.stride..][..n]]
+        [
+            &h[self.hb..][..n],
+            &h[self.hb + 1..][..n],
+            &v[self.vb..][..n],
+            &v[self.vb + self.stride..][..n],
+        ]
     }
 
     /// `out = rhs + Σ w x_nb`, then times `scale` if given.
@@ -344,7 +360,8 @@ impl<'a> Stencil<'a> {
             Some(scale) => {
                 let scale = self.own(scale);
                 for k in 0..n {
-                    out[k] = (rhs[k] + wl[k] * l[k] + wr[k] * r[k] + wu[k] * u[k] + wd[k] * d[k]) * scale[k];
+                    out[k] = (rhs[k] + wl[k] * l[k] + wr[k] * r[k] + wu[k] * u[k] + wd[k] * d[k])
+                        * scale[k];
                 }
             }
             None => {
@@ -358,7 +375,15 @@ impl<'a> Stencil<'a> {
     /// `out = rhs − diag x + Σ w x_nb` (a residual), or with `rhs` `None`,
     /// `out = diag x − Σ w x_nb` (the matrix times `x`, and then it returns
     /// `Σ out · x`; a residual returns 0).
-    fn apply(&self, out: &mut [f32], rhs: Option<&[f32]>, diag: &[f32], x: &[f32], h: &[f32], v: &[f32]) -> f64 {
+    fn apply(
+        &self,
+        out: &mut [f32],
+        rhs: Option<&[f32]>,
+        diag: &[f32],
+        x: &[f32],
+        h: &[f32],
+        v: &[f32],
+    ) -> f64 {
         let n = self.n;
         let [l, r, u, d] = self.around(h, v);
         let (out, diag, x) = (&mut out[1..1 + n], self.own(diag), self.own(x));
@@ -367,13 +392,15 @@ impl<'a> Stencil<'a> {
             Some(rhs) => {
                 let rhs = self.own(rhs);
                 for k in 0..n {
-                    out[k] = rhs[k] - diag[k] * x[k] + (wl[k] * l[k] + wr[k] * r[k] + wu[k] * u[k] + wd[k] * d[k]);
+                    out[k] = rhs[k] - diag[k] * x[k]
+                        + (wl[k] * l[k] + wr[k] * r[k] + wu[k] * u[k] + wd[k] * d[k]);
                 }
                 0.0
             }
             None => {
                 for k in 0..n {
-                    out[k] = diag[k] * x[k] - (wl[k] * l[k] + wr[k] * r[k] + wu[k] * u[k] + wd[k] * d[k]);
+                    out[k] = diag[k] * x[k]
+                        - (wl[k] * l[k] + wr[k] * r[k] + wu[k] * u[k] + wd[k] * d[k]);
                 }
                 dot(out, x)
             }
@@ -406,7 +433,11 @@ fn to_quad(quad: Quad, src: &[f32], dst: &mut Phases) {
             let y = 2 * yy + py;
             for xx in 0..quad.w2 {
                 let x = 2 * xx + px;
-                row[1 + xx] = if y < quad.height && x < w { src[y * w + x] } else { 0.0 };
+                row[1 + xx] = if y < quad.height && x < w {
+                    src[y * w + x]
+                } else {
+                    0.0
+                };
             }
             [0.0; 2]
         });
@@ -456,7 +487,11 @@ fn thin_segments(quad: Quad, right: &Phases, down: &Phases) -> [Vec<Segment>; 2]
     let (mut thin_h, mut thin_v) = (vec![false; w], vec![false; w]);
     let close = |out: &mut Vec<Segment>, line: usize, start: u32, end: usize| {
         if end - start as usize >= 2 {
-            out.push(Segment { line: line as u32, start, end: end as u32 });
+            out.push(Segment {
+                line: line as u32,
+                start,
+                end: end as u32,
+            });
         }
     };
     for y in 0..h {
@@ -571,7 +606,14 @@ impl Level {
             });
         }
         let inv_nominal = [0, 1, 2, 3].map(|p| {
-            if p == 1 || p == 2 { fixed_diag[p].par_iter().map(|&d| 1.0 / (d + epsilon)).collect() } else { Vec::new() }
+            if p == 1 || p == 2 {
+                fixed_diag[p]
+                    .par_iter()
+                    .map(|&d| 1.0 / (d + epsilon))
+                    .collect()
+            } else {
+                Vec::new()
+            }
         });
         let z = || vec![0.0; quad.len()];
         let segments = thin_segments(quad, &right, &down);
@@ -589,7 +631,11 @@ impl Level {
             segment_scratch: vec![[0.0; 4]; quad.width.max(quad.height)],
             b: field(quad),
             x: field(quad),
-            saved: if finest { Default::default() } else { field(quad) },
+            saved: if finest {
+                Default::default()
+            } else {
+                field(quad)
+            },
             r_red: [[z(), z()], [z(), z()]],
             scratch: [z(), z()],
         }
@@ -599,7 +645,11 @@ impl Level {
     fn set_diagonal(&mut self) {
         let mut least_share = f32::INFINITY;
         for p in 0..4 {
-            let (d, inv, fixed) = (&mut self.diag[p], &mut self.inv_diag[p], &self.fixed_diag[p]);
+            let (d, inv, fixed) = (
+                &mut self.diag[p],
+                &mut self.inv_diag[p],
+                &self.fixed_diag[p],
+            );
             let share = d
                 .par_chunks_mut(CELLS_PER_TASK)
                 .zip(inv.par_chunks_mut(CELLS_PER_TASK))
@@ -659,7 +709,8 @@ impl Level {
                 let st = Stencil::new(quad, right, down, p, yy);
                 for (ch, (out, read)) in outs.into_iter().zip([&r0, &r1]).enumerate() {
                     if from_zero {
-                        let (o, bb, iv) = (&mut out[1..1 + st.n], st.own(&b[ch][p]), st.own(&inv[p]));
+                        let (o, bb, iv) =
+                            (&mut out[1..1 + st.n], st.own(&b[ch][p]), st.own(&inv[p]));
                         for k in 0..st.n {
                             o[k] = bb[k] * iv[k];
                         }
@@ -682,7 +733,14 @@ impl Level {
                 let st = Stencil::new(quad, right, down, p, yy);
                 for (ch, out) in outs.into_iter().enumerate() {
                     let xc = &x[ch];
-                    st.apply(out, Some(&b[ch][p]), &diag[p], &xc[p], &xc[p ^ 1], &xc[p ^ 2]);
+                    st.apply(
+                        out,
+                        Some(&b[ch][p]),
+                        &diag[p],
+                        &xc[p],
+                        &xc[p ^ 1],
+                        &xc[p ^ 2],
+                    );
                 }
             }
             [0.0; 2]
@@ -703,7 +761,9 @@ impl Level {
                     let [l, r, u, d] = st.around(&xc[p ^ 1], &xc[p ^ 2]);
                     let (o, dg, xs) = (&mut out[1..1 + n], st.own(&diag[p]), st.own(&xc[p]));
                     for k in 0..n {
-                        o[k] += st.wl[k] * l[k] + st.wr[k] * r[k] + st.wu[k] * u[k] + st.wd[k] * d[k] - dg[k] * xs[k];
+                        o[k] +=
+                            st.wl[k] * l[k] + st.wr[k] * r[k] + st.wu[k] * u[k] + st.wd[k] * d[k]
+                                - dg[k] * xs[k];
                     }
                 }
                 [0.0; 2]
@@ -748,7 +808,12 @@ impl Level {
             std::mem::swap(&mut coarse.x, &mut coarse.saved);
             Self::cycle(rest, coarsest, w_cycle);
             let coarse = &mut rest[0];
-            for (x, saved) in coarse.x.iter_mut().flatten().zip(coarse.saved.iter().flatten()) {
+            for (x, saved) in coarse
+                .x
+                .iter_mut()
+                .flatten()
+                .zip(coarse.saved.iter().flatten())
+            {
                 axpy(x, 1.0, saved);
             }
         }
@@ -780,7 +845,11 @@ impl Level {
         let quad = self.quad;
         let s = quad.stride;
         let cell = |t: usize| {
-            let (y, x) = if dir == 0 { (seg.line as usize, t) } else { (t, seg.line as usize) };
+            let (y, x) = if dir == 0 {
+                (seg.line as usize, t)
+            } else {
+                (t, seg.line as usize)
+            };
             quad.locate(y, x)
         };
         let (start, end) = (seg.start as usize, seg.end as usize);
@@ -791,13 +860,22 @@ impl Level {
             let (py, px) = (p >> 1, p & 1);
             // Neighbours across the run, and before and after it.
             let (l, r, u, d) = (i + px - 1, i + px, i + py * s - s, i + py * s);
-            let (wl, wr, wu, wd) = (self.right[p ^ 1][l], self.right[p][i], self.down[p ^ 2][u], self.down[p][i]);
+            let (wl, wr, wu, wd) = (
+                self.right[p ^ 1][l],
+                self.right[p][i],
+                self.down[p ^ 2][u],
+                self.down[p][i],
+            );
             let (w_before, w_after, e) = if dir == 0 { (wl, wr, wr) } else { (wu, wd, wd) };
             let mut rhs = [0.0f32; 2];
             for (ch, v) in rhs.iter_mut().enumerate() {
                 let x = &self.x[ch];
                 *v = self.b[ch][p][i]
-                    + if dir == 0 { wu * x[p ^ 2][u] + wd * x[p ^ 2][d] } else { wl * x[p ^ 1][l] + wr * x[p ^ 1][r] };
+                    + if dir == 0 {
+                        wu * x[p ^ 2][u] + wd * x[p ^ 2][d]
+                    } else {
+                        wl * x[p ^ 1][l] + wr * x[p ^ 1][r]
+                    };
                 if t == start {
                     *v += w_before * if dir == 0 { x[p ^ 1][l] } else { x[p ^ 2][u] };
                 }
@@ -850,9 +928,19 @@ impl Level {
         rows(quad, [&mut x0[3][..], &mut x1[3][..]], |yy, outs| {
             let base = quad.at(yy, 0);
             let n = quad.w2;
-            let (nw, ne, sw, se) = (&p_nw[base..][..n], &p_ne[base..][..n], &p_sw[base..][..n], &p_se[base..][..n]);
+            let (nw, ne, sw, se) = (
+                &p_nw[base..][..n],
+                &p_ne[base..][..n],
+                &p_sw[base..][..n],
+                &p_se[base..][..n],
+            );
             for (out, e) in outs.into_iter().zip([e0, e1]) {
-                let (a, b, c, d) = (&e[base..][..n], &e[base + 1..][..n], &e[base + s..][..n], &e[base + s + 1..][..n]);
+                let (a, b, c, d) = (
+                    &e[base..][..n],
+                    &e[base + 1..][..n],
+                    &e[base + s..][..n],
+                    &e[base + s + 1..][..n],
+                );
                 let o = &mut out[1..1 + n];
                 for k in 0..n {
                     o[k] += nw[k] * a[k] + ne[k] * b[k] + sw[k] * c[k] + se[k] * d[k];
@@ -874,8 +962,19 @@ fn restrict(quad: Quad, interp: &[Vec<f32>; 4], [r0, r3]: [&[f32]; 2], out: &mut
         let n = quad.w2;
         let base = quad.at(yy, 0);
         let up = base - s;
-        let (own, a, b, c, d) = (&r0[base..][..n], &r3[base..][..n], &r3[base - 1..][..n], &r3[up..][..n], &r3[up - 1..][..n]);
-        let (nw, ne, sw, se) = (&p_nw[base..][..n], &p_ne[base - 1..][..n], &p_sw[up..][..n], &p_se[up - 1..][..n]);
+        let (own, a, b, c, d) = (
+            &r0[base..][..n],
+            &r3[base..][..n],
+            &r3[base - 1..][..n],
+            &r3[up..][..n],
+            &r3[up - 1..][..n],
+        );
+        let (nw, ne, sw, se) = (
+            &p_nw[base..][..n],
+            &p_ne[base - 1..][..n],
+            &p_sw[up..][..n],
+            &p_se[up - 1..][..n],
+        );
         let o = &mut row[1..1 + n];
         for k in 0..n {
             o[k] = own[k] + nw[k] * a[k] + ne[k] * b[k] + sw[k] * c[k] + se[k] * d[k];
@@ -911,7 +1010,12 @@ fn dot(a: &[f32], b: &[f32]) -> f64 {
                 lanes[l] += xa[l] * xb[l];
             }
         }
-        let tail: f32 = ia.remainder().iter().zip(ib.remainder()).map(|(x, y)| x * y).sum();
+        let tail: f32 = ia
+            .remainder()
+            .iter()
+            .zip(ib.remainder())
+            .map(|(x, y)| x * y)
+            .sum();
         total += lanes.iter().map(|&v| f64::from(v)).sum::<f64>() + f64::from(tail);
     }
     total
@@ -928,7 +1032,6 @@ fn par_dot(a: &[f32], b: &[f32]) -> f64 {
         dot(a, b)
     }
 }
-
 
 /// Series conductance of two couplings.
 fn series(a: f32, b: f32) -> f32 {
@@ -1007,7 +1110,10 @@ fn coarsen(level: &Level, extra: &Phases, epsilon: f32) -> Coarsened {
     let quad = level.quad;
     let (n, s) = (quad.w2, quad.stride as isize);
     let (right, down, inv) = (&level.right, &level.down, &level.inv_nominal);
-    let mut spare = Spare { len: quad.len(), free: Vec::new() };
+    let mut spare = Spare {
+        len: quad.len(),
+        free: Vec::new(),
+    };
     // The cells of a row (starting at `base`) shifted by `off`.
     let span = |base: usize, off: isize| {
         let b = shifted(base, off);
@@ -1027,37 +1133,72 @@ fn coarsen(level: &Level, extra: &Phases, epsilon: f32) -> Coarsened {
     for r in 0..2 {
         let (p, o) = (3 * r, r as isize);
         let (hb, vb, other) = (p ^ 1, p ^ 2, 3 - p);
-        let arrays = [&mut ne[r], &mut se[r], &mut e2[r], &mut s2[r], &mut ext1[r], &mut nom1[r]].map(|a| &mut a[..]);
-        rows(quad, arrays, |yy, [o_ne, o_se, o_e2, o_s2, o_ext, o_nom]| {
-            let base = quad.at(yy, 0);
-            let own = base..base + n;
-            let (l, rr, u, d) = (span(base, o - 1), span(base, o), span(base, (o - 1) * s), span(base, o * s));
-            let ne_i = span(base, (o - 1) * s + o);
-            let (wl, wr, wu, wd) = (&right[hb][l.clone()], &right[p][own.clone()], &down[vb][u.clone()], &down[p][own.clone()]);
-            let (il, ir, iu, id) = (&inv[hb][l.clone()], &inv[hb][rr.clone()], &inv[vb][u.clone()], &inv[vb][d.clone()]);
-            let (xl, xr, xu, xd, xo) =
-                (&extra[hb][l], &extra[hb][rr.clone()], &extra[vb][u.clone()], &extra[vb][d.clone()], &extra[p][own]);
-            let (r_u, r_d, r_r) = (&right[vb][u], &right[vb][d.clone()], &right[hb][rr.clone()]);
-            let (d_ne, d_r, d_d) = (&down[other][ne_i], &down[hb][rr], &down[vb][d]);
-            for k in 0..n {
-                let (ql, qr, qu, qd) = (wl[k] * il[k], wr[k] * ir[k], wu[k] * iu[k], wd[k] * id[k]);
-                o_ne[1 + k] = qu * r_u[k] + qr * d_ne[k];
-                o_se[1 + k] = qd * r_d[k] + qr * d_r[k];
-                o_e2[1 + k] = qr * r_r[k];
-                o_s2[1 + k] = qd * d_d[k];
-                let ext = xo[k] + ql * xl[k] + qr * xr[k] + qu * xu[k] + qd * xd[k];
-                o_ext[1 + k] = ext;
-                o_nom[1 + k] = ext + epsilon * (1.0 + ql + qr + qu + qd);
-            }
-            [0.0; 2]
-        });
+        let arrays = [
+            &mut ne[r],
+            &mut se[r],
+            &mut e2[r],
+            &mut s2[r],
+            &mut ext1[r],
+            &mut nom1[r],
+        ]
+        .map(|a| &mut a[..]);
+        rows(
+            quad,
+            arrays,
+            |yy, [o_ne, o_se, o_e2, o_s2, o_ext, o_nom]| {
+                let base = quad.at(yy, 0);
+                let own = base..base + n;
+                let (l, rr, u, d) = (
+                    span(base, o - 1),
+                    span(base, o),
+                    span(base, (o - 1) * s),
+                    span(base, o * s),
+                );
+                let ne_i = span(base, (o - 1) * s + o);
+                let (wl, wr, wu, wd) = (
+                    &right[hb][l.clone()],
+                    &right[p][own.clone()],
+                    &down[vb][u.clone()],
+                    &down[p][own.clone()],
+                );
+                let (il, ir, iu, id) = (
+                    &inv[hb][l.clone()],
+                    &inv[hb][rr.clone()],
+                    &inv[vb][u.clone()],
+                    &inv[vb][d.clone()],
+                );
+                let (xl, xr, xu, xd, xo) = (
+                    &extra[hb][l],
+                    &extra[hb][rr.clone()],
+                    &extra[vb][u.clone()],
+                    &extra[vb][d.clone()],
+                    &extra[p][own],
+                );
+                let (r_u, r_d, r_r) =
+                    (&right[vb][u], &right[vb][d.clone()], &right[hb][rr.clone()]);
+                let (d_ne, d_r, d_d) = (&down[other][ne_i], &down[hb][rr], &down[vb][d]);
+                for k in 0..n {
+                    let (ql, qr, qu, qd) =
+                        (wl[k] * il[k], wr[k] * ir[k], wu[k] * iu[k], wd[k] * id[k]);
+                    o_ne[1 + k] = qu * r_u[k] + qr * d_ne[k];
+                    o_se[1 + k] = qd * r_d[k] + qr * d_r[k];
+                    o_e2[1 + k] = qr * r_r[k];
+                    o_s2[1 + k] = qd * d_d[k];
+                    let ext = xo[k] + ql * xl[k] + qr * xr[k] + qu * xu[k] + qd * xd[k];
+                    o_ext[1 + k] = ext;
+                    o_nom[1 + k] = ext + epsilon * (1.0 + ql + qr + qu + qd);
+                }
+                [0.0; 2]
+            },
+        );
     }
     // The straight two-step couplings of parity 0 join cells that are
     // neighbours on the coarse grid and pass down as they are. Those of
     // parity 3 join cells that step 2 eliminates: lump them onto the
     // diagonal paths, E2 via NE (up) or SE (down), S2 via SE (right) or SW
     // (left).
-    let (mut t_up, mut t_dn, mut t_r, mut t_l) = (spare.take(), spare.take(), spare.take(), spare.take());
+    let (mut t_up, mut t_dn, mut t_r, mut t_l) =
+        (spare.take(), spare.take(), spare.take(), spare.take());
     {
         let arrays = [&mut t_up[..], &mut t_dn[..], &mut t_r[..], &mut t_l[..]];
         let (ne, se, e2, s2) = (&ne, &se, &e2[1], &s2[1]);
@@ -1065,8 +1206,17 @@ fn coarsen(level: &Level, extra: &Phases, epsilon: f32) -> Coarsened {
             let base = quad.at(yy, 0);
             let own = base..base + n;
             // Parity-0 neighbours of a parity-3 cell: NE at +1, SE at s + 1, SW at s.
-            let (ne0, se0, e20, s20) = (&ne[1][own.clone()], &se[1][own.clone()], &e2[own.clone()], &s2[own]);
-            let (se_ne, ne_se, ne_s2) = (&se[0][span(base, 1)], &ne[0][span(base, s + 1)], &ne[1][span(base, s)]);
+            let (ne0, se0, e20, s20) = (
+                &ne[1][own.clone()],
+                &se[1][own.clone()],
+                &e2[own.clone()],
+                &s2[own],
+            );
+            let (se_ne, ne_se, ne_s2) = (
+                &se[0][span(base, 1)],
+                &ne[0][span(base, s + 1)],
+                &ne[1][span(base, s)],
+            );
             let (ne_sw, se_sw) = (&ne[0][span(base, s)], &se[0][span(base, s)]);
             for k in 0..n {
                 let (a, b) = lump(e20[k], series(ne0[k], se_ne[k]), series(se0[k], ne_se[k]));
@@ -1091,7 +1241,11 @@ fn coarsen(level: &Level, extra: &Phases, epsilon: f32) -> Coarsened {
             if r == 0 {
                 // Paths through this cell of the pairs with top-left cell NW,
                 // SW (horizontal) and NE (vertical, via the left).
-                let (dn_nw, up_sw, l_ne) = (&t_dn[span(base, -s - 1)], &t_up[span(base, -1)], &t_l[span(base, -s)]);
+                let (dn_nw, up_sw, l_ne) = (
+                    &t_dn[span(base, -s - 1)],
+                    &t_up[span(base, -1)],
+                    &t_l[span(base, -s)],
+                );
                 for k in 0..n {
                     o_ne[1 + k] = ne0[k] + dn_nw[k] + l_ne[k];
                     o_se[1 + k] = se0[k] + up_sw[k] + l_ne[k];
@@ -1099,7 +1253,12 @@ fn coarsen(level: &Level, extra: &Phases, epsilon: f32) -> Coarsened {
             } else {
                 // The first edges of this cell's own pairs, and the last edge
                 // of the vertical pair from two rows up (via the right).
-                let (up0, dn0, r0, r_n2) = (&t_up[own.clone()], &t_dn[own.clone()], &t_r[own], &t_r[span(base, -s)]);
+                let (up0, dn0, r0, r_n2) = (
+                    &t_up[own.clone()],
+                    &t_dn[own.clone()],
+                    &t_r[own],
+                    &t_r[span(base, -s)],
+                );
                 for k in 0..n {
                     o_ne[1 + k] = ne0[k] + up0[k] + r_n2[k];
                     o_se[1 + k] = se0[k] + dn0[k] + r0[k];
@@ -1110,7 +1269,11 @@ fn coarsen(level: &Level, extra: &Phases, epsilon: f32) -> Coarsened {
     }
     let [e2_0, e2_1] = e2;
     let [s2_0, s2_1] = s2;
-    spare.give(ne.into_iter().chain(se).chain([e2_1, s2_1, t_up, t_dn, t_r, t_l]));
+    spare.give(
+        ne.into_iter()
+            .chain(se)
+            .chain([e2_1, s2_1, t_up, t_dn, t_r, t_l]),
+    );
 
     // Step 2: eliminate parity 3. Interpolation weights from its NW (parity
     // 0, same index), NE (its own NE coupling), SW (parity 0 one row down)
@@ -1119,17 +1282,33 @@ fn coarsen(level: &Level, extra: &Phases, epsilon: f32) -> Coarsened {
     let mut inv1 = spare.take();
     {
         let [p_nw, p_ne, p_sw, p_se] = &mut interp;
-        let arrays = [&mut p_nw[..], &mut p_ne[..], &mut p_sw[..], &mut p_se[..], &mut inv1[..]];
+        let arrays = [
+            &mut p_nw[..],
+            &mut p_ne[..],
+            &mut p_sw[..],
+            &mut p_se[..],
+            &mut inv1[..],
+        ];
         let (ne1, se1, nom1) = (&ne1, &se1, &nom1);
         rows(quad, arrays, |yy, [o_nw, o_ne, o_sw, o_se, o_inv]| {
             let base = quad.at(yy, 0);
             let own = base..base + n;
-            let (nw, nee, sw, see, nom) =
-                (&se1[0][own.clone()], &ne1[1][own.clone()], &ne1[0][span(base, s)], &se1[1][own.clone()], &nom1[1][own]);
+            let (nw, nee, sw, see, nom) = (
+                &se1[0][own.clone()],
+                &ne1[1][own.clone()],
+                &ne1[0][span(base, s)],
+                &se1[1][own.clone()],
+                &nom1[1][own],
+            );
             for k in 0..n {
                 let iv = 1.0 / (nom[k] + nw[k] + nee[k] + sw[k] + see[k]);
-                (o_nw[1 + k], o_ne[1 + k], o_sw[1 + k], o_se[1 + k], o_inv[1 + k]) =
-                    (nw[k] * iv, nee[k] * iv, sw[k] * iv, see[k] * iv, iv);
+                (
+                    o_nw[1 + k],
+                    o_ne[1 + k],
+                    o_sw[1 + k],
+                    o_se[1 + k],
+                    o_inv[1 + k],
+                ) = (nw[k] * iv, nee[k] * iv, sw[k] * iv, see[k] * iv, iv);
             }
             [0.0; 2]
         });
@@ -1137,36 +1316,82 @@ fn coarsen(level: &Level, extra: &Phases, epsilon: f32) -> Coarsened {
     // Coarse couplings (the straight ones between parity-0 cells plus the
     // axis paths through parity 3), diagonal couplings to lump, and the fixed
     // diagonal handed down.
-    let (mut c_right, mut c_down, mut c_ne, mut c_se, mut c_ext) =
-        (spare.take(), spare.take(), spare.take(), spare.take(), spare.take());
+    let (mut c_right, mut c_down, mut c_ne, mut c_se, mut c_ext) = (
+        spare.take(),
+        spare.take(),
+        spare.take(),
+        spare.take(),
+        spare.take(),
+    );
     {
         let [_, p_ne, p_sw, p_se] = &interp;
-        let arrays = [&mut c_right[..], &mut c_down[..], &mut c_ne[..], &mut c_se[..], &mut c_ext[..]];
-        let (ne1, se1, ext1, inv1, straight_r, straight_d) = (&ne1, &se1, &ext1, &inv1, &e2_0, &s2_0);
+        let arrays = [
+            &mut c_right[..],
+            &mut c_down[..],
+            &mut c_ne[..],
+            &mut c_se[..],
+            &mut c_ext[..],
+        ];
+        let (ne1, se1, ext1, inv1, straight_r, straight_d) =
+            (&ne1, &se1, &ext1, &inv1, &e2_0, &s2_0);
         rows(quad, arrays, |yy, [o_r, o_d, o_ne, o_se, o_ext]| {
             let base = quad.at(yy, 0);
             let own = base..base + n;
             // The parity-3 neighbours: NE (f1), SE (f2), SW (f3), NW (f0).
-            let (f1, f2, f3, f0) = (span(base, -s), own.clone(), span(base, -1), span(base, -s - 1));
-            let (e1, e2, e3, e0) = (&ne1[0][own.clone()], &se1[0][own.clone()], &ne1[1][f3.clone()], &se1[1][f0.clone()]);
-            let (sr, sd, x0) = (&straight_r[own.clone()], &straight_d[own.clone()], &ext1[0][own]);
-            let (se_1, ne_2, sw_2, se_3, ne_1, se_2) =
-                (&p_se[f1.clone()], &p_ne[f2.clone()], &p_sw[f2.clone()], &p_se[f3.clone()], &p_ne[f1.clone()], &p_se[f2.clone()]);
+            let (f1, f2, f3, f0) = (
+                span(base, -s),
+                own.clone(),
+                span(base, -1),
+                span(base, -s - 1),
+            );
+            let (e1, e2, e3, e0) = (
+                &ne1[0][own.clone()],
+                &se1[0][own.clone()],
+                &ne1[1][f3.clone()],
+                &se1[1][f0.clone()],
+            );
+            let (sr, sd, x0) = (
+                &straight_r[own.clone()],
+                &straight_d[own.clone()],
+                &ext1[0][own],
+            );
+            let (se_1, ne_2, sw_2, se_3, ne_1, se_2) = (
+                &p_se[f1.clone()],
+                &p_ne[f2.clone()],
+                &p_sw[f2.clone()],
+                &p_se[f3.clone()],
+                &p_ne[f1.clone()],
+                &p_se[f2.clone()],
+            );
             let x = &ext1[1];
-            let (x1, x2, x3, x0_) = (&x[f1.clone()], &x[f2.clone()], &x[f3.clone()], &x[f0.clone()]);
+            let (x1, x2, x3, x0_) = (
+                &x[f1.clone()],
+                &x[f2.clone()],
+                &x[f3.clone()],
+                &x[f0.clone()],
+            );
             let (i1, i2, i3, i0) = (&inv1[f1], &inv1[f2], &inv1[f3], &inv1[f0]);
             for k in 0..n {
                 o_r[1 + k] = sr[k] + e1[k] * se_1[k] + e2[k] * ne_2[k];
                 o_d[1 + k] = sd[k] + e2[k] * sw_2[k] + e3[k] * se_3[k];
                 o_ne[1 + k] = e1[k] * ne_1[k];
                 o_se[1 + k] = e2[k] * se_2[k];
-                o_ext[1 + k] =
-                    x0[k] + e1[k] * x1[k] * i1[k] + e2[k] * x2[k] * i2[k] + e3[k] * x3[k] * i3[k] + e0[k] * x0_[k] * i0[k];
+                o_ext[1 + k] = x0[k]
+                    + e1[k] * x1[k] * i1[k]
+                    + e2[k] * x2[k] * i2[k]
+                    + e3[k] * x3[k] * i3[k]
+                    + e0[k] * x0_[k] * i0[k];
             }
             [0.0; 2]
         });
     }
-    spare.give(ne1.into_iter().chain(se1).chain(ext1).chain(nom1).chain([inv1, e2_0, s2_0]));
+    spare.give(
+        ne1.into_iter()
+            .chain(se1)
+            .chain(ext1)
+            .chain(nom1)
+            .chain([inv1, e2_0, s2_0]),
+    );
     // Lump the coarse diagonal couplings onto the axis paths: to NE via up
     // (a) or right (b), to SE via right (c) or down (d).
     let (mut ta, mut tb, mut tc, mut td) = (spare.take(), spare.take(), spare.take(), spare.take());
@@ -1176,9 +1401,19 @@ fn coarsen(level: &Level, extra: &Phases, epsilon: f32) -> Coarsened {
         rows(quad, arrays, |yy, [o_a, o_b, o_c, o_d]| {
             let base = quad.at(yy, 0);
             let own = base..base + n;
-            let (r0, d0, ne0, se0) = (&cr[own.clone()], &cd[own.clone()], &cne[own.clone()], &cse[own]);
-            let (d_up, r_up, d_upr, d_r, r_dn) =
-                (&cd[span(base, -s)], &cr[span(base, -s)], &cd[span(base, 1 - s)], &cd[span(base, 1)], &cr[span(base, s)]);
+            let (r0, d0, ne0, se0) = (
+                &cr[own.clone()],
+                &cd[own.clone()],
+                &cne[own.clone()],
+                &cse[own],
+            );
+            let (d_up, r_up, d_upr, d_r, r_dn) = (
+                &cd[span(base, -s)],
+                &cr[span(base, -s)],
+                &cd[span(base, 1 - s)],
+                &cd[span(base, 1)],
+                &cr[span(base, s)],
+            );
             for k in 0..n {
                 let (a, b) = lump(ne0[k], series(d_up[k], r_up[k]), series(r0[k], d_upr[k]));
                 let (c, d) = lump(se0[k], series(r0[k], d_r[k]), series(d0[k], r_dn[k]));
@@ -1194,8 +1429,19 @@ fn coarsen(level: &Level, extra: &Phases, epsilon: f32) -> Coarsened {
         rows(quad, arrays, |yy, [o_r, o_d]| {
             let base = quad.at(yy, 0);
             let own = base..base + n;
-            let (r0, d0, b0, c0, d0_) = (&cr[own.clone()], &cd[own.clone()], &tb[own.clone()], &tc[own.clone()], &td[own]);
-            let (a_dn, d_up, b_dnl, c_l) = (&ta[span(base, s)], &td[span(base, -s)], &tb[span(base, s - 1)], &tc[span(base, -1)]);
+            let (r0, d0, b0, c0, d0_) = (
+                &cr[own.clone()],
+                &cd[own.clone()],
+                &tb[own.clone()],
+                &tc[own.clone()],
+                &td[own],
+            );
+            let (a_dn, d_up, b_dnl, c_l) = (
+                &ta[span(base, s)],
+                &td[span(base, -s)],
+                &tb[span(base, s - 1)],
+                &tc[span(base, -1)],
+            );
             for k in 0..n {
                 o_r[1 + k] = r0[k] + b0[k] + a_dn[k] + c0[k] + d_up[k];
                 o_d[1 + k] = d0[k] + a_dn[k] + b_dnl[k] + d0_[k] + c_l[k];
@@ -1203,7 +1449,12 @@ fn coarsen(level: &Level, extra: &Phases, epsilon: f32) -> Coarsened {
             [0.0; 2]
         });
     }
-    Coarsened { right: right_c, down: down_c, extra: c_ext, interp }
+    Coarsened {
+        right: right_c,
+        down: down_c,
+        extra: c_ext,
+        interp,
+    }
 }
 
 /// Dense Cholesky factor of the coarsest level's matrix, in `f64`.
@@ -1334,7 +1585,8 @@ impl ChromaSolver {
             let mut quad = fine;
             let mut epsilon = params.neutral_weight;
             loop {
-                let mut level = Level::new(quad, right, down, &extra, None, epsilon, levels.is_empty());
+                let mut level =
+                    Level::new(quad, right, down, &extra, None, epsilon, levels.is_empty());
                 if quad.cells() <= COARSEST_CELLS {
                     levels.push(level);
                     break;
@@ -1383,10 +1635,17 @@ impl ChromaSolver {
     /// # Errors
     /// [`Error::SizeMismatch`] when a term's slices or `initial` do not match
     /// the luma's size.
-    pub fn solve(&mut self, terms: &[DataTerm<'_>], initial: Option<&ChromaField>) -> Result<ChromaField> {
+    pub fn solve(
+        &mut self,
+        terms: &[DataTerm<'_>],
+        initial: Option<&ChromaField>,
+    ) -> Result<ChromaField> {
         let (w, h) = (self.width, self.height);
         if let Some(init) = initial
-            && (init.width != w || init.height != h || init.cb.len() != w * h || init.cr.len() != w * h)
+            && (init.width != w
+                || init.height != h
+                || init.cb.len() != w * h
+                || init.cr.len() != w * h)
         {
             return Err(Error::SizeMismatch {
                 what: format!(
@@ -1401,12 +1660,21 @@ impl ChromaSolver {
         check_terms(terms, w, h)?;
         let mut out = ChromaField::neutral(w, h);
         if self.levels.is_empty() {
-            self.stats = SolveStats { converged: true, ..SolveStats::default() };
+            self.stats = SolveStats {
+                converged: true,
+                ..SolveStats::default()
+            };
             return Ok(out);
         }
         let quad = self.levels[0].quad;
         // The data weights go to the diagonal, the right-hand side to r.
-        assemble_quad(terms, quad, self.params.neutral_weight, &mut self.levels[0].diag, &mut self.r);
+        assemble_quad(
+            terms,
+            quad,
+            self.params.neutral_weight,
+            &mut self.levels[0].diag,
+            &mut self.r,
+        );
         let bnorm = [norm(&self.r[0]), norm(&self.r[1])];
         self.prepare_levels();
         match initial {
@@ -1435,7 +1703,13 @@ impl ChromaSolver {
                 Ok(stats) => break stats,
                 // Restart from where it got, with V-cycles.
                 Err(Breakdown) if w_cycle => w_cycle = false,
-                Err(Breakdown) => break SolveStats { iterations, relative_residual: [f32::NAN; 2], converged: false },
+                Err(Breakdown) => {
+                    break SolveStats {
+                        iterations,
+                        relative_residual: [f32::NAN; 2],
+                        converged: false,
+                    };
+                }
             }
         };
         for (ch, dst) in [&mut out.cb, &mut out.cr].into_iter().enumerate() {
@@ -1468,7 +1742,9 @@ impl ChromaSolver {
         for (p, (a, b)) in o0.iter_mut().zip(o1.iter_mut()).enumerate() {
             let s = rows(quad, [a, b], |yy, [ra, rb]| {
                 let st = Stencil::new(quad, right, down, p, yy);
-                let f = |out: &mut [f32], x: &Phases| st.apply(out, None, &diag[p], &x[p], &x[p ^ 1], &x[p ^ 2]);
+                let f = |out: &mut [f32], x: &Phases| {
+                    st.apply(out, None, &diag[p], &x[p], &x[p ^ 1], &x[p ^ 2])
+                };
                 [f(ra, &v[0]), f(rb, &v[1])]
             });
             vav = [vav[0] + s[0], vav[1] + s[1]];
@@ -1478,7 +1754,12 @@ impl ChromaSolver {
 
     /// Preconditioned conjugate gradients from `x` (or from 0 unless `warm`),
     /// counting iterations on from `iterations`.
-    fn pcg(&mut self, bnorm: [f64; 2], w_cycle: bool, iterations: &mut usize) -> Result<SolveStats, Breakdown> {
+    fn pcg(
+        &mut self,
+        bnorm: [f64; 2],
+        w_cycle: bool,
+        iterations: &mut usize,
+    ) -> Result<SolveStats, Breakdown> {
         let tol = f64::from(self.params.tolerance);
         let mut rnorm = [norm(&self.r[0]), norm(&self.r[1])];
         let mut active = [0, 1].map(|ch| rnorm[ch] > tol * bnorm[ch]);
@@ -1495,7 +1776,11 @@ impl ChromaSolver {
                 if !active[ch] {
                     continue;
                 }
-                let rz: f64 = self.r[ch].iter().zip(&z[ch]).map(|(r, z)| par_dot(r, z)).sum();
+                let rz: f64 = self.r[ch]
+                    .iter()
+                    .zip(&z[ch])
+                    .map(|(r, z)| par_dot(r, z))
+                    .sum();
                 if rz.is_nan() || rz <= 0.0 {
                     return Err(Breakdown);
                 }
@@ -1520,7 +1805,11 @@ impl ChromaSolver {
                 }
                 let alpha = (rz_old[ch] / pap[ch]) as f32;
                 let mut rr = 0.0;
-                for ((x, r), (p, q)) in self.x[ch].iter_mut().zip(&mut self.r[ch]).zip(self.p[ch].iter().zip(&q[ch])) {
+                for ((x, r), (p, q)) in self.x[ch]
+                    .iter_mut()
+                    .zip(&mut self.r[ch])
+                    .zip(self.p[ch].iter().zip(&q[ch]))
+                {
                     axpy(x, alpha, p);
                     rr += axpy_norm(r, -alpha, q);
                 }
@@ -1534,7 +1823,13 @@ impl ChromaSolver {
                 return Err(Breakdown);
             }
         }
-        let rel = [0, 1].map(|ch| if bnorm[ch] > 0.0 { (rnorm[ch] / bnorm[ch]) as f32 } else { 0.0 });
+        let rel = [0, 1].map(|ch| {
+            if bnorm[ch] > 0.0 {
+                (rnorm[ch] / bnorm[ch]) as f32
+            } else {
+                0.0
+            }
+        });
         Ok(SolveStats {
             iterations: *iterations,
             relative_residual: rel,
@@ -1551,7 +1846,15 @@ impl ChromaSolver {
 fn exp_neg(x: f32) -> f32 {
     // Adding 1.5 · 2²³ rounds to an integer held in the low mantissa bits.
     const MAGIC: f32 = 12_582_912.0;
-    const C: [f32; 7] = [1.0, std::f32::consts::LN_2, 0.240_226_5, 0.055_504_11, 0.009_618_129, 0.001_333_355_8, 1.540_353e-4];
+    const C: [f32; 7] = [
+        1.0,
+        std::f32::consts::LN_2,
+        0.240_226_5,
+        0.055_504_11,
+        0.009_618_129,
+        0.001_333_355_8,
+        1.540_353e-4,
+    ];
     let t = (-x * std::f32::consts::LOG2_E).max(-125.0);
     let r = t + MAGIC;
     let f = t - (r - MAGIC);
@@ -1629,7 +1932,11 @@ fn affinities_quad(luma: &LumaImage, params: &SolverParams, quad: Quad) -> (Phas
                 return [0.0; 2];
             }
             let here = &y[yi * w..(yi + 1) * w];
-            let below = if yi + 1 < h { Some(&y[(yi + 1) * w..(yi + 2) * w]) } else { None };
+            let below = if yi + 1 < h {
+                Some(&y[(yi + 1) * w..(yi + 2) * w])
+            } else {
+                None
+            };
             // Blocks of contiguous pixels (vectorised), then split by parity.
             let mut buf = [[0.0f32; BLOCK]; 2];
             for x0 in (0..w).step_by(BLOCK) {
@@ -1669,14 +1976,22 @@ fn affinities_quad(luma: &LumaImage, params: &SolverParams, quad: Quad) -> (Phas
 fn contribution(w: f32, cb: f32, cr: f32) -> (f32, f32, f32) {
     let ok = w > 0.0 && w.is_finite() && cb.is_finite() && cr.is_finite();
     let w = if ok { w } else { 0.0 };
-    (w, if ok { w * cb } else { 0.0 }, if ok { w * cr } else { 0.0 })
+    (
+        w,
+        if ok { w * cb } else { 0.0 },
+        if ok { w * cr } else { 0.0 },
+    )
 }
 
 /// Checks that every term holds `width * height` values.
 fn check_terms(terms: &[DataTerm<'_>], width: usize, height: usize) -> Result<()> {
     let n = width * height;
     for (t, term) in terms.iter().enumerate() {
-        for (name, len) in [("cb", term.cb.len()), ("cr", term.cr.len()), ("weight", term.weight.len())] {
+        for (name, len) in [
+            ("cb", term.cb.len()),
+            ("cr", term.cr.len()),
+            ("weight", term.weight.len()),
+        ] {
             if len != n {
                 return Err(Error::SizeMismatch {
                     what: format!(
@@ -1707,15 +2022,26 @@ fn assemble_data(terms: &[DataTerm<'_>], n: usize, epsilon: f32) -> (Vec<f32>, C
 
 /// `W + ε` and `b = Σ w t` per channel straight into parity arrays (0 where
 /// there is no cell), from the data terms (already size-checked).
-fn assemble_quad(terms: &[DataTerm<'_>], quad: Quad, epsilon: f32, data: &mut Phases, rhs: &mut Field) {
+fn assemble_quad(
+    terms: &[DataTerm<'_>],
+    quad: Quad,
+    epsilon: f32,
+    data: &mut Phases,
+    rhs: &mut Field,
+) {
     let (w, h) = (quad.width, quad.height);
     let [d0, d1, d2, d3] = data;
     let [[b00, b01, b02, b03], [b10, b11, b12, b13]] = rhs;
-    for (py, arrays) in [(0, [d0, d1, b00, b01, b10, b11]), (1, [d2, d3, b02, b03, b12, b13])] {
+    for (py, arrays) in [
+        (0, [d0, d1, b00, b01, b10, b11]),
+        (1, [d2, d3, b02, b03, b12, b13]),
+    ] {
         let arrays = arrays.map(|a| &mut a[..]);
         rows(quad, arrays, |yy, [da, db, b0a, b0b, b1a, b1b]| {
             let y = 2 * yy + py;
-            for row in [&mut *da, &mut *db, &mut *b0a, &mut *b0b, &mut *b1a, &mut *b1b] {
+            for row in [
+                &mut *da, &mut *db, &mut *b0a, &mut *b0b, &mut *b1a, &mut *b1b,
+            ] {
                 row.fill(0.0);
             }
             if y >= h {
@@ -1727,7 +2053,10 @@ fn assemble_quad(terms: &[DataTerm<'_>], quad: Quad, epsilon: f32, data: &mut Ph
             for term in terms {
                 let at = y * w..(y + 1) * w;
                 let (tw, tb, tr) = (&term.weight[at.clone()], &term.cb[at.clone()], &term.cr[at]);
-                for (px, d, c0, c1) in [(0, &mut *da, &mut *b0a, &mut *b1a), (1, &mut *db, &mut *b0b, &mut *b1b)] {
+                for (px, d, c0, c1) in [
+                    (0, &mut *da, &mut *b0a, &mut *b1a),
+                    (1, &mut *db, &mut *b0b, &mut *b1b),
+                ] {
                     for k in 0..counts[px] {
                         let x = 2 * k + px;
                         let (cw, v0, v1) = contribution(tw[x], tb[x], tr[x]);
@@ -1786,7 +2115,6 @@ fn check_luma(luma: &LumaImage) -> Result<()> {
     Ok(())
 }
 
-
 /// The system in plain row-major form, for the baseline and for measuring.
 struct System {
     width: usize,
@@ -1838,11 +2166,13 @@ impl System {
 
     /// `out = A x`.
     fn apply(&self, x: &[f32], out: &mut [f32]) {
-        out.par_chunks_mut(CELLS_PER_TASK).enumerate().for_each(|(j, o)| {
-            for (k, v) in o.iter_mut().enumerate() {
-                *v = self.apply_at(x, j * CELLS_PER_TASK + k) as f32;
-            }
-        });
+        out.par_chunks_mut(CELLS_PER_TASK)
+            .enumerate()
+            .for_each(|(j, o)| {
+                for (k, v) in o.iter_mut().enumerate() {
+                    *v = self.apply_at(x, j * CELLS_PER_TASK + k) as f32;
+                }
+            });
     }
 }
 
@@ -1881,7 +2211,10 @@ pub fn solve_cg_baseline(
         *d = 1.0 / s;
     }
     let mut out = ChromaField::neutral(sys.width, sys.height);
-    let mut stats = SolveStats { converged: true, ..SolveStats::default() };
+    let mut stats = SolveStats {
+        converged: true,
+        ..SolveStats::default()
+    };
     let (mut r, mut z, mut p, mut q) = (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
     for ch in 0..2 {
         let b = &sys.rhs[ch];
@@ -1893,7 +2226,10 @@ pub fn solve_cg_baseline(
         let mut it = 0;
         while rnorm > f64::from(params.tolerance) * bnorm && it < params.max_iterations {
             it += 1;
-            z.par_iter_mut().zip(&r).zip(&inv_diag).for_each(|((z, &r), &d)| *z = r * d);
+            z.par_iter_mut()
+                .zip(&r)
+                .zip(&inv_diag)
+                .for_each(|((z, &r), &d)| *z = r * d);
             let rz = par_dot(&r, &z);
             let beta = if it == 1 { 0.0 } else { rz / rz_old };
             rz_old = rz;
@@ -1907,7 +2243,11 @@ pub fn solve_cg_baseline(
             axpy(x, alpha, &p);
             rnorm = axpy_norm(&mut r, -alpha, &q).sqrt();
         }
-        let rel = if bnorm > 0.0 { (rnorm / bnorm) as f32 } else { 0.0 };
+        let rel = if bnorm > 0.0 {
+            (rnorm / bnorm) as f32
+        } else {
+            0.0
+        };
         stats.iterations = stats.iterations.max(it);
         stats.relative_residual[ch] = rel;
         stats.converged &= rel <= params.tolerance;
@@ -1928,7 +2268,11 @@ pub fn measure_solution(
 ) -> Result<SolutionQuality> {
     let sys = System::new(luma, terms, params)?;
     let n = sys.width * sys.height;
-    if chroma.width != sys.width || chroma.height != sys.height || chroma.cb.len() != n || chroma.cr.len() != n {
+    if chroma.width != sys.width
+        || chroma.height != sys.height
+        || chroma.cb.len() != n
+        || chroma.cr.len() != n
+    {
         return Err(Error::SizeMismatch {
             what: format!(
                 "chroma field is {}x{}, the luma is {}x{}",
@@ -1947,13 +2291,23 @@ pub fn measure_solution(
                 let (bi, xi) = (f64::from(b[i]), f64::from(x[i]));
                 ((bi - ax).powi(2), bi * bi, xi * ax, bi * xi)
             })
-            .reduce(|| (0.0, 0.0, 0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2, a.3 + b.3));
-        relative_residual[ch] = if bb > 0.0 { (rr / bb).sqrt() } else { rr.sqrt() };
+            .reduce(
+                || (0.0, 0.0, 0.0, 0.0),
+                |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2, a.3 + b.3),
+            );
+        relative_residual[ch] = if bb > 0.0 {
+            (rr / bb).sqrt()
+        } else {
+            rr.sqrt()
+        };
         // E = xᵀAx − 2bᵀx + Σ_k w_k t_k²; the constant is the same for every
         // candidate, so it is left out: only differences matter.
         energy += xax - 2.0 * bx;
     }
-    Ok(SolutionQuality { relative_residual, energy })
+    Ok(SolutionQuality {
+        relative_residual,
+        energy,
+    })
 }
 
 #[cfg(test)]
@@ -1981,7 +2335,14 @@ mod tests {
                 }
             }
         }
-        (LumaImage { width: w, height: h, data }, label)
+        (
+            LumaImage {
+                width: w,
+                height: h,
+                data,
+            },
+            label,
+        )
     }
 
     #[test]
@@ -2001,7 +2362,11 @@ mod tests {
                 }
             }
         }
-        let terms = [DataTerm { cb: &cb, cr: &cr, weight: &weight }];
+        let terms = [DataTerm {
+            cb: &cb,
+            cr: &cr,
+            weight: &weight,
+        }];
         let out = solve_chroma(&luma, &terms, SolverParams::default()).expect("solves");
         for (k, &(tcb, tcr)) in colours.iter().enumerate() {
             let pixels: Vec<usize> = (0..w * h).filter(|&i| label[i] as usize == k).collect();
@@ -2010,7 +2375,11 @@ mod tests {
                 .filter(|&&i| (out.cb[i] - tcb).abs() < 0.03 && (out.cr[i] - tcr).abs() < 0.03)
                 .count();
             let share = close as f32 / pixels.len() as f32;
-            assert!(share > 0.95, "region {k}: only {:.1}% took its hint's colour", share * 100.0);
+            assert!(
+                share > 0.95,
+                "region {k}: only {:.1}% took its hint's colour",
+                share * 100.0
+            );
         }
     }
 
@@ -2018,8 +2387,12 @@ mod tests {
     fn agrees_with_the_conjugate_gradient_baseline() {
         let (w, h) = (96, 64);
         let (luma, _) = regions(w, h);
-        let prior_cb: Vec<f32> = (0..w * h).map(|i| 0.1 * ((i % w) as f32 / w as f32 - 0.5)).collect();
-        let prior_cr: Vec<f32> = (0..w * h).map(|i| 0.1 * ((i / w) as f32 / h as f32 - 0.5)).collect();
+        let prior_cb: Vec<f32> = (0..w * h)
+            .map(|i| 0.1 * ((i % w) as f32 / w as f32 - 0.5))
+            .collect();
+        let prior_cr: Vec<f32> = (0..w * h)
+            .map(|i| 0.1 * ((i / w) as f32 / h as f32 - 0.5))
+            .collect();
         let prior_w = vec![0.05f32; w * h];
         let mut hint_w = vec![0.0f32; w * h];
         let hint_cb = vec![0.2f32; w * h];
@@ -2030,13 +2403,32 @@ mod tests {
             }
         }
         let terms = [
-            DataTerm { cb: &prior_cb, cr: &prior_cr, weight: &prior_w },
-            DataTerm { cb: &hint_cb, cr: &hint_cr, weight: &hint_w },
+            DataTerm {
+                cb: &prior_cb,
+                cr: &prior_cr,
+                weight: &prior_w,
+            },
+            DataTerm {
+                cb: &hint_cb,
+                cr: &hint_cr,
+                weight: &hint_w,
+            },
         ];
-        let params = SolverParams { tolerance: 1e-6, max_iterations: 200, ..SolverParams::default() };
+        let params = SolverParams {
+            tolerance: 1e-6,
+            max_iterations: 200,
+            ..SolverParams::default()
+        };
         let ours = solve_chroma(&luma, &terms, params).expect("solves");
-        let (base, _) = solve_cg_baseline(&luma, &terms, SolverParams { max_iterations: 100_000, ..params })
-            .expect("baseline solves");
+        let (base, _) = solve_cg_baseline(
+            &luma,
+            &terms,
+            SolverParams {
+                max_iterations: 100_000,
+                ..params
+            },
+        )
+        .expect("baseline solves");
         let diff = ours
             .cb
             .iter()
@@ -2054,23 +2446,54 @@ mod tests {
     fn constant_data_stays_and_no_data_is_neutral() {
         let (w, h) = (64, 48);
         let (luma, _) = regions(w, h);
-        let (cb, cr, wt) = (vec![0.12f32; w * h], vec![-0.07f32; w * h], vec![0.3f32; w * h]);
-        let out = solve_chroma(&luma, &[DataTerm { cb: &cb, cr: &cr, weight: &wt }], SolverParams::default())
-            .expect("solves");
+        let (cb, cr, wt) = (
+            vec![0.12f32; w * h],
+            vec![-0.07f32; w * h],
+            vec![0.3f32; w * h],
+        );
+        let out = solve_chroma(
+            &luma,
+            &[DataTerm {
+                cb: &cb,
+                cr: &cr,
+                weight: &wt,
+            }],
+            SolverParams::default(),
+        )
+        .expect("solves");
         assert!(out.cb.iter().all(|v| (v - 0.12).abs() < 1e-3));
         assert!(out.cr.iter().all(|v| (v + 0.07).abs() < 1e-3));
         let none = solve_chroma(&luma, &[], SolverParams::default()).expect("solves");
         assert!(none.cb.iter().chain(&none.cr).all(|v| v.abs() < 1e-4));
         let short = vec![0.0f32; 10];
-        let bad = solve_chroma(&luma, &[DataTerm { cb: &short, cr: &short, weight: &short }], SolverParams::default());
-        assert!(bad.is_err(), "a term of the wrong size is an error, not a panic");
+        let bad = solve_chroma(
+            &luma,
+            &[DataTerm {
+                cb: &short,
+                cr: &short,
+                weight: &short,
+            }],
+            SolverParams::default(),
+        );
+        assert!(
+            bad.is_err(),
+            "a term of the wrong size is an error, not a panic"
+        );
     }
 
     #[test]
     fn a_confident_term_wins_where_it_speaks_and_the_prior_rules_elsewhere() {
         let (w, h) = (120, 90);
-        let luma = LumaImage { width: w, height: h, data: vec![0.5; w * h] };
-        let (prior_cb, prior_cr, prior_w) = (vec![-0.1f32; w * h], vec![0.15f32; w * h], vec![0.05f32; w * h]);
+        let luma = LumaImage {
+            width: w,
+            height: h,
+            data: vec![0.5; w * h],
+        };
+        let (prior_cb, prior_cr, prior_w) = (
+            vec![-0.1f32; w * h],
+            vec![0.15f32; w * h],
+            vec![0.05f32; w * h],
+        );
         let (hint_cb, hint_cr) = (vec![0.2f32; w * h], vec![-0.2f32; w * h]);
         let mut hint_w = vec![0.0f32; w * h];
         for y in 40..50 {
@@ -2079,18 +2502,32 @@ mod tests {
             }
         }
         let terms = [
-            DataTerm { cb: &prior_cb, cr: &prior_cr, weight: &prior_w },
-            DataTerm { cb: &hint_cb, cr: &hint_cr, weight: &hint_w },
+            DataTerm {
+                cb: &prior_cb,
+                cr: &prior_cr,
+                weight: &prior_w,
+            },
+            DataTerm {
+                cb: &hint_cb,
+                cr: &hint_cr,
+                weight: &hint_w,
+            },
         ];
         let out = solve_chroma(&luma, &terms, SolverParams::default()).expect("solves");
         let at = |x: usize, y: usize| (out.cb[y * w + x], out.cr[y * w + x]);
         let (cb, cr) = at(25, 45);
-        assert!((cb - 0.2).abs() < 0.02 && (cr + 0.2).abs() < 0.02, "inside the hint: ({cb}, {cr})");
+        assert!(
+            (cb - 0.2).abs() < 0.02 && (cr + 0.2).abs() < 0.02,
+            "inside the hint: ({cb}, {cr})"
+        );
         // 40 pixels away the hint's pull (range about sqrt(λ / 0.05) ≈ 4.5
         // pixels) has died out: only the prior speaks.
         for (x, y) in [(80, 45), (25, 5), (110, 85)] {
             let (cb, cr) = at(x, y);
-            assert!((cb + 0.1).abs() < 2e-3 && (cr - 0.15).abs() < 2e-3, "at ({x}, {y}): ({cb}, {cr})");
+            assert!(
+                (cb + 0.1).abs() < 2e-3 && (cr - 0.15).abs() < 2e-3,
+                "at ({x}, {y}): ({cb}, {cr})"
+            );
         }
     }
 
@@ -2100,10 +2537,18 @@ mod tests {
         let data = (0..w * h)
             .map(|i| {
                 let (x, y) = (i % w, i / w);
-                if x % 12 == 5 || y % 10 == 4 { 0.05 } else { 0.3 + 0.4 * x as f32 / w as f32 }
+                if x % 12 == 5 || y % 10 == 4 {
+                    0.05
+                } else {
+                    0.3 + 0.4 * x as f32 / w as f32
+                }
             })
             .collect();
-        LumaImage { width: w, height: h, data }
+        LumaImage {
+            width: w,
+            height: h,
+            data,
+        }
     }
 
     #[test]
@@ -2122,17 +2567,40 @@ mod tests {
                 }
             }
         }
-        let terms = [DataTerm { cb: &cb, cr: &cr, weight: &weight }];
-        let params = SolverParams { tolerance: 1e-6, max_iterations: 100, ..SolverParams::default() };
+        let terms = [DataTerm {
+            cb: &cb,
+            cr: &cr,
+            weight: &weight,
+        }];
+        let params = SolverParams {
+            tolerance: 1e-6,
+            max_iterations: 100,
+            ..SolverParams::default()
+        };
         let mut solver = ChromaSolver::new(&luma, params).expect("solves");
-        assert!(solver.levels.iter().any(|l| !l.segments[0].is_empty() && !l.segments[1].is_empty()));
+        assert!(
+            solver
+                .levels
+                .iter()
+                .any(|l| !l.segments[0].is_empty() && !l.segments[1].is_empty())
+        );
         let ours = solver.solve(&terms, None).expect("solves");
         let stats = solver.last_stats();
-        let (base, bs) = solve_cg_baseline(&luma, &terms, SolverParams { max_iterations: 100_000, ..params })
-            .expect("baseline solves");
+        let (base, bs) = solve_cg_baseline(
+            &luma,
+            &terms,
+            SolverParams {
+                max_iterations: 100_000,
+                ..params
+            },
+        )
+        .expect("baseline solves");
         // A lattice of thin lines with hint-less panes is about the hardest
         // luma there is; plain CG needs hundreds of iterations.
-        assert!(stats.converged && stats.iterations * 10 < bs.iterations, "{stats:?} vs CG {bs:?}");
+        assert!(
+            stats.converged && stats.iterations * 10 < bs.iterations,
+            "{stats:?} vs CG {bs:?}"
+        );
         let diff = ours
             .cb
             .iter()
@@ -2149,8 +2617,16 @@ mod tests {
     fn a_converged_start_needs_no_iterations_and_a_wrong_sized_one_is_an_error() {
         let (w, h) = (64, 48);
         let (luma, _) = regions(w, h);
-        let (cb, cr, wt) = (vec![0.05f32; w * h], vec![0.1f32; w * h], vec![0.02f32; w * h]);
-        let terms = [DataTerm { cb: &cb, cr: &cr, weight: &wt }];
+        let (cb, cr, wt) = (
+            vec![0.05f32; w * h],
+            vec![0.1f32; w * h],
+            vec![0.02f32; w * h],
+        );
+        let terms = [DataTerm {
+            cb: &cb,
+            cr: &cr,
+            weight: &wt,
+        }];
         let mut solver = ChromaSolver::new(&luma, SolverParams::default()).expect("solves");
         let first = solver.solve(&terms, None).expect("solves");
         assert!(solver.last_stats().converged);
@@ -2159,7 +2635,11 @@ mod tests {
         assert_eq!(again, first);
         let wrong = ChromaField::neutral(w + 1, h);
         assert!(solver.solve(&terms, Some(&wrong)).is_err());
-        let luma_bad = LumaImage { width: w, height: h, data: vec![0.5; 10] };
+        let luma_bad = LumaImage {
+            width: w,
+            height: h,
+            data: vec![0.5; 10],
+        };
         assert!(ChromaSolver::new(&luma_bad, SolverParams::default()).is_err());
     }
 
@@ -2171,7 +2651,10 @@ mod tests {
             // Rounding of the argument grows with x; the affinities only ever
             // need small x to be accurate (e^−x < 1e−9 beyond x = 21).
             let tolerance = (1e-6 + 1e-7 * x) * exact + 1e-38;
-            assert!((fast - exact).abs() <= tolerance, "e^-{x}: {fast} vs {exact}");
+            assert!(
+                (fast - exact).abs() <= tolerance,
+                "e^-{x}: {fast} vs {exact}"
+            );
         }
     }
 }

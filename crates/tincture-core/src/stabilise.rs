@@ -172,16 +172,24 @@ mod tests {
         let mut outs = Vec::new();
         for t in 0..20 {
             let c = if t % 2 == 0 { 0.10 } else { 0.14 };
-            outs.push(s.push(&luma, flat(w, h, c), Some(flows), false).expect("sizes").cb[0]);
+            outs.push(
+                s.push(&luma, flat(w, h, c), Some(flows), false)
+                    .expect("sizes")
+                    .cb[0],
+            );
         }
         let swing = (outs[19] - outs[18]).abs();
         assert!(swing < 0.04 * 0.3, "swing {swing} is not damped");
         assert_eq!(outs[0], 0.10, "the first frame passes unchanged");
         s.reset();
-        let after_cut = s.push(&luma, flat(w, h, -0.2), Some(flows), false).expect("sizes");
+        let after_cut = s
+            .push(&luma, flat(w, h, -0.2), Some(flows), false)
+            .expect("sizes");
         assert_eq!(after_cut.cb[0], -0.2);
         // A held (key) frame is kept exactly.
-        let held = s.push(&luma, flat(w, h, 0.3), Some(flows), true).expect("sizes");
+        let held = s
+            .push(&luma, flat(w, h, 0.3), Some(flows), true)
+            .expect("sizes");
         assert_eq!(held.cb[0], 0.3);
     }
 
@@ -205,7 +213,10 @@ mod tests {
                 false,
             )
             .expect("sizes");
-        assert!(out.cb.iter().all(|&c| c == -0.1), "a failed flow check must not blend");
+        assert!(
+            out.cb.iter().all(|&c| c == -0.1),
+            "a failed flow check must not blend"
+        );
     }
 
     #[test]
@@ -221,8 +232,11 @@ mod tests {
             }
             c
         };
-        s.push(&scene(w, h, 0.0), colour(0.0), None, false).expect("sizes");
-        let out = s.push(&scene(w, h, 2.0), colour(2.0), None, false).expect("sizes");
+        s.push(&scene(w, h, 0.0), colour(0.0), None, false)
+            .expect("sizes");
+        let out = s
+            .push(&scene(w, h, 2.0), colour(2.0), None, false)
+            .expect("sizes");
         let truth = colour(2.0);
         let mut err = 0.0f32;
         let mut n = 0;
@@ -232,6 +246,10 @@ mod tests {
                 n += 1;
             }
         }
-        assert!(err / (n as f32) < 0.01, "moving colour smeared: mean error {}", err / n as f32);
+        assert!(
+            err / (n as f32) < 0.01,
+            "moving colour smeared: mean error {}",
+            err / n as f32
+        );
     }
 }

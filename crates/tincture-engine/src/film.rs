@@ -224,17 +224,16 @@ impl FilmColorizer {
 
     fn read_luma(&mut self, frame: u64) -> tincture_core::Result<LumaImage> {
         if self.reader.is_none() {
-            let r = VideoReader::open(&self.plan.source).map_err(|e| {
-                engine_error(format!("reading ahead for propagation: {e}"))
-            })?;
+            let r = VideoReader::open(&self.plan.source)
+                .map_err(|e| engine_error(format!("reading ahead for propagation: {e}")))?;
             self.reader = Some(r);
         }
         let Some(reader) = self.reader.as_mut() else {
             return Err(engine_error("the read-ahead reader is not open".into()));
         };
-        let decoded = reader.seek(frame).map_err(|e| {
-            engine_error(format!("reading ahead for propagation: {e}"))
-        })?;
+        let decoded = reader
+            .seek(frame)
+            .map_err(|e| engine_error(format!("reading ahead for propagation: {e}")))?;
         Ok(decoded.frame.luma_unit())
     }
 
@@ -325,7 +324,11 @@ impl FilmColorizer {
                 let mut terms: Vec<DataTerm<'_>> = Vec::new();
                 let prior_w: Vec<f32>;
                 if let Some(p) = &prior {
-                    prior_w = p.confidence.iter().map(|c| c * params.prior_weight).collect();
+                    prior_w = p
+                        .confidence
+                        .iter()
+                        .map(|c| c * params.prior_weight)
+                        .collect();
                     terms.push(DataTerm {
                         cb: &p.chroma.cb,
                         cr: &p.chroma.cr,
@@ -340,8 +343,13 @@ impl FilmColorizer {
                         (Some(chroma_of_rgb(img, matrix)), vec![1.0f32; w * h], 1.0)
                     }
                     Some(img) => {
-                        let mut t = ReferenceColorizer::new(img, matrix, TransferSettings::default())?;
-                        (Some(t.colorize(luma, frame, matrix)?), vec![0.5f32; w * h], STEERED_CONFIDENCE)
+                        let mut t =
+                            ReferenceColorizer::new(img, matrix, TransferSettings::default())?;
+                        (
+                            Some(t.colorize(luma, frame, matrix)?),
+                            vec![0.5f32; w * h],
+                            STEERED_CONFIDENCE,
+                        )
                     }
                     None => (None, Vec::new(), STEERED_CONFIDENCE),
                 };

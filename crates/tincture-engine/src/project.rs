@@ -197,7 +197,13 @@ pub fn plan_of(project: &Project, project_path: &Path, source: PathBuf) -> Resul
         project
             .shots
             .iter()
-            .map(|s| (s.start, s.end, s.settings.as_ref().unwrap_or(&project.defaults)))
+            .map(|s| {
+                (
+                    s.start,
+                    s.end,
+                    s.settings.as_ref().unwrap_or(&project.defaults),
+                )
+            })
             .collect()
     }
     .into_iter()
@@ -222,12 +228,12 @@ pub fn plan_of(project: &Project, project_path: &Path, source: PathBuf) -> Resul
         let path = project.resolve(project_path, &r.path);
         let img = load_rgb(&path, "reference photo")?;
         // A gray photo has no colour to give: say so now, not mid-render.
-        ReferenceColorizer::new(&img, Matrix::Bt709, TransferSettings::default()).map_err(
-            |e| Error::Reference {
+        ReferenceColorizer::new(&img, Matrix::Bt709, TransferSettings::default()).map_err(|e| {
+            Error::Reference {
                 path: path.clone(),
                 reason: e.to_string(),
-            },
-        )?;
+            }
+        })?;
         references.push(img);
     }
     let mut keys = BTreeMap::new();
@@ -246,7 +252,10 @@ pub fn plan_of(project: &Project, project_path: &Path, source: PathBuf) -> Resul
         let reference = match &k.reference {
             Some(KeyframeReference::Image { path }) => {
                 let path = project.resolve(project_path, path);
-                Some(load_rgb(&path, &format!("reference of keyframe {}", k.frame))?)
+                Some(load_rgb(
+                    &path,
+                    &format!("reference of keyframe {}", k.frame),
+                )?)
             }
             None => None,
         };
