@@ -7,36 +7,17 @@
 //! size, a different or moved film, a gray reference photo.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use serde_json::json;
 use tincture_core::compose::chroma_field_of;
 use tincture_core::frame::ChromaField;
-use tincture_tests::{assert_luma_identical, cli, decode_all, ffmpeg};
+use tincture_tests::{assert_luma_identical, cli, decode_all, ffmpeg, ok, s, stderr};
 
 const W: u32 = 128;
 const H: u32 = 96;
 const FRAMES: u32 = 16;
 /// Background pattern speed, pixels per frame (to the right).
 const SPEED: f32 = 1.5;
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        stderr(o)
-    );
-}
 
 /// Frame `t` of the scene: a textured field whose colour changes from red
 /// (left) to blue (right) at a moving boundary, and a green disc moving

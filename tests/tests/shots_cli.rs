@@ -8,15 +8,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use tincture_tests::{cli, ffmpeg};
+use tincture_tests::{cli, ffmpeg, ok, s};
 
 /// First frames of the five scenes; the film has [`FRAMES`] frames.
 const CUTS: [u64; 5] = [0, 30, 38, 58, 88];
 const FRAMES: u64 = 104;
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 fn text(o: &Output) -> String {
     format!(
@@ -25,10 +21,6 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-fn ok(o: &Output) {
-    assert!(o.status.success(), "{}", text(o));
 }
 
 /// The film: 24 fps, 128x96 gray FFV1, start timecode 10:00:00:00.

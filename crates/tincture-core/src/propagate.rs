@@ -296,8 +296,12 @@ impl Propagator {
     ) -> Result<ChromaField> {
         let params = self.params;
         let previous = self.previous.take();
+        // The flow serves carrying colour forward and the stabiliser; with
+        // neither (the model alone, unstabilised) it is not computed.
+        let needs_flow =
+            (self.forward.is_some() && key.is_none()) || self.stabiliser.strength() > 0.0;
         let pair = match &previous {
-            Some(prev) if (prev.width, prev.height) == (luma.width, luma.height) => {
+            Some(prev) if needs_flow && (prev.width, prev.height) == (luma.width, luma.height) => {
                 Some((prev, flows(luma, prev, &params.flow)))
             }
             _ => None,

@@ -246,47 +246,43 @@ impl FilmColorizer {
         frame: u64,
         matrix: Matrix,
     ) -> tincture_core::Result<Option<Confident>> {
-        let plan_shot = &self.plan.shots[shot];
+        let use_model = self.plan.shots[shot].model_prior;
         let mut parts: Vec<(ChromaField, f32)> = Vec::new();
-        if plan_shot.model_prior
-            && let Some(model) = self.prior.as_mut()
-        {
+        if use_model && let Some(model) = self.prior.as_mut() {
             parts.push((model.colorize(luma, frame, matrix)?, 1.0));
         }
-        for &r in &plan_shot.references.clone() {
-            if self.transfers[r].is_none() {
-                let engine = ReferenceColorizer::new(
+        for &r in &self.plan.shots[shot].references {
+            let transfer = match &mut self.transfers[r] {
+                Some(t) => t,
+                slot => slot.insert(ReferenceColorizer::new(
                     &self.plan.references[r],
                     matrix,
                     TransferSettings::default(),
-                )?;
-                self.transfers[r] = Some(engine);
-            }
-            if let Some(t) = self.transfers[r].as_mut() {
-                parts.push((t.colorize(luma, frame, matrix)?, 2.0));
-            }
+                )?),
+            };
+            parts.push((transfer.colorize(luma, frame, matrix)?, 2.0));
         }
-        let Some((first, w0)) = parts.first().cloned() else {
+        // The weighted mean of the parts (one part is taken as it is).
+        let total: f32 = parts.iter().map(|p| p.1).sum();
+        let mut parts = parts.into_iter();
+        let Some((mut out, w0)) = parts.next() else {
             return Ok(None);
         };
-        if parts.len() == 1 {
-            return Ok(Some(Confident::uniform(first, 1.0)));
-        }
-        let total: f32 = parts.iter().map(|p| p.1).sum();
-        let mut out = first;
-        for i in 0..out.cb.len() {
-            out.cb[i] *= w0;
-            out.cr[i] *= w0;
-        }
-        for (c, w) in &parts[1..] {
-            for i in 0..out.cb.len() {
-                out.cb[i] += w * c.cb[i];
-                out.cr[i] += w * c.cr[i];
+        if total != w0 {
+            for v in out.cb.iter_mut().chain(out.cr.iter_mut()) {
+                *v *= w0 / total;
             }
-        }
-        for i in 0..out.cb.len() {
-            out.cb[i] /= total;
-            out.cr[i] /= total;
+            for (c, w) in parts {
+                let k = w / total;
+                for (o, v) in out
+                    .cb
+                    .iter_mut()
+                    .zip(&c.cb)
+                    .chain(out.cr.iter_mut().zip(&c.cr))
+                {
+                    *o += k * v;
+                }
+            }
         }
         Ok(Some(Confident::uniform(out, 1.0)))
     }

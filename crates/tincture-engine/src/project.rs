@@ -2,7 +2,6 @@
 //! source, relinking, and the [`FilmPlan`] a project renders by.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -27,6 +26,11 @@ pub const FINGERPRINT_FRAMES: u64 = 3;
 /// # Errors
 /// When the file cannot be read or decoded.
 pub fn fingerprint(path: &Path) -> Result<(u64, String)> {
+    fingerprint_and_count(path).map(|(size, digest, _)| (size, digest))
+}
+
+/// [`fingerprint`] and the film's frame count, from one opening of the file.
+fn fingerprint_and_count(path: &Path) -> Result<(u64, String, u64)> {
     let size = std::fs::metadata(path)
         .map_err(|e| Error::Project {
             path: path.to_path_buf(),
@@ -50,7 +54,7 @@ pub fn fingerprint(path: &Path) -> Result<(u64, String)> {
         let _ = write!(s, "{b:02x}");
         s
     });
-    Ok((size, hex))
+    Ok((size, hex, reader.frame_count()))
 }
 
 /// A new project for the film at `path`, with its size, fingerprint,
@@ -102,7 +106,7 @@ pub fn check_source(
             candidate.display()
         )));
     }
-    let (size, digest) = fingerprint(&candidate)?;
+    let (size, digest, count) = fingerprint_and_count(&candidate)?;
     let src = &project.source;
     if !src.fingerprint.is_empty() && digest != src.fingerprint {
         return Err(fail(format!(
@@ -123,16 +127,13 @@ pub fn check_source(
             src.size,
         )));
     }
-    if src.frame_count != 0 {
-        let count = VideoReader::open(&candidate)?.frame_count();
-        if count != src.frame_count && !accept_changed {
-            return Err(fail(format!(
-                "{} has {count} frames but the project was made on {} frames; check the film, \
-                 then pass --accept-changed to use it",
-                candidate.display(),
-                src.frame_count
-            )));
-        }
+    if src.frame_count != 0 && count != src.frame_count && !accept_changed {
+        return Err(fail(format!(
+            "{} has {count} frames but the project was made on {} frames; check the film, \
+             then pass --accept-changed to use it",
+            candidate.display(),
+            src.frame_count
+        )));
     }
     Ok(candidate)
 }
@@ -268,25 +269,5 @@ pub fn plan_of(project: &Project, project_path: &Path, source: PathBuf) -> Resul
         keys,
         references,
         params: PropagationParams::default(),
-    })
-}
-
-/// Writes `text` to `path` atomically (temporary file, fsync, rename).
-///
-/// # Errors
-/// When the file cannot be written.
-pub fn write_text_atomically(path: &Path, text: &str) -> Result<()> {
-    let fail = |e: std::io::Error| Error::Output {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
-    let tmp = crate::render::partial_path(path);
-    let mut f = std::fs::File::create(&tmp).map_err(fail)?;
-    f.write_all(text.as_bytes()).map_err(fail)?;
-    f.sync_all().map_err(fail)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        fail(e)
     })
 }
