@@ -1641,21 +1641,8 @@ impl ChromaSolver {
         initial: Option<&ChromaField>,
     ) -> Result<ChromaField> {
         let (w, h) = (self.width, self.height);
-        if let Some(init) = initial
-            && (init.width != w
-                || init.height != h
-                || init.cb.len() != w * h
-                || init.cr.len() != w * h)
-        {
-            return Err(Error::SizeMismatch {
-                what: format!(
-                    "chroma solver initial guess is {}x{} ({} Cb, {} Cr values), the luma is {w}x{h}",
-                    init.width,
-                    init.height,
-                    init.cb.len(),
-                    init.cr.len()
-                ),
-            });
+        if let Some(init) = initial {
+            check_start(init, w, h)?;
         }
         check_terms(terms, w, h)?;
         let mut out = ChromaField::neutral(w, h);
@@ -1984,6 +1971,21 @@ fn contribution(w: f32, cb: f32, cr: f32) -> (f32, f32, f32) {
 }
 
 /// Checks that every term holds `width * height` values.
+fn check_start(init: &ChromaField, w: usize, h: usize) -> Result<()> {
+    if init.width != w || init.height != h || init.cb.len() != w * h || init.cr.len() != w * h {
+        return Err(Error::SizeMismatch {
+            what: format!(
+                "chroma solver initial guess is {}x{} ({} Cb, {} Cr values), the luma is {w}x{h}",
+                init.width,
+                init.height,
+                init.cb.len(),
+                init.cr.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
 fn check_terms(terms: &[DataTerm<'_>], width: usize, height: usize) -> Result<()> {
     let n = width * height;
     for (t, term) in terms.iter().enumerate() {
@@ -2188,8 +2190,12 @@ pub fn solve_cg_baseline(
     luma: &LumaImage,
     terms: &[DataTerm<'_>],
     params: SolverParams,
+    initial: Option<&ChromaField>,
 ) -> Result<(ChromaField, SolveStats)> {
     let sys = System::new(luma, terms, params)?;
+    if let Some(start) = initial {
+        check_start(start, sys.width, sys.height)?;
+    }
     let params = params.sanitized();
     let n = sys.width * sys.height;
     let mut inv_diag = sys.data.clone();
@@ -2210,7 +2216,9 @@ pub fn solve_cg_baseline(
         }
         *d = 1.0 / s;
     }
-    let mut out = ChromaField::neutral(sys.width, sys.height);
+    let mut out = initial
+        .cloned()
+        .unwrap_or_else(|| ChromaField::neutral(sys.width, sys.height));
     let mut stats = SolveStats {
         converged: true,
         ..SolveStats::default()
@@ -2220,8 +2228,12 @@ pub fn solve_cg_baseline(
         let b = &sys.rhs[ch];
         let x = if ch == 0 { &mut out.cb } else { &mut out.cr };
         let bnorm = par_dot(b, b).sqrt();
-        r.copy_from_slice(b);
-        let mut rnorm = bnorm;
+        sys.apply(x, &mut q);
+        r.par_iter_mut()
+            .zip(b)
+            .zip(&q)
+            .for_each(|((r, &b), &ax)| *r = b - ax);
+        let mut rnorm = par_dot(&r, &r).sqrt();
         let mut rz_old = 0.0;
         let mut it = 0;
         while rnorm > f64::from(params.tolerance) * bnorm && it < params.max_iterations {
@@ -2427,6 +2439,7 @@ mod tests {
                 max_iterations: 100_000,
                 ..params
             },
+            None,
         )
         .expect("baseline solves");
         let diff = ours
@@ -2593,6 +2606,7 @@ mod tests {
                 max_iterations: 100_000,
                 ..params
             },
+            None,
         )
         .expect("baseline solves");
         // A lattice of thin lines with hint-less panes is about the hardest
