@@ -1,19 +1,36 @@
-//! [`TinctureApp`]: the main window. A film viewer with a scrub bar and a
-//! status bar; decoding happens on the frame worker (see [`crate::worker`]).
+//! [`TinctureApp`]: the main window. Menus, the shots and keyframes list,
+//! properties, the before/after viewer, the timeline and the status bar.
+//!
+//! The UI thread only draws and edits the project. Decoding runs on the
+//! frame worker ([`crate::worker`]), colouring on the colour worker
+//! ([`crate::colour`]), thumbnails and shot detection on a background
+//! thread, and autosaves on the autosave thread ([`crate::document`]); all
+//! of them talk to the UI over crossbeam channels.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 use eframe::egui;
-use egui::{Color32, Key, Modifiers, Rect, RichText, Sense, TextureHandle, TextureOptions, Vec2};
+use egui::{Color32, Key, Modifiers, RichText, TextureHandle, TextureOptions};
+use tincture_core::project::{Project, ShotEntry, ShotSettings};
 use tincture_core::timecode::frame_timecode;
 
+use crate::colour::{ColourCommand, ColourMessage, ColourWorker};
+use crate::document::{Autosaver, Document, Recovery, Session, StateDir};
+use crate::timeline::{Thumb, Timeline};
+use crate::viewer::{self, Side, SplitMode, ViewState};
 use crate::worker::{self, Command, FrameWorker, MediaSummary, Message, RgbFrame};
 
 /// File extensions offered by the Open dialog.
 pub const FILM_EXTENSIONS: &[&str] = &[
     "mp4", "mkv", "mov", "avi", "mxf", "m4v", "webm", "mpg", "ts",
 ];
+
+/// Timeline thumbnails per film.
+const THUMBNAILS: u64 = 24;
 
 /// Whether ONNX Runtime is available for colorization.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,7 +43,29 @@ pub enum RuntimeStatus {
     Failed(String),
 }
 
-/// The frame on screen.
+/// How the app starts.
+#[derive(Clone, Debug)]
+pub struct AppOptions {
+    /// A film or a project (`.json`) to open at once.
+    pub file: Option<PathBuf>,
+    /// Where recent files and recovery information live.
+    pub state: StateDir,
+    /// Whether to colour the "after" side (tests of the bare viewer turn it off).
+    pub colour: bool,
+}
+
+impl AppOptions {
+    /// The defaults for `file`: the state folder from the environment, colour on.
+    pub fn new(file: Option<PathBuf>) -> Self {
+        Self {
+            file,
+            state: StateDir::from_env(),
+            colour: true,
+        }
+    }
+}
+
+/// A picture on screen.
 struct Picture {
     index: u64,
     generation: u64,
@@ -34,35 +73,107 @@ struct Picture {
     texture: TextureHandle,
 }
 
+impl Picture {
+    fn side(&self) -> Side {
+        Side {
+            texture: self.texture.id(),
+            size: self.size,
+        }
+    }
+}
+
+/// Shows `frame` in `slot`, reusing its texture when the size matches.
+fn upload(ctx: &egui::Context, slot: &mut Option<Picture>, frame: &RgbFrame, name: &str) {
+    let size = [frame.width, frame.height];
+    let image = egui::ColorImage::from_rgb(size, &frame.rgb);
+    let options = TextureOptions::LINEAR;
+    let texture = match slot.take() {
+        Some(mut p) if p.size == size => {
+            p.texture.set(image, options);
+            p.texture
+        }
+        _ => ctx.load_texture(name, image, options),
+    };
+    *slot = Some(Picture {
+        index: frame.index,
+        generation: frame.generation,
+        size,
+        texture,
+    });
+}
+
+/// Playback: direction and speed in frames per frame-time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Playback {
+    speed: f64,
+    started: Instant,
+    from: u64,
+}
+
 /// The Tincture main window.
 ///
-/// Construct it with [`TinctureApp::new`] (from `eframe`'s creation context
-/// or from a test harness), optionally with a film to open at once.
+/// Construct it with [`TinctureApp::new`] or [`TinctureApp::with_options`]
+/// (from `eframe`'s creation context or from a test harness).
 pub struct TinctureApp {
     ctx: egui::Context,
     worker: Option<FrameWorker>,
     inbox: Receiver<Message>,
+    to_ui: Sender<Message>,
+    colour: Option<ColourWorker>,
+    colour_inbox: Receiver<ColourMessage>,
+    /// Which engine colours the preview, in words.
+    engine: Option<String>,
     /// The open film.
     media: Option<MediaSummary>,
-    /// A film being opened.
+    /// The film's path as opened (for the colour worker and the session).
+    film: Option<PathBuf>,
+    /// A film or project being opened.
     opening: Option<PathBuf>,
-    /// The frame asked for (slider position).
+    /// The frame asked for (playhead).
     position: u64,
     /// Counts frame requests; bumped by every seek and open.
     generation: u64,
     /// The generation of the last open: frames before it belong to another film.
     open_generation: u64,
-    picture: Option<Picture>,
+    before: Option<Picture>,
+    after: Option<Picture>,
+    /// A colour request is out for the playhead.
+    colouring: bool,
+    thumbs: Vec<(u64, TextureHandle)>,
+    background_cancel: Arc<AtomicBool>,
+    doc: Option<Document>,
+    /// The project revision the colour worker has.
+    colour_revision: Option<u64>,
+    state: StateDir,
+    autosaver: Option<Autosaver>,
+    autosave_note: Option<String>,
+    recovery: Option<Recovery>,
+    /// A project whose film must be located: (project file, message).
+    relink: Option<(PathBuf, String)>,
+    /// A recovered project waiting for its film to open.
+    pending_recovery: Option<(Project, Option<PathBuf>)>,
+    view: ViewState,
+    in_out: (Option<u64>, Option<u64>),
+    playback: Option<Playback>,
+    selected_shot: Option<usize>,
+    show_shortcuts: bool,
+    show_about: bool,
     error: Option<String>,
     runtime: RuntimeStatus,
 }
 
 impl TinctureApp {
-    /// Creates the app on `ctx`, starts the frame worker and the ONNX Runtime
-    /// check, and opens `file` if given.
+    /// Creates the app on `ctx` with the state folder from the environment,
+    /// opening `file` if given.
+    pub fn new(ctx: &egui::Context, file: Option<PathBuf>) -> Self {
+        Self::with_options(ctx, AppOptions::new(file))
+    }
+
+    /// Creates the app on `ctx`, starts its threads, offers recovery when
+    /// the last run did not exit cleanly, and opens `options.file` if given.
     ///
     /// Never fails: a thread that cannot start is reported in the window.
-    pub fn new(ctx: &egui::Context, file: Option<PathBuf>) -> Self {
+    pub fn with_options(ctx: &egui::Context, options: AppOptions) -> Self {
         ctx.set_theme(egui::ThemePreference::Dark);
         let (tx, inbox) = crossbeam_channel::unbounded();
         let mut error = None;
@@ -70,49 +181,132 @@ impl TinctureApp {
             .inspect_err(|e| error = Some(format!("Could not start the decoding thread: {e}")))
             .ok();
         let mut runtime = RuntimeStatus::Checking;
-        if let Err(e) = worker::spawn_runtime_check(ctx.clone(), tx) {
+        if let Err(e) = worker::spawn_runtime_check(ctx.clone(), tx.clone()) {
             runtime = RuntimeStatus::Failed(format!("could not start the ONNX Runtime check: {e}"));
         }
+        let (colour_tx, colour_inbox) = crossbeam_channel::unbounded();
+        let colour = if options.colour {
+            ColourWorker::spawn(ctx.clone(), colour_tx)
+                .inspect_err(|e| error = Some(format!("Could not start the colour thread: {e}")))
+                .ok()
+        } else {
+            None
+        };
+        let wake = ctx.clone();
+        let autosaver = Autosaver::spawn(move || wake.request_repaint())
+            .inspect_err(|e| error = Some(format!("Could not start the autosave thread: {e}")))
+            .ok();
+        let recovery = options.state.recovery();
         let mut app = Self {
             ctx: ctx.clone(),
             worker,
             inbox,
+            to_ui: tx,
+            colour,
+            colour_inbox,
+            engine: None,
             media: None,
+            film: None,
             opening: None,
             position: 0,
             generation: 0,
             open_generation: 0,
-            picture: None,
+            before: None,
+            after: None,
+            colouring: false,
+            thumbs: Vec::new(),
+            background_cancel: Arc::new(AtomicBool::new(false)),
+            doc: None,
+            colour_revision: None,
+            state: options.state,
+            autosaver,
+            autosave_note: None,
+            recovery,
+            relink: None,
+            pending_recovery: None,
+            view: ViewState::default(),
+            in_out: (None, None),
+            playback: None,
+            selected_shot: None,
+            show_shortcuts: false,
+            show_about: false,
             error,
             runtime,
         };
-        if let Some(file) = file {
-            app.open(file);
+        if let Some(file) = options.file {
+            app.open_any(file);
         }
         app
     }
 
-    /// Opens a film (on the worker) and shows its first frame.
-    pub fn open(&mut self, path: PathBuf) {
-        tracing::info!(path = %path.display(), "opening");
+    /// Opens a project (`.json`) or a film.
+    pub fn open_any(&mut self, path: PathBuf) {
+        let is_project = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        if is_project {
+            self.open_project(path, None);
+        } else {
+            self.open(path);
+        }
+    }
+
+    fn start_opening(&mut self, path: &Path) {
         self.error = None;
-        self.opening = Some(path.clone());
+        self.relink = None;
+        self.opening = Some(path.to_owned());
         self.position = 0;
         self.generation += 1;
         self.open_generation = self.generation;
-        self.send(Command::Open(path));
+        self.doc = None;
+        self.colour_revision = None;
+        self.after = None;
+        self.before = None;
+        self.thumbs.clear();
+        self.in_out = (None, None);
+        self.playback = None;
+        self.selected_shot = None;
+        self.background_cancel
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(c) = &self.colour {
+            c.send(ColourCommand::Close);
+        }
+    }
+
+    /// Opens a film (on the worker) with a new project, and shows its first frame.
+    pub fn open(&mut self, path: PathBuf) {
+        tracing::info!(path = %path.display(), "opening");
+        self.start_opening(&path);
+        self.send(Command::Open(path.clone()));
         self.send(Command::Show {
             index: 0,
             generation: self.generation,
         });
+        self.state.push_recent(&path);
     }
 
-    /// Moves to frame `index` (clamped to the film) and asks the worker for it.
+    /// Opens a project file and its film; `film` relinks it to a film in
+    /// another place (accepted when its first frames match).
+    pub fn open_project(&mut self, path: PathBuf, film: Option<PathBuf>) {
+        tracing::info!(path = %path.display(), "opening project");
+        self.start_opening(&path);
+        self.send(Command::OpenProject {
+            path: path.clone(),
+            film,
+        });
+        self.send(Command::Show {
+            index: 0,
+            generation: self.generation,
+        });
+        self.state.push_recent(&path);
+    }
+
+    /// Moves the playhead to frame `index` (clamped to the film).
     /// Does nothing while no film is open.
     pub fn seek(&mut self, index: u64) {
         let Some(media) = &self.media else { return };
         let index = index.min(media.frame_count.saturating_sub(1));
-        if index == self.position && self.picture.as_ref().is_some_and(|p| p.index == index) {
+        if index == self.position && self.before.as_ref().is_some_and(|p| p.index == index) {
             return;
         }
         self.position = index;
@@ -121,6 +315,7 @@ impl TinctureApp {
             index,
             generation: self.generation,
         });
+        self.colouring = false;
     }
 
     /// The open film, once the worker has opened it.
@@ -128,21 +323,32 @@ impl TinctureApp {
         self.media.as_ref()
     }
 
-    /// The frame asked for: what the slider and the frame label show.
+    /// The project, once a film or project is open.
+    pub fn document(&self) -> Option<&Document> {
+        self.doc.as_ref()
+    }
+
+    /// The playhead.
     pub fn position(&self) -> u64 {
         self.position
     }
 
-    /// The index of the frame on screen, if any.
+    /// The index of the film frame on screen, if any.
     pub fn shown_frame(&self) -> Option<u64> {
-        self.picture.as_ref().map(|p| p.index)
+        self.before.as_ref().map(|p| p.index)
     }
 
-    /// Whether the frame on screen is the one asked for, and no film is being opened.
+    /// The index of the coloured frame on screen, if any. When it differs
+    /// from [`position`](Self::position) it is shown marked as stale.
+    pub fn coloured_frame(&self) -> Option<u64> {
+        self.after.as_ref().map(|p| p.index)
+    }
+
+    /// Whether the film frame on screen is the one asked for, and nothing is being opened.
     pub fn is_settled(&self) -> bool {
         self.opening.is_none()
             && self
-                .picture
+                .before
                 .as_ref()
                 .is_some_and(|p| p.index == self.position && p.generation == self.generation)
     }
@@ -157,6 +363,26 @@ impl TinctureApp {
         &self.runtime
     }
 
+    /// Work from a run that did not exit cleanly, while recovery is offered.
+    pub fn recovery(&self) -> Option<&Recovery> {
+        self.recovery.as_ref()
+    }
+
+    /// The viewer's settings.
+    pub fn view(&self) -> ViewState {
+        self.view
+    }
+
+    /// The export range's in and out points.
+    pub fn in_out(&self) -> (Option<u64>, Option<u64>) {
+        self.in_out
+    }
+
+    /// A project whose film must be located before it can open, with the reason.
+    pub fn relink_needed(&self) -> Option<&(PathBuf, String)> {
+        self.relink.as_ref()
+    }
+
     fn send(&mut self, command: Command) {
         let sent = self.worker.as_ref().is_some_and(|w| w.send(command));
         if !sent {
@@ -165,17 +391,184 @@ impl TinctureApp {
         }
     }
 
+    /// Changes the project as one undo step; structural changes are autosaved at once.
+    pub fn edit(&mut self, structural: bool, change: impl FnOnce(&mut Project)) {
+        if let Some(doc) = &mut self.doc {
+            doc.edit(change);
+            self.autosave(structural);
+        }
+    }
+
+    /// Marks the playhead's frame as a keyframe.
+    pub fn add_keyframe_here(&mut self) {
+        let frame = self.position;
+        self.edit(true, |p| {
+            p.add_keyframe(frame);
+        });
+    }
+
+    /// Removes the keyframe at `frame`, if there is one.
+    pub fn remove_keyframe(&mut self, frame: u64) {
+        self.edit(true, |p| {
+            p.remove_keyframe(frame);
+        });
+    }
+
+    /// Undoes the last change to the project.
+    pub fn undo(&mut self) {
+        if self.doc.as_mut().is_some_and(Document::undo) {
+            self.autosave(true);
+        }
+    }
+
+    /// Redoes the last undone change.
+    pub fn redo(&mut self) {
+        if self.doc.as_mut().is_some_and(Document::redo) {
+            self.autosave(true);
+        }
+    }
+
+    /// Saves the project to its file, or to `path` (Save As). Errors are
+    /// shown in the window.
+    pub fn save(&mut self, path: Option<PathBuf>) {
+        let Some(doc) = &mut self.doc else { return };
+        let old_autosave = doc.autosave_path(&self.state);
+        match doc.save(path) {
+            Ok(saved) => {
+                let _ = std::fs::remove_file(old_autosave);
+                self.autosave_note = Some(format!("Saved {}", saved.display()));
+                self.state.push_recent(&saved);
+                self.record_session();
+                // Paths in the project now resolve against its file.
+                self.colour_revision = None;
+            }
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    /// Closes the film and project. Unsaved work stays in the autosave.
+    pub fn close(&mut self) {
+        self.autosave(true);
+        self.start_opening(Path::new(""));
+        self.opening = None;
+        self.media = None;
+        self.film = None;
+        self.state.clear_session();
+        self.ctx
+            .send_viewport_cmd(egui::ViewportCommand::Title("Tincture".into()));
+    }
+
+    /// Opens the work recovered from the autosave on offer.
+    pub fn recover(&mut self) {
+        let Some(recovery) = self.recovery.take() else {
+            return;
+        };
+        let s = recovery.session;
+        match Project::load(&s.autosave) {
+            Ok(project) => {
+                // Open the film (or project) first, then put the recovered project in place.
+                match &s.project {
+                    Some(p) => self.open_project(p.clone(), Some(s.film.clone())),
+                    None => self.open(s.film.clone()),
+                }
+                self.pending_recovery = Some((project, s.project.clone()));
+            }
+            Err(e) => self.error = Some(format!("Could not recover: {e}")),
+        }
+    }
+
+    /// Declines the recovery on offer; the autosave file is left where it is.
+    pub fn discard_recovery(&mut self) {
+        self.recovery = None;
+        self.state.clear_session();
+    }
+
+    fn autosave(&mut self, structural: bool) {
+        let now = Instant::now();
+        let (Some(doc), Some(saver)) = (&mut self.doc, &self.autosaver) else {
+            return;
+        };
+        if doc.autosave_due(structural, now) {
+            saver.save(doc.project().clone(), doc.autosave_path(&self.state));
+            doc.mark_autosaved(now);
+        }
+    }
+
+    fn record_session(&self) {
+        let (Some(doc), Some(film)) = (&self.doc, &self.film) else {
+            return;
+        };
+        let session = Session {
+            film: film.clone(),
+            project: doc.path().map(Path::to_owned),
+            autosave: doc.autosave_path(&self.state),
+        };
+        if let Err(e) = self.state.set_session(&session) {
+            tracing::warn!(
+                "could not record the session in {}: {e}",
+                self.state.root().display()
+            );
+        }
+    }
+}
+
+impl TinctureApp {
     /// Applies everything the background threads have sent.
     fn handle_messages(&mut self) {
         while let Ok(message) = self.inbox.try_recv() {
             match message {
                 Message::Opened(summary) => self.opened(summary),
-                Message::Frame(frame) => self.frame_arrived(frame),
+                Message::NewProject(project) => self.project_ready(*project, None),
+                Message::ProjectOpened {
+                    project,
+                    path,
+                    film,
+                } => {
+                    self.film = Some(film);
+                    self.project_ready(*project, Some(path));
+                }
+                Message::ProjectNeedsFilm { path, text } => {
+                    self.opening = None;
+                    self.pending_recovery = None;
+                    self.relink = Some((path, text));
+                }
+                Message::Frame(frame) => self.frame_arrived(&frame),
+                Message::Thumbnail(frame) => {
+                    if frame.generation == self.open_generation {
+                        let image =
+                            egui::ColorImage::from_rgb([frame.width, frame.height], &frame.rgb);
+                        let texture = self.ctx.load_texture(
+                            format!("thumb-{}", frame.index),
+                            image,
+                            TextureOptions::LINEAR,
+                        );
+                        self.thumbs.push((frame.index, texture));
+                    }
+                }
+                Message::Shots { generation, shots } => {
+                    let no_shots = self
+                        .doc
+                        .as_ref()
+                        .is_some_and(|d| d.project().shots.is_empty());
+                    if generation == self.open_generation && no_shots && shots.len() > 1 {
+                        self.edit(true, |p| {
+                            p.shots = shots
+                                .iter()
+                                .map(|&(start, end)| ShotEntry {
+                                    start,
+                                    end,
+                                    settings: None,
+                                })
+                                .collect();
+                        });
+                    }
+                }
                 Message::Error(text) => {
                     if self.opening.take().is_some() {
                         // The worker dropped the previous film before trying this one.
                         self.media = None;
-                        self.picture = None;
+                        self.before = None;
+                        self.pending_recovery = None;
                         self.ctx
                             .send_viewport_cmd(egui::ViewportCommand::Title("Tincture".into()));
                     }
@@ -183,6 +576,32 @@ impl TinctureApp {
                 }
                 Message::Runtime(Ok(version)) => self.runtime = RuntimeStatus::Ready(version),
                 Message::Runtime(Err(text)) => self.runtime = RuntimeStatus::Failed(text),
+            }
+        }
+        while let Ok(message) = self.colour_inbox.try_recv() {
+            match message {
+                ColourMessage::Frame(frame) => {
+                    if frame.generation >= self.open_generation {
+                        upload(&self.ctx, &mut self.after, &frame, "tincture-after");
+                    }
+                    self.colouring = false;
+                }
+                ColourMessage::Engine(text) => self.engine = Some(text),
+                ColourMessage::Error(text) => {
+                    self.colouring = false;
+                    self.error = Some(text);
+                }
+            }
+        }
+        if let Some(saver) = &self.autosaver {
+            while let Ok(result) = saver.results.try_recv() {
+                self.autosave_note = Some(match result.outcome {
+                    Ok(()) => format!("Autosaved to {}", result.path.display()),
+                    Err(e) => {
+                        self.error = Some(e.clone());
+                        e
+                    }
+                });
             }
         }
     }
@@ -193,26 +612,53 @@ impl TinctureApp {
                 "{} — Tincture",
                 summary.file_name
             )));
+        if self.film.is_none() || self.opening.as_deref() == Some(summary.path.as_path()) {
+            self.film = Some(summary.path.clone());
+        }
         self.opening = None;
-        self.picture = None;
+        self.before = None;
         self.position = self.position.min(summary.frame_count.saturating_sub(1));
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.background_cancel = Arc::clone(&cancel);
+        if let Err(e) = worker::spawn_background(
+            self.ctx.clone(),
+            self.to_ui.clone(),
+            summary.path.clone(),
+            self.open_generation,
+            THUMBNAILS,
+            true,
+            cancel,
+        ) {
+            self.error = Some(format!("Could not start the thumbnail thread: {e}"));
+        }
         self.media = Some(summary);
     }
 
-    /// Shows a decoded frame unless it is stale: from before the current
-    /// film was opened, or older than the frame on screen. Frames newer than
-    /// the one on screen are shown even if a newer request is pending, so the
-    /// picture follows a scrub.
-    fn frame_arrived(&mut self, frame: RgbFrame) {
+    fn project_ready(&mut self, project: Project, path: Option<PathBuf>) {
+        let doc = match self.pending_recovery.take() {
+            Some((recovered, recovered_path)) => Document::recovered(recovered, recovered_path),
+            None => match path {
+                Some(p) => Document::loaded(project, p),
+                None => Document::untitled(project),
+            },
+        };
+        self.doc = Some(doc);
+        self.colour_revision = None;
+        self.record_session();
+        self.autosave(true);
+    }
+
+    /// Shows a decoded film frame unless it is stale: from before the
+    /// current film was opened, or older than the frame on screen.
+    fn frame_arrived(&mut self, frame: &RgbFrame) {
         let older_than_shown = self
-            .picture
+            .before
             .as_ref()
             .is_some_and(|p| frame.generation <= p.generation);
         if frame.generation < self.open_generation || older_than_shown {
             tracing::trace!(frame.index, frame.generation, "stale frame dropped");
             return;
         }
-        let size = [frame.width, frame.height];
         if frame.rgb.len() != frame.width * frame.height * 3 {
             self.error = Some(format!(
                 "Frame {}: the decoder returned {} bytes for {}x{} pixels",
@@ -223,61 +669,203 @@ impl TinctureApp {
             ));
             return;
         }
-        let image = egui::ColorImage::from_rgb(size, &frame.rgb);
-        let options = TextureOptions::LINEAR;
-        let texture = match self.picture.take() {
-            Some(mut p) if p.size == size => {
-                p.texture.set(image, options);
-                p.texture
-            }
-            _ => self.ctx.load_texture("tincture-frame", image, options),
+        upload(&self.ctx, &mut self.before, frame, "tincture-before");
+    }
+
+    /// Keeps the colour worker's project current and asks it for the playhead's frame.
+    fn drive_colour(&mut self) {
+        let (Some(colour), Some(doc), Some(film)) = (&self.colour, &self.doc, &self.film) else {
+            return;
         };
-        self.picture = Some(Picture {
-            index: frame.index,
-            generation: frame.generation,
-            size,
-            texture,
+        if self.colour_revision != Some(doc.revision()) {
+            colour.send(ColourCommand::Project {
+                project: Box::new(doc.project().clone()),
+                project_path: doc.path().map(Path::to_owned),
+                film: film.clone(),
+            });
+            self.colour_revision = Some(doc.revision());
+            self.colouring = false;
+        }
+        let current = self
+            .after
+            .as_ref()
+            .is_some_and(|a| a.index == self.position && a.generation >= self.generation);
+        if !current && !self.colouring && self.playback.is_none() {
+            colour.send(ColourCommand::Show {
+                index: self.position,
+                generation: self.generation,
+            });
+            self.colouring = true;
+        }
+    }
+
+    fn advance_playback(&mut self) {
+        let (Some(play), Some(media)) = (self.playback, &self.media) else {
+            return;
+        };
+        let fps = media.frame_rate.max(1.0);
+        let last = media.frame_count.saturating_sub(1);
+        let moved = (play.started.elapsed().as_secs_f64() * fps * play.speed) as i64;
+        let target = (play.from as i64 + moved).clamp(0, last as i64) as u64;
+        if (target == last && play.speed > 0.0) || (target == 0 && play.speed < 0.0) {
+            self.playback = None;
+        }
+        self.seek(target);
+        self.ctx.request_repaint();
+    }
+
+    fn play(&mut self, speed: f64) {
+        self.playback = Some(Playback {
+            speed,
+            started: Instant::now(),
+            from: self.position,
         });
     }
 
-    /// Left/Right step one frame, Home/End jump to the ends, Ctrl+O opens.
+    /// Keyboard: arrows step (Shift: ten frames), Home/End, J/K/L and Space
+    /// play, I/O set the export range, `\` held shows the film alone, and
+    /// the menu shortcuts.
     fn keyboard_ui(&mut self, ui: &mut egui::Ui) {
         if ui.ctx().text_edit_focused() {
             return;
         }
-        let [left, right, home, end, open] = ui.input_mut(|i| {
-            [
-                (Modifiers::NONE, Key::ArrowLeft),
-                (Modifiers::NONE, Key::ArrowRight),
-                (Modifiers::NONE, Key::Home),
-                (Modifiers::NONE, Key::End),
-                (Modifiers::COMMAND, Key::O),
-            ]
-            .map(|(m, k)| i.consume_key(m, k))
-        });
+        let shift = Modifiers::SHIFT;
+        let cmd = Modifiers::COMMAND;
+        let keys = [
+            (Modifiers::NONE, Key::ArrowLeft),
+            (Modifiers::NONE, Key::ArrowRight),
+            (shift, Key::ArrowLeft),
+            (shift, Key::ArrowRight),
+            (Modifiers::NONE, Key::Home),
+            (Modifiers::NONE, Key::End),
+            (Modifiers::NONE, Key::J),
+            (Modifiers::NONE, Key::K),
+            (Modifiers::NONE, Key::L),
+            (Modifiers::NONE, Key::Space),
+            (Modifiers::NONE, Key::I),
+            (Modifiers::NONE, Key::O),
+            (cmd, Key::O),
+            (cmd | shift, Key::S),
+            (cmd, Key::S),
+            (cmd | shift, Key::Z),
+            (cmd, Key::Z),
+            (cmd, Key::Y),
+            (Modifiers::NONE, Key::F),
+            (Modifiers::NONE, Key::Num1),
+        ];
+        let pressed = ui.input_mut(|i| keys.map(|(m, k)| i.consume_key(m, k)));
+        let [
+            left,
+            right,
+            left10,
+            right10,
+            home,
+            end,
+            j,
+            k,
+            l,
+            space,
+            mark_in,
+            mark_out,
+            open,
+            save_as,
+            save,
+            redo_z,
+            undo,
+            redo_y,
+            fit,
+            one,
+        ] = pressed;
         if open {
             self.open_dialog();
+        }
+        if save_as {
+            self.save_as_dialog();
+        } else if save {
+            self.save_or_ask();
+        }
+        if undo {
+            self.undo();
+        }
+        if redo_z || redo_y {
+            self.redo();
+        }
+        if fit {
+            self.view.zoom = None;
+            self.view.pan = egui::Vec2::ZERO;
+        }
+        if one {
+            self.view.zoom = Some(1.0);
+            self.view.pan = egui::Vec2::ZERO;
         }
         let Some(last) = self.media.as_ref().map(|m| m.frame_count.saturating_sub(1)) else {
             return;
         };
+        let p = self.position;
         let target = if home {
             Some(0)
         } else if end {
             Some(last)
+        } else if left10 {
+            Some(p.saturating_sub(10))
+        } else if right10 {
+            Some((p + 10).min(last))
         } else if left {
-            Some(self.position.saturating_sub(1))
+            Some(p.saturating_sub(1))
         } else if right {
-            Some((self.position + 1).min(last))
+            Some((p + 1).min(last))
         } else {
             None
         };
         if let Some(index) = target {
+            self.playback = None;
             self.seek(index);
+        }
+        if k {
+            self.playback = None;
+        }
+        if l {
+            let speed = self.playback.map_or(1.0, |pb| {
+                if pb.speed > 0.0 {
+                    (pb.speed * 2.0).min(8.0)
+                } else {
+                    1.0
+                }
+            });
+            self.play(speed);
+        }
+        if j {
+            let speed = self.playback.map_or(-1.0, |pb| {
+                if pb.speed < 0.0 {
+                    (pb.speed * 2.0).max(-8.0)
+                } else {
+                    -1.0
+                }
+            });
+            self.play(speed);
+        }
+        if space {
+            if self.playback.is_some() {
+                self.playback = None;
+            } else {
+                self.play(1.0);
+            }
+        }
+        if mark_in {
+            self.in_out.0 = Some(p);
+            if self.in_out.1.is_some_and(|o| o < p) {
+                self.in_out.1 = None;
+            }
+        }
+        if mark_out {
+            self.in_out.1 = Some(p);
+            if self.in_out.0.is_some_and(|i| i > p) {
+                self.in_out.0 = None;
+            }
         }
     }
 
-    /// Asks for a film with the system file dialog (blocks until it closes).
+    /// Asks for a film or project with the system file dialog.
     fn open_dialog(&mut self) {
         let picked = rfd::FileDialog::new()
             .set_title("Open a film")
@@ -289,21 +877,184 @@ impl TinctureApp {
         }
     }
 
+    fn open_project_dialog(&mut self) {
+        let picked = rfd::FileDialog::new()
+            .set_title("Open a Tincture project")
+            .add_filter("Tincture project", &["json"])
+            .pick_file();
+        if let Some(path) = picked {
+            self.open_project(path, None);
+        }
+    }
+
+    fn relink_dialog(&mut self) {
+        let Some((project, _)) = self.relink.clone() else {
+            return;
+        };
+        let picked = rfd::FileDialog::new()
+            .set_title("Locate the project's film")
+            .add_filter("Film", FILM_EXTENSIONS)
+            .add_filter("All files", &["*"])
+            .pick_file();
+        if let Some(film) = picked {
+            self.open_project(project, Some(film));
+        }
+    }
+
+    fn save_as_dialog(&mut self) {
+        let Some(doc) = &self.doc else { return };
+        let name = doc
+            .project()
+            .source
+            .path
+            .file_stem()
+            .map_or_else(|| "project".into(), |s| s.to_string_lossy().into_owned());
+        let picked = rfd::FileDialog::new()
+            .set_title("Save the project")
+            .add_filter("Tincture project", &["json"])
+            .set_file_name(format!("{name}.tincture.json"))
+            .save_file();
+        if let Some(path) = picked {
+            self.save(Some(path));
+        }
+    }
+
+    fn save_or_ask(&mut self) {
+        if self.doc.as_ref().is_some_and(|d| d.path().is_some()) {
+            self.save(None);
+        } else {
+            self.save_as_dialog();
+        }
+    }
+
     fn menu_bar_ui(&mut self, ui: &mut egui::Ui) {
         egui::Panel::top("menu_bar").show(ui, |ui| {
             egui::MenuBar::new().ui(ui, |ui| {
-                ui.menu_button("File", |ui| {
-                    if ui.button("Open…").clicked() {
+                ui.menu_button("File", |ui| self.file_menu(ui));
+                ui.menu_button("Edit", |ui| {
+                    let (can_undo, can_redo) = self
+                        .doc
+                        .as_ref()
+                        .map_or((false, false), |d| (d.can_undo(), d.can_redo()));
+                    if ui
+                        .add_enabled(can_undo, egui::Button::new("Undo").shortcut_text("Ctrl+Z"))
+                        .clicked()
+                    {
                         ui.close();
-                        self.open_dialog();
+                        self.undo();
+                    }
+                    if ui
+                        .add_enabled(
+                            can_redo,
+                            egui::Button::new("Redo").shortcut_text("Ctrl+Shift+Z"),
+                        )
+                        .clicked()
+                    {
+                        ui.close();
+                        self.redo();
                     }
                     ui.separator();
-                    if ui.button("Quit").clicked() {
-                        ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+                    let has_doc = self.doc.is_some();
+                    if ui
+                        .add_enabled(has_doc, egui::Button::new("Add keyframe here"))
+                        .clicked()
+                    {
+                        ui.close();
+                        self.add_keyframe_here();
+                    }
+                });
+                ui.menu_button("View", |ui| {
+                    for mode in SplitMode::ALL {
+                        if ui.radio(self.view.mode == mode, mode.label()).clicked() {
+                            self.view.mode = mode;
+                            ui.close();
+                        }
+                    }
+                    ui.separator();
+                    if ui
+                        .add(egui::Button::new("Zoom to fit").shortcut_text("F"))
+                        .clicked()
+                    {
+                        self.view.zoom = None;
+                        self.view.pan = egui::Vec2::ZERO;
+                        ui.close();
+                    }
+                    if ui
+                        .add(egui::Button::new("Zoom 1:1").shortcut_text("1"))
+                        .clicked()
+                    {
+                        self.view.zoom = Some(1.0);
+                        self.view.pan = egui::Vec2::ZERO;
+                        ui.close();
+                    }
+                });
+                ui.menu_button("Help", |ui| {
+                    if ui.button("Keyboard shortcuts").clicked() {
+                        self.show_shortcuts = true;
+                        ui.close();
+                    }
+                    if ui.button("About Tincture").clicked() {
+                        self.show_about = true;
+                        ui.close();
                     }
                 });
             });
         });
+    }
+
+    fn file_menu(&mut self, ui: &mut egui::Ui) {
+        if ui
+            .add(egui::Button::new("Open Film…").shortcut_text("Ctrl+O"))
+            .clicked()
+        {
+            ui.close();
+            self.open_dialog();
+        }
+        if ui.button("Open Project…").clicked() {
+            ui.close();
+            self.open_project_dialog();
+        }
+        let has_doc = self.doc.is_some();
+        if ui
+            .add_enabled(has_doc, egui::Button::new("Save").shortcut_text("Ctrl+S"))
+            .clicked()
+        {
+            ui.close();
+            self.save_or_ask();
+        }
+        if ui
+            .add_enabled(
+                has_doc,
+                egui::Button::new("Save As…").shortcut_text("Ctrl+Shift+S"),
+            )
+            .clicked()
+        {
+            ui.close();
+            self.save_as_dialog();
+        }
+        ui.menu_button("Recent", |ui| {
+            let recent = self.state.recent();
+            if recent.is_empty() {
+                ui.label("Nothing yet");
+            }
+            for path in recent {
+                if ui.button(path.display().to_string()).clicked() {
+                    ui.close();
+                    self.open_any(path);
+                }
+            }
+        });
+        if ui
+            .add_enabled(has_doc, egui::Button::new("Close"))
+            .clicked()
+        {
+            ui.close();
+            self.close();
+        }
+        ui.separator();
+        if ui.button("Quit").clicked() {
+            ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+        }
     }
 
     fn status_bar_ui(&self, ui: &mut egui::Ui) {
@@ -314,6 +1065,28 @@ impl TinctureApp {
                     ui.separator();
                     ui.with_layout(egui::Layout::left_to_right(egui::Align::Center), |ui| {
                         self.media_status_ui(ui);
+                        if self.colouring {
+                            ui.separator();
+                            ui.spinner();
+                            ui.label(format!("Colouring frame {}…", self.position));
+                        }
+                        if let Some(engine) = &self.engine {
+                            ui.separator();
+                            ui.label(format!("Colour: {engine}"));
+                        }
+                        if let Some(doc) = &self.doc {
+                            ui.separator();
+                            let name = doc.path().map_or_else(
+                                || "untitled project".to_owned(),
+                                worker::display_name,
+                            );
+                            let dirty = if doc.is_dirty() { " •" } else { "" };
+                            ui.label(format!("{name}{dirty}"));
+                        }
+                        if let Some(note) = &self.autosave_note {
+                            ui.separator();
+                            ui.weak(note);
+                        }
                     });
                 });
             });
@@ -365,10 +1138,34 @@ impl TinctureApp {
         }
     }
 
-    fn transport_ui(&mut self, ui: &mut egui::Ui) {
+    fn timeline_ui(&mut self, ui: &mut egui::Ui) {
         let Some(media) = &self.media else { return };
         let (count, rate, start_tc) = (media.frame_count, media.frame_rate, media.timecode.clone());
-        egui::Panel::bottom("transport").show(ui, |ui| {
+        let shots: Vec<(u64, u64)> = self
+            .doc
+            .as_ref()
+            .map(|d| d.project().shots.iter().map(|s| (s.start, s.end)).collect())
+            .unwrap_or_default();
+        let keys: Vec<u64> = self
+            .doc
+            .as_ref()
+            .map(|d| d.project().keyframes.iter().map(|k| k.frame).collect())
+            .unwrap_or_default();
+        let thumbs: Vec<Thumb> = {
+            let mut t: Vec<Thumb> = self
+                .thumbs
+                .iter()
+                .map(|(f, tex)| Thumb {
+                    frame: *f,
+                    texture: tex.id(),
+                    aspect: tex.aspect_ratio(),
+                })
+                .collect();
+            t.sort_by_key(|t| t.frame);
+            t
+        };
+        let mut seek = None;
+        egui::Panel::bottom("timeline").show(ui, |ui| {
             ui.add_space(4.0);
             ui.horizontal(|ui| {
                 let frame_label = format!("Frame {} / {count}", self.position);
@@ -378,19 +1175,229 @@ impl TinctureApp {
                 ui.label(RichText::new(tc).monospace())
                     .on_hover_text("Timecode");
                 ui.separator();
+                let playing = if self.playback.is_some() {
+                    "Pause"
+                } else {
+                    "Play"
+                };
+                if ui
+                    .button(playing)
+                    .on_hover_text("Space; J/K/L shuttle")
+                    .clicked()
+                {
+                    if self.playback.is_some() {
+                        self.playback = None;
+                    } else {
+                        self.play(1.0);
+                    }
+                }
+                let range = match self.in_out {
+                    (Some(a), Some(b)) => format!("In {a} – Out {b}"),
+                    (Some(a), None) => format!("In {a}"),
+                    (None, Some(b)) => format!("Out {b}"),
+                    (None, None) => "No in/out (I, O)".to_owned(),
+                };
+                ui.label(range);
+                ui.separator();
                 let mut position = self.position;
                 ui.spacing_mut().slider_width = ui.available_width().max(50.0);
                 let slider =
                     egui::Slider::new(&mut position, 0..=count.saturating_sub(1)).show_value(false);
                 if ui.add(slider).accessible_name("Frame position").changed() {
-                    self.seek(position);
+                    seek = Some(position);
                 }
             });
+            let timeline = Timeline {
+                frame_count: count,
+                position: self.position,
+                shots: &shots,
+                keyframes: &keys,
+                in_out: self.in_out,
+                thumbs: &thumbs,
+                flicker: &[],
+            };
+            if let Some(f) = timeline.show(ui) {
+                seek = Some(f);
+            }
             ui.add_space(2.0);
         });
+        if let Some(f) = seek {
+            self.playback = None;
+            self.seek(f);
+        }
+    }
+}
+
+impl TinctureApp {
+    fn shots_panel_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(doc) = &self.doc else { return };
+        let project = doc.project();
+        let count = project.source.frame_count;
+        let shots: Vec<(u64, u64)> = if project.shots.is_empty() {
+            vec![(0, count.saturating_sub(1))]
+        } else {
+            project.shots.iter().map(|s| (s.start, s.end)).collect()
+        };
+        let keys: Vec<u64> = project.keyframes.iter().map(|k| k.frame).collect();
+        let mut seek = None;
+        let mut select = None;
+        let mut remove = None;
+        let mut add = false;
+        egui::Panel::left("shots_panel")
+            .default_size(200.0)
+            .show(ui, |ui| {
+                ui.heading("Shots");
+                egui::ScrollArea::vertical()
+                    .id_salt("shots")
+                    .max_height(ui.available_height() * 0.5)
+                    .show(ui, |ui| {
+                        for (i, &(s, e)) in shots.iter().enumerate() {
+                            let selected = self.selected_shot == Some(i);
+                            let text = format!("Shot {}: {s}–{e}", i + 1);
+                            if ui.selectable_label(selected, text).clicked() {
+                                select = Some(i);
+                                seek = Some(s);
+                            }
+                        }
+                    });
+                ui.separator();
+                ui.heading("Keyframes");
+                if ui.button("Add keyframe here").clicked() {
+                    add = true;
+                }
+                egui::ScrollArea::vertical().id_salt("keys").show(ui, |ui| {
+                    if keys.is_empty() {
+                        ui.weak("None yet: a keyframe holds painted hints or a reference.");
+                    }
+                    for &k in &keys {
+                        ui.horizontal(|ui| {
+                            if ui.button(format!("Frame {k}")).clicked() {
+                                seek = Some(k);
+                            }
+                            if ui
+                                .small_button("Remove")
+                                .on_hover_text(format!("Remove keyframe {k}"))
+                                .clicked()
+                            {
+                                remove = Some(k);
+                            }
+                        });
+                    }
+                });
+            });
+        if let Some(i) = select {
+            self.selected_shot = Some(i);
+        }
+        if add {
+            self.add_keyframe_here();
+        }
+        if let Some(k) = remove {
+            self.remove_keyframe(k);
+        }
+        if let Some(f) = seek {
+            self.seek(f);
+        }
     }
 
-    fn error_ui(&mut self, ui: &mut egui::Ui) {
+    fn properties_panel_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(doc) = &self.doc else { return };
+        let project = doc.project();
+        let shot = self.selected_shot.filter(|&i| i < project.shots.len());
+        let mut settings: ShotSettings = match shot {
+            Some(i) => project.shots[i]
+                .settings
+                .clone()
+                .unwrap_or_else(|| project.defaults.clone()),
+            None => project.defaults.clone(),
+        };
+        let before = settings.clone();
+        let defaults = project.defaults.clone();
+        let engine = self.engine.clone();
+        egui::Panel::right("properties_panel")
+            .default_size(230.0)
+            .show(ui, |ui| {
+                ui.heading("Properties");
+                match shot {
+                    Some(i) => ui.label(format!("Shot {} (its own settings)", i + 1)),
+                    None => ui.label("All shots"),
+                };
+                ui.separator();
+                ui.label("Model: built-in colorizer");
+                if let Some(e) = &engine {
+                    ui.weak(e);
+                }
+                ui.checkbox(&mut settings.model_prior, "Use the model's colour");
+                ui.add(egui::Slider::new(&mut settings.saturation, 0.0..=2.0).text("Saturation"));
+                ui.add(
+                    egui::Slider::new(&mut settings.shadow_rolloff.threshold, 0.0..=0.3)
+                        .text("Shadow roll-off"),
+                );
+                ui.add(
+                    egui::Slider::new(&mut settings.highlight_rolloff.threshold, 0.7..=1.0)
+                        .text("Highlight roll-off"),
+                );
+                ui.add(egui::Slider::new(&mut settings.stabiliser, 0.0..=1.0).text("Stabiliser"));
+                if shot.is_some() && ui.button("Use the defaults for this shot").clicked() {
+                    settings = defaults.clone();
+                }
+            });
+        if settings != before {
+            self.edit(false, move |p| match shot {
+                Some(i) => p.shots[i].settings = Some(settings),
+                None => p.defaults = settings,
+            });
+        }
+    }
+
+    fn banners_ui(&mut self, ui: &mut egui::Ui) {
+        if let Some(r) = &self.recovery {
+            let when = r.saved_at.elapsed().map_or_else(
+                |_| "recently".to_owned(),
+                |d| format!("{} s ago", d.as_secs()),
+            );
+            let what = r.session.project.as_deref().map_or_else(
+                || worker::display_name(&r.session.film),
+                worker::display_name,
+            );
+            let mut recover = false;
+            let mut discard = false;
+            egui::Frame::new().inner_margin(8.0).show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    ui.label(
+                        RichText::new(format!(
+                            "Tincture did not close cleanly. Unsaved work on {what} was autosaved {when}."
+                        ))
+                        .color(ui.visuals().warn_fg_color),
+                    );
+                    recover = ui.button("Recover").clicked();
+                    discard = ui.button("Discard").clicked();
+                });
+            });
+            if recover {
+                self.recover();
+            } else if discard {
+                self.discard_recovery();
+            }
+        }
+        if let Some((project, text)) = &self.relink {
+            let mut locate = false;
+            let mut dismiss = false;
+            let name = worker::display_name(project);
+            egui::Frame::new().inner_margin(8.0).show(ui, |ui| {
+                ui.horizontal_wrapped(|ui| {
+                    ui.label(
+                        RichText::new(format!("{name}: {text}")).color(ui.visuals().warn_fg_color),
+                    );
+                    locate = ui.button("Locate film…").clicked();
+                    dismiss = ui.small_button("Dismiss").clicked();
+                });
+            });
+            if locate {
+                self.relink_dialog();
+            } else if dismiss {
+                self.relink = None;
+            }
+        }
         let Some(text) = &self.error else { return };
         let mut dismiss = false;
         egui::Frame::new().inner_margin(8.0).show(ui, |ui| {
@@ -407,69 +1414,156 @@ impl TinctureApp {
         }
     }
 
-    fn viewer_ui(&self, ui: &mut egui::Ui) {
-        let (rect, _) = ui.allocate_exact_size(ui.available_size(), Sense::hover());
+    fn viewer_ui(&mut self, ui: &mut egui::Ui) {
+        let rect = ui.available_rect_before_wrap();
+        ui.allocate_rect(rect, egui::Sense::hover());
+        let hold = ui.input(|i| i.key_down(Key::Backslash)) && !ui.ctx().text_edit_focused();
+        let pixel_aspect = self.media.as_ref().map_or(1.0, |m| m.pixel_aspect);
+        let before = self.before.as_ref().map(Picture::side);
+        let after = self.after.as_ref().map(Picture::side);
+        viewer::show(ui, rect, &mut self.view, before, after, pixel_aspect, hold);
         let painter = ui.painter_at(rect);
-        painter.rect_filled(rect, 0.0, Color32::from_gray(16));
-        if let Some(picture) = &self.picture {
-            let pixel_aspect = self.media.as_ref().map_or(1.0, |m| m.pixel_aspect);
-            let [w, h] = picture.size;
-            let aspect = w as f32 * pixel_aspect / h.max(1) as f32;
-            let uv = Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
-            painter.image(
-                picture.texture.id(),
-                fit_rect(rect, aspect),
-                uv,
-                Color32::WHITE,
+        if self.before.is_some() {
+            let stale = self
+                .after
+                .as_ref()
+                .filter(|a| a.index != self.position)
+                .map(|a| a.index);
+            let mut text = match &self.media {
+                Some(m) => format!(
+                    "Frame {}  {}",
+                    self.position,
+                    frame_timecode(self.position, m.frame_rate, m.timecode.as_deref())
+                ),
+                None => String::new(),
+            };
+            if let Some(i) = stale {
+                text.push_str(&format!("   After: stale (frame {i}), colouring…"));
+            } else if self.after.is_none() && self.colour.is_some() && self.doc.is_some() {
+                text.push_str("   After: colouring…");
+            }
+            let colour = if stale.is_some() {
+                Color32::from_rgb(255, 190, 80)
+            } else {
+                Color32::from_gray(235)
+            };
+            let galley = painter.layout_no_wrap(text, egui::FontId::monospace(13.0), colour);
+            let pos = rect.left_top() + egui::vec2(8.0, 8.0);
+            painter.rect_filled(
+                egui::Rect::from_min_size(
+                    pos - egui::vec2(4.0, 2.0),
+                    galley.size() + egui::vec2(8.0, 4.0),
+                ),
+                3.0,
+                Color32::from_black_alpha(160),
             );
+            painter.galley(pos, galley, colour);
         } else if self.opening.is_some() {
-            egui::Spinner::new()
-                .size(32.0)
-                .paint_at(ui, Rect::from_center_size(rect.center(), Vec2::splat(32.0)));
+            egui::Spinner::new().size(32.0).paint_at(
+                ui,
+                egui::Rect::from_center_size(rect.center(), egui::Vec2::splat(32.0)),
+            );
         } else if self.media.is_none() {
             painter.text(
                 rect.center(),
                 egui::Align2::CENTER_CENTER,
-                "Open a black-and-white film with File > Open… (Ctrl+O), or drop it here",
+                "Open a black-and-white film with File > Open Film… (Ctrl+O), or drop it here",
                 egui::FontId::proportional(16.0),
                 ui.visuals().weak_text_color(),
             );
         }
     }
+
+    fn windows_ui(&mut self, ctx: &egui::Context) {
+        egui::Window::new("Keyboard shortcuts")
+            .open(&mut self.show_shortcuts)
+            .resizable(false)
+            .show(ctx, |ui| {
+                egui::Grid::new("shortcuts").striped(true).show(ui, |ui| {
+                    for (k, what) in SHORTCUTS {
+                        ui.label(RichText::new(*k).monospace());
+                        ui.label(*what);
+                        ui.end_row();
+                    }
+                });
+            });
+        let runtime = match &self.runtime {
+            RuntimeStatus::Checking => "ONNX Runtime: still loading".to_owned(),
+            RuntimeStatus::Ready(v) => format!("ONNX Runtime {v}"),
+            RuntimeStatus::Failed(e) => format!("ONNX Runtime unavailable: {e}"),
+        };
+        let engine = self
+            .engine
+            .clone()
+            .unwrap_or_else(|| "Execution provider: shown once a film is coloured".into());
+        egui::Window::new("About Tincture")
+            .open(&mut self.show_about)
+            .resizable(false)
+            .show(ctx, |ui| {
+                ui.heading(format!("Tincture {}", env!("CARGO_PKG_VERSION")));
+                ui.label("A restoration workstation for colorizing black-and-white film.");
+                ui.label("Luma is sacred: Tincture adds chroma and nothing else.");
+                ui.separator();
+                ui.label(runtime);
+                ui.label(engine);
+            });
+    }
 }
+
+/// The keyboard shortcuts, as Help shows them.
+pub const SHORTCUTS: &[(&str, &str)] = &[
+    ("Left / Right", "previous / next frame"),
+    ("Shift+Left / Right", "ten frames back / on"),
+    ("Home / End", "first / last frame"),
+    ("Space", "play / pause"),
+    (
+        "J / K / L",
+        "play backward / stop / play forward (again: faster)",
+    ),
+    ("I / O", "set the in / out point for export"),
+    ("\\ (hold)", "show the film alone (before)"),
+    ("F / 1", "zoom to fit / 1:1; the mouse wheel zooms"),
+    ("Ctrl+O", "open a film"),
+    ("Ctrl+S / Ctrl+Shift+S", "save / save as"),
+    ("Ctrl+Z / Ctrl+Shift+Z", "undo / redo"),
+];
 
 impl eframe::App for TinctureApp {
     fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.handle_messages();
+        self.advance_playback();
+        self.drive_colour();
+        // The autosave thread wakes the UI every interval for this.
+        self.autosave(false);
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let dropped = ui.input(|i| i.raw.dropped_files.first().map(|f| f.path().to_owned()));
         if let Some(path) = dropped {
-            self.open(path);
+            self.open_any(path);
         }
         self.keyboard_ui(ui);
         self.menu_bar_ui(ui);
         self.status_bar_ui(ui);
-        self.transport_ui(ui);
+        self.timeline_ui(ui);
+        self.shots_panel_ui(ui);
+        self.properties_panel_ui(ui);
         egui::CentralPanel::no_frame().show(ui, |ui| {
-            self.error_ui(ui);
+            self.banners_ui(ui);
             self.viewer_ui(ui);
         });
+        let ctx = ui.ctx().clone();
+        self.windows_ui(&ctx);
     }
-}
 
-/// The largest rectangle of width/height `aspect` that fits in `outer`, centred.
-pub fn fit_rect(outer: Rect, aspect: f32) -> Rect {
-    if !(aspect.is_finite() && aspect > 0.0) || outer.width() <= 0.0 || outer.height() <= 0.0 {
-        return outer;
+    fn on_exit(&mut self) {
+        // A clean exit with everything saved needs no recovery next time;
+        // unsaved work stays in its autosave and is offered again.
+        self.autosave(true);
+        if !self.doc.as_ref().is_some_and(Document::is_dirty) {
+            self.state.clear_session();
+        }
     }
-    let size = if outer.width() / outer.height() > aspect {
-        Vec2::new(outer.height() * aspect, outer.height())
-    } else {
-        Vec2::new(outer.width(), outer.width() / aspect)
-    };
-    Rect::from_center_size(outer.center(), size)
 }
 
 /// A frame rate for people: `24`, `25`, `23.976`, `29.97`.
@@ -485,18 +1579,6 @@ pub fn format_rate(rate: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fit_keeps_aspect_and_centres() {
-        let outer = Rect::from_min_size(egui::pos2(0.0, 0.0), Vec2::new(400.0, 100.0));
-        let r = fit_rect(outer, 4.0 / 3.0);
-        assert!((r.height() - 100.0).abs() < 1e-3 && (r.width() - 133.333).abs() < 1e-2);
-        assert!((r.center().x - 200.0).abs() < 1e-3);
-        let tall = Rect::from_min_size(egui::pos2(0.0, 0.0), Vec2::new(100.0, 400.0));
-        let r = fit_rect(tall, 2.0);
-        assert!((r.width() - 100.0).abs() < 1e-3 && (r.height() - 50.0).abs() < 1e-3);
-        assert_eq!(fit_rect(outer, 0.0), outer);
-    }
 
     #[test]
     fn rates_read_naturally() {

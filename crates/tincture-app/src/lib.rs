@@ -10,9 +10,13 @@
 //! `tincture` binary (`src/main.rs`) only parses arguments and starts eframe.
 
 pub mod app;
+pub mod colour;
+pub mod document;
+pub mod timeline;
+pub mod viewer;
 pub mod worker;
 
-pub use app::{RuntimeStatus, TinctureApp};
+pub use app::{AppOptions, RuntimeStatus, TinctureApp};
 pub use worker::MediaSummary;
 
 /// The window title and application name.

@@ -13,6 +13,8 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender};
 use eframe::egui;
 use tincture_core::compose::frame_to_rgb8;
+use tincture_core::project::Project;
+use tincture_engine::project::{check_source, new_project};
 use tincture_media::{MediaInfo, VideoReader};
 
 /// Name of the frame worker thread.
@@ -23,8 +25,16 @@ pub const RUNTIME_THREAD_NAME: &str = "tincture-onnx";
 /// A command for the frame worker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
-    /// Open a film, replacing the one open.
+    /// Open a film, replacing the one open, and make a new project for it.
     Open(PathBuf),
+    /// Open a project file and its film: the film it records, or `film`
+    /// (relinking), accepted when its first frames match the project's.
+    OpenProject {
+        /// The project file.
+        path: PathBuf,
+        /// Another place for its film.
+        film: Option<PathBuf>,
+    },
     /// Decode frame `index` of the open film. Only the newest pending `Show`
     /// is decoded; `generation` comes back with the frame so the UI can drop
     /// stale ones.
@@ -121,10 +131,39 @@ pub struct RgbFrame {
 pub enum Message {
     /// A film was opened.
     Opened(MediaSummary),
+    /// A new project for the film just opened.
+    NewProject(Box<Project>),
+    /// A project file was opened, with its film (checked against it).
+    ProjectOpened {
+        /// The project.
+        project: Box<Project>,
+        /// Its file.
+        path: PathBuf,
+        /// Its film.
+        film: PathBuf,
+    },
+    /// A project was read but its film cannot be used: missing, or not the
+    /// film it was made on. The user can point at the film (relink).
+    ProjectNeedsFilm {
+        /// The project file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        text: String,
+    },
     /// A frame was decoded.
     Frame(RgbFrame),
     /// Opening or decoding failed; the text names the file and says why.
     Error(String),
+    /// A thumbnail for the timeline (`generation` is the film's open generation).
+    Thumbnail(RgbFrame),
+    /// Shots detected in the film, as inclusive ranges, for the film opened
+    /// at `generation`.
+    Shots {
+        /// The film's open generation.
+        generation: u64,
+        /// The shots.
+        shots: Vec<(u64, u64)>,
+    },
     /// The outcome of loading ONNX Runtime: its version, or why it did not load.
     Runtime(Result<String, String>),
 }
@@ -193,8 +232,18 @@ impl Outbox {
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Batch {
     stop: bool,
-    open: Option<PathBuf>,
+    open: Option<Open>,
     show: Option<(u64, u64)>,
+}
+
+/// What to open.
+#[derive(Debug, PartialEq, Eq)]
+enum Open {
+    Film(PathBuf),
+    Project {
+        path: PathBuf,
+        film: Option<PathBuf>,
+    },
 }
 
 impl Batch {
@@ -210,7 +259,11 @@ impl Batch {
                     break;
                 }
                 Command::Open(path) => {
-                    batch.open = Some(path);
+                    batch.open = Some(Open::Film(path));
+                    batch.show = None;
+                }
+                Command::OpenProject { path, film } => {
+                    batch.open = Some(Open::Project { path, film });
                     batch.show = None;
                 }
                 Command::Show { index, generation } => batch.show = Some((index, generation)),
@@ -220,54 +273,169 @@ impl Batch {
     }
 }
 
+/// Decoded frames kept around the playhead.
+const CACHE_FRAMES: usize = 48;
+/// Frames decoded ahead of the playhead while nothing else is asked.
+const READ_AHEAD: u64 = 12;
+
+/// Recently decoded frames, oldest first.
+#[derive(Default)]
+struct FrameCache {
+    frames: std::collections::VecDeque<RgbFrame>,
+}
+
+impl FrameCache {
+    fn get(&self, index: u64) -> Option<&RgbFrame> {
+        self.frames.iter().find(|f| f.index == index)
+    }
+
+    fn put(&mut self, frame: RgbFrame) {
+        self.frames.retain(|f| f.index != frame.index);
+        if self.frames.len() >= CACHE_FRAMES {
+            self.frames.pop_front();
+        }
+        self.frames.push_back(frame);
+    }
+
+    fn clear(&mut self) {
+        self.frames.clear();
+    }
+}
+
+fn decode(reader: &mut VideoReader, index: u64) -> Result<RgbFrame, String> {
+    let decoded = reader.seek(index).map_err(|e| e.to_string())?;
+    let frame = &decoded.frame;
+    Ok(RgbFrame {
+        generation: 0,
+        index,
+        width: frame.width(),
+        height: frame.height(),
+        rgb: frame_to_rgb8(frame),
+    })
+}
+
+/// Opens a project and its film: the messages to send, and the reader.
+fn open_project(path: &Path, film: Option<&Path>) -> (Vec<Message>, Option<VideoReader>) {
+    let project = match Project::load(path) {
+        Ok(p) => p,
+        Err(e) => return (vec![Message::Error(e.to_string())], None),
+    };
+    let film = match check_source(&project, path, film, false) {
+        Ok(f) => f,
+        Err(e) => {
+            return (
+                vec![Message::ProjectNeedsFilm {
+                    path: path.to_owned(),
+                    text: e.to_string(),
+                }],
+                None,
+            );
+        }
+    };
+    match VideoReader::open(&film) {
+        Ok(r) => (
+            vec![
+                Message::Opened(MediaSummary::from_info(r.info())),
+                Message::ProjectOpened {
+                    project: Box::new(project),
+                    path: path.to_owned(),
+                    film,
+                },
+            ],
+            Some(r),
+        ),
+        Err(e) => (vec![Message::Error(e.to_string())], None),
+    }
+}
+
+fn open_film(path: &Path) -> (Vec<Message>, Option<VideoReader>) {
+    match VideoReader::open(path) {
+        Ok(r) => {
+            let summary = MediaSummary::from_info(r.info());
+            tracing::info!(path = %path.display(), frames = summary.frame_count, "film opened");
+            let project = match new_project(path) {
+                Ok(p) => Message::NewProject(Box::new(p)),
+                Err(e) => Message::Error(format!("Cannot start a project for this film: {e}")),
+            };
+            (vec![Message::Opened(summary), project], Some(r))
+        }
+        Err(e) => {
+            tracing::warn!("{e}");
+            (vec![Message::Error(e.to_string())], None)
+        }
+    }
+}
+
 fn run_frames(rx: &Receiver<Command>, outbox: &Outbox, stop: &AtomicBool) {
     let mut reader: Option<VideoReader> = None;
-    while let Ok(first) = rx.recv() {
+    let mut cache = FrameCache::default();
+    // The next frame to decode ahead, and the last one to.
+    let mut ahead: Option<(u64, u64)> = None;
+    loop {
+        // Wait for a command, unless there is reading ahead to do.
+        let first = if ahead.is_some() {
+            match rx.try_recv() {
+                Ok(c) => Some(c),
+                Err(crossbeam_channel::TryRecvError::Empty) => None,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => break,
+            }
+        } else {
+            match rx.recv() {
+                Ok(c) => Some(c),
+                Err(_) => break,
+            }
+        };
+        let Some(first) = first else {
+            // Idle: decode one frame ahead of the playhead into the cache.
+            if let (Some((next, last)), Some(r)) = (ahead, reader.as_mut()) {
+                if cache.get(next).is_none()
+                    && let Ok(frame) = decode(r, next)
+                {
+                    cache.put(frame);
+                }
+                ahead = (next < last).then_some((next + 1, last));
+            } else {
+                ahead = None;
+            }
+            continue;
+        };
         let batch = Batch::fold(std::iter::once(first).chain(rx.try_iter()));
         if batch.stop || stop.load(Ordering::Relaxed) {
             break;
         }
-        if let Some(path) = batch.open {
-            reader = None;
-            match VideoReader::open(&path) {
-                Ok(r) => {
-                    let summary = MediaSummary::from_info(r.info());
-                    tracing::info!(
-                        path = %path.display(),
-                        frames = summary.frame_count,
-                        "film opened"
-                    );
-                    reader = Some(r);
-                    if !outbox.send(Message::Opened(summary)) {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!("{e}");
-                    if !outbox.send(Message::Error(e.to_string())) {
-                        break;
-                    }
+        if let Some(open) = batch.open {
+            cache.clear();
+            ahead = None;
+            let (messages, r) = match &open {
+                Open::Film(path) => open_film(path),
+                Open::Project { path, film } => open_project(path, film.as_deref()),
+            };
+            reader = r;
+            for m in messages {
+                if !outbox.send(m) {
+                    return;
                 }
             }
         }
         let (Some((index, generation)), Some(r)) = (batch.show, reader.as_mut()) else {
             continue;
         };
-        let message = match r.seek(index) {
-            Ok(decoded) => {
-                let frame = &decoded.frame;
+        let result = match cache.get(index) {
+            Some(f) => Ok(f.clone()),
+            None => decode(r, index),
+        };
+        let message = match result {
+            Ok(mut frame) => {
                 tracing::trace!(index, generation, "frame decoded");
-                Message::Frame(RgbFrame {
-                    generation,
-                    index,
-                    width: frame.width(),
-                    height: frame.height(),
-                    rgb: frame_to_rgb8(frame),
-                })
+                cache.put(frame.clone());
+                frame.generation = generation;
+                let last = r.frame_count().saturating_sub(1);
+                ahead = (index < last).then_some((index + 1, (index + READ_AHEAD).min(last)));
+                Message::Frame(frame)
             }
             Err(e) => {
                 tracing::warn!("{e}");
-                Message::Error(e.to_string())
+                Message::Error(e)
             }
         };
         if !outbox.send(message) {
@@ -275,6 +443,102 @@ fn run_frames(rx: &Receiver<Command>, outbox: &Outbox, stop: &AtomicBool) {
         }
     }
     tracing::debug!("frame worker stopped");
+}
+
+/// Name of the thumbnail and shot-detection thread.
+pub const BACKGROUND_THREAD_NAME: &str = "tincture-background";
+
+/// Height of timeline thumbnails in pixels.
+pub const THUMB_HEIGHT: usize = 48;
+
+/// Scales an RGB frame down to `height` rows by averaging boxes.
+pub fn downscale(frame: &RgbFrame, height: usize) -> RgbFrame {
+    let (w, h) = (frame.width, frame.height);
+    let th = height.min(h).max(1);
+    let tw = ((w * th) / h.max(1)).max(1);
+    let mut rgb = Vec::with_capacity(tw * th * 3);
+    for ty in 0..th {
+        let (y0, y1) = (ty * h / th, ((ty + 1) * h / th).max(ty * h / th + 1));
+        for tx in 0..tw {
+            let (x0, x1) = (tx * w / tw, ((tx + 1) * w / tw).max(tx * w / tw + 1));
+            let mut sum = [0u32; 3];
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    let i = (y * w + x) * 3;
+                    for c in 0..3 {
+                        sum[c] += u32::from(frame.rgb[i + c]);
+                    }
+                }
+            }
+            let n = ((y1 - y0) * (x1 - x0)) as u32;
+            rgb.extend(sum.map(|v| ((v + n / 2) / n) as u8));
+        }
+    }
+    RgbFrame {
+        generation: frame.generation,
+        index: frame.index,
+        width: tw,
+        height: th,
+        rgb,
+    }
+}
+
+/// Makes `count` timeline thumbnails of the film at `path`, evenly spaced,
+/// then detects its shots, on a thread of its own
+/// ([`BACKGROUND_THREAD_NAME`]); stops early when `cancel` is set (another
+/// film was opened). Errors only end the work: the viewer reports them.
+///
+/// # Errors
+/// When the operating system cannot start the thread.
+pub fn spawn_background(
+    ctx: egui::Context,
+    to_ui: Sender<Message>,
+    path: PathBuf,
+    generation: u64,
+    count: u64,
+    detect: bool,
+    cancel: Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    let outbox = Outbox { ctx, tx: to_ui };
+    std::thread::Builder::new()
+        .name(BACKGROUND_THREAD_NAME.to_owned())
+        .spawn(move || {
+            let Ok(mut reader) = VideoReader::open(&path) else {
+                return;
+            };
+            let frames = reader.frame_count();
+            for k in 0..count.min(frames) {
+                if cancel.load(Ordering::Relaxed) {
+                    return;
+                }
+                let index = k * frames / count.min(frames).max(1);
+                let Ok(mut frame) = decode(&mut reader, index) else {
+                    return;
+                };
+                frame.generation = generation;
+                if !outbox.send(Message::Thumbnail(downscale(&frame, THUMB_HEIGHT))) {
+                    return;
+                }
+            }
+            if !detect {
+                return;
+            }
+            let Ok(mut reader) = VideoReader::open(&path) else {
+                return;
+            };
+            let mut detector = tincture_core::shots::ShotDetector::new(
+                tincture_core::shots::ShotParams::default(),
+            );
+            while let Ok(Some(decoded)) = reader.next_frame() {
+                if cancel.load(Ordering::Relaxed) {
+                    return;
+                }
+                detector.push(&decoded.frame.luma_unit());
+            }
+            let shots = detector.finish().iter().map(|s| (s.start, s.end)).collect();
+            outbox.send(Message::Shots { generation, shots });
+        })?;
+    Ok(())
 }
 
 /// Loads ONNX Runtime on a thread of its own ([`RUNTIME_THREAD_NAME`]) and
@@ -323,11 +587,27 @@ mod tests {
     #[test]
     fn open_drops_older_shows_and_stop_ends() {
         let b = Batch::fold([show(9, 1), Command::Open("a.mkv".into()), show(0, 2)]);
-        assert_eq!(b.open.as_deref(), Some(Path::new("a.mkv")));
+        assert_eq!(b.open, Some(Open::Film("a.mkv".into())));
         assert_eq!(b.show, Some((0, 2)));
         let b = Batch::fold([show(9, 1), Command::Open("b.mkv".into())]);
         assert_eq!(b.show, None);
         assert!(Batch::fold([show(1, 1), Command::Stop, show(2, 2)]).stop);
+    }
+
+    #[test]
+    fn downscale_averages_boxes() {
+        let frame = RgbFrame {
+            generation: 3,
+            index: 7,
+            width: 4,
+            height: 2,
+            rgb: [[0, 0, 0], [200, 100, 50], [10, 10, 10], [10, 10, 10]]
+                .repeat(2)
+                .concat(),
+        };
+        let small = downscale(&frame, 1);
+        assert_eq!((small.width, small.height, small.index), (2, 1, 7));
+        assert_eq!(small.rgb, vec![100, 50, 25, 10, 10, 10]);
     }
 
     #[test]

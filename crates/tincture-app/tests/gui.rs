@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
-use tincture_app::TinctureApp;
+use tincture_app::document::StateDir;
+use tincture_app::{AppOptions, TinctureApp};
 
 const FIXTURE_FRAMES: u64 = 30;
 
@@ -59,11 +60,28 @@ fn fixture_or_skip(dir: &Path, test: &str) -> Option<PathBuf> {
     }
 }
 
-fn harness(file: Option<PathBuf>, size: [f32; 2]) -> Harness<'static, TinctureApp> {
+/// The app on `file`, remembering its state in `state` (a temporary
+/// folder), colouring the "after" side when `colour`.
+fn harness_with(
+    file: Option<PathBuf>,
+    state: &Path,
+    colour: bool,
+    size: [f32; 2],
+) -> Harness<'static, TinctureApp> {
+    let options = AppOptions {
+        file,
+        state: StateDir::at(state.to_owned()),
+        colour,
+    };
     Harness::builder()
         .with_size(size)
         .wgpu()
-        .build_eframe(move |cc| TinctureApp::new(&cc.egui_ctx, file))
+        .build_eframe(move |cc| TinctureApp::with_options(&cc.egui_ctx, options))
+}
+
+/// The bare viewer (no colouring) on `file`.
+fn harness(file: Option<PathBuf>, state: &Path, size: [f32; 2]) -> Harness<'static, TinctureApp> {
+    harness_with(file, state, false, size)
 }
 
 /// Steps the harness (the worker is a real thread) until `done` holds, for at most 30 s.
@@ -105,7 +123,7 @@ fn opens_film_and_steps_through_frames() {
     let Some(film) = fixture_or_skip(dir.path(), "opens_film_and_steps_through_frames") else {
         return;
     };
-    let mut harness = harness(Some(film), [1000.0, 700.0]);
+    let mut harness = harness(Some(film), dir.path(), [1000.0, 700.0]);
     wait_for_frame(&mut harness, 0);
 
     let media = harness.state().media().expect("film open").clone();
@@ -180,7 +198,7 @@ fn dragging_the_slider_shows_the_frame_under_the_pointer() {
     ) else {
         return;
     };
-    let mut harness = harness(Some(film), [1000.0, 700.0]);
+    let mut harness = harness(Some(film), dir.path(), [1000.0, 700.0]);
     wait_for_frame(&mut harness, 0);
     let rail = harness.get_by_label("Frame position").rect();
     // Drag from the left end to the middle in small steps, like a hand would.
@@ -210,7 +228,7 @@ fn opening_a_text_file_shows_an_error() {
         "Reel 3: scratches at 00:01:12:04.\nColour reference: none.\n",
     )
     .expect("write");
-    let mut harness = harness(Some(notes), [1000.0, 700.0]);
+    let mut harness = harness(Some(notes), dir.path(), [1000.0, 700.0]);
     wait_for(&mut harness, "the open to fail", |app| {
         app.error().is_some()
     });
@@ -241,7 +259,11 @@ fn opening_a_text_file_shows_an_error() {
 #[test]
 fn missing_file_shows_an_error() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut harness = harness(Some(dir.path().join("no-such-reel.mkv")), [800.0, 600.0]);
+    let mut harness = harness(
+        Some(dir.path().join("no-such-reel.mkv")),
+        dir.path(),
+        [800.0, 600.0],
+    );
     wait_for(&mut harness, "the open to fail", |app| {
         app.error().is_some()
     });
@@ -250,7 +272,8 @@ fn missing_file_shows_an_error() {
 
 #[test]
 fn empty_window_without_a_film() {
-    let mut harness = harness(None, [800.0, 600.0]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut harness = harness(None, dir.path(), [800.0, 600.0]);
     harness.step();
     harness.get_by_label("No film open");
     harness.get_by_label("File");
@@ -295,7 +318,8 @@ fn readme_screenshot() {
         );
         return;
     };
-    let mut harness = harness(Some(film), [1280.0, 800.0]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut harness = harness_with(Some(film), dir.path(), true, [1280.0, 800.0]);
     wait_for(&mut harness, "the first frame", |app| app.is_settled());
     let count = harness.state().media().expect("film open").frame_count;
     let third = count / 3;
@@ -305,6 +329,9 @@ fn readme_screenshot() {
     });
     wait_for(&mut harness, "the ONNX Runtime check", |app| {
         !matches!(app.runtime_status(), tincture_app::RuntimeStatus::Checking)
+    });
+    wait_for(&mut harness, "the coloured frame", |app| {
+        app.coloured_frame() == Some(third)
     });
     harness.get_by_label(&format!("Frame {third} / {count}"));
     harness.run();

@@ -622,7 +622,7 @@ impl Project {
         }
         let mut text = serde_json::to_vec_pretty(self).map_err(|e| encode_error(e.to_string()))?;
         text.push(b'\n');
-        write_atomically(path, &text).map_err(|source| ProjectError::Write {
+        write_file_atomically(path, &text).map_err(|source| ProjectError::Write {
             path: path.to_owned(),
             source,
         })
@@ -683,7 +683,13 @@ fn syntax_error(path: &Path, e: &serde_json::Error) -> ProjectError {
 /// save may overlap).
 static SAVE_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Writes `bytes` to `path` atomically: a temporary file in the same
+/// folder, flushed to disk, renamed over `path`, and the folder flushed.
+/// On failure the previous file is untouched and no temporary is left.
+///
+/// # Errors
+/// Any I/O failure on the way.
+pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"))?;

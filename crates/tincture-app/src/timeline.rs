@@ -1,0 +1,185 @@
+//! The timeline: a thumbnail strip, shot boundaries, keyframe markers, the
+//! in/out range and the playhead, over a graph row (egui_plot) of per-frame
+//! flicker filled in as frames are coloured. Click or drag anywhere to scrub.
+
+use eframe::egui;
+use egui::{Color32, Pos2, Rect, Sense, Stroke, TextureId, Vec2};
+
+/// A thumbnail for the strip.
+#[derive(Clone, Copy, Debug)]
+pub struct Thumb {
+    /// The frame it shows.
+    pub frame: u64,
+    /// Its texture.
+    pub texture: TextureId,
+    /// Its width over its height.
+    pub aspect: f32,
+}
+
+/// What the timeline shows.
+pub struct Timeline<'a> {
+    /// Frames in the film.
+    pub frame_count: u64,
+    /// The playhead.
+    pub position: u64,
+    /// Shots as inclusive ranges (empty: the film is one shot).
+    pub shots: &'a [(u64, u64)],
+    /// Keyframes.
+    pub keyframes: &'a [u64],
+    /// The in and out points, for export.
+    pub in_out: (Option<u64>, Option<u64>),
+    /// Thumbnails, in frame order.
+    pub thumbs: &'a [Thumb],
+    /// Per-frame warp error (flicker) where known.
+    pub flicker: &'a [(u64, f64)],
+}
+
+/// Height of the timeline's rows: thumbnails, markers, graph.
+const THUMB_H: f32 = 44.0;
+const MARK_H: f32 = 22.0;
+const GRAPH_H: f32 = 70.0;
+
+impl Timeline<'_> {
+    fn x_of(&self, rect: Rect, frame: u64) -> f32 {
+        let n = self.frame_count.max(1) as f32;
+        rect.left() + (frame as f32 + 0.5) / n * rect.width()
+    }
+
+    fn frame_at(&self, rect: Rect, x: f32) -> u64 {
+        let n = self.frame_count.max(1);
+        let t = ((x - rect.left()) / rect.width().max(1.0)).clamp(0.0, 1.0);
+        ((t * n as f32) as u64).min(n - 1)
+    }
+
+    /// Draws the timeline; returns the frame to move to when the user
+    /// clicked or dragged.
+    pub fn show(&self, ui: &mut egui::Ui) -> Option<u64> {
+        let width = ui.available_width();
+        let (rect, response) =
+            ui.allocate_exact_size(Vec2::new(width, THUMB_H + MARK_H), Sense::click_and_drag());
+        let response = response.on_hover_text("Timeline: click or drag to move the playhead");
+        let painter = ui.painter_at(rect);
+        painter.rect_filled(rect, 2.0, Color32::from_gray(24));
+        let thumbs = Rect::from_min_size(rect.min, Vec2::new(rect.width(), THUMB_H));
+        let marks = Rect::from_min_size(
+            Pos2::new(rect.left(), thumbs.bottom()),
+            Vec2::new(rect.width(), MARK_H),
+        );
+        // Thumbnails: each fills the span up to the next one.
+        for (i, t) in self.thumbs.iter().enumerate() {
+            let x0 = self.x_of(thumbs, t.frame);
+            let next = self
+                .thumbs
+                .get(i + 1)
+                .map_or(thumbs.right(), |n| self.x_of(thumbs, n.frame));
+            // Never stretched: a thumbnail whose neighbours have not arrived keeps its shape.
+            let x1 = next.min(x0 + THUMB_H * t.aspect);
+            let r = Rect::from_min_max(Pos2::new(x0, thumbs.top()), Pos2::new(x1, thumbs.bottom()));
+            let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
+            painter.image(t.texture, r.shrink(0.5), uv, Color32::WHITE);
+        }
+        // In/out range.
+        if let (Some(a), Some(b)) = self.in_out {
+            let r = Rect::from_min_max(
+                Pos2::new(self.x_of(rect, a), marks.top()),
+                Pos2::new(self.x_of(rect, b), marks.bottom()),
+            );
+            painter.rect_filled(r, 0.0, Color32::from_rgba_unmultiplied(90, 140, 220, 70));
+        }
+        // Shots, alternately shaded, with their boundaries.
+        for (i, &(s, e)) in self.shots.iter().enumerate() {
+            let n = self.frame_count.max(1) as f32;
+            let x0 = rect.left() + s as f32 / n * rect.width();
+            let x1 = rect.left() + (e + 1) as f32 / n * rect.width();
+            let shade = if i % 2 == 0 { 48 } else { 36 };
+            let r = Rect::from_min_max(
+                Pos2::new(x0, marks.top() + 2.0),
+                Pos2::new(x1, marks.top() + 8.0),
+            );
+            painter.rect_filled(r, 0.0, Color32::from_gray(shade + 40));
+            if i > 0 {
+                painter.line_segment(
+                    [Pos2::new(x0, rect.top()), Pos2::new(x0, marks.bottom())],
+                    Stroke::new(1.5, Color32::from_rgb(240, 200, 80)),
+                );
+            }
+        }
+        // Keyframe markers: diamonds.
+        for &k in self.keyframes {
+            let c = Pos2::new(self.x_of(rect, k), marks.center().y + 3.0);
+            let d = 5.0;
+            painter.add(egui::Shape::convex_polygon(
+                vec![
+                    c + Vec2::new(0.0, -d),
+                    c + Vec2::new(d, 0.0),
+                    c + Vec2::new(0.0, d),
+                    c + Vec2::new(-d, 0.0),
+                ],
+                Color32::from_rgb(120, 200, 255),
+                Stroke::new(1.0, Color32::BLACK),
+            ));
+        }
+        // The playhead.
+        let x = self.x_of(rect, self.position);
+        painter.line_segment(
+            [Pos2::new(x, rect.top()), Pos2::new(x, rect.bottom())],
+            Stroke::new(2.0, Color32::from_rgb(255, 80, 60)),
+        );
+        let mut seek = None;
+        if (response.clicked() || response.dragged())
+            && let Some(p) = response.interact_pointer_pos()
+        {
+            seek = Some(self.frame_at(rect, p.x));
+        }
+        self.graph(ui, width);
+        seek
+    }
+
+    fn graph(&self, ui: &mut egui::Ui, width: f32) {
+        use egui_plot::{Line, Plot, PlotPoints, VLine};
+        let points: PlotPoints<'_> = self.flicker.iter().map(|&(f, v)| [f as f64, v]).collect();
+        let last = self.frame_count.saturating_sub(1) as f64;
+        Plot::new("flicker_graph")
+            .height(GRAPH_H)
+            .width(width)
+            .allow_scroll(false)
+            .allow_zoom(false)
+            .allow_drag(false)
+            .show_axes([false, true])
+            .include_x(0.0)
+            .include_x(last.max(1.0))
+            .include_y(0.0)
+            .y_axis_label("flicker")
+            .show(ui, |plot| {
+                plot.line(Line::new("warp error", points).color(Color32::from_rgb(120, 200, 255)));
+                plot.vline(
+                    VLine::new("playhead", self.position as f64)
+                        .color(Color32::from_rgb(255, 80, 60)),
+                );
+            });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_and_frames_round_trip() {
+        let t = Timeline {
+            frame_count: 100,
+            position: 0,
+            shots: &[],
+            keyframes: &[],
+            in_out: (None, None),
+            thumbs: &[],
+            flicker: &[],
+        };
+        let rect = Rect::from_min_size(Pos2::new(10.0, 0.0), Vec2::new(1000.0, 50.0));
+        for f in [0, 1, 50, 99] {
+            assert_eq!(t.frame_at(rect, t.x_of(rect, f)), f);
+        }
+        assert_eq!(t.frame_at(rect, -100.0), 0);
+        assert_eq!(t.frame_at(rect, 5000.0), 99);
+    }
+}
