@@ -731,11 +731,12 @@ impl TinctureApp {
         }
         let shift = Modifiers::SHIFT;
         let cmd = Modifiers::COMMAND;
+        // Shifted keys first: a plain pattern also matches a shifted press.
         let keys = [
-            (Modifiers::NONE, Key::ArrowLeft),
-            (Modifiers::NONE, Key::ArrowRight),
             (shift, Key::ArrowLeft),
             (shift, Key::ArrowRight),
+            (Modifiers::NONE, Key::ArrowLeft),
+            (Modifiers::NONE, Key::ArrowRight),
             (Modifiers::NONE, Key::Home),
             (Modifiers::NONE, Key::End),
             (Modifiers::NONE, Key::J),
@@ -755,10 +756,10 @@ impl TinctureApp {
         ];
         let pressed = ui.input_mut(|i| keys.map(|(m, k)| i.consume_key(m, k)));
         let [
-            left,
-            right,
             left10,
             right10,
+            left,
+            right,
             home,
             end,
             j,
@@ -1447,17 +1448,20 @@ impl TinctureApp {
             } else {
                 Color32::from_gray(235)
             };
-            let galley = painter.layout_no_wrap(text, egui::FontId::monospace(13.0), colour);
-            let pos = rect.left_top() + egui::vec2(8.0, 8.0);
-            painter.rect_filled(
-                egui::Rect::from_min_size(
-                    pos - egui::vec2(4.0, 2.0),
-                    galley.size() + egui::vec2(8.0, 4.0),
-                ),
-                3.0,
-                Color32::from_black_alpha(160),
+            // A real label (not just paint), so assistive technology reads it too.
+            let area = egui::Rect::from_min_size(
+                rect.left_top() + egui::vec2(4.0, 4.0),
+                egui::vec2(rect.width() - 8.0, 24.0),
             );
-            painter.galley(pos, galley, colour);
+            ui.scope_builder(egui::UiBuilder::new().max_rect(area), |ui| {
+                egui::Frame::new()
+                    .fill(Color32::from_black_alpha(160))
+                    .corner_radius(3.0)
+                    .inner_margin(egui::Margin::symmetric(4, 2))
+                    .show(ui, |ui| {
+                        ui.label(RichText::new(text).monospace().color(colour));
+                    });
+            });
         } else if self.opening.is_some() {
             egui::Spinner::new().size(32.0).paint_at(
                 ui,

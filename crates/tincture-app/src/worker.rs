@@ -465,8 +465,8 @@ pub fn downscale(frame: &RgbFrame, height: usize) -> RgbFrame {
             for y in y0..y1 {
                 for x in x0..x1 {
                     let i = (y * w + x) * 3;
-                    for c in 0..3 {
-                        sum[c] += u32::from(frame.rgb[i + c]);
+                    for (s, &v) in sum.iter_mut().zip(&frame.rgb[i..i + 3]) {
+                        *s += u32::from(v);
                     }
                 }
             }

@@ -343,3 +343,200 @@ fn readme_screenshot() {
     image.save(&path).expect("save screenshot");
     println!("wrote {}", path.display());
 }
+
+/// Steps until the project is open.
+#[track_caller]
+fn wait_for_project(harness: &mut Harness<'_, TinctureApp>) {
+    wait_for(harness, "the project", |app| {
+        app.is_settled() && app.document().is_some()
+    });
+}
+
+#[test]
+fn keyframes_save_close_and_reopen() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(film) = fixture_or_skip(dir.path(), "keyframes_save_close_and_reopen") else {
+        return;
+    };
+    let state = dir.path().join("state");
+    let mut harness = harness(Some(film.clone()), &state, [1000.0, 700.0]);
+    wait_for_project(&mut harness);
+    // Scrub with keys: Shift+Right moves ten frames.
+    harness.key_press_modifiers(egui::Modifiers::SHIFT, egui::Key::ArrowRight);
+    wait_for_frame(&mut harness, 10);
+    harness.get_by_label("Add keyframe here").click();
+    harness.run_steps(4);
+    // Listed under Keyframes.
+    harness.get_by_label("Frame 10");
+    assert_eq!(
+        harness
+            .state()
+            .document()
+            .expect("project")
+            .project()
+            .keyframes[0]
+            .frame,
+        10
+    );
+    // Undo and redo through the Edit menu's shortcuts.
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    harness.step();
+    assert!(
+        harness
+            .state()
+            .document()
+            .expect("project")
+            .project()
+            .keyframes
+            .is_empty()
+    );
+    harness.key_press_modifiers(
+        egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
+        egui::Key::Z,
+    );
+    harness.step();
+    assert_eq!(
+        harness
+            .state()
+            .document()
+            .expect("project")
+            .project()
+            .keyframes
+            .len(),
+        1
+    );
+
+    let project = dir.path().join("reel.tincture.json");
+    harness.state_mut().save(Some(project.clone()));
+    harness.step();
+    let doc = harness.state().document().expect("project");
+    assert!(!doc.is_dirty());
+    assert_eq!(doc.path(), Some(project.as_path()));
+    harness.state_mut().close();
+    harness.step();
+    assert!(harness.state().document().is_none());
+    harness.get_by_label("No film open");
+
+    // Reopen: the keyframe is back, and listed.
+    harness.state_mut().open_any(project.clone());
+    wait_for_project(&mut harness);
+    let doc = harness.state().document().expect("project");
+    assert_eq!(doc.project().keyframes[0].frame, 10);
+    assert_eq!(doc.path(), Some(project.as_path()));
+    harness.run_steps(4);
+    harness.get_by_label("Frame 10");
+    // It is in File > Recent.
+    assert_eq!(StateDir::at(state).recent()[0], project);
+}
+
+#[test]
+fn a_killed_session_is_recovered_from_its_autosave() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(film) = fixture_or_skip(
+        dir.path(),
+        "a_killed_session_is_recovered_from_its_autosave",
+    ) else {
+        return;
+    };
+    let state = dir.path().join("state");
+    {
+        let mut harness = harness(Some(film.clone()), &state, [1000.0, 700.0]);
+        wait_for_project(&mut harness);
+        harness.state_mut().seek(7);
+        wait_for_frame(&mut harness, 7);
+        harness.state_mut().add_keyframe_here();
+        // A structural change is autosaved at once, on the autosave thread.
+        wait_for(&mut harness, "the autosave", |app| {
+            app.document()
+                .is_some_and(|d| d.project().keyframes.len() == 1)
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while StateDir::at(state.clone()).recovery().is_none() && Instant::now() < deadline {
+            harness.step();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Dropped without on_exit: as if the process were killed.
+    }
+    let mut harness = harness(None, &state, [1000.0, 700.0]);
+    harness.step();
+    harness.get_by_label_contains("did not close cleanly");
+    harness.get_by_label("Recover").click();
+    wait_for_project(&mut harness);
+    let doc = harness.state().document().expect("recovered project");
+    assert_eq!(doc.project().keyframes[0].frame, 7);
+    assert!(doc.is_dirty(), "recovered work is not saved yet");
+    assert!(harness.state().recovery().is_none());
+}
+
+#[test]
+fn a_project_whose_film_moved_asks_to_relink() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(film) = fixture_or_skip(dir.path(), "a_project_whose_film_moved_asks_to_relink")
+    else {
+        return;
+    };
+    let state = dir.path().join("state");
+    let project = dir.path().join("reel.tincture.json");
+    {
+        let mut harness = harness(Some(film.clone()), &state, [1000.0, 700.0]);
+        wait_for_project(&mut harness);
+        harness.state_mut().save(Some(project.clone()));
+    }
+    let moved = dir.path().join("moved.mkv");
+    std::fs::rename(&film, &moved).expect("moves");
+    let mut harness = harness(Some(project.clone()), &state, [1000.0, 700.0]);
+    wait_for(&mut harness, "the relink offer", |app| {
+        app.relink_needed().is_some()
+    });
+    harness.get_by_label_contains("is not there");
+    harness.get_by_label("Locate film…");
+    // What the dialog would return: the moved film, matched by its fingerprint.
+    harness
+        .state_mut()
+        .open_project(project, Some(moved.clone()));
+    wait_for_project(&mut harness);
+    assert!(harness.state().relink_needed().is_none());
+    assert_eq!(harness.state().media().expect("film").path, moved);
+}
+
+#[test]
+fn a_project_from_a_future_version_is_refused_clearly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let project = dir.path().join("future.tincture.json");
+    std::fs::write(&project, br#"{"version": 99, "source": {}}"#).expect("writes");
+    let mut harness = harness(Some(project), &dir.path().join("state"), [1000.0, 700.0]);
+    wait_for(&mut harness, "the error", |app| app.error().is_some());
+    let error = harness.state().error().expect("error").to_owned();
+    assert!(
+        error.contains("future.tincture.json") && error.contains("99"),
+        "{error}"
+    );
+    // The window is still usable.
+    harness.get_by_label("No film open");
+}
+
+#[test]
+fn the_after_side_is_coloured_and_stale_while_colouring() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(film) = fixture_or_skip(
+        dir.path(),
+        "the_after_side_is_coloured_and_stale_while_colouring",
+    ) else {
+        return;
+    };
+    let mut harness = harness_with(Some(film), &dir.path().join("state"), true, [1000.0, 700.0]);
+    wait_for_project(&mut harness);
+    wait_for(&mut harness, "the coloured frame 0", |app| {
+        app.coloured_frame() == Some(0)
+    });
+    harness.state_mut().seek(5);
+    harness.step();
+    // Until frame 5 is coloured, frame 0's colour stays on screen.
+    if harness.state().coloured_frame() == Some(0) {
+        harness.get_by_label_contains("stale");
+    }
+    wait_for(&mut harness, "the coloured frame 5", |app| {
+        app.coloured_frame() == Some(5)
+    });
+    harness.run();
+}

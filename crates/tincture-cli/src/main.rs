@@ -29,8 +29,10 @@ use tincture_core::colorize::Colorizer;
 use tincture_engine::Error as EngineError;
 use tincture_engine::film::FilmColorizer;
 use tincture_engine::neural::{ModelChoice, WorkerColorizer};
-use tincture_engine::project::{check_source, plan_of};
-use tincture_engine::render::{Outcome, OutputFormat, RenderRequest, render};
+use tincture_engine::project::film_colorizer;
+use tincture_engine::render::{
+    Outcome, OutputFormat, RenderEvent, RenderRequest, Start, render_with,
+};
 use tincture_infer::{ExecutionChoice, RenderSettings};
 use tincture_media::Error as MediaError;
 
@@ -173,13 +175,16 @@ impl From<EngineError> for Failure {
             EngineError::Media(m) => match m {
                 MediaError::Output { .. }
                 | MediaError::Encode { .. }
+                | MediaError::Write { .. }
                 | MediaError::StreamNotCarried { .. } => 4,
                 _ => 3,
             },
             EngineError::Colorize { .. } => 1,
             EngineError::Reference { .. } => 5,
             EngineError::Model(m) => model_exit_code(m),
-            EngineError::OutputExists { .. } | EngineError::Output { .. } => 4,
+            EngineError::OutputExists { .. }
+            | EngineError::Output { .. }
+            | EngineError::WriteFailed { .. } => 4,
             EngineError::FrameRange { .. } => 2,
             EngineError::Project { .. } => 3,
         };
@@ -293,9 +298,9 @@ fn probe_cmd(file: PathBuf, json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The film colorizer for `render --project`: the project is loaded and
-/// checked, its film matched, its references read, and the model started
-/// when a shot uses its prior.
+/// The film colorizer for `render --project`: the project is loaded, then
+/// built as the GUI's export builds it (film matched, references read, the
+/// model started when a shot uses its prior).
 fn project_colorizer(
     project_path: &std::path::Path,
     input: &std::path::Path,
@@ -306,13 +311,14 @@ fn project_colorizer(
         code: 3,
         message: e.to_string(),
     })?;
-    let film = check_source(&project, project_path, Some(input), accept_changed)?;
-    let plan = plan_of(&project, project_path, film)?;
-    let prior: Option<Box<dyn Colorizer>> = if plan.shots.iter().any(|s| s.model_prior) {
-        Some(Box::new(start_worker(model)?))
-    } else {
-        None
-    };
+    let colorizer = film_colorizer(
+        &project,
+        project_path,
+        Some(input),
+        accept_changed,
+        || -> Result<Box<dyn Colorizer>, Failure> { Ok(Box::new(start_worker(model)?)) },
+    )?;
+    let plan = colorizer.plan();
     eprintln!(
         "project {}: {} shots, {} keyframes, {} reference photos",
         project_path.display(),
@@ -320,7 +326,7 @@ fn project_colorizer(
         plan.keys.len(),
         plan.references.len()
     );
-    Ok(FilmColorizer::new(plan, prior))
+    Ok(colorizer)
 }
 
 fn render_cmd(args: RenderArgs) -> Result<u8, Failure> {
@@ -395,7 +401,21 @@ fn render_cmd(args: RenderArgs) -> Result<u8, Failure> {
         threads,
         metrics: (!no_metrics).then(tincture_engine::live_metrics::LiveMetrics::default),
     };
-    let outcome = render(request, &cancel, |p| bar.set_position(p.done)).map_err(|e| match e {
+    let last = frames.map_or(count.saturating_sub(1), |(_, b)| b);
+    let on_event = |event: RenderEvent| match event {
+        RenderEvent::Started(Start::Resumed { from, kept }) => {
+            bar.suspend(|| {
+                eprintln!("resuming from frame {from} ({kept} frames kept from the partial file)")
+            });
+            bar.set_length(last.saturating_sub(from) + 1);
+        }
+        RenderEvent::Started(Start::StartedOver { reason }) => {
+            bar.suspend(|| eprintln!("starting over: {reason}"));
+        }
+        RenderEvent::Started(Start::Fresh) => {}
+        RenderEvent::Progress(p) => bar.set_position(p.done),
+    };
+    let outcome = render_with(request, &cancel, on_event).map_err(|e| match e {
         // Only the model can fail a frame of a neural render; the message names the frame.
         EngineError::Colorize { .. } if neural => Failure {
             code: 6,
@@ -415,7 +435,7 @@ fn render_cmd(args: RenderArgs) -> Result<u8, Failure> {
             resume_from,
         } => {
             eprintln!(
-                "stopped after {frames} frames; the partial render is kept, valid, at {}; resume with --frames {resume_from}-",
+                "stopped after {frames} frames; the partial render is kept, valid, at {}; run the same command again to resume from frame {resume_from} (or render the rest apart with --frames {resume_from}-)",
                 partial.display()
             );
             Ok(130)

@@ -1,6 +1,6 @@
 //! The engine's error type.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Errors from rendering.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +53,22 @@ pub enum Error {
         /// Why, with advice.
         reason: String,
     },
+    /// Writing the output failed (a full disk, a lost drive): the frames
+    /// written before are kept in a valid partial file where possible, and a
+    /// later export with the same settings resumes from it.
+    #[error("{}", write_failed_message(output, *frame, *disk_full, reason, kept.as_ref()))]
+    WriteFailed {
+        /// The output.
+        output: PathBuf,
+        /// The frame being written when it failed.
+        frame: u64,
+        /// Whether the disk (or quota) is full.
+        disk_full: bool,
+        /// The operating system's reason.
+        reason: String,
+        /// The partial file kept; `None` when none could be kept.
+        kept: Option<KeptPartial>,
+    },
     /// A frame range outside the film.
     #[error("{}: frames {first}-{last} are outside the film, which has frames 0-{}", path.display(), count.saturating_sub(1))]
     FrameRange {
@@ -65,6 +81,47 @@ pub enum Error {
         /// Frames in the film.
         count: u64,
     },
+}
+
+/// A valid partial file kept after a failed write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeptPartial {
+    /// The partial file (or folder).
+    pub path: PathBuf,
+    /// Frames it holds.
+    pub frames: u64,
+    /// The source frame a later export resumes from.
+    pub resume_from: u64,
+}
+
+fn write_failed_message(
+    output: &Path,
+    frame: u64,
+    disk_full: bool,
+    reason: &str,
+    kept: Option<&KeptPartial>,
+) -> String {
+    let what = if disk_full {
+        format!("the disk is full ({reason})")
+    } else {
+        format!("writing failed ({reason})")
+    };
+    let fix = if disk_full {
+        "free some space"
+    } else {
+        "fix the cause"
+    };
+    let after = match kept {
+        Some(k) => format!(
+            "the partial file {} with {} frames was kept; {fix} and export again with the same \
+             settings to resume from frame {}",
+            k.path.display(),
+            k.frames,
+            k.resume_from
+        ),
+        None => format!("no valid partial file could be kept; {fix} and export again"),
+    };
+    format!("{}: frame {frame}: {what}; {after}", output.display())
 }
 
 /// Result with the engine [`Error`].

@@ -106,6 +106,21 @@ impl FilmPlan {
     }
 }
 
+/// The sha256 of a value's `Debug` text, streamed (a plan holds pictures).
+fn digest_of_debug(value: &impl std::fmt::Debug) -> String {
+    use sha2::Digest as _;
+    struct Hasher(sha2::Sha256);
+    impl std::fmt::Write for Hasher {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0.update(s.as_bytes());
+            Ok(())
+        }
+    }
+    let mut h = Hasher(sha2::Sha256::new());
+    let _ = std::fmt::Write::write_fmt(&mut h, format_args!("{value:?}"));
+    h.0.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Weight of a hint stroke against carried colour (1) and the prior.
 const STROKE_WEIGHT: f32 = 4.0;
 /// Confidence of a keyframe steered by strokes only, away from them.
@@ -121,6 +136,11 @@ pub struct FilmColorizer {
     next: Option<u64>,
     backward: HashMap<u64, Confident>,
     key_cache: HashMap<u64, Confident>,
+    /// A digest of the whole plan (strokes, references, looks), so the
+    /// settings digest changes with any of them.
+    plan_digest: String,
+    /// Out-of-order frames replay from the keyframe before them, not the shot's start.
+    preview: bool,
 }
 
 impl std::fmt::Debug for FilmColorizer {
@@ -199,10 +219,21 @@ pub fn rasterise_strokes(
 }
 
 impl FilmColorizer {
+    /// A colorizer for the viewer: like [`new`](Self::new), but a frame
+    /// asked for out of order is coloured without replaying its shot from
+    /// the start, only from the keyframe before it (see `colorize`).
+    pub fn preview(plan: FilmPlan, prior: Option<Box<dyn Colorizer>>) -> Self {
+        Self {
+            preview: true,
+            ..Self::new(plan, prior)
+        }
+    }
+
     /// A colorizer for `plan`, with the model's prior where the plan wants it.
     pub fn new(plan: FilmPlan, prior: Option<Box<dyn Colorizer>>) -> Self {
         let transfers = plan.references.iter().map(|_| None).collect();
         let propagator = Propagator::new(plan.params);
+        let plan_digest = digest_of_debug(&plan);
         Self {
             plan,
             prior,
@@ -212,7 +243,14 @@ impl FilmColorizer {
             next: None,
             backward: HashMap::new(),
             key_cache: HashMap::new(),
+            plan_digest,
+            preview: false,
         }
+    }
+
+    /// The plan this colorizer renders by.
+    pub fn plan(&self) -> &FilmPlan {
+        &self.plan
     }
 
     fn shot_of(&self, frame: u64) -> Option<usize> {
@@ -419,10 +457,11 @@ impl FilmColorizer {
         luma: &LumaImage,
         frame: u64,
         matrix: Matrix,
+        with_prior: bool,
     ) -> tincture_core::Result<ChromaField> {
         let key = self.key_colour(shot, luma, frame, matrix)?;
         self.ensure_backward(shot, frame, matrix)?;
-        let prior = if key.is_some() {
+        let prior = if key.is_some() || !with_prior {
             None
         } else {
             self.prior(shot, luma, frame, matrix)?
@@ -454,6 +493,7 @@ impl Colorizer for FilmColorizer {
             "references": self.plan.references.len(),
             "prior": self.prior.as_ref().map(|m| m.settings()),
             "prior_weight": p.prior_weight,
+            "plan": self.plan_digest,
             "decay": p.carry.decay,
         })
     }
@@ -471,17 +511,30 @@ impl Colorizer for FilmColorizer {
                 self.plan.frame_count
             )));
         };
-        let start = self.plan.shots[shot].start;
-        let continuing = self.next == Some(frame_index) && frame_index != start;
+        let shot_start = self.plan.shots[shot].start;
+        let continuing = self.next == Some(frame_index) && frame_index != shot_start;
         if !continuing {
             self.propagator.reset(self.plan.shots[shot].stabiliser);
             // Entering a shot in the middle: replay it from its start, so the
-            // result equals that of a render that began there.
+            // result equals that of a render that began there. A preview
+            // replays only from the last keyframe before the frame (the
+            // carried colour starts there), without the prior, which joins
+            // only each frame's output: the colour is the render's, the
+            // stabiliser's history shorter.
+            let start = if self.preview {
+                self.plan
+                    .keys
+                    .range(shot_start..frame_index)
+                    .next_back()
+                    .map_or(frame_index, |(k, _)| *k)
+            } else {
+                shot_start
+            };
             for f in start..frame_index {
                 let l = self.read_luma(f)?;
-                self.step(shot, &l, f, matrix)?;
+                self.step(shot, &l, f, matrix, !self.preview)?;
             }
         }
-        self.step(shot, luma, frame_index, matrix)
+        self.step(shot, luma, frame_index, matrix, true)
     }
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use tincture_core::color::Matrix;
+use tincture_core::colorize::Colorizer;
 use tincture_core::frame::RgbImage;
 use tincture_core::look::{Look, Rolloff};
 use tincture_core::project::{KeyframeReference, Project, ShotSettings, SourceRef, hex_to_rgb8};
@@ -13,7 +14,7 @@ use tincture_core::propagate::PropagationParams;
 use tincture_core::transfer::{ReferenceColorizer, TransferSettings};
 use tincture_media::VideoReader;
 
-use crate::film::{FilmPlan, KeyColour, ShotPlan, StrokeHint};
+use crate::film::{FilmColorizer, FilmPlan, KeyColour, ShotPlan, StrokeHint};
 use crate::{Error, Result};
 
 /// Frames hashed into a source's fingerprint.
@@ -136,6 +137,30 @@ pub fn check_source(
         )));
     }
     Ok(candidate)
+}
+
+/// The film colorizer of a project, as `tincture-cli render --project` and
+/// the GUI's export build it: the film (`film`, or the one the project
+/// records) is matched by [`check_source`], the plan made by [`plan_of`],
+/// and `prior` called to start the model only when a shot uses its prior.
+///
+/// # Errors
+/// As [`check_source`] and [`plan_of`], or what `prior` returns.
+pub fn film_colorizer<E: From<Error>>(
+    project: &Project,
+    project_path: &Path,
+    film: Option<&Path>,
+    accept_changed: bool,
+    prior: impl FnOnce() -> std::result::Result<Box<dyn Colorizer>, E>,
+) -> std::result::Result<FilmColorizer, E> {
+    let film = check_source(project, project_path, film, accept_changed)?;
+    let plan = plan_of(project, project_path, film)?;
+    let prior = if plan.shots.iter().any(|s| s.model_prior) {
+        Some(prior()?)
+    } else {
+        None
+    };
+    Ok(FilmColorizer::new(plan, prior))
 }
 
 /// `"24000/1001"` as `(24000, 1001)`; `(0, 0)` when unreadable.

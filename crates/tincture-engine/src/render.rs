@@ -6,6 +6,13 @@
 //! temporary name and renamed when complete. On cancel the encoder is
 //! flushed and the trailer written, so the partial file is valid; it keeps
 //! its temporary name and the outcome says which frame to resume from.
+//!
+//! The settings of a partial file are recorded beside it
+//! ([`resume_record_path`]); a later export of the same settings renders
+//! only the remaining frames and joins them to it ([`Start::Resumed`]). When
+//! writing fails (a full disk), the frames written are kept in a valid
+//! partial file where the container allows it (Matroska and image
+//! sequences; a MOV/MP4 cut short has no index and is removed).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,9 +23,10 @@ use tincture_core::compose::{OutputLayout, compose_frame};
 use tincture_core::timecode::offset_timecode;
 use tincture_media::{
     DecodedFrame, ImageFormat, ImageSequenceWriter, PassthroughStream, StreamKind, StreamPacket,
-    VideoCodec, VideoReader, VideoWriter, VideoWriterConfig,
+    StreamTail, VideoCodec, VideoReader, VideoWriter, VideoWriterConfig,
 };
 
+use crate::error::KeptPartial;
 use crate::live_metrics::{LiveMetrics, MetricsThread, Sidecar, sidecar_path, write_json_atomic};
 use crate::{Error, Result};
 
@@ -116,15 +124,7 @@ pub enum Outcome {
 /// The temporary name an output is written under until it is complete:
 /// `name.tincture-partial.ext`, beside it.
 pub fn partial_path(output: &Path) -> PathBuf {
-    let stem = output
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let name = match output.extension() {
-        Some(ext) => format!("{stem}.tincture-partial.{}", ext.to_string_lossy()),
-        None => format!("{stem}.tincture-partial"),
-    };
-    output.with_file_name(name)
+    temp_path(output, "tincture-partial")
 }
 
 /// A digest of everything that determines the output's pixels.
@@ -144,12 +144,169 @@ fn settings_digest(req: &RenderRequest, first: u64, last: u64) -> (String, Strin
     (format!("sha256:{hex}"), text)
 }
 
+/// How an export began.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// From its first frame: there was no partial file.
+    Fresh,
+    /// From where an earlier export of the same settings stopped: only the
+    /// remaining frames are rendered, then joined to the partial file.
+    Resumed {
+        /// The first source frame rendered now.
+        from: u64,
+        /// Frames kept from the partial file.
+        kept: u64,
+    },
+    /// A partial file was there but cannot be continued (other settings, or
+    /// unreadable); it was replaced.
+    StartedOver {
+        /// Why, in words for the user.
+        reason: String,
+    },
+}
+
+/// What a render reports while it runs.
+#[derive(Clone, Debug)]
+pub enum RenderEvent {
+    /// Once, before the first frame.
+    Started(Start),
+    /// After every frame; counts only the frames this run renders.
+    Progress(Progress),
+}
+
+/// The settings a partial file was made with, kept beside it as
+/// `NAME.tincture-partial.EXT.json` (see [`resume_record_path`]): a later
+/// export resumes from the partial file only when they match.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct ResumeRecord {
+    tincture: String,
+    source: PathBuf,
+    source_size: u64,
+    /// Modification time, seconds and nanoseconds since the epoch.
+    source_modified: Option<[u64; 2]>,
+    format: serde_json::Value,
+    frames: [u64; 2],
+    settings_digest: String,
+}
+
+impl ResumeRecord {
+    fn new(req: &RenderRequest, first: u64, last: u64, digest: &str) -> Self {
+        let meta = std::fs::metadata(&req.input).ok();
+        let modified = meta
+            .as_ref()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| [d.as_secs(), u64::from(d.subsec_nanos())]);
+        Self {
+            tincture: crate::VERSION.into(),
+            source: std::fs::canonicalize(&req.input).unwrap_or_else(|_| req.input.clone()),
+            source_size: meta.map_or(0, |m| m.len()),
+            source_modified: modified,
+            format: serde_json::to_value(req.format).unwrap_or_default(),
+            frames: [first, last],
+            settings_digest: digest.into(),
+        }
+    }
+
+    /// Why a partial file made with `self` cannot be continued with `now`.
+    fn difference(&self, now: &Self) -> Option<String> {
+        Some(if self.tincture != now.tincture {
+            format!("it was made by Tincture {}", self.tincture)
+        } else if self.source != now.source {
+            format!("it was made from {}", self.source.display())
+        } else if (self.source_size, self.source_modified) != (now.source_size, now.source_modified)
+        {
+            "the source film changed since".into()
+        } else if self.format != now.format {
+            "it has another format".into()
+        } else if self.frames != now.frames {
+            format!(
+                "it covers frames {}-{}, not {}-{}",
+                self.frames[0], self.frames[1], now.frames[0], now.frames[1]
+            )
+        } else if self.settings_digest != now.settings_digest {
+            "it was made with other colour settings".into()
+        } else {
+            return None;
+        })
+    }
+}
+
+/// A temporary name beside `output`: `name.TAG.ext`.
+fn temp_path(output: &Path, tag: &str) -> PathBuf {
+    let stem = output
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match output.extension() {
+        Some(ext) => format!("{stem}.{tag}.{}", ext.to_string_lossy()),
+        None => format!("{stem}.{tag}"),
+    };
+    output.with_file_name(name)
+}
+
+/// Where the settings of `output`'s partial file are recorded, for resuming:
+/// `name.tincture-partial.ext.json`.
+pub fn resume_record_path(output: &Path) -> PathBuf {
+    let mut name = partial_path(output).into_os_string();
+    name.push(".json");
+    PathBuf::from(name)
+}
+
+/// Frames of an image-sequence partial folder that are there, in order from `first`.
+fn images_kept(dir: &Path, format: ImageFormat, first: u64, last: u64) -> u64 {
+    (first..=last)
+        .take_while(|&i| {
+            image::image_dimensions(dir.join(ImageSequenceWriter::file_name(format, i))).is_ok()
+        })
+        .count() as u64
+}
+
+/// Decides whether the partial file of `req` can be continued: returns how
+/// the export starts and the frames kept.
+fn decide_start(req: &RenderRequest, partial: &Path, now: &ResumeRecord) -> (Start, u64) {
+    if !partial.exists() {
+        return (Start::Fresh, 0);
+    }
+    let over = |reason: String| {
+        let reason = format!("{} cannot be continued: {reason}", partial.display());
+        (Start::StartedOver { reason }, 0)
+    };
+    let recorded: Option<ResumeRecord> = std::fs::read(resume_record_path(&req.output))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let Some(recorded) = recorded else {
+        return over("its settings were not recorded".into());
+    };
+    if let Some(why) = recorded.difference(now) {
+        return over(why);
+    }
+    let [first, last] = now.frames;
+    let kept = match req.format {
+        OutputFormat::Video(_) => tincture_media::count_frames(partial).unwrap_or(0),
+        OutputFormat::Images(format) => images_kept(partial, format, first, last),
+    };
+    if kept == 0 {
+        over("it holds no readable frames".into())
+    } else if kept > last - first {
+        over("it already holds every frame".into())
+    } else {
+        (
+            Start::Resumed {
+                from: first + kept,
+                kept,
+            },
+            kept,
+        )
+    }
+}
+
 enum Sink {
     Video(VideoWriter),
     Images(ImageSequenceWriter),
 }
 
-fn check_output(req: &RenderRequest, partial: &Path) -> Result<()> {
+fn check_output(req: &RenderRequest) -> Result<()> {
     if req.output.exists() && !req.overwrite {
         return Err(Error::OutputExists {
             path: req.output.clone(),
@@ -166,34 +323,52 @@ fn check_output(req: &RenderRequest, partial: &Path) -> Result<()> {
             reason: format!("the folder {} does not exist", dir.display()),
         });
     }
-    // Probe writability with the partial name itself, so the message is about the real place.
-    let probe = if matches!(req.format, OutputFormat::Images(_)) {
-        partial.with_extension("probe")
-    } else {
-        partial.to_owned()
-    };
+    // Probe writability beside the output, so the message is about the real place.
+    let probe = temp_path(&req.output, "tincture-probe");
     std::fs::write(&probe, b"").map_err(|e| Error::Output {
         path: req.output.clone(),
         reason: e.to_string(),
     })?;
     let _ = std::fs::remove_file(&probe);
-    if partial.is_dir() {
-        let _ = std::fs::remove_dir_all(partial);
-    }
     Ok(())
 }
 
 /// Renders `req`, calling `progress` after each frame and stopping cleanly
-/// when `cancel` becomes true.
+/// when `cancel` becomes true. See [`render_with`].
+///
+/// # Errors
+/// As [`render_with`].
+pub fn render(
+    req: RenderRequest,
+    cancel: &AtomicBool,
+    mut progress: impl FnMut(Progress),
+) -> Result<Outcome> {
+    render_with(req, cancel, |event| {
+        if let RenderEvent::Progress(p) = event {
+            progress(p);
+        }
+    })
+}
+
+/// Renders `req`, reporting to `on_event`, and stopping cleanly when
+/// `cancel` becomes true.
+///
+/// When a partial file of an earlier export of the same settings (source,
+/// format, frame range, colour settings) is there, only the remaining
+/// frames are rendered and then joined to it by stream copy; the result
+/// equals an uninterrupted render. A partial file of other settings is
+/// replaced ([`Start::StartedOver`]).
 ///
 /// # Errors
 /// Bad input, unusable output, or a frame that cannot be decoded, colorized
 /// or encoded; each error names the file and, where it applies, the frame.
-/// On error the partial output is removed, so nothing is left that looks complete.
-pub fn render(
+/// On such an error this run's output is removed, so nothing is left that
+/// looks complete. When writing fails (a full disk), the frames written are
+/// kept in a valid partial file where possible: [`Error::WriteFailed`].
+pub fn render_with(
     mut req: RenderRequest,
     cancel: &AtomicBool,
-    mut progress: impl FnMut(Progress),
+    mut on_event: impl FnMut(RenderEvent),
 ) -> Result<Outcome> {
     let mut reader = VideoReader::open(&req.input)?;
     let count = reader.frame_count();
@@ -208,21 +383,35 @@ pub fn render(
     }
     let whole = first == 0 && last == count - 1;
     let partial = partial_path(&req.output);
-    check_output(&req, &partial)?;
+    let record_path = resume_record_path(&req.output);
+    check_output(&req)?;
 
     let info = reader.info().clone();
     let v = &info.video;
     let (digest, settings_json) = settings_digest(&req, first, last);
+    let record = ResumeRecord::new(&req, first, last, &digest);
+    let (start, kept) = decide_start(&req, &partial, &record);
+    let resuming = kept > 0;
+    let from = first + kept;
+    if !resuming {
+        remove_partial(&partial);
+    }
+    // A resumed video is rendered apart, video only, and joined afterwards.
+    let segment = match req.format {
+        OutputFormat::Video(_) if resuming => temp_path(&req.output, "tincture-resume"),
+        _ => partial.clone(),
+    };
+    let copy: Vec<usize> = info
+        .streams
+        .iter()
+        .filter(|s| matches!(s.kind, StreamKind::Audio | StreamKind::Subtitle))
+        .map(|s| s.index)
+        .collect();
     let subsampling = reader.subsampling();
     let (layout, mut sink) = match req.format {
         OutputFormat::Video(codec) => {
-            let copy: Vec<usize> = info
-                .streams
-                .iter()
-                .filter(|s| matches!(s.kind, StreamKind::Audio | StreamKind::Subtitle))
-                .map(|s| s.index)
-                .collect();
-            reader.keep_packets_of(copy.clone());
+            let copied = if resuming { Vec::new() } else { copy.clone() };
+            reader.keep_packets_of(copied.clone());
             let mut metadata: Vec<(String, String)> = info
                 .tags
                 .iter()
@@ -234,11 +423,11 @@ pub fn render(
             metadata.push(("TINCTURE_SOURCE_FRAMES".into(), format!("{first}-{last}")));
             let layout = codec.layout(v.bit_depth, subsampling);
             let config = VideoWriterConfig {
-                path: partial.clone(),
+                path: segment.clone(),
                 final_path: req.output.clone(),
                 codec,
                 layout,
-                passthrough: copy
+                passthrough: copied
                     .into_iter()
                     .map(|source_index| PassthroughStream { source_index })
                     .collect(),
@@ -250,7 +439,7 @@ pub fn render(
                 threads: req.threads,
             };
             let writer =
-                VideoWriter::create(&config, &reader).inspect_err(|_| remove_partial(&partial))?;
+                VideoWriter::create(&config, &reader).inspect_err(|_| remove_partial(&segment))?;
             (layout, Sink::Video(writer))
         }
         OutputFormat::Images(format) => {
@@ -259,24 +448,43 @@ pub fn render(
                 subsampling: tincture_core::frame::Subsampling::S444,
             };
             let sink = ImageSequenceWriter::create(&partial, format)?;
-            std::fs::write(partial.join("tincture-settings.json"), &settings_json).map_err(
-                |e| Error::Output {
-                    path: req.output.clone(),
-                    reason: e.to_string(),
-                },
-            )?;
+            if !resuming {
+                std::fs::write(partial.join("tincture-settings.json"), &settings_json).map_err(
+                    |e| Error::Output {
+                        path: req.output.clone(),
+                        reason: e.to_string(),
+                    },
+                )?;
+            }
             (layout, Sink::Images(sink))
         }
     };
-    tracing::info!(input = %req.input.display(), output = %req.output.display(), first, last, %digest, "render started");
+    if !resuming {
+        // Recorded once the output exists, so a refused output leaves nothing behind.
+        write_json_atomic(&record_path, &record).map_err(|e| {
+            remove_partial(&partial);
+            Error::Output {
+                path: req.output.clone(),
+                reason: format!("cannot record the export's settings: {e}"),
+            }
+        })?;
+    }
+    tracing::info!(input = %req.input.display(), output = %req.output.display(), first, last, from, %digest, "render started");
+    on_event(RenderEvent::Started(start));
 
+    // Every run keeps the timing origin of the export's first frame, so a
+    // resumed segment's timestamps are those of an uninterrupted render.
     let t_first = reader.pts_of(first).unwrap_or(0);
     let tb = f64::from(reader.time_base());
     let offset_seconds = t_first as f64 * tb;
-    let end_seconds = reader
-        .pts_of(last)
-        .map(|p| (p + reader.duration_of(last)) as f64 * tb);
-    let durations: Vec<i64> = (first..=last).map(|i| reader.duration_of(i)).collect();
+    let end_of = |i: u64| {
+        reader
+            .pts_of(i)
+            .map(|p| (p + reader.duration_of(i)) as f64 * tb)
+    };
+    let end_seconds = end_of(last);
+    let ends: Vec<Option<f64>> = (from..=last).map(end_of).collect();
+    let durations: Vec<i64> = (from..=last).map(|i| reader.duration_of(i)).collect();
 
     let metrics_thread = match &req.metrics {
         Some(live) => Some(
@@ -287,42 +495,126 @@ pub fn render(
         ),
         None => None,
     };
-    let result = run_frames(
+    let (written, result) = run_frames(
         &mut req,
         reader,
         &mut sink,
         metrics_thread.as_ref(),
         layout,
-        (first, last),
+        (from, last),
         whole,
         offset_seconds,
         end_seconds,
         &durations,
         t_first,
         cancel,
-        &mut progress,
+        &mut on_event,
     );
     let finished = match sink {
         Sink::Video(w) => w.finish().map(|_| ()),
         Sink::Images(_) => Ok(()),
     };
-    let written = match (result, finished) {
-        (Ok(n), Ok(())) => n,
-        (Err(e), _) => {
-            remove_partial(&partial);
-            return Err(e);
-        }
-        (Ok(_), Err(e)) => {
-            remove_partial(&partial);
-            return Err(e.into());
-        }
+    let failure = match (result, finished) {
+        (Ok(()), Ok(())) => None,
+        (Err(e), _) => Some(e),
+        (Ok(()), Err(e)) => Some(Error::from(e)),
     };
-    if written < last - first + 1 {
-        tracing::warn!(frames = written, "render cancelled");
+    let tail = |end: Option<f64>| StreamTail {
+        source: req.input.clone(),
+        streams: copy.clone(),
+        offset_seconds,
+        start: (!whole).then_some(offset_seconds),
+        end,
+    };
+    let join = |end: Option<f64>| match req.format {
+        OutputFormat::Video(codec) => {
+            join_into_partial(&req.output, &partial, &segment, codec, &tail(end))
+        }
+        OutputFormat::Images(_) => Ok(0),
+    };
+    if let Some(e) = failure {
+        let Some((disk_full, reason)) = write_failure(&e) else {
+            remove_partial(&segment);
+            if !resuming {
+                let _ = std::fs::remove_file(&record_path);
+            }
+            return Err(e);
+        };
+        let frames = match req.format {
+            OutputFormat::Video(_) => {
+                if resuming {
+                    // Join what the segment holds, if the disk allows.
+                    let n = tincture_media::count_frames(&segment).unwrap_or(0);
+                    if n > 0
+                        && let Err(e) = join(ends.get(n as usize - 1).copied().flatten())
+                    {
+                        tracing::warn!("the frames rendered after resuming are lost: {e}");
+                    }
+                    remove_partial(&segment);
+                }
+                tincture_media::count_frames(&partial).unwrap_or(0)
+            }
+            OutputFormat::Images(_) => kept + written,
+        };
+        let kept = if frames > 0 {
+            Some(KeptPartial {
+                path: partial.clone(),
+                frames,
+                resume_from: first + frames,
+            })
+        } else {
+            remove_partial(&partial);
+            let _ = std::fs::remove_file(&record_path);
+            None
+        };
+        return Err(Error::WriteFailed {
+            output: req.output.clone(),
+            frame: from + written,
+            disk_full,
+            reason,
+            kept,
+        });
+    }
+    let total = last - first + 1;
+    let mut frames = kept + written;
+    if resuming && matches!(req.format, OutputFormat::Video(_)) {
+        if written == 0 {
+            remove_partial(&segment);
+        } else {
+            let complete = frames == total;
+            let end = if complete {
+                if whole { None } else { end_seconds }
+            } else {
+                ends.get(written as usize - 1).copied().flatten()
+            };
+            match join(end) {
+                Ok(n) => frames = n,
+                Err(e) => {
+                    remove_partial(&segment);
+                    return Err(match (complete, write_failure(&e)) {
+                        (true, Some((disk_full, reason))) => Error::WriteFailed {
+                            output: req.output.clone(),
+                            frame: from,
+                            disk_full,
+                            reason,
+                            kept: Some(KeptPartial {
+                                path: partial.clone(),
+                                frames: kept,
+                                resume_from: from,
+                            }),
+                        },
+                        _ => e,
+                    });
+                }
+            }
+        }
+    }
+    if frames < total {
+        tracing::warn!(frames, "render cancelled");
         return Ok(Outcome::Cancelled {
             partial,
-            frames: written,
-            resume_from: first + written,
+            frames,
+            resume_from: first + frames,
         });
     }
     if req.output.exists() && req.overwrite {
@@ -340,13 +632,14 @@ pub fn render(
         path: req.output.clone(),
         reason: e.to_string(),
     })?;
+    let _ = std::fs::remove_file(&record_path);
     if let (Some(thread), Some(live)) = (metrics_thread, &req.metrics) {
         thread.finish();
         let sidecar = Sidecar {
             tincture_version: crate::VERSION,
             source: &req.input,
             output: &req.output,
-            source_frames: [first, last],
+            source_frames: [from, last],
             flow: "dense inverse search on the luma of a preview of each output frame (long side 160 px)",
             report: live.report(),
         };
@@ -358,8 +651,39 @@ pub fn render(
     }
     Ok(Outcome::Completed {
         path: req.output.clone(),
-        frames: written,
+        frames,
     })
+}
+
+/// Whether `e` is a failed write of the output: (disk full, reason).
+fn write_failure(e: &Error) -> Option<(bool, String)> {
+    match e {
+        Error::Media(tincture_media::Error::Write {
+            disk_full, reason, ..
+        }) => Some((*disk_full, reason.clone())),
+        _ => None,
+    }
+}
+
+/// Joins the resumed `segment` onto `partial` (through a temporary file, so
+/// `partial` stays valid if the join fails) and removes `segment`; returns
+/// the frames in `partial`.
+fn join_into_partial(
+    output: &Path,
+    partial: &Path,
+    segment: &Path,
+    codec: VideoCodec,
+    tail: &StreamTail,
+) -> Result<u64> {
+    let joined = temp_path(output, "tincture-join");
+    let frames = tincture_media::join_segments(partial, segment, &joined, codec.container(), tail)
+        .inspect_err(|_| remove_partial(&joined))?;
+    std::fs::rename(&joined, partial).map_err(|e| Error::Output {
+        path: output.to_owned(),
+        reason: e.to_string(),
+    })?;
+    remove_partial(segment);
+    Ok(frames)
 }
 
 fn remove_partial(partial: &Path) {
@@ -386,8 +710,8 @@ fn run_frames(
     durations: &[i64],
     t_first: i64,
     cancel: &AtomicBool,
-    progress: &mut impl FnMut(Progress),
-) -> Result<u64> {
+    on_event: &mut impl FnMut(RenderEvent),
+) -> (u64, Result<()>) {
     let total = last - first + 1;
     let (tx, rx) = crossbeam_channel::bounded::<Decoded>(4);
     let stop = std::sync::Arc::new(AtomicBool::new(false));
@@ -427,7 +751,11 @@ fn run_frames(
         .map_err(|e| Error::Output {
             path: req.output.clone(),
             reason: format!("cannot start the decode thread: {e}"),
-        })?;
+        });
+    let decoder = match decoder {
+        Ok(d) => d,
+        Err(e) => return (0, Err(e)),
+    };
 
     let mut written = 0u64;
     let outcome = (|| -> Result<()> {
@@ -476,15 +804,15 @@ fn run_frames(
                 Sink::Images(w) => w.write_frame(&out, index)?,
             }
             written += 1;
-            progress(Progress {
+            on_event(RenderEvent::Progress(Progress {
                 done: written,
                 total,
-            });
+            }));
         }
         Ok(())
     })();
     stop.store(true, Ordering::Relaxed);
     drop(rx);
     let _ = decoder.join();
-    outcome.map(|()| written)
+    (written, outcome)
 }

@@ -40,12 +40,21 @@ pub enum Container {
 }
 
 impl Container {
-    fn muxer(self) -> &'static str {
+    pub(crate) fn muxer(self) -> &'static str {
         match self {
             Self::Mkv => "matroska",
             Self::Mov => "mov",
             Self::Mp4 => "mp4",
         }
+    }
+
+    /// Muxer options for the header: MOV and MP4 keep free-form tags and colour atoms.
+    pub(crate) fn header_options(self) -> Dictionary<'static> {
+        let mut opts = Dictionary::new();
+        if self != Self::Mkv {
+            opts.set("movflags", "+use_metadata_tags+write_colr");
+        }
+        opts
     }
 
     /// File extension, without the dot.
@@ -139,6 +148,35 @@ fn output_error(path: &Path, reason: impl std::fmt::Display) -> Error {
     Error::Output {
         path: path.to_owned(),
         reason: reason.to_string(),
+    }
+}
+
+/// Whether an OS error number means the disk or the quota is full.
+fn is_disk_full(errno: i32) -> bool {
+    matches!(
+        std::io::Error::from_raw_os_error(errno).kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
+/// The error for a failed write of `path` at `frame`, noting a full disk.
+pub(crate) fn write_error(path: &Path, frame: u64, e: ffmpeg_next::Error) -> Error {
+    Error::Write {
+        path: path.to_owned(),
+        frame,
+        disk_full: matches!(e, ffmpeg_next::Error::Other { errno } if is_disk_full(errno)),
+        reason: e.to_string(),
+    }
+}
+
+/// The error for a failed file write of `path` at `frame`, noting a full disk.
+fn io_write_error(path: &Path, frame: u64, e: &std::io::Error) -> Error {
+    Error::Write {
+        path: path.to_owned(),
+        frame,
+        disk_full: e.raw_os_error().is_some_and(is_disk_full)
+            || e.kind() == std::io::ErrorKind::StorageFull,
+        reason: e.to_string(),
     }
 }
 
@@ -337,11 +375,7 @@ impl VideoWriter {
             meta.set("timecode", tc);
         }
         octx.set_metadata(meta);
-        let mut header_opts = Dictionary::new();
-        if container != Container::Mkv {
-            header_opts.set("movflags", "+use_metadata_tags+write_colr");
-        }
-        octx.write_header_with(header_opts)
+        octx.write_header_with(container.header_options())
             .map_err(|e| output_error(path, e))?;
         // The muxer may have changed the stream time bases; look them up again.
         for (_, (out, tb)) in stream_map.iter_mut() {
@@ -413,11 +447,7 @@ impl VideoWriter {
                     packet.rescale_ts(self.time_base, out_tb);
                     packet
                         .write_interleaved(&mut self.octx)
-                        .map_err(|e| Error::Encode {
-                            path: self.path.clone(),
-                            frame: index,
-                            reason: e.to_string(),
-                        })?;
+                        .map_err(|e| write_error(&self.path, index, e))?;
                 }
                 Err(ffmpeg_next::Error::Eof) => return Ok(()),
                 Err(ffmpeg_next::Error::Other { errno }) if errno == ffi::EAGAIN => return Ok(()),
@@ -435,7 +465,7 @@ impl VideoWriter {
     /// Copies a packet of a passthrough stream, shifting it `offset` seconds earlier.
     ///
     /// # Errors
-    /// When writing fails.
+    /// [`Error::Write`] when writing fails.
     pub fn write_packet(&mut self, packet: StreamPacket, offset: f64) -> Result<()> {
         let Some(&(out, out_tb)) = self.stream_map.get(&packet.stream) else {
             return Ok(());
@@ -453,27 +483,34 @@ impl VideoWriter {
         p.rescale_ts(in_tb, out_tb);
         p.set_position(-1);
         p.set_stream(out);
+        let frame = self.frames.saturating_sub(1);
         p.write_interleaved(&mut self.octx)
-            .map_err(|e| output_error(&self.path, e))
+            .map_err(|e| write_error(&self.path, frame, e))
     }
 
     /// Flushes the encoder and writes the trailer, leaving a complete file.
-    /// Call this on cancel too: the result is a valid file of the frames written.
+    /// Call this on cancel and after a failed write too: the trailer is
+    /// attempted even when flushing fails, so the result is a valid file of
+    /// the frames written wherever the disk allows.
     ///
     /// # Errors
-    /// When flushing or writing fails.
+    /// When flushing or writing fails ([`Error::Write`] for the latter).
     pub fn finish(mut self) -> Result<u64> {
         let last = self.frames.saturating_sub(1);
-        self.encoder.send_eof().map_err(|e| Error::Encode {
-            path: self.path.clone(),
-            frame: last,
-            reason: e.to_string(),
-        })?;
-        self.drain(last)?;
-        self.octx
+        let flushed = self
+            .encoder
+            .send_eof()
+            .map_err(|e| Error::Encode {
+                path: self.path.clone(),
+                frame: last,
+                reason: e.to_string(),
+            })
+            .and_then(|()| self.drain(last));
+        let trailer = self
+            .octx
             .write_trailer()
-            .map_err(|e| output_error(&self.path, e))?;
-        Ok(self.frames)
+            .map_err(|e| write_error(&self.path, last, e));
+        flushed.and(trailer).map(|()| self.frames)
     }
 }
 
@@ -528,10 +565,17 @@ impl ImageSequenceWriter {
     pub fn write_frame(&mut self, frame: &Frame, index: u64) -> Result<()> {
         let path = self.dir.join(Self::file_name(self.format, index));
         let (w, h) = (frame.width() as u32, frame.height() as u32);
-        let err = |e: image::ImageError| Error::Encode {
-            path: path.clone(),
-            frame: index,
-            reason: e.to_string(),
+        let err = |e: image::ImageError| {
+            // A file cut short by a failed write is removed: it is not a frame.
+            let _ = std::fs::remove_file(&path);
+            match e {
+                image::ImageError::IoError(io) => io_write_error(&path, index, &io),
+                e => Error::Encode {
+                    path: path.clone(),
+                    frame: index,
+                    reason: e.to_string(),
+                },
+            }
         };
         let sixteen = self.format == ImageFormat::Tiff16 || frame.bit_depth > 8;
         let result = if sixteen {

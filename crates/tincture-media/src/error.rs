@@ -106,6 +106,19 @@ pub enum Error {
         /// FFmpeg's reason.
         reason: String,
     },
+    /// Writing the output to disk failed (a full disk, a removed drive, a
+    /// lost network share): the frames before `frame` may be on disk.
+    #[error("{}: frame {frame}: {}: {reason}", path.display(), if *disk_full { "the disk is full" } else { "writing failed" })]
+    Write {
+        /// The file being written.
+        path: PathBuf,
+        /// The frame being written when it failed.
+        frame: u64,
+        /// The operating system's reason.
+        reason: String,
+        /// Whether the disk (or the user's quota) is full.
+        disk_full: bool,
+    },
     /// A stream that cannot be carried in the chosen container.
     #[error("{}: stream {index} ({codec}) cannot be carried in {container} without re-encoding; choose --format ffv1 (MKV) or prores (MOV)", path.display())]
     StreamNotCarried {

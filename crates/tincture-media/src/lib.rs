@@ -8,6 +8,8 @@
 //! - [`VideoWriter`] encodes FFV1/MKV, ProRes 422 HQ/MOV and H.264/MP4 and
 //!   copies audio, subtitle and timecode untouched; [`ImageSequenceWriter`]
 //!   writes PNG and 16-bit TIFF frames.
+//! - [`join_segments`] joins a resumed export to the partial file it
+//!   continues, by stream copy.
 //!
 //! Sources are only ever opened for reading.
 
@@ -16,6 +18,7 @@ mod decode;
 mod encode;
 mod error;
 mod probe;
+mod remux;
 
 pub use convert::{layout_of_pixel, pixel_name};
 pub use decode::{DecodedFrame, StreamPacket, VideoReader};
@@ -25,6 +28,7 @@ pub use encode::{
 };
 pub use error::{Error, Result};
 pub use probe::{ColourTags, MediaInfo, StreamInfo, StreamKind, VideoInfo, probe};
+pub use remux::{StreamTail, count_frames, join_segments};
 
 /// Smallest frame side Tincture accepts.
 pub const MIN_FRAME_SIDE: u32 = 16;
