@@ -145,6 +145,8 @@ pub struct TinctureApp {
     /// The project revision the colour worker has.
     colour_revision: Option<u64>,
     state: StateDir,
+    /// File > Recent, read once at start and kept current.
+    recent: Vec<PathBuf>,
     autosaver: Option<Autosaver>,
     autosave_note: Option<String>,
     recovery: Option<Recovery>,
@@ -197,6 +199,7 @@ impl TinctureApp {
             .inspect_err(|e| error = Some(format!("Could not start the autosave thread: {e}")))
             .ok();
         let recovery = options.state.recovery();
+        let recent = options.state.recent();
         let mut app = Self {
             ctx: ctx.clone(),
             worker,
@@ -219,6 +222,7 @@ impl TinctureApp {
             doc: None,
             colour_revision: None,
             state: options.state,
+            recent,
             autosaver,
             autosave_note: None,
             recovery,
@@ -282,7 +286,7 @@ impl TinctureApp {
             index: 0,
             generation: self.generation,
         });
-        self.state.push_recent(&path);
+        self.recent = self.state.push_recent(&path);
     }
 
     /// Opens a project file and its film; `film` relinks it to a film in
@@ -298,7 +302,7 @@ impl TinctureApp {
             index: 0,
             generation: self.generation,
         });
-        self.state.push_recent(&path);
+        self.recent = self.state.push_recent(&path);
     }
 
     /// Moves the playhead to frame `index` (clamped to the film).
@@ -437,7 +441,7 @@ impl TinctureApp {
             Ok(saved) => {
                 let _ = std::fs::remove_file(old_autosave);
                 self.autosave_note = Some(format!("Saved {}", saved.display()));
-                self.state.push_recent(&saved);
+                self.recent = self.state.push_recent(&saved);
                 self.record_session();
                 // Paths in the project now resolve against its file.
                 self.colour_revision = None;
@@ -1034,7 +1038,7 @@ impl TinctureApp {
             self.save_as_dialog();
         }
         ui.menu_button("Recent", |ui| {
-            let recent = self.state.recent();
+            let recent = self.recent.clone();
             if recent.is_empty() {
                 ui.label("Nothing yet");
             }

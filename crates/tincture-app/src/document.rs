@@ -297,8 +297,8 @@ impl StateDir {
         self.read_json("recent.json").unwrap_or_default()
     }
 
-    /// Puts `path` at the top of the recent list.
-    pub fn push_recent(&self, path: &Path) {
+    /// Puts `path` at the top of the recent list and returns the new list.
+    pub fn push_recent(&self, path: &Path) -> Vec<PathBuf> {
         let mut list = self.recent();
         list.retain(|p| p != path);
         list.insert(0, path.to_owned());
@@ -309,6 +309,7 @@ impl StateDir {
                 self.root.display()
             );
         }
+        list
     }
 }
 
