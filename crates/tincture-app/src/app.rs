@@ -20,6 +20,7 @@ use tincture_core::timecode::frame_timecode;
 
 use crate::colour::{ColourCommand, ColourMessage, ColourWorker};
 use crate::document::{Autosaver, Document, Recovery, Session, StateDir};
+use crate::export::{ExportAction, Exporter, SourceInfo};
 use crate::timeline::{Thumb, Timeline};
 use crate::viewer::{self, Side, SplitMode, ViewState};
 use crate::worker::{self, Command, FrameWorker, MediaSummary, Message, RgbFrame};
@@ -162,6 +163,8 @@ pub struct TinctureApp {
     show_about: bool,
     error: Option<String>,
     runtime: RuntimeStatus,
+    /// File > Export…: its window, the running export and its notice.
+    exporter: Exporter,
 }
 
 impl TinctureApp {
@@ -236,6 +239,7 @@ impl TinctureApp {
             show_about: false,
             error,
             runtime,
+            exporter: Exporter::default(),
         };
         if let Some(file) = options.file {
             app.open_any(file);
@@ -380,6 +384,19 @@ impl TinctureApp {
     /// The export range's in and out points.
     pub fn in_out(&self) -> (Option<u64>, Option<u64>) {
         self.in_out
+    }
+
+    /// File > Export…: the export window, the running export and its notice.
+    pub fn exporter(&self) -> &Exporter {
+        &self.exporter
+    }
+
+    /// Opens the Export window (File > Export…); does nothing while no
+    /// film and project are open.
+    pub fn open_export_dialog(&mut self) {
+        if let (Some(film), Some(_)) = (&self.film, &self.doc) {
+            self.exporter.open_dialog(film);
+        }
     }
 
     /// A project whose film must be located before it can open, with the reason.
@@ -1037,6 +1054,14 @@ impl TinctureApp {
             ui.close();
             self.save_as_dialog();
         }
+        let can_export = has_doc && self.film.is_some();
+        if ui
+            .add_enabled(can_export, egui::Button::new("Export…"))
+            .clicked()
+        {
+            ui.close();
+            self.open_export_dialog();
+        }
         ui.menu_button("Recent", |ui| {
             let recent = self.recent.clone();
             if recent.is_empty() {
@@ -1212,6 +1237,7 @@ impl TinctureApp {
                     seek = Some(position);
                 }
             });
+            let flicker = self.exporter.flicker(self.film.as_deref()).to_vec();
             let timeline = Timeline {
                 frame_count: count,
                 position: self.position,
@@ -1219,7 +1245,7 @@ impl TinctureApp {
                 keyframes: &keys,
                 in_out: self.in_out,
                 thumbs: &thumbs,
-                flicker: &[],
+                flicker: &flicker,
             };
             if let Some(f) = timeline.show(ui) {
                 seek = Some(f);
@@ -1234,6 +1260,65 @@ impl TinctureApp {
 }
 
 impl TinctureApp {
+    /// What the Export window needs: the film, its length, the shot under
+    /// the playhead and the in/out points.
+    fn export_source(&self) -> Option<SourceInfo> {
+        let (film, doc) = (self.film.as_ref()?, self.doc.as_ref()?);
+        let project = doc.project();
+        let frame_count = self
+            .media
+            .as_ref()
+            .map_or(project.source.frame_count, |m| m.frame_count);
+        let current_shot = project
+            .shots
+            .iter()
+            .find(|s| (s.start..=s.end).contains(&self.position))
+            .map_or((0, frame_count.saturating_sub(1)), |s| (s.start, s.end));
+        Some(SourceInfo {
+            film: film.clone(),
+            frame_count,
+            current_shot,
+            in_out: self.in_out,
+        })
+    }
+
+    fn export_panel_ui(&mut self, ui: &mut egui::Ui) {
+        let action = self.exporter.panel_ui(ui);
+        self.apply_export(action);
+    }
+
+    /// Applies what the export window or panel asked for; errors go to the banner.
+    fn apply_export(&mut self, action: Option<ExportAction>) {
+        let result = match action {
+            None => Ok(()),
+            Some(ExportAction::Cancel) => {
+                self.exporter.cancel();
+                Ok(())
+            }
+            Some(ExportAction::ShowInFolder(path)) => crate::export::show_in_folder(&path),
+            Some(ExportAction::Start(settings)) => match (&self.film, &self.doc) {
+                (Some(film), Some(doc)) => {
+                    // Relative paths in an untitled project resolve beside the
+                    // film, as they do for the preview.
+                    let project_path = doc
+                        .path()
+                        .map_or_else(|| film.with_extension("tincture.json"), Path::to_owned);
+                    self.exporter.start_export(
+                        settings,
+                        film,
+                        doc.project().clone(),
+                        project_path,
+                        &self.ctx,
+                    )
+                }
+                _ => Err("Open a film before exporting.".into()),
+            },
+        };
+        if let Err(e) = result {
+            self.error = Some(e);
+        }
+    }
+
     fn shots_panel_ui(&mut self, ui: &mut egui::Ui) {
         let Some(doc) = &self.doc else { return };
         let project = doc.project();
@@ -1541,6 +1626,9 @@ impl eframe::App for TinctureApp {
         self.handle_messages();
         self.advance_playback();
         self.drive_colour();
+        if let Some(e) = self.exporter.poll() {
+            self.error = Some(e);
+        }
         // The autosave thread wakes the UI every interval for this.
         self.autosave(false);
     }
@@ -1553,6 +1641,7 @@ impl eframe::App for TinctureApp {
         self.keyboard_ui(ui);
         self.menu_bar_ui(ui);
         self.status_bar_ui(ui);
+        self.export_panel_ui(ui);
         self.timeline_ui(ui);
         self.shots_panel_ui(ui);
         self.properties_panel_ui(ui);
@@ -1562,6 +1651,9 @@ impl eframe::App for TinctureApp {
         });
         let ctx = ui.ctx().clone();
         self.windows_ui(&ctx);
+        let source = self.export_source();
+        let action = self.exporter.window_ui(&ctx, source.as_ref());
+        self.apply_export(action);
     }
 
     fn on_exit(&mut self) {

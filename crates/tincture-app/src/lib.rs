@@ -6,12 +6,15 @@
 //! available for colorization.
 //!
 //! Start reading at [`TinctureApp`] (the window, in [`app`]); decoding runs
-//! on the frame worker thread in [`worker`], never on the UI thread. The
-//! `tincture` binary (`src/main.rs`) only parses arguments and starts eframe.
+//! on the frame worker thread in [`worker`], never on the UI thread.
+//! File → Export… ([`export`]) renders a snapshot of the project in the
+//! background while the window stays usable. The `tincture` binary
+//! (`src/main.rs`) only parses arguments and starts eframe.
 
 pub mod app;
 pub mod colour;
 pub mod document;
+pub mod export;
 pub mod timeline;
 pub mod viewer;
 pub mod worker;

@@ -11,13 +11,20 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 use tincture_app::document::StateDir;
 use tincture_app::{AppOptions, TinctureApp};
+use tincture_engine::render::Start;
 
 const FIXTURE_FRAMES: u64 = 30;
 
 /// Makes a 160x120 gray FFV1 film of 30 frames at 24 fps in `dir`, or says
 /// why it cannot.
 fn make_fixture(dir: &Path) -> Result<PathBuf, String> {
-    let path = dir.join("fixture.mkv");
+    make_clip(dir, "fixture.mkv", "160x120", FIXTURE_FRAMES)
+}
+
+/// Makes a gray FFV1 film `name` of `size` and `frames` frames at 24 fps in
+/// `dir`, or says why it cannot.
+fn make_clip(dir: &Path, name: &str, size: &str, frames: u64) -> Result<PathBuf, String> {
+    let path = dir.join(name);
     let output = Command::new("ffmpeg")
         .args([
             "-hide_banner",
@@ -28,10 +35,10 @@ fn make_fixture(dir: &Path) -> Result<PathBuf, String> {
             "lavfi",
             "-i",
         ])
-        .arg("testsrc2=size=160x120:rate=24")
+        .arg(format!("testsrc2=size={size}:rate=24"))
         .args([
             "-frames:v",
-            &FIXTURE_FRAMES.to_string(),
+            &frames.to_string(),
             "-pix_fmt",
             "gray",
             "-c:v",
@@ -539,4 +546,380 @@ fn the_after_side_is_coloured_and_stale_while_colouring() {
         app.coloured_frame() == Some(5)
     });
     harness.run();
+}
+
+// ---- File > Export… -------------------------------------------------------
+
+/// Frames of the export fixture: small, so exports take a second or two.
+const EXPORT_FRAMES: u64 = 24;
+
+/// The luma planes of every frame of `path`, decoded with Tincture's reader.
+fn luma_planes(path: &Path) -> Vec<tincture_core::frame::Plane> {
+    let mut reader = tincture_media::VideoReader::open(path)
+        .unwrap_or_else(|e| panic!("{} does not open: {e}", path.display()));
+    let mut planes = Vec::new();
+    while let Some(f) = reader
+        .next_frame()
+        .unwrap_or_else(|e| panic!("{} does not decode: {e}", path.display()))
+    {
+        planes.push(f.frame.y);
+    }
+    planes
+}
+
+/// Frames ffprobe counts in `path`'s video stream (an independent reader).
+fn ffprobe_frames(path: &Path) -> u64 {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    assert!(out.status.success(), "ffprobe failed on {}", path.display());
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("ffprobe said {text:?}"))
+}
+
+/// File > Export…, then FFV1 and `output` as the destination, as a user
+/// would with the keyboard and mouse (the text field instead of the file dialog).
+fn fill_export_dialog(harness: &mut Harness<'_, TinctureApp>, output: &Path) {
+    harness.get_by_label("File").click();
+    harness.run_steps(2);
+    harness.get_by_label("Export…").click();
+    harness.run_steps(2);
+    assert!(harness.state().exporter().is_dialog_open());
+    harness.get_by_label("FFV1 (MKV)").click();
+    harness.step();
+    harness
+        .get_by_label("Destination")
+        .set_text_value_accesskit(output.to_str().expect("utf-8 path"));
+    harness.run_steps(2);
+    assert_eq!(
+        harness.get_by_label("Destination").value().as_deref(),
+        output.to_str()
+    );
+}
+
+/// Unticks "Use the model's colour" in Properties, so exports need no model
+/// or ONNX Runtime (and run faster); the export path is otherwise the same.
+fn model_off(harness: &mut Harness<'_, TinctureApp>) {
+    harness.get_by_label("Use the model's colour").click();
+    harness.run_steps(2);
+    let doc = harness.state().document().expect("project");
+    assert!(!doc.project().defaults.model_prior);
+}
+
+/// Clicks the Export window's Export button.
+fn click_export(harness: &mut Harness<'_, TinctureApp>) {
+    harness
+        .get_by_role_and_label(egui::accesskit::Role::Button, "Export")
+        .click();
+    harness.step();
+}
+
+/// Steps until no export runs, for at most 60 s.
+#[track_caller]
+fn wait_for_export(harness: &mut Harness<'_, TinctureApp>) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        harness.step();
+        if !harness.state().exporter().is_running() {
+            harness.run_steps(2);
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!(
+        "timed out waiting for the export; error shown: {:?}",
+        harness.state().error()
+    );
+}
+
+/// Asserts that `output` holds `film`'s frames `first..` with bit-exact luma,
+/// `frames` of them, by Tincture's reader and by ffprobe.
+#[track_caller]
+fn assert_export_luma(film: &Path, output: &Path, first: usize, frames: u64) {
+    let source = luma_planes(film);
+    let out = luma_planes(output);
+    assert_eq!(out.len() as u64, frames, "frames in {}", output.display());
+    assert_eq!(ffprobe_frames(output), frames, "ffprobe's count");
+    for (i, y) in out.iter().enumerate() {
+        assert!(
+            *y == source[first + i],
+            "frame {}: luma differs from the film's",
+            first + i
+        );
+    }
+}
+
+#[test]
+fn export_to_ffv1_through_the_dialog() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(film) = make_clip(dir.path(), "reel.mkv", "64x48", EXPORT_FRAMES)
+        .inspect_err(|e| println!("skipping export_to_ffv1_through_the_dialog: {e}"))
+        .ok()
+    else {
+        return;
+    };
+    let mut harness = harness(
+        Some(film.clone()),
+        &dir.path().join("state"),
+        [1100.0, 760.0],
+    );
+    wait_for_project(&mut harness);
+    model_off(&mut harness);
+    let output = dir.path().join("out").join("reel-colour.mkv");
+    std::fs::create_dir(dir.path().join("out")).expect("mkdir");
+    fill_export_dialog(&mut harness, &output);
+    // The destination proposed at first was beside the film, named after it.
+    click_export(&mut harness);
+    assert!(
+        harness.state().error().is_none(),
+        "{:?}",
+        harness.state().error()
+    );
+    assert!(harness.state().exporter().is_running());
+    // The window stays usable while the export runs.
+    harness.key_press(egui::Key::ArrowRight);
+    wait_for(&mut harness, "frame 1 while exporting", |app| {
+        app.is_settled() && app.shown_frame() == Some(1)
+    });
+    wait_for_export(&mut harness);
+
+    assert!(
+        harness.state().error().is_none(),
+        "{:?}",
+        harness.state().error()
+    );
+    let notice = harness.state().exporter().notice().cloned();
+    assert_eq!(
+        notice,
+        Some(tincture_app::export::Notice::Completed {
+            path: output.clone(),
+            frames: EXPORT_FRAMES,
+            resumed_from: None,
+        })
+    );
+    harness.get_by_label(&format!(
+        "Exported {EXPORT_FRAMES} frames to {}",
+        output.display()
+    ));
+    harness.get_by_label("Show in folder");
+    assert_export_luma(&film, &output, 0, EXPORT_FRAMES);
+    assert!(
+        output
+            .with_file_name("reel-colour.mkv.metrics.json")
+            .exists(),
+        "the metrics sidecar"
+    );
+    // The timeline's flicker graph has every frame after the first.
+    let flicker = harness.state().exporter().flicker(Some(&film)).to_vec();
+    let frames: Vec<u64> = flicker.iter().map(|p| p.0).collect();
+    assert_eq!(frames, (1..EXPORT_FRAMES).collect::<Vec<_>>());
+    assert!(flicker.iter().all(|p| p.1.is_finite() && p.1 >= 0.0));
+
+    harness.get_by_label("Dismiss").click();
+    harness.run();
+    assert!(harness.state().exporter().notice().is_none());
+}
+
+#[test]
+fn a_cancelled_export_keeps_its_partial_file_and_resumes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Long enough that Cancel lands midway (a frame takes tens of milliseconds).
+    let frames = 60;
+    let Some(film) = make_clip(dir.path(), "reel.mkv", "160x120", frames)
+        .inspect_err(|e| {
+            println!("skipping a_cancelled_export_keeps_its_partial_file_and_resumes: {e}")
+        })
+        .ok()
+    else {
+        return;
+    };
+    let mut harness = harness(
+        Some(film.clone()),
+        &dir.path().join("state"),
+        [1100.0, 760.0],
+    );
+    wait_for_project(&mut harness);
+    model_off(&mut harness);
+    let output = dir.path().join("reel-colour.mkv");
+    fill_export_dialog(&mut harness, &output);
+    click_export(&mut harness);
+    wait_for(&mut harness, "some progress", |app| {
+        app.exporter().progress().is_some_and(|p| p.done >= 2)
+    });
+    harness.get_by_label_contains(&format!("/ {frames} frames"));
+    harness.get_by_label("Cancel export").click();
+    harness.step();
+    wait_for_export(&mut harness);
+    assert!(
+        harness.state().error().is_none(),
+        "{:?}",
+        harness.state().error()
+    );
+    let Some(tincture_app::export::Notice::Cancelled {
+        partial,
+        frames: kept,
+        resume_from,
+    }) = harness.state().exporter().notice().cloned()
+    else {
+        panic!(
+            "expected a cancelled export, got {:?}",
+            harness.state().exporter().notice()
+        );
+    };
+    println!("cancelled after {kept} of {frames} frames");
+    assert!((2..frames).contains(&kept), "kept {kept} of {frames}");
+    assert_eq!(resume_from, kept);
+    assert_eq!(partial, tincture_engine::render::partial_path(&output));
+    assert!(!output.exists(), "no complete-looking output yet");
+    harness.get_by_label_contains("was kept: export again with the same settings");
+    // The partial file is a valid film of the frames written so far.
+    assert_export_luma(&film, &partial, 0, kept);
+
+    // Export again with the same settings: it resumes.
+    harness.get_by_label("File").click();
+    harness.run_steps(2);
+    harness.get_by_label("Export…").click();
+    harness.run_steps(2);
+    click_export(&mut harness);
+    wait_for(&mut harness, "the resumed export to start", |app| {
+        app.exporter().start().is_some() || !app.exporter().is_running()
+    });
+    assert_eq!(
+        harness.state().exporter().start(),
+        Some(&Start::Resumed { from: kept, kept }),
+        "still running, resumed where it stopped"
+    );
+    harness.get_by_label(&format!("Resuming from frame {kept}"));
+    wait_for_export(&mut harness);
+    assert!(
+        harness.state().error().is_none(),
+        "{:?}",
+        harness.state().error()
+    );
+    assert_eq!(
+        harness.state().exporter().notice().cloned(),
+        Some(tincture_app::export::Notice::Completed {
+            path: output.clone(),
+            frames,
+            resumed_from: Some(kept),
+        })
+    );
+    harness.get_by_label_contains(&format!("(resumed from frame {kept})"));
+    assert!(!partial.exists());
+    assert_export_luma(&film, &output, 0, frames);
+    // The graph holds both runs: all but the first frame of each.
+    let flicker = harness.state().exporter().flicker(Some(&film)).len() as u64;
+    assert_eq!(flicker, frames - 2);
+}
+
+/// Unmounts a read-only tmpfs however the test ends.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Makes `dir` a folder nobody may write to: mode 0o555, or, where that
+/// does not stop writes (root), a read-only tmpfs mounted on it. Returns
+/// the unmount guard, or why it cannot.
+fn make_unwritable(dir: &Path) -> Result<Option<Unmount>, String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir(dir).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555))
+        .map_err(|e| e.to_string())?;
+    let writable = |d: &Path| {
+        let probe = d.join("probe");
+        let ok = std::fs::write(&probe, b"x").is_ok();
+        let _ = std::fs::remove_file(probe);
+        ok
+    };
+    if !writable(dir) {
+        return Ok(None);
+    }
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "ro,size=1m", "tincture-test"])
+        .arg(dir)
+        .output()
+        .map_err(|e| {
+            format!("chmod does not stop writes here (root?) and mount cannot run: {e}")
+        })?;
+    if !mounted.status.success() {
+        return Err(format!(
+            "chmod does not stop writes here (root?) and a read-only tmpfs cannot be mounted: {}",
+            String::from_utf8_lossy(&mounted.stderr).trim()
+        ));
+    }
+    let guard = Unmount(dir.to_owned());
+    if writable(dir) {
+        return Err("even a read-only mount is writable here".into());
+    }
+    Ok(Some(guard))
+}
+
+#[test]
+fn an_unwritable_export_folder_is_reported_and_the_app_keeps_running() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(film) = make_clip(dir.path(), "reel.mkv", "64x48", 12)
+        .inspect_err(|e| println!("skipping an_unwritable_export_folder_is_reported: {e}"))
+        .ok()
+    else {
+        return;
+    };
+    let mut harness = harness(Some(film), &dir.path().join("state"), [1100.0, 760.0]);
+    wait_for_project(&mut harness);
+    model_off(&mut harness);
+
+    // A folder that does not exist.
+    let missing = dir.path().join("no-such-folder");
+    fill_export_dialog(&mut harness, &missing.join("out.mkv"));
+    click_export(&mut harness);
+    harness.run_steps(2);
+    let error = harness.state().error().expect("an error").to_owned();
+    assert!(
+        error.contains(&format!("the folder {} does not exist", missing.display())),
+        "{error}"
+    );
+    harness.get_by_label_contains("does not exist");
+    assert!(!harness.state().exporter().is_running());
+    harness.get_by_label("Dismiss").click();
+    harness.step();
+
+    // A folder that cannot be written to.
+    let locked = dir.path().join("read-only");
+    let guard = match make_unwritable(&locked) {
+        Ok(g) => g,
+        Err(reason) => {
+            println!("skipping the read-only half of this test: {reason}");
+            return;
+        }
+    };
+    let output = locked.join("out.mkv");
+    harness
+        .get_by_label("Destination")
+        .set_text_value_accesskit(output.to_str().expect("utf-8"));
+    harness.run_steps(2);
+    click_export(&mut harness);
+    harness.run_steps(2);
+    let error = harness.state().error().expect("an error").to_owned();
+    assert!(
+        error.contains(&format!("the folder {} is not writable", locked.display())),
+        "{error}"
+    );
+    harness.get_by_label_contains("is not writable");
+    assert!(!harness.state().exporter().is_running());
+    assert!(!output.exists());
+    // The app keeps running: scrubbing works, and the window is still there.
+    harness.key_press(egui::Key::End);
+    wait_for(&mut harness, "the last frame", |app| {
+        app.is_settled() && app.shown_frame() == Some(11)
+    });
+    assert!(harness.state().exporter().is_dialog_open());
+    drop(guard);
 }

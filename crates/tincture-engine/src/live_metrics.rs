@@ -161,6 +161,17 @@ impl LiveMetrics {
         self.lock().stream.frames().to_vec()
     }
 
+    /// The per-frame metrics from the `start`-th measured frame on (a copy;
+    /// empty when there are no more). A reader that polls for new frames
+    /// copies only those, however long the export.
+    pub fn frames_from(&self, start: usize) -> Vec<FrameMetrics> {
+        self.lock()
+            .stream
+            .frames()
+            .get(start..)
+            .map_or_else(Vec::new, <[FrameMetrics]>::to_vec)
+    }
+
     /// Frames measured so far.
     pub fn len(&self) -> usize {
         self.lock().stream.frames().len()
@@ -270,4 +281,35 @@ pub(crate) fn write_json_atomic(path: &Path, value: &impl serde::Serialize) -> s
     let tmp = crate::render::partial_path(path);
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tincture_core::color::{ColorRange, Matrix};
+
+    #[test]
+    fn frames_from_returns_only_the_newer_frames() {
+        let live = LiveMetrics::default();
+        for value in [16u16, 60, 120] {
+            let mut f = Frame::neutral(32, 24, 8, None, ColorRange::Limited, Matrix::Bt709);
+            f.y.data.iter_mut().enumerate().for_each(|(i, v)| {
+                *v = value + (i % 7) as u16;
+            });
+            live.measure(&f);
+        }
+        assert_eq!(live.len(), 3);
+        let all = live.frames();
+        let later = live.frames_from(1);
+        assert_eq!(later.len(), 2);
+        assert_eq!(later[0].index, 1);
+        assert_eq!(later[1].index, 2);
+        assert_eq!(later[1].warp_error, all[2].warp_error);
+        assert!(
+            later[0].warp_error.is_some(),
+            "the second frame has a warp error"
+        );
+        assert!(live.frames_from(3).is_empty());
+        assert!(live.frames_from(10).is_empty());
+    }
 }
