@@ -83,6 +83,10 @@ pub struct EvalVideoArgs {
     /// (the model frame by frame) without.
     #[arg(long, value_name = "S")]
     pub stabilise: Option<f32>,
+    /// With keyframes and the prior: how fast the prior fades in where propagation stays unsure,
+    /// per frame, 0 to 1 (1: at once). Default: the engine's (0.1).
+    #[arg(long, value_name = "F", requires = "keyframes_from_gt")]
+    pub prior_fade: Option<f32>,
     /// Also write a side-by-side strip PNG: every Nth frame (--strip-every) as gray, the model
     /// frame by frame, this evaluation's output and the truth.
     #[arg(long, value_name = "OUT.png")]
@@ -581,6 +585,15 @@ fn film_engine(
         shot.model_prior = prior.is_some();
     }
     plan.params.stabiliser = strength;
+    if let Some(f) = args.prior_fade {
+        if !(0.0..=1.0).contains(&f) {
+            return Err(Failure {
+                code: 2,
+                message: format!("--prior-fade {f}: give a rate from 0 to 1"),
+            });
+        }
+        plan.params.prior_fade = f;
+    }
     let mut reader = VideoReader::open(gt).map_err(media_failure)?;
     for &k in keys {
         let f = reader.seek(k).map_err(media_failure)?;

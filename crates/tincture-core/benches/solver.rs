@@ -6,10 +6,11 @@
 //! A synthetic 1280x720 scene (smooth gradients, shapes with sharp edges,
 //! thin lines, grain) is solved in three cases: (a) 30 painted hint squares
 //! alone (Levin's colorization: sparse hints must fill the whole frame),
-//! (b) a dense prior of confidence 0.05 plus the same hints, and (c) one
-//! propagation step: colour carried from the previous frame (with uncovered
-//! and occluded bands) plus the prior, from the carried colour as the warm
-//! start, which both solvers are given. The multigrid
+//! (b) a dense prior of confidence 0.05 plus the same hints (a keyframe
+//! steered by hints and the model), and (c) one propagation step: colour
+//! carried from the previous frame, with uncovered and occluded bands to
+//! fill, from the carried colour as the warm start, which both solvers are
+//! given (the prior joins a propagated frame after the solve, without one). The multigrid
 //! solver is timed best of 5 after a warm-up, construction included; the
 //! baseline is then asked for the same final relative residual, so the two
 //! answers are equally good. Both residuals and energies are recomputed in
@@ -223,8 +224,8 @@ fn run(w: usize, h: usize, with_baseline: bool) -> bool {
             start: None,
         },
         Case {
-            name: "carried + prior",
-            terms: vec![moved, prior(&luma)],
+            name: "propagation step",
+            terms: vec![moved],
             start: Some(start),
         },
     ];

@@ -14,10 +14,12 @@
 //! 2. **Forward pass**, the same toward the next keyframe (or the end). The
 //!    two carried colours are blended by their confidences, so a frame
 //!    between two keyframes takes most from the nearer one.
-//! 3. A final solve joins the blend with the colorizer's prior (the neural
-//!    model, or a reference photo's transfer), which speaks where
-//!    propagation has little confidence: occlusions, new objects, frames far
-//!    from any keyframe.
+//! 3. The colorizer's prior (the neural model, or a reference photo's
+//!    transfer) speaks where propagation has little confidence: occlusions,
+//!    new objects, frames far from any keyframe. Its share fades in over a
+//!    few frames where propagation stays unsure and is carried along the
+//!    motion, so a pixel never switches between two colour sources from one
+//!    frame to the next.
 //! 4. The temporal stabiliser ([`crate::stabilise`]) smooths what flicker
 //!    is left; keyframes pass exactly as set.
 //!
@@ -53,6 +55,11 @@ pub struct PropagationParams {
     pub fill_confidence: f32,
     /// Strength of the temporal stabiliser, 0 off.
     pub stabiliser: f32,
+    /// How fast the prior fades in (and out) where propagation stays unsure,
+    /// per frame, 0 to 1 (1: at once). The fade is carried along the motion,
+    /// so a match that fails for a frame here and there does not flash the
+    /// prior's colour.
+    pub prior_fade: f32,
 }
 
 impl Default for PropagationParams {
@@ -65,6 +72,7 @@ impl Default for PropagationParams {
             prior_weight: 0.05,
             fill_confidence: 0.2,
             stabiliser: 0.5,
+            prior_fade: 0.1,
         }
     }
 }
@@ -120,37 +128,29 @@ fn refine(
     Ok(Confident { chroma, confidence })
 }
 
-/// This frame's output: carried colour joined with the prior.
-fn refine_with_prior(
-    solver: &mut ChromaSolver,
-    carried: &Confident,
-    start: &ChromaField,
-    prior: &Confident,
-    params: &PropagationParams,
-) -> Result<ChromaField> {
-    let prior_weights: Vec<f32> = prior
-        .confidence
-        .iter()
-        .map(|c| c * params.prior_weight)
-        .collect();
-    let carried_weights: Vec<f32> = carried
-        .confidence
-        .iter()
-        .map(|c| c * params.carried_weight)
-        .collect();
-    let terms = [
-        DataTerm {
-            cb: &carried.chroma.cb,
-            cr: &carried.chroma.cr,
-            weight: &carried_weights,
-        },
-        DataTerm {
-            cb: &prior.chroma.cb,
-            cr: &prior.chroma.cr,
-            weight: &prior_weights,
-        },
-    ];
-    solver.solve(&terms, Some(start))
+/// Radius, in pixels, over which [`Propagator::prior_mix`] averages how
+/// unsure propagation is, so the prior's share does not speckle.
+const UNSURE_RADIUS: usize = 3;
+
+/// `plane` (one value per pixel of frame t-1) moved to frame t along
+/// `to_prev`; samples from outside the frame take `outside`.
+fn warp_plane(plane: &[f32], to_prev: &FlowField, outside: f32) -> Vec<f32> {
+    let (w, h) = (to_prev.width, to_prev.height);
+    let (xmax, ymax) = ((w - 1) as f32, (h - 1) as f32);
+    let mut out = vec![outside; w * h];
+    for (i, o) in out.iter_mut().enumerate() {
+        let (qx, qy) = ((i % w) as f32 + to_prev.u[i], (i / w) as f32 + to_prev.v[i]);
+        if !(qx >= 0.0 && qx <= xmax && qy >= 0.0 && qy <= ymax) {
+            continue;
+        }
+        let (x0, y0) = (qx as usize, qy as usize);
+        let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+        let (fx, fy) = (qx - x0 as f32, qy - y0 as f32);
+        let top = plane[y0 * w + x0] + fx * (plane[y0 * w + x1] - plane[y0 * w + x0]);
+        let bottom = plane[y1 * w + x0] + fx * (plane[y1 * w + x1] - plane[y1 * w + x0]);
+        *o = top + fy * (bottom - top);
+    }
+    out
 }
 
 fn check_keys(lumas: &[LumaImage], keys: &[Key]) -> Result<()> {
@@ -253,6 +253,8 @@ pub struct Propagator {
     forward: Option<Confident>,
     previous: Option<LumaImage>,
     stabiliser: Stabiliser,
+    /// Per pixel, how far the prior shows in the output (0 to 1).
+    prior_mix: Option<Vec<f32>>,
 }
 
 impl Propagator {
@@ -263,6 +265,7 @@ impl Propagator {
             forward: None,
             previous: None,
             stabiliser: Stabiliser::new(params.stabiliser, params.flow),
+            prior_mix: None,
         }
     }
 
@@ -276,8 +279,40 @@ impl Propagator {
         self.forward = None;
         self.previous = None;
         self.stabiliser.reset();
+        self.prior_mix = None;
         self.stabiliser.set_strength(stabiliser);
         self.params.stabiliser = stabiliser;
+    }
+
+    /// How far the prior shows at each pixel, 0 to 1: the previous frame's
+    /// share carried along the motion and eased toward how unsure
+    /// propagation is around the pixel now (`prior_fade` per frame). The
+    /// prior thus fades in where propagation stays unsure, and a match that
+    /// fails for a frame here and there (grain, blur) does not flash its
+    /// colour: a pixel switching between two colour sources flickers.
+    fn prior_mix(
+        &mut self,
+        confidence: &[f32],
+        pair: &Option<(&LumaImage, (FlowField, FlowField))>,
+        luma: &LumaImage,
+        params: &PropagationParams,
+    ) -> Vec<f32> {
+        let (w, h) = (luma.width, luma.height);
+        let fill = params.fill_confidence.max(1e-3);
+        let unsure: Vec<f32> = confidence
+            .iter()
+            .map(|c| 1.0 - (c / fill).min(1.0))
+            .collect();
+        let unsure = crate::guided::box_mean(&unsure, w, h, UNSURE_RADIUS);
+        let mut mix = match (self.prior_mix.take(), pair) {
+            (Some(m), Some((_, (to_prev, _)))) if m.len() == w * h => warp_plane(&m, to_prev, 0.0),
+            _ => vec![0.0; w * h],
+        };
+        let rate = params.prior_fade.clamp(0.0, 1.0);
+        for (m, u) in mix.iter_mut().zip(&unsure) {
+            *m = (*m + rate * (u - *m)).clamp(0.0, 1.0);
+        }
+        mix
     }
 
     /// Colours the next frame of the shot. `key` is its colour when it is a
@@ -316,6 +351,7 @@ impl Propagator {
                 });
             }
             self.forward = Some(colour.clone());
+            self.prior_mix = None;
             colour.chroma.clone()
         } else {
             let carried = match (&self.forward, &pair) {
@@ -338,10 +374,20 @@ impl Propagator {
                     // pull the colour a little further every frame.
                     let mut solver = ChromaSolver::new(luma, params.solver)?;
                     let refined = refine(&mut solver, &j, &params)?;
-                    let chroma = match prior {
-                        Some(p) => refine_with_prior(&mut solver, &j, &refined.chroma, p, &params)?,
-                        None => refined.chroma.clone(),
-                    };
+                    // The prior's share is kept up to date on every frame,
+                    // with a prior or without (a preview replays without),
+                    // so a frame's colour does not depend on where the
+                    // replay began.
+                    let mix = self.prior_mix(&j.confidence, &pair, luma, &params);
+                    let mut chroma = refined.chroma.clone();
+                    if let Some(p) = prior {
+                        for (i, m) in mix.iter().enumerate() {
+                            let m = m * p.confidence[i].clamp(0.0, 1.0);
+                            chroma.cb[i] += m * (p.chroma.cb[i] - chroma.cb[i]);
+                            chroma.cr[i] += m * (p.chroma.cr[i] - chroma.cr[i]);
+                        }
+                    }
+                    self.prior_mix = Some(mix);
                     if self.forward.is_some() {
                         self.forward = Some(refined);
                     }
@@ -531,5 +577,100 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// A still scene where one square's luma is redrawn every frame (no
+    /// match can hold there), with a prior that is sure the square is red.
+    /// The square takes the prior's colour over a few frames, not at once,
+    /// and the rest keeps the keyframe's colour.
+    #[test]
+    fn the_prior_fades_in_where_propagation_stays_unsure() {
+        let (w, h, n) = (64, 48, 30);
+        let in_square = |x: usize, y: usize| (20..40).contains(&x) && (14..34).contains(&y);
+        let lumas: Vec<LumaImage> = (0..n)
+            .map(|t| LumaImage {
+                width: w,
+                height: h,
+                data: (0..w * h)
+                    .map(|i| {
+                        let (x, y) = (i % w, i / w);
+                        if in_square(x, y) {
+                            // Fresh noise every frame.
+                            let mut k = (x as u32) ^ (y as u32) << 8 ^ (t as u32) << 16;
+                            k = k.wrapping_mul(0x9E37_79B9) ^ (k >> 15);
+                            k = k.wrapping_mul(0x85EB_CA6B) ^ (k >> 13);
+                            0.2 + 0.6 * (k % 1000) as f32 / 999.0
+                        } else {
+                            0.5 + 0.05 * ((x as f32 * 0.5).sin() + (y as f32 * 0.4).cos())
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mut key_colour = ChromaField::neutral(w, h);
+        key_colour.cb.fill(0.1);
+        let mut red = ChromaField::neutral(w, h);
+        red.cb.fill(-0.1);
+        red.cr.fill(0.3);
+        let keys = [Key {
+            index: 0,
+            colour: Confident::uniform(key_colour, 1.0),
+        }];
+        let params = PropagationParams {
+            stabiliser: 0.0,
+            ..PropagationParams::default()
+        };
+        let mut out = Vec::new();
+        propagate_shot(
+            &lumas,
+            &keys,
+            &params,
+            &mut |_, _| Ok(Some(Confident::uniform(red.clone(), 1.0))),
+            &mut |_, c| {
+                out.push(c);
+                Ok(())
+            },
+        )
+        .expect("propagation runs");
+        let corner = 4 * w + 4;
+        // The mean share of the prior inside the square, away from its edge.
+        let red_share = |c: &ChromaField| {
+            let inner: Vec<f32> = (17..31)
+                .flat_map(|y| (23..37).map(move |x| y * w + x))
+                .map(|i| c.cr[i] / 0.3)
+                .collect();
+            inner.iter().sum::<f32>() / inner.len() as f32
+        };
+        let shares: Vec<f32> = out.iter().map(red_share).collect();
+        assert!(
+            shares[1] < 0.1,
+            "frame 1 already shows {:.2} of the prior",
+            shares[1]
+        );
+        assert!(
+            shares[n - 1] > 0.5,
+            "frame {} shows only {:.2} of the prior",
+            n - 1,
+            shares[n - 1]
+        );
+        // No flash, no sudden step: it rises a little every frame.
+        for t in 2..n {
+            let step = shares[t] - shares[t - 1];
+            assert!(
+                (-0.03..0.1).contains(&step),
+                "the prior's share went {:.2} -> {:.2} at frame {t}",
+                shares[t - 1],
+                shares[t]
+            );
+        }
+        // Outside the square, the keyframe's colour holds.
+        for (t, c) in out.iter().enumerate() {
+            assert!(
+                (c.cb[corner] - 0.1).abs() < 0.01,
+                "frame {t}: cb {}",
+                c.cb[corner]
+            );
+            assert!(c.cr[corner].abs() < 0.01, "frame {t}: cr {}", c.cr[corner]);
+        }
     }
 }
