@@ -89,8 +89,10 @@ fn upload(ctx: &egui::Context, slot: &mut Option<Picture>, frame: &RgbFrame, nam
     let image = egui::ColorImage::from_rgb(size, &frame.rgb);
     let options = TextureOptions::LINEAR;
     let texture = match slot.take() {
+        // Written over the texture in place: a whole-image `set` makes the
+        // renderer allocate a new GPU texture for every frame shown.
         Some(mut p) if p.size == size => {
-            p.texture.set(image, options);
+            p.texture.set_partial([0, 0], image, options);
             p.texture
         }
         _ => ctx.load_texture(name, image, options),
@@ -141,6 +143,8 @@ pub struct TinctureApp {
     /// A colour request is out for the playhead.
     colouring: bool,
     thumbs: Vec<(u64, TextureHandle)>,
+    /// Shot detection has finished for the open film.
+    shots_detected: bool,
     background_cancel: Arc<AtomicBool>,
     doc: Option<Document>,
     /// The project revision the colour worker has.
@@ -221,6 +225,7 @@ impl TinctureApp {
             after: None,
             colouring: false,
             thumbs: Vec::new(),
+            shots_detected: false,
             background_cancel: Arc::new(AtomicBool::new(false)),
             doc: None,
             colour_revision: None,
@@ -271,6 +276,7 @@ impl TinctureApp {
         self.after = None;
         self.before = None;
         self.thumbs.clear();
+        self.shots_detected = false;
         self.in_out = (None, None);
         self.playback = None;
         self.selected_shot = None;
@@ -350,6 +356,17 @@ impl TinctureApp {
     /// from [`position`](Self::position) it is shown marked as stale.
     pub fn coloured_frame(&self) -> Option<u64> {
         self.after.as_ref().map(|p| p.index)
+    }
+
+    /// Timeline thumbnails received for the open film (they arrive in the background).
+    pub fn thumbnail_count(&self) -> usize {
+        self.thumbs.len()
+    }
+
+    /// Whether shot detection, which runs in the background after the
+    /// thumbnails, has finished for the open film.
+    pub fn shots_detected(&self) -> bool {
+        self.shots_detected
     }
 
     /// Whether the film frame on screen is the one asked for, and nothing is being opened.
@@ -567,6 +584,7 @@ impl TinctureApp {
                     }
                 }
                 Message::Shots { generation, shots } => {
+                    self.shots_detected |= generation == self.open_generation;
                     let no_shots = self
                         .doc
                         .as_ref()
@@ -775,12 +793,22 @@ impl TinctureApp {
             (Modifiers::NONE, Key::F),
             (Modifiers::NONE, Key::Num1),
         ];
-        let pressed = ui.input_mut(|i| keys.map(|(m, k)| i.consume_key(m, k)));
+        // Presses are counted, so steps typed faster than frames are drawn
+        // (a held key on a busy machine) are not lost.
+        let counts = ui.input_mut(|i| keys.map(|(m, k)| i.count_and_consume_key(m, k)));
+        let steps = |n: usize| n as u64;
+        let (left10, right10, left, right) = (
+            steps(counts[0]) * 10,
+            steps(counts[1]) * 10,
+            steps(counts[2]),
+            steps(counts[3]),
+        );
+        let pressed = counts.map(|n| n > 0);
         let [
-            left10,
-            right10,
-            left,
-            right,
+            _,
+            _,
+            _,
+            _,
             home,
             end,
             j,
@@ -828,14 +856,12 @@ impl TinctureApp {
             Some(0)
         } else if end {
             Some(last)
-        } else if left10 {
-            Some(p.saturating_sub(10))
-        } else if right10 {
-            Some((p + 10).min(last))
-        } else if left {
-            Some(p.saturating_sub(1))
-        } else if right {
-            Some((p + 1).min(last))
+        } else if left10 + right10 + left + right > 0 {
+            Some(
+                (p + right10 + right)
+                    .saturating_sub(left10 + left)
+                    .min(last),
+            )
         } else {
             None
         };
@@ -1115,7 +1141,9 @@ impl TinctureApp {
                         }
                         if let Some(note) = &self.autosave_note {
                             ui.separator();
-                            ui.weak(note);
+                            // Long paths are cut short rather than run under the runtime status.
+                            ui.add(egui::Label::new(RichText::new(note).weak()).truncate())
+                                .on_hover_text(note);
                         }
                     });
                 });

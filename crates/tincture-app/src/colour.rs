@@ -282,7 +282,10 @@ fn run(
             && state.colorizer.is_some()
         {
             let message = match state.colour(index, generation) {
-                Ok(frame) => ColourMessage::Frame(frame),
+                Ok(frame) => {
+                    tracing::trace!(index, generation, "frame coloured");
+                    ColourMessage::Frame(frame)
+                }
                 Err(e) => ColourMessage::Error(format!("Colouring frame {index} failed: {e}")),
             };
             if !send(message) {

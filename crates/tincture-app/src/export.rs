@@ -509,12 +509,16 @@ impl Exporter {
             self.flicker_points = self.flicker.iter().map(|(&k, &v)| (k, v)).collect();
         }
         if end.is_none() && run.job.is_finished() {
-            // The thread sends its last event before ending: read it, if it came late.
-            end = run.job.events().try_recv().ok().and_then(|e| match e {
-                ExportEvent::Finished(o) => Some(Ok(o)),
-                ExportEvent::Failed(m) => Some(Err(m)),
-                _ => None,
-            });
+            // The thread sends its last events before ending: read them all,
+            // if they came after the loop above (progress may come first).
+            while let Ok(event) = run.job.events().try_recv() {
+                match event {
+                    ExportEvent::Finished(o) => end = Some(Ok(o)),
+                    ExportEvent::Failed(m) => end = Some(Err(m)),
+                    ExportEvent::Progress(p) => run.progress = Some(p),
+                    ExportEvent::Started(start) => run.start = Some(start),
+                }
+            }
             if end.is_none() {
                 end = Some(Err(format!(
                     "The export to {} stopped without finishing; export again to resume it.",

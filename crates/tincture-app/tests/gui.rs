@@ -1,6 +1,9 @@
 //! Drives the real Tincture window with egui_kittest (rendered with wgpu,
 //! headless): the real frame worker decodes a real film made with the
-//! `ffmpeg` CLI. No snapshot comparisons: rendering differs across machines.
+//! `ffmpeg` CLI. Three snapshot tests compare key states with the images in
+//! `tests/snapshots/` (`UPDATE_SNAPSHOTS=1` rewrites them), with a tolerance
+//! for software renderers and with what varies between machines and runs
+//! (temporary paths, the ONNX Runtime version, live progress) masked.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,6 +27,12 @@ fn make_fixture(dir: &Path) -> Result<PathBuf, String> {
 /// Makes a gray FFV1 film `name` of `size` and `frames` frames at 24 fps in
 /// `dir`, or says why it cannot.
 fn make_clip(dir: &Path, name: &str, size: &str, frames: u64) -> Result<PathBuf, String> {
+    make_clip_from(dir, name, &format!("testsrc2=size={size}:rate=24"), frames)
+}
+
+/// Makes a gray FFV1 film `name` of `frames` frames from the lavfi `source`
+/// in `dir`, or says why it cannot.
+fn make_clip_from(dir: &Path, name: &str, source: &str, frames: u64) -> Result<PathBuf, String> {
     let path = dir.join(name);
     let output = Command::new("ffmpeg")
         .args([
@@ -35,7 +44,7 @@ fn make_clip(dir: &Path, name: &str, size: &str, frames: u64) -> Result<PathBuf,
             "lavfi",
             "-i",
         ])
-        .arg(format!("testsrc2=size={size}:rate=24"))
+        .arg(source)
         .args([
             "-frames:v",
             &frames.to_string(),
@@ -922,4 +931,280 @@ fn an_unwritable_export_folder_is_reported_and_the_app_keeps_running() {
     });
     assert!(harness.state().exporter().is_dialog_open());
     drop(guard);
+}
+
+// ---- A full disk ------------------------------------------------------------
+
+/// Mounts a tmpfs of `size` (`1m`) on the empty folder `dir`; the guard
+/// unmounts it. Fails (with the reason) where mounting needs a root this
+/// test does not have.
+fn mount_small_disk(dir: &Path, size: &str) -> Result<Unmount, String> {
+    std::fs::create_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mounted = Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={size}"),
+            "tincture-test",
+        ])
+        .arg(dir)
+        .output()
+        .map_err(|e| format!("mount cannot run: {e}"))?;
+    if !mounted.status.success() {
+        return Err(format!(
+            "cannot mount a small tmpfs (needs root): {}",
+            String::from_utf8_lossy(&mounted.stderr).trim()
+        ));
+    }
+    Ok(Unmount(dir.to_owned()))
+}
+
+/// An export that fills the disk midway, started from the Export window:
+/// the banner says the disk is full and names the partial file it kept,
+/// which is a valid film whose frames have the source's luma, bit for bit;
+/// and the window goes on working.
+#[test]
+fn a_full_disk_during_an_export_keeps_a_valid_partial_and_says_so() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Noisy gray 320x240 is about 70 kB a frame in FFV1: 48 frames need
+    // over 3 MB, so a 1 MB disk fills a few frames in.
+    let frames = 48;
+    let film = make_clip_from(
+        dir.path(),
+        "reel.mkv",
+        "testsrc2=size=320x240:rate=24,noise=alls=40:allf=t",
+        frames,
+    );
+    let Some(film) = film
+        .inspect_err(|e| println!("skipping a_full_disk_during_an_export: {e}"))
+        .ok()
+    else {
+        return;
+    };
+    let small = dir.path().join("small-disk");
+    // Declared before the harness, so it unmounts after the app has let go.
+    let _disk = match mount_small_disk(&small, "1m") {
+        Ok(guard) => guard,
+        Err(reason) => {
+            println!("skipping a_full_disk_during_an_export: {reason}");
+            return;
+        }
+    };
+    let mut harness = harness(
+        Some(film.clone()),
+        &dir.path().join("state"),
+        [1100.0, 760.0],
+    );
+    wait_for_project(&mut harness);
+    model_off(&mut harness);
+    let output = small.join("reel-colour.mkv");
+    fill_export_dialog(&mut harness, &output);
+    click_export(&mut harness);
+    wait_for_export(&mut harness);
+
+    let error = harness
+        .state()
+        .error()
+        .expect("the banner reports the full disk")
+        .to_owned();
+    let partial = tincture_engine::render::partial_path(&output);
+    assert!(error.contains("the disk is full"), "{error}");
+    assert!(
+        error.contains(&format!("the partial file {} with", partial.display())),
+        "names the kept partial file: {error}"
+    );
+    harness.get_by_label_contains("the disk is full");
+    assert!(
+        harness.state().exporter().notice().is_none(),
+        "no success notice"
+    );
+    assert!(!output.exists(), "no complete-looking output");
+    // The kept partial is a valid film of the frames written before the disk filled.
+    let kept = luma_planes(&partial).len() as u64;
+    println!("the disk filled after {kept} of {frames} frames");
+    assert!((1..frames).contains(&kept), "kept {kept} of {frames}");
+    assert!(error.contains(&format!("with {kept} frames")), "{error}");
+    assert_export_luma(&film, &partial, 0, kept);
+
+    // The window keeps working: scrub to the end and back, then dismiss the banner.
+    harness.key_press(egui::Key::End);
+    wait_for(&mut harness, "the last frame", |app| {
+        app.is_settled() && app.shown_frame() == Some(frames - 1)
+    });
+    harness.key_press(egui::Key::ArrowLeft);
+    wait_for(&mut harness, "the frame before it", |app| {
+        app.is_settled() && app.shown_frame() == Some(frames - 2)
+    });
+    harness.get_by_label("Dismiss").click();
+    harness.step();
+    assert!(harness.state().error().is_none());
+}
+
+// ---- Snapshots --------------------------------------------------------------
+
+/// Tolerance for snapshots: software renderers (lavapipe, llvmpipe) and GPUs
+/// anti-alias text a shade apart, on a few hundred pixels at most; a moved
+/// widget or a changed label differs on thousands.
+fn snapshot_options() -> egui_kittest::SnapshotOptions {
+    egui_kittest::SnapshotOptions::new()
+        .threshold(2.0)
+        .max_failed_pixels(600)
+}
+
+/// Thumbnails the timeline asks for (24, or one per frame of a shorter film).
+const TIMELINE_THUMBNAILS: usize = 24;
+
+/// Waits until everything the background threads send for a newly opened
+/// film has arrived (thumbnails, shots, the ONNX Runtime check), then takes
+/// the pointer away (no hover, no tooltip).
+#[track_caller]
+fn wait_until_quiet(harness: &mut Harness<'_, TinctureApp>) {
+    wait_for(harness, "the thumbnails and shots", |app| {
+        app.thumbnail_count() == TIMELINE_THUMBNAILS && app.shots_detected()
+    });
+    wait_for(harness, "the ONNX Runtime check", |app| {
+        !matches!(app.runtime_status(), tincture_app::RuntimeStatus::Checking)
+    });
+    harness.remove_cursor();
+    harness.run_steps(2);
+}
+
+/// Masks what differs between machines and runs: the ONNX Runtime status
+/// (a version, or why it is missing) and the note of the last save (a
+/// temporary path). An untouched project is never autosaved, so no
+/// autosave note comes and goes.
+fn mask_machine_specific(harness: &mut Harness<'_, TinctureApp>) {
+    let runtime: Vec<egui::Rect> = harness
+        .query_all_by_label_contains("ONNX Runtime")
+        .map(|node| node.rect())
+        .collect();
+    assert_eq!(runtime.len(), 1, "one runtime status in the status bar");
+    let saved: Vec<egui::Rect> = harness
+        .query_all_by_label_contains("Saved /")
+        .map(|node| node.rect())
+        .collect();
+    assert!(
+        harness.query_by_label_contains("Autosaved to").is_none(),
+        "no autosave of an untouched project"
+    );
+    for rect in runtime.into_iter().chain(saved) {
+        harness.mask(rect.expand(2.0));
+    }
+}
+
+#[test]
+fn snapshot_main_window_with_a_film_in_split_view() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(film) = fixture_or_skip(dir.path(), "snapshot_main_window_with_a_film_in_split_view")
+    else {
+        return;
+    };
+    let mut harness = harness(Some(film), &dir.path().join("state"), [1000.0, 700.0]);
+    wait_for_project(&mut harness);
+    harness.key_press_modifiers(egui::Modifiers::SHIFT, egui::Key::ArrowRight);
+    wait_for_frame(&mut harness, 10);
+    harness.key_press(egui::Key::ArrowRight);
+    wait_for_frame(&mut harness, 11);
+    assert_eq!(
+        harness.state().view().mode,
+        tincture_app::viewer::SplitMode::Wipe
+    );
+    wait_until_quiet(&mut harness);
+    harness.run();
+    mask_machine_specific(&mut harness);
+    harness.snapshot_options("main_window_split_view", &snapshot_options());
+}
+
+#[test]
+fn snapshot_export_window() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(film) = fixture_or_skip(dir.path(), "snapshot_export_window") else {
+        return;
+    };
+    let mut harness = harness(Some(film), &dir.path().join("state"), [1000.0, 700.0]);
+    wait_for_frame(&mut harness, 0);
+    wait_until_quiet(&mut harness);
+    harness.get_by_label("File").click();
+    harness.run_steps(2);
+    harness.get_by_label("Export…").click();
+    harness.run_steps(2);
+    assert!(harness.state().exporter().is_dialog_open());
+    // A destination that is the same on every machine (the proposed one is
+    // beside the film, in a temporary folder).
+    harness
+        .get_by_label("Destination")
+        .set_text_value_accesskit("/films/reel-3-colour.mkv");
+    harness.run_steps(2);
+    // A click beside the field takes the focus (and its blinking cursor) away.
+    harness.get_by_label("Format").click();
+    harness.remove_cursor();
+    harness.run();
+    assert_eq!(
+        harness.get_by_label("Destination").value().as_deref(),
+        Some("/films/reel-3-colour.mkv")
+    );
+    mask_machine_specific(&mut harness);
+    harness.snapshot_options("export_window", &snapshot_options());
+}
+
+#[test]
+fn snapshot_export_progress_panel() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Long enough to be caught running (a frame takes tens of milliseconds).
+    let frames = 240;
+    let Some(film) = make_clip(dir.path(), "reel.mkv", "160x120", frames)
+        .inspect_err(|e| println!("skipping snapshot_export_progress_panel: {e}"))
+        .ok()
+    else {
+        return;
+    };
+    let mut harness = harness(Some(film), &dir.path().join("state"), [1100.0, 760.0]);
+    wait_for_project(&mut harness);
+    wait_until_quiet(&mut harness);
+    model_off(&mut harness);
+    // Saved, so no autosave (and its note) can land mid-test.
+    harness
+        .state_mut()
+        .save(Some(dir.path().join("reel.tincture.json")));
+    harness.step();
+    assert!(harness.state().error().is_none());
+    let output = dir.path().join("reel-colour.mkv");
+    fill_export_dialog(&mut harness, &output);
+    click_export(&mut harness);
+    wait_for(&mut harness, "the export to be under way", |app| {
+        app.exporter().start().is_some() && app.exporter().progress().is_some_and(|p| p.done >= 2)
+    });
+    harness.remove_cursor();
+    harness.run_steps(2);
+    assert!(
+        harness.state().exporter().is_running(),
+        "caught the export running"
+    );
+    harness.get_by_label_contains(&format!("/ {frames} frames"));
+    // Mask what moves with the export: its progress bar, time left and
+    // Cancel button (which follows the time left), and the flicker graph
+    // filling in above them.
+    let name = harness.get_by_label("Exporting reel-colour.mkv").rect();
+    let cancel = harness.get_by_label("Cancel export").rect();
+    let slider = harness.get_by_label("Frame position").rect();
+    let (top, bottom) = (
+        name.top().min(cancel.top()) - 3.0,
+        name.bottom().max(cancel.bottom()) + 3.0,
+    );
+    let row = egui::Rect::from_min_max(
+        egui::pos2(name.right() + 2.0, top),
+        egui::pos2(1100.0, bottom),
+    );
+    // The graph lies between the thumbnail strip (66 px under the slider's row) and the panel.
+    let graph_top = slider.bottom() + 4.0 + 66.0;
+    let graph = egui::Rect::from_min_max(egui::pos2(0.0, graph_top), egui::pos2(1100.0, top - 4.0));
+    mask_machine_specific(&mut harness);
+    harness.mask(row);
+    harness.mask(graph);
+    harness.snapshot_options("export_progress_panel", &snapshot_options());
+
+    harness.get_by_label("Cancel export").click();
+    harness.step();
+    wait_for_export(&mut harness);
 }
