@@ -49,6 +49,14 @@ const CLIP_SECONDS: u32 = 20;
 const CLIP_GOP: u32 = 250;
 
 fn main() {
+    // `cargo test --all-targets` runs bench binaries without `--bench`:
+    // timings are for `cargo bench` only.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!(
+            "skip: the responsiveness bench runs under `cargo bench -p tincture-app --bench responsiveness`"
+        );
+        return;
+    }
     let started = Instant::now();
     let dir = tempfile::tempdir().expect("a temporary folder");
     let clip = make_clip(dir.path());
