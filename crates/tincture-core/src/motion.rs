@@ -54,7 +54,7 @@ impl Default for CarryParams {
 }
 
 #[inline]
-fn bilinear(src: &[f32], w: usize, h: usize, x: f32, y: f32) -> f32 {
+pub(crate) fn bilinear(src: &[f32], w: usize, h: usize, x: f32, y: f32) -> f32 {
     let x = x.clamp(0.0, (w - 1) as f32);
     let y = y.clamp(0.0, (h - 1) as f32);
     let (x0, y0) = (x as usize, y as usize);

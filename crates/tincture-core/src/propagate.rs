@@ -143,12 +143,7 @@ fn warp_plane(plane: &[f32], to_prev: &FlowField, outside: f32) -> Vec<f32> {
         if !(qx >= 0.0 && qx <= xmax && qy >= 0.0 && qy <= ymax) {
             continue;
         }
-        let (x0, y0) = (qx as usize, qy as usize);
-        let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
-        let (fx, fy) = (qx - x0 as f32, qy - y0 as f32);
-        let top = plane[y0 * w + x0] + fx * (plane[y0 * w + x1] - plane[y0 * w + x0]);
-        let bottom = plane[y1 * w + x0] + fx * (plane[y1 * w + x1] - plane[y1 * w + x0]);
-        *o = top + fy * (bottom - top);
+        *o = crate::motion::bilinear(plane, w, h, qx, qy);
     }
     out
 }
