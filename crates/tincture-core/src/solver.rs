@@ -372,40 +372,87 @@ impl<'a> Stencil<'a> {
         }
     }
 
-    /// `out = rhs − diag x + Σ w x_nb` (a residual), or with `rhs` `None`,
-    /// `out = diag x − Σ w x_nb` (the matrix times `x`, and then it returns
-    /// `Σ out · x`; a residual returns 0).
-    fn apply(
+    /// Both channels at once: `out = (rhs + Σ w x_nb) · scale`, the last
+    /// argument holding per channel its partner arrays `p ^ 1` and `p ^ 2`
+    /// (each weight read once for both).
+    fn gather_both(
         &self,
-        out: &mut [f32],
-        rhs: Option<&[f32]>,
-        diag: &[f32],
-        x: &[f32],
-        h: &[f32],
-        v: &[f32],
-    ) -> f64 {
+        [o0, o1]: [&mut [f32]; 2],
+        [rhs0, rhs1]: [&[f32]; 2],
+        scale: &[f32],
+        [[h0, v0], [h1, v1]]: [[&[f32]; 2]; 2],
+    ) {
         let n = self.n;
-        let [l, r, u, d] = self.around(h, v);
-        let (out, diag, x) = (&mut out[1..1 + n], self.own(diag), self.own(x));
+        let [l0, r0, u0, d0] = self.around(h0, v0);
+        let [l1, r1, u1, d1] = self.around(h1, v1);
+        let (o0, o1) = (&mut o0[1..1 + n], &mut o1[1..1 + n]);
+        let (rhs0, rhs1, scale) = (self.own(rhs0), self.own(rhs1), self.own(scale));
         let (wl, wr, wu, wd) = (&self.wl[..n], &self.wr[..n], &self.wu[..n], &self.wd[..n]);
-        match rhs {
-            Some(rhs) => {
-                let rhs = self.own(rhs);
+        for k in 0..n {
+            let (a, b, c, d, sc) = (wl[k], wr[k], wu[k], wd[k], scale[k]);
+            o0[k] = (rhs0[k] + a * l0[k] + b * r0[k] + c * u0[k] + d * d0[k]) * sc;
+            o1[k] = (rhs1[k] + a * l1[k] + b * r1[k] + c * u1[k] + d * d1[k]) * sc;
+        }
+    }
+
+    /// Both channels at once, `x[ch]` holding channel `ch`'s arrays of
+    /// parity `p`, `p ^ 1` and `p ^ 2` (each weight read once for both):
+    /// with `MODE` [`RESIDUAL`], `out = rhs − diag x + Σ w x_nb`; with
+    /// [`SUBTRACT`], `out += Σ w x_nb − diag x` (`rhs` unused); with
+    /// [`PRODUCT`], `out = diag x − Σ w x_nb` (the matrix times `x`), and
+    /// then it returns `Σ out · x` per channel (otherwise 0).
+    fn apply_both<const MODE: u8>(
+        &self,
+        [o0, o1]: [&mut [f32]; 2],
+        [rhs0, rhs1]: [&[f32]; 2],
+        diag: &[f32],
+        [[x0, h0, v0], [x1, h1, v1]]: [[&[f32]; 3]; 2],
+    ) -> [f64; 2] {
+        let n = self.n;
+        let [l0, r0, u0, d0] = self.around(h0, v0);
+        let [l1, r1, u1, d1] = self.around(h1, v1);
+        let (o0, o1) = (&mut o0[1..1 + n], &mut o1[1..1 + n]);
+        let (x0, x1, diag) = (self.own(x0), self.own(x1), self.own(diag));
+        let (wl, wr, wu, wd) = (&self.wl[..n], &self.wr[..n], &self.wu[..n], &self.wd[..n]);
+        match MODE {
+            RESIDUAL => {
+                let (rhs0, rhs1) = (self.own(rhs0), self.own(rhs1));
                 for k in 0..n {
-                    out[k] = rhs[k] - diag[k] * x[k]
-                        + (wl[k] * l[k] + wr[k] * r[k] + wu[k] * u[k] + wd[k] * d[k]);
+                    let (a, b, c, d, dg) = (wl[k], wr[k], wu[k], wd[k], diag[k]);
+                    o0[k] = rhs0[k] - dg * x0[k] + (a * l0[k] + b * r0[k] + c * u0[k] + d * d0[k]);
+                    o1[k] = rhs1[k] - dg * x1[k] + (a * l1[k] + b * r1[k] + c * u1[k] + d * d1[k]);
                 }
-                0.0
+                [0.0; 2]
             }
-            None => {
+            SUBTRACT => {
                 for k in 0..n {
-                    out[k] = diag[k] * x[k]
-                        - (wl[k] * l[k] + wr[k] * r[k] + wu[k] * u[k] + wd[k] * d[k]);
+                    let (a, b, c, d, dg) = (wl[k], wr[k], wu[k], wd[k], diag[k]);
+                    o0[k] += a * l0[k] + b * r0[k] + c * u0[k] + d * d0[k] - dg * x0[k];
+                    o1[k] += a * l1[k] + b * r1[k] + c * u1[k] + d * d1[k] - dg * x1[k];
                 }
-                dot(out, x)
+                [0.0; 2]
+            }
+            _ => {
+                for k in 0..n {
+                    let (a, b, c, d, dg) = (wl[k], wr[k], wu[k], wd[k], diag[k]);
+                    o0[k] = dg * x0[k] - (a * l0[k] + b * r0[k] + c * u0[k] + d * d0[k]);
+                    o1[k] = dg * x1[k] - (a * l1[k] + b * r1[k] + c * u1[k] + d * d1[k]);
+                }
+                [dot(o0, x0), dot(o1, x1)]
             }
         }
     }
+}
+
+/// Modes of [`Stencil::apply_both`].
+const RESIDUAL: u8 = 0;
+const SUBTRACT: u8 = 1;
+const PRODUCT: u8 = 2;
+
+/// The arrays of parity `p`, `p ^ 1` and `p ^ 2` of both channels of `x`.
+fn around_both(x: &Field, p: usize) -> [[&[f32]; 3]; 2] {
+    x.each_ref()
+        .map(|x| [&x[p][..], &x[p ^ 1][..], &x[p ^ 2][..]])
 }
 
 /// The red arrays (parities 0 and 3) or the black ones (1 and 2), mutably,
@@ -479,12 +526,44 @@ const THIN: f32 = 0.1;
 /// The thin runs of a level, `[along rows, along columns]`: runs of at least
 /// two cells coupled across the run less than `THIN` times along it.
 fn thin_segments(quad: Quad, right: &Phases, down: &Phases) -> [Vec<Segment>; 2] {
+    const ALONG_ROW: u8 = 1;
+    const ALONG_COLUMN: u8 = 2;
     const NONE: u32 = u32::MAX;
     let (w, h) = (quad.width, quad.height);
-    let mut along_rows = Vec::new();
-    let mut along_columns = Vec::new();
-    let mut column_start = vec![NONE; w];
-    let (mut thin_h, mut thin_v) = (vec![false; w], vec![false; w]);
+    if w == 0 || h == 0 {
+        return Default::default();
+    }
+    let min_rows = (CELLS_PER_TASK / w).max(1);
+    // Per pixel, whether it is thin along its row and along its column.
+    let mut flags = vec![0u8; w * h];
+    flags
+        .par_chunks_mut(w)
+        .with_min_len(min_rows)
+        .enumerate()
+        .for_each(|(y, row)| {
+            let (py, yy) = (y & 1, y >> 1);
+            for px in 0..2 {
+                let st = Stencil::new(quad, right, down, 2 * py + px, yy);
+                for k in 0..st.n {
+                    let x = 2 * k + px;
+                    if x < w {
+                        let (horizontal, vertical) =
+                            (st.wl[k].max(st.wr[k]), st.wu[k].max(st.wd[k]));
+                        let along_row = if vertical < THIN * horizontal {
+                            ALONG_ROW
+                        } else {
+                            0
+                        };
+                        let along_column = if horizontal < THIN * vertical {
+                            ALONG_COLUMN
+                        } else {
+                            0
+                        };
+                        row[x] = along_row | along_column;
+                    }
+                }
+            }
+        });
     let close = |out: &mut Vec<Segment>, line: usize, start: u32, end: usize| {
         if end - start as usize >= 2 {
             out.push(Segment {
@@ -494,47 +573,52 @@ fn thin_segments(quad: Quad, right: &Phases, down: &Phases) -> [Vec<Segment>; 2]
             });
         }
     };
-    for y in 0..h {
-        let (py, yy) = (y & 1, y >> 1);
-        for px in 0..2 {
-            let st = Stencil::new(quad, right, down, 2 * py + px, yy);
-            for k in 0..st.n {
-                let x = 2 * k + px;
-                if x < w {
-                    let (horizontal, vertical) = (st.wl[k].max(st.wr[k]), st.wu[k].max(st.wd[k]));
-                    thin_h[x] = vertical < THIN * horizontal;
-                    thin_v[x] = horizontal < THIN * vertical;
+    let along_rows: Vec<Segment> = flags
+        .par_chunks(w)
+        .with_min_len(min_rows)
+        .enumerate()
+        .flat_map_iter(|(y, row)| {
+            let mut out = Vec::new();
+            let mut start = NONE;
+            for (x, &f) in row.iter().chain([&0]).enumerate() {
+                match (f & ALONG_ROW != 0, start) {
+                    (true, NONE) => start = x as u32,
+                    (false, a) if a != NONE => {
+                        close(&mut out, y, a, x);
+                        start = NONE;
+                    }
+                    _ => {}
                 }
             }
-        }
-        let mut start = NONE;
-        for (x, &thin) in thin_h.iter().chain([&false]).enumerate() {
-            match (thin, start) {
-                (true, NONE) => start = x as u32,
-                (false, a) if a != NONE => {
-                    close(&mut along_rows, y, a, x);
-                    start = NONE;
+            out
+        })
+        .collect();
+    // Columns in blocks, each scanned row by row.
+    const BLOCK: usize = 64;
+    let along_columns: Vec<Segment> = (0..w.div_ceil(BLOCK))
+        .into_par_iter()
+        .flat_map_iter(|b| {
+            let x0 = b * BLOCK;
+            let x1 = (x0 + BLOCK).min(w);
+            let mut out = Vec::new();
+            let mut column_start = [NONE; BLOCK];
+            for y in 0..=h {
+                for (j, start) in column_start[..x1 - x0].iter_mut().enumerate() {
+                    let thin = y < h && flags[y * w + x0 + j] & ALONG_COLUMN != 0;
+                    match (thin, *start) {
+                        (true, NONE) => *start = y as u32,
+                        (false, a) if a != NONE => {
+                            close(&mut out, x0 + j, a, y);
+                            *start = NONE;
+                        }
+                        _ => {}
+                    }
                 }
-                _ => {}
             }
-        }
-        for (x, (&thin, start)) in thin_v.iter().zip(column_start.iter_mut()).enumerate() {
-            match (thin, *start) {
-                (true, NONE) => *start = y as u32,
-                (false, a) if a != NONE => {
-                    close(&mut along_columns, x, a, y);
-                    *start = NONE;
-                }
-                _ => {}
-            }
-        }
-    }
-    for (x, &a) in column_start.iter().enumerate() {
-        if a != NONE {
-            close(&mut along_columns, x, a, h);
-        }
-    }
-    along_columns.sort_unstable_by_key(|s| (s.line, s.start));
+            out.sort_unstable_by_key(|s| (s.line, s.start));
+            out
+        })
+        .collect();
     [along_rows, along_columns]
 }
 
@@ -554,7 +638,8 @@ struct Level {
     /// neighbours with weights `coupling × inv_nominal`.
     inv_nominal: Phases,
     /// Interpolation of the cells with odd `x` and `y` from their NW, NE, SW
-    /// and SE neighbours on the coarse grid, in the layout of parity 3.
+    /// and SE neighbours on the coarse grid, in the layout of parity 3
+    /// (empty on the coarsest level).
     interp: [Vec<f32>; 4],
     /// The diagonal, `W + ε + fixed_diag` (while a solve is prepared, first
     /// the data weight `W + ε` alone), and its inverse (0 where there is no
@@ -623,7 +708,7 @@ impl Level {
             down,
             fixed_diag,
             inv_nominal,
-            interp: interp.unwrap_or_else(|| phases(quad)),
+            interp: interp.unwrap_or_default(),
             diag: phases(quad),
             inv_diag: phases(quad),
             data_dominated: false,
@@ -696,8 +781,8 @@ impl Level {
     }
 
     /// Gauss–Seidel half-sweep over the red (`colour` 0) or black cells,
-    /// both channels; from `x = 0` when `from_zero`.
-    fn relax(&mut self, colour: usize, from_zero: bool) {
+    /// both channels.
+    fn relax(&mut self, colour: usize) {
         let quad = self.quad;
         let [x0, x1] = &mut self.x;
         let ([a0, b0], r0) = split_colour(x0, colour);
@@ -705,22 +790,52 @@ impl Level {
         let [pa, pb] = colour_phases(colour);
         let (right, down, inv, b) = (&self.right, &self.down, &self.inv_diag, &self.b);
         rows(quad, [a0, b0, a1, b1], |yy, [oa0, ob0, oa1, ob1]| {
-            for (p, outs) in [(pa, [oa0, oa1]), (pb, [ob0, ob1])] {
+            for (p, [o0, o1]) in [(pa, [oa0, oa1]), (pb, [ob0, ob1])] {
                 let st = Stencil::new(quad, right, down, p, yy);
-                for (ch, (out, read)) in outs.into_iter().zip([&r0, &r1]).enumerate() {
-                    if from_zero {
-                        let (o, bb, iv) =
-                            (&mut out[1..1 + st.n], st.own(&b[ch][p]), st.own(&inv[p]));
-                        for k in 0..st.n {
-                            o[k] = bb[k] * iv[k];
-                        }
-                    } else {
-                        st.gather(out, &b[ch][p], Some(&inv[p]), read[p ^ 1], read[p ^ 2]);
-                    }
-                }
+                st.gather_both(
+                    [o0, o1],
+                    [&b[0][p], &b[1][p]],
+                    &inv[p],
+                    [[r0[p ^ 1], r0[p ^ 2]], [r1[p ^ 1], r1[p ^ 2]]],
+                );
             }
             [0.0; 2]
         });
+    }
+
+    /// The red half-sweep from `x = 0`, both channels; with `zero_black`,
+    /// the black cells are set to 0 as well (for the thin-run solves, which
+    /// read them before the first black half-sweep).
+    fn relax_red_from_zero(&mut self, zero_black: bool) {
+        let quad = self.quad;
+        let [[x00, x01, x02, x03], [x10, x11, x12, x13]] = &mut self.x;
+        let (inv, b) = (&self.inv_diag, &self.b);
+        let arrays = [x00, x03, x01, x02, x10, x13, x11, x12].map(|a| &mut a[..]);
+        rows(
+            quad,
+            arrays,
+            |yy, [r00, r03, k01, k02, r10, r13, k11, k12]| {
+                let (base, n) = (quad.at(yy, 0), quad.w2);
+                for (ch, outs) in [[r00, r03], [r10, r13]].into_iter().enumerate() {
+                    for (p, out) in [0, 3].into_iter().zip(outs) {
+                        let (o, bb, iv) = (
+                            &mut out[1..1 + n],
+                            &b[ch][p][base..base + n],
+                            &inv[p][base..base + n],
+                        );
+                        for k in 0..n {
+                            o[k] = bb[k] * iv[k];
+                        }
+                    }
+                }
+                if zero_black {
+                    for out in [k01, k02, k11, k12] {
+                        out[1..1 + n].fill(0.0);
+                    }
+                }
+                [0.0; 2]
+            },
+        );
     }
 
     /// Red residuals `b − A x` into `r_red`.
@@ -731,17 +846,7 @@ impl Level {
         rows(quad, [r00, r03, r10, r13], |yy, [o00, o03, o10, o13]| {
             for (p, outs) in [(0, [o00, o10]), (3, [o03, o13])] {
                 let st = Stencil::new(quad, right, down, p, yy);
-                for (ch, out) in outs.into_iter().enumerate() {
-                    let xc = &x[ch];
-                    st.apply(
-                        out,
-                        Some(&b[ch][p]),
-                        &diag[p],
-                        &xc[p],
-                        &xc[p ^ 1],
-                        &xc[p ^ 2],
-                    );
-                }
+                st.apply_both::<RESIDUAL>(outs, [&b[0][p], &b[1][p]], &diag[p], around_both(x, p));
             }
             [0.0; 2]
         });
@@ -751,24 +856,22 @@ impl Level {
     fn residual_into_b(&mut self) {
         let quad = self.quad;
         let (right, down, diag, x) = (&self.right, &self.down, &self.diag, &self.x);
-        let [b0, b1] = &mut self.b;
-        for p in 0..4 {
-            rows(quad, [&mut b0[p], &mut b1[p]], |yy, outs| {
-                let st = Stencil::new(quad, right, down, p, yy);
-                for (ch, out) in outs.into_iter().enumerate() {
-                    let xc = &x[ch];
-                    let n = st.n;
-                    let [l, r, u, d] = st.around(&xc[p ^ 1], &xc[p ^ 2]);
-                    let (o, dg, xs) = (&mut out[1..1 + n], st.own(&diag[p]), st.own(&xc[p]));
-                    for k in 0..n {
-                        o[k] +=
-                            st.wl[k] * l[k] + st.wr[k] * r[k] + st.wu[k] * u[k] + st.wd[k] * d[k]
-                                - dg[k] * xs[k];
-                    }
+        let [[b00, b01, b02, b03], [b10, b11, b12, b13]] = &mut self.b;
+        let arrays = [b00, b10, b01, b11, b02, b12, b03, b13].map(|a| &mut a[..]);
+        rows(
+            quad,
+            arrays,
+            |yy, [o00, o10, o01, o11, o02, o12, o03, o13]| {
+                for (p, outs) in [[o00, o10], [o01, o11], [o02, o12], [o03, o13]]
+                    .into_iter()
+                    .enumerate()
+                {
+                    let st = Stencil::new(quad, right, down, p, yy);
+                    st.apply_both::<SUBTRACT>(outs, [&[], &[]], &diag[p], around_both(x, p));
                 }
                 [0.0; 2]
-            });
-        }
+            },
+        );
     }
 
     /// One multigrid cycle on `levels[0]`: `x ≈ A⁻¹ b` from `x = 0`. A
@@ -785,22 +888,20 @@ impl Level {
             coarsest.solve_level(fine);
             return;
         };
-        fine.relax(0, true);
-        if fine.segments.iter().any(|s| !s.is_empty()) {
-            // The black cells are still 0 in this cycle.
-            for x in &mut fine.x {
-                x[1].fill(0.0);
-                x[2].fill(0.0);
-            }
+        let thin = fine.segments.iter().any(|s| !s.is_empty());
+        fine.relax_red_from_zero(thin);
+        if thin {
             fine.relax_segments(false);
         }
-        fine.relax(1, false);
+        fine.relax(1);
         fine.residual_red();
-        for ch in 0..2 {
-            let [r0, r3] = &fine.r_red[ch];
-            restrict(fine.quad, &fine.interp, [r0, r3], &mut fine.scratch[ch]);
-            split_coarse(fine.quad, &fine.scratch[ch], coarse.quad, &mut coarse.b[ch]);
-        }
+        restrict_both(
+            fine.quad,
+            &fine.interp,
+            &fine.r_red,
+            coarse.quad,
+            &mut coarse.b,
+        );
         Self::cycle(rest, coarsest, w_cycle);
         if w_cycle && rest.len() > 1 && !rest[0].data_dominated {
             let coarse = &mut rest[0];
@@ -808,21 +909,25 @@ impl Level {
             std::mem::swap(&mut coarse.x, &mut coarse.saved);
             Self::cycle(rest, coarsest, w_cycle);
             let coarse = &mut rest[0];
-            for (x, saved) in coarse
-                .x
-                .iter_mut()
-                .flatten()
-                .zip(coarse.saved.iter().flatten())
-            {
-                axpy(x, 1.0, saved);
-            }
+            let (cq, saved) = (coarse.quad, &coarse.saved);
+            let [[x00, x01, x02, x03], [x10, x11, x12, x13]] = &mut coarse.x;
+            let arrays = [x00, x01, x02, x03, x10, x11, x12, x13].map(|a| &mut a[..]);
+            rows(cq, arrays, |yy, outs| {
+                let row = cq.at(yy, 0) - 1..cq.at(yy + 1, 0) - 1;
+                for (k, x) in outs.into_iter().enumerate() {
+                    for (x, &v) in x.iter_mut().zip(&saved[k / 4][k % 4][row.clone()]) {
+                        *x += v;
+                    }
+                }
+                [0.0; 2]
+            });
         }
         if let Some(coarse) = rest.first() {
             fine.prolong(coarse);
         }
-        fine.relax(1, false);
+        fine.relax(1);
         fine.relax_segments(true);
-        fine.relax(0, false);
+        fine.relax(0);
     }
 
     /// Exact solves of the thin runs, rows then columns, one after the other
@@ -906,42 +1011,51 @@ impl Level {
     /// the next black half-sweep, whatever they hold).
     fn prolong(&mut self, coarse: &Level) {
         let quad = self.quad;
-        for ch in 0..2 {
-            let scratch = &mut self.scratch[ch];
-            let cx = &coarse.x[ch];
-            let cq = coarse.quad;
-            rows(quad, [&mut scratch[..]], |yy, [row]| {
-                for xx in 0..quad.w2 {
-                    let (p, i) = cq.locate(yy, xx);
-                    row[1 + xx] = cx[p][i];
+        let n = quad.w2;
+        // The coarse grid's values row-major in this level's array shape:
+        // row `yy` interleaves the coarse parities `2 (yy mod 2)` and `+ 1`.
+        let (cq, cx) = (coarse.quad, &coarse.x);
+        let [s0, s1] = &mut self.scratch;
+        rows(quad, [&mut s0[..], &mut s1[..]], |yy, outs| {
+            let (py, base) = (yy & 1, cq.at(yy >> 1, 0));
+            for (ch, row) in outs.into_iter().enumerate() {
+                let (even, odd) = (
+                    &cx[ch][2 * py][base..base + cq.w2],
+                    &cx[ch][2 * py + 1][base..base + cq.w2],
+                );
+                for (j, pair) in row[1..1 + n].chunks_mut(2).enumerate() {
+                    pair[0] = even[j];
+                    if let Some(o) = pair.get_mut(1) {
+                        *o = odd[j];
+                    }
                 }
-                [0.0; 2]
-            });
-        }
+            }
+            [0.0; 2]
+        });
         let [p_nw, p_ne, p_sw, p_se] = &self.interp;
         let s = quad.stride;
-        let [x0, x1] = &mut self.x;
+        let [[x00, _, _, x03], [x10, _, _, x13]] = &mut self.x;
         let [e0, e1] = &self.scratch;
-        for (x, e) in [(&mut *x0, e0), (&mut *x1, e1)] {
-            axpy(&mut x[0], 1.0, e);
-        }
-        rows(quad, [&mut x0[3][..], &mut x1[3][..]], |yy, outs| {
+        let arrays = [x00, x03, x10, x13].map(|a| &mut a[..]);
+        rows(quad, arrays, |yy, [o00, o03, o10, o13]| {
             let base = quad.at(yy, 0);
-            let n = quad.w2;
             let (nw, ne, sw, se) = (
                 &p_nw[base..][..n],
                 &p_ne[base..][..n],
                 &p_sw[base..][..n],
                 &p_se[base..][..n],
             );
-            for (out, e) in outs.into_iter().zip([e0, e1]) {
+            for ((out0, out3), e) in [(o00, o03), (o10, o13)].into_iter().zip([e0, e1]) {
                 let (a, b, c, d) = (
                     &e[base..][..n],
                     &e[base + 1..][..n],
                     &e[base + s..][..n],
                     &e[base + s + 1..][..n],
                 );
-                let o = &mut out[1..1 + n];
+                for (o, &v) in out0[1..1 + n].iter_mut().zip(a) {
+                    *o += v;
+                }
+                let o = &mut out3[1..1 + n];
                 for k in 0..n {
                     o[k] += nw[k] * a[k] + ne[k] * b[k] + sw[k] * c[k] + se[k] * d[k];
                 }
@@ -978,6 +1092,75 @@ fn restrict(quad: Quad, interp: &[Vec<f32>; 4], [r0, r3]: [&[f32]; 2], out: &mut
         let o = &mut row[1..1 + n];
         for k in 0..n {
             o[k] = own[k] + nw[k] * a[k] + ne[k] * b[k] + sw[k] * c[k] + se[k] * d[k];
+        }
+        [0.0; 2]
+    });
+}
+
+/// [`restrict`] for both channels (`r_red[ch]` holding parities 0 and 3),
+/// straight into the coarse level's parity arrays `dst`.
+fn restrict_both(
+    quad: Quad,
+    interp: &[Vec<f32>; 4],
+    r_red: &[[Vec<f32>; 2]; 2],
+    coarse: Quad,
+    dst: &mut Field,
+) {
+    const BLOCK: usize = 512;
+    let [p_nw, p_ne, p_sw, p_se] = interp;
+    let s = quad.stride;
+    let n = quad.w2;
+    let [[d00, d01, d02, d03], [d10, d11, d12, d13]] = dst;
+    let arrays = [d00, d01, d02, d03, d10, d11, d12, d13].map(|a| &mut a[..]);
+    rows(coarse, arrays, |cy, outs| {
+        let [o00, o01, o02, o03, o10, o11, o12, o13] = outs;
+        let mut outs = [[o00, o01, o02, o03], [o10, o11, o12, o13]];
+        let mut buf = [0.0f32; BLOCK];
+        for py in 0..2 {
+            // Coarse row `2 cy + py` is this level's parity-0 row of that index.
+            let yy = 2 * cy + py;
+            for (ch, outs) in outs.iter_mut().enumerate() {
+                let (e, o) = outs.split_at_mut(2 * py + 1);
+                let (even, odd) = (
+                    &mut e[2 * py][1..1 + coarse.w2],
+                    &mut o[0][1..1 + coarse.w2],
+                );
+                if yy >= quad.h2 {
+                    even.fill(0.0);
+                    odd.fill(0.0);
+                    continue;
+                }
+                let [r0, r3] = &r_red[ch];
+                let base = quad.at(yy, 0);
+                let up = base - s;
+                for k0 in (0..n).step_by(BLOCK) {
+                    let len = BLOCK.min(n - k0);
+                    let (b0, u0) = (base + k0, up + k0);
+                    let (own, a, b, c, d) = (
+                        &r0[b0..][..len],
+                        &r3[b0..][..len],
+                        &r3[b0 - 1..][..len],
+                        &r3[u0..][..len],
+                        &r3[u0 - 1..][..len],
+                    );
+                    let (nw, ne, sw, se) = (
+                        &p_nw[b0..][..len],
+                        &p_ne[b0 - 1..][..len],
+                        &p_sw[u0..][..len],
+                        &p_se[u0 - 1..][..len],
+                    );
+                    let out = &mut buf[..len];
+                    for k in 0..len {
+                        out[k] = own[k] + nw[k] * a[k] + ne[k] * b[k] + sw[k] * c[k] + se[k] * d[k];
+                    }
+                    // Even columns to one coarse parity, odd to the other.
+                    for (j, pair) in out.chunks(2).enumerate() {
+                        let xx = k0 / 2 + j;
+                        even[xx] = pair[0];
+                        odd[xx] = pair.get(1).copied().unwrap_or(0.0);
+                    }
+                }
+            }
         }
         [0.0; 2]
     });
@@ -1654,7 +1837,6 @@ impl ChromaSolver {
             return Ok(out);
         }
         let quad = self.levels[0].quad;
-        // The data weights go to the diagonal, the right-hand side to r.
         assemble_quad(
             terms,
             quad,
@@ -1724,19 +1906,24 @@ impl ChromaSolver {
     fn apply(level: &Level, v: &Field, out: &mut Field) -> [f64; 2] {
         let quad = level.quad;
         let (right, down, diag) = (&level.right, &level.down, &level.diag);
-        let [o0, o1] = out;
-        let mut vav = [0.0; 2];
-        for (p, (a, b)) in o0.iter_mut().zip(o1.iter_mut()).enumerate() {
-            let s = rows(quad, [a, b], |yy, [ra, rb]| {
-                let st = Stencil::new(quad, right, down, p, yy);
-                let f = |out: &mut [f32], x: &Phases| {
-                    st.apply(out, None, &diag[p], &x[p], &x[p ^ 1], &x[p ^ 2])
-                };
-                [f(ra, &v[0]), f(rb, &v[1])]
-            });
-            vav = [vav[0] + s[0], vav[1] + s[1]];
-        }
-        vav
+        let [[o00, o01, o02, o03], [o10, o11, o12, o13]] = out;
+        let arrays = [o00, o10, o01, o11, o02, o12, o03, o13].map(|a| &mut a[..]);
+        rows(
+            quad,
+            arrays,
+            |yy, [a00, a10, a01, a11, a02, a12, a03, a13]| {
+                let mut vav = [0.0; 2];
+                for (p, outs) in [[a00, a10], [a01, a11], [a02, a12], [a03, a13]]
+                    .into_iter()
+                    .enumerate()
+                {
+                    let st = Stencil::new(quad, right, down, p, yy);
+                    let s = st.apply_both::<PRODUCT>(outs, [&[], &[]], &diag[p], around_both(v, p));
+                    vav = [vav[0] + s[0], vav[1] + s[1]];
+                }
+                vav
+            },
+        )
     }
 
     /// Preconditioned conjugate gradients from `x` (or from 0 unless `warm`),
@@ -1758,30 +1945,61 @@ impl ChromaSolver {
             std::mem::swap(&mut self.levels[0].b, &mut self.r);
             Level::cycle(&mut self.levels, &self.coarsest, w_cycle);
             std::mem::swap(&mut self.levels[0].b, &mut self.r);
+            let quad = self.levels[0].quad;
             let z = &self.levels[0].x;
+            let rz = {
+                let r = &self.r;
+                rows(quad, [], |yy, []| {
+                    let row = quad.at(yy, 0) - 1..quad.at(yy + 1, 0) - 1;
+                    [0, 1].map(|ch| {
+                        if !active[ch] {
+                            return 0.0;
+                        }
+                        (0..4)
+                            .map(|p| dot(&r[ch][p][row.clone()], &z[ch][p][row.clone()]))
+                            .sum()
+                    })
+                })
+            };
+            let mut beta = [0.0f32; 2];
             for ch in 0..2 {
                 if !active[ch] {
                     continue;
                 }
-                let rz: f64 = self.r[ch]
-                    .iter()
-                    .zip(&z[ch])
-                    .map(|(r, z)| par_dot(r, z))
-                    .sum();
-                if rz.is_nan() || rz <= 0.0 {
+                if rz[ch].is_nan() || rz[ch] <= 0.0 {
                     return Err(Breakdown);
                 }
-                let beta = if first { 0.0 } else { rz / rz_old[ch] };
-                rz_old[ch] = rz;
-                for (p, z) in self.p[ch].iter_mut().zip(&z[ch]) {
-                    xpby(p, z, beta as f32);
-                }
+                beta[ch] = if first {
+                    0.0
+                } else {
+                    (rz[ch] / rz_old[ch]) as f32
+                };
+                rz_old[ch] = rz[ch];
             }
+            // p = z + β p.
+            let [[p00, p01, p02, p03], [p10, p11, p12, p13]] = &mut self.p;
+            let arrays = [p00, p01, p02, p03, p10, p11, p12, p13].map(|a| &mut a[..]);
+            rows(quad, arrays, |yy, out| {
+                let row = quad.at(yy, 0) - 1..quad.at(yy + 1, 0) - 1;
+                for (k, p) in out.into_iter().enumerate() {
+                    let ch = k / 4;
+                    if active[ch] {
+                        let b = beta[ch];
+                        for (p, &z) in p.iter_mut().zip(&z[ch][k % 4][row.clone()]) {
+                            *p = z + b * *p;
+                        }
+                    }
+                }
+                [0.0; 2]
+            });
             first = false;
             // q = A p, held in level 0's right-hand side, free between cycles.
             let mut q = std::mem::take(&mut self.levels[0].b);
             let pap = Self::apply(&self.levels[0], &self.p, &mut q);
+            // A channel is updated only if it and the active ones before it
+            // did not break down.
             let mut broke = false;
+            let mut alpha = [None; 2];
             for ch in 0..2 {
                 if !active[ch] {
                     continue;
@@ -1790,19 +2008,58 @@ impl ChromaSolver {
                     broke = true;
                     break;
                 }
-                let alpha = (rz_old[ch] / pap[ch]) as f32;
-                let mut rr = 0.0;
-                for ((x, r), (p, q)) in self.x[ch]
-                    .iter_mut()
-                    .zip(&mut self.r[ch])
-                    .zip(self.p[ch].iter().zip(&q[ch]))
-                {
-                    axpy(x, alpha, p);
-                    rr += axpy_norm(r, -alpha, q);
+                alpha[ch] = Some((rz_old[ch] / pap[ch]) as f32);
+            }
+            // x += α p, r −= α q.
+            let [[x00, x01, x02, x03], [x10, x11, x12, x13]] = &mut self.x;
+            let [[r00, r01, r02, r03], [r10, r11, r12, r13]] = &mut self.r;
+            let arrays = [
+                x00, x01, x02, x03, x10, x11, x12, x13, r00, r01, r02, r03, r10, r11, r12, r13,
+            ]
+            .map(|a| &mut a[..]);
+            let pp = &self.p;
+            let rr = rows(quad, arrays, |yy, rows| {
+                let row = quad.at(yy, 0) - 1..quad.at(yy + 1, 0) - 1;
+                let [
+                    x00,
+                    x01,
+                    x02,
+                    x03,
+                    x10,
+                    x11,
+                    x12,
+                    x13,
+                    r00,
+                    r01,
+                    r02,
+                    r03,
+                    r10,
+                    r11,
+                    r12,
+                    r13,
+                ] = rows;
+                let xs = [[x00, x01, x02, x03], [x10, x11, x12, x13]];
+                let rs = [[r00, r01, r02, r03], [r10, r11, r12, r13]];
+                let mut rr = [0.0; 2];
+                for (ch, (xs, rs)) in xs.into_iter().zip(rs).enumerate() {
+                    let Some(a) = alpha[ch] else {
+                        continue;
+                    };
+                    for (p, (x, r)) in xs.into_iter().zip(rs).enumerate() {
+                        let (pv, qv) = (&pp[ch][p][row.clone()], &q[ch][p][row.clone()]);
+                        x.iter_mut().zip(pv).for_each(|(x, &v)| *x += a * v);
+                        r.iter_mut().zip(qv).for_each(|(r, &v)| *r += -a * v);
+                        rr[ch] += dot(r, r);
+                    }
                 }
-                rnorm[ch] = rr.sqrt();
-                if rnorm[ch] <= tol * bnorm[ch] {
-                    active[ch] = false;
+                rr
+            });
+            for ch in 0..2 {
+                if alpha[ch].is_some() {
+                    rnorm[ch] = rr[ch].sqrt();
+                    if rnorm[ch] <= tol * bnorm[ch] {
+                        active[ch] = false;
+                    }
                 }
             }
             self.levels[0].b = q;
