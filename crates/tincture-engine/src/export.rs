@@ -149,6 +149,9 @@ impl Drop for ExportJob {
 }
 
 fn run(spec: ExportSpec, cancel: &AtomicBool, tx: &Sender<ExportEvent>) {
+    // The export yields the CPU to the window; its decode thread and
+    // FFmpeg's encoder threads, started below, inherit the priority.
+    crate::lower_thread_priority();
     let ExportSpec {
         mut request,
         project,

@@ -18,3 +18,75 @@ pub use error::{Error, KeptPartial, Result};
 
 /// Tincture's version, recorded in every export.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The niceness [`lower_thread_priority`] gives a thread.
+pub const BACKGROUND_NICENESS: i32 = 10;
+
+/// Lowers the calling thread's CPU priority to [`BACKGROUND_NICENESS`]
+/// (never raising it, if it is lower already), so
+/// that background work (an export, building a scrub proxy) yields the CPU
+/// to the window on a busy machine instead of making it stutter. Threads
+/// started afterwards from this one, FFmpeg's codec threads included,
+/// inherit it. Linux only; elsewhere it does nothing.
+pub fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        if thread_niceness().is_some_and(|n| n >= BACKGROUND_NICENESS) {
+            return;
+        }
+        // SAFETY: plain system calls on the calling thread's own id; a
+        // failure (a sandbox forbidding it) only leaves the priority as it was.
+        let result = unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, BACKGROUND_NICENESS)
+        };
+        if result != 0 {
+            tracing::debug!(
+                "could not lower this thread's priority: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
+/// The calling thread's niceness (Linux), for tests; `None` elsewhere.
+pub fn thread_niceness() -> Option<i32> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain system calls on the calling thread's own id. errno
+        // is cleared first because -1 is also a valid niceness.
+        unsafe {
+            *libc::__errno_location() = 0;
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            let nice = libc::getpriority(libc::PRIO_PROCESS, tid);
+            (*libc::__errno_location() == 0).then_some(nice)
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn background_threads_run_at_a_lower_priority() {
+        let before = super::thread_niceness();
+        let (own, child) = std::thread::spawn(|| {
+            super::lower_thread_priority();
+            let own = super::thread_niceness();
+            let child = std::thread::spawn(super::thread_niceness)
+                .join()
+                .expect("the child thread");
+            (own, child)
+        })
+        .join()
+        .expect("the thread");
+        if cfg!(target_os = "linux") {
+            let base = before.expect("niceness is readable on Linux");
+            let lowered = (base.max(super::BACKGROUND_NICENESS)).min(19);
+            assert_eq!(own, Some(lowered), "the thread itself");
+            assert_eq!(child, Some(lowered), "threads it starts inherit it");
+            assert_eq!(super::thread_niceness(), before, "other threads keep theirs");
+        }
+    }
+}

@@ -125,14 +125,30 @@ pub(crate) fn frame_from_av(frame: &AvFrame, range: ColorRange, matrix: Matrix) 
     })
 }
 
-/// Copies a Y'CbCr [`Frame`] into a new FFmpeg frame of the matching format.
+/// The FFmpeg pixel format for gray of this depth.
+pub(crate) fn gray_pixel(bit_depth: u8) -> Option<Pixel> {
+    Some(match bit_depth {
+        8 => Pixel::GRAY8,
+        10 => Pixel::GRAY10LE,
+        12 => Pixel::GRAY12LE,
+        16 => Pixel::GRAY16LE,
+        _ => return None,
+    })
+}
+
+/// Copies a [`Frame`] (Y'CbCr, or gray when it has no chroma) into a new
+/// FFmpeg frame of the matching format.
 pub(crate) fn av_from_frame(frame: &Frame) -> Option<AvFrame> {
-    let chroma = frame.chroma.as_ref()?;
-    let pixel = pixel_for(frame.bit_depth, chroma.subsampling)?;
+    let pixel = match &frame.chroma {
+        Some(chroma) => pixel_for(frame.bit_depth, chroma.subsampling)?,
+        None => gray_pixel(frame.bit_depth)?,
+    };
     let mut av = AvFrame::new(pixel, frame.width() as u32, frame.height() as u32);
     write_plane(&mut av, 0, &frame.y, frame.bit_depth);
-    write_plane(&mut av, 1, &chroma.cb, frame.bit_depth);
-    write_plane(&mut av, 2, &chroma.cr, frame.bit_depth);
+    if let Some(chroma) = &frame.chroma {
+        write_plane(&mut av, 1, &chroma.cb, frame.bit_depth);
+        write_plane(&mut av, 2, &chroma.cr, frame.bit_depth);
+    }
     Some(av)
 }
 

@@ -388,6 +388,29 @@ impl VideoReader {
         }
     }
 
+    /// The most frames a seek may have to decode: the longest run from a
+    /// keyframe to the frame before the next one (the whole film when it
+    /// has no timestamps to seek by). 1 for an all-intra film.
+    pub fn longest_keyframe_run(&self) -> u64 {
+        let Some(all) = &self.index.pts else {
+            return self.index.count;
+        };
+        let mut keys: Vec<u64> = self
+            .index
+            .keyframes
+            .iter()
+            .filter_map(|(pts, _)| all.binary_search(pts).ok().map(|i| i as u64))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.first() != Some(&0) {
+            // Frames before the first keyframe decode only from the start.
+            keys.insert(0, 0);
+        }
+        keys.push(self.index.count);
+        keys.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(1)
+    }
+
     /// The matrix the chroma is interpreted with (tagged, or assumed by frame height).
     pub fn matrix(&self) -> Matrix {
         self.matrix

@@ -10,7 +10,7 @@ use ffmpeg_next::{Dictionary, Rational, codec, encoder, ffi, format};
 use tincture_core::compose::{OutputLayout, frame_to_rgb8, frame_to_rgb16};
 use tincture_core::frame::{Frame, Subsampling};
 
-use crate::convert::{av_from_frame, pixel_for};
+use crate::convert::{av_from_frame, gray_pixel, pixel_for};
 use crate::decode::StreamPacket;
 use crate::{Error, Result, VideoReader};
 
@@ -198,6 +198,17 @@ impl VideoWriter {
     /// When the file cannot be created, an encoder is missing, or a stream
     /// cannot be carried in the container.
     pub fn create(config: &VideoWriterConfig, source: &VideoReader) -> Result<Self> {
+        Self::create_as(config, source, false)
+    }
+
+    /// [`create`](Self::create), or with `gray` a gray stream of the
+    /// layout's depth (the layout's chroma is then ignored): for copies of
+    /// gray films, such as scrub proxies.
+    pub(crate) fn create_as(
+        config: &VideoWriterConfig,
+        source: &VideoReader,
+        gray: bool,
+    ) -> Result<Self> {
         crate::init();
         let path = &config.final_path;
         let info = &source.info().video;
@@ -221,8 +232,12 @@ impl VideoWriter {
                 format!("this FFmpeg has no {} encoder", config.codec.encoder_name()),
             )
         })?;
-        let pixel = pixel_for(config.layout.bit_depth, config.layout.subsampling)
-            .ok_or_else(|| output_error(path, "unsupported output layout"))?;
+        let pixel = if gray {
+            gray_pixel(config.layout.bit_depth)
+        } else {
+            pixel_for(config.layout.bit_depth, config.layout.subsampling)
+        }
+        .ok_or_else(|| output_error(path, "unsupported output layout"))?;
 
         let time_base = source.time_base();
         let rate = source.frame_rate;
@@ -406,11 +421,14 @@ impl VideoWriter {
         duration: i64,
         index: u64,
     ) -> Result<()> {
-        let mut av: AvFrame = av_from_frame(frame).ok_or_else(|| Error::Encode {
-            path: self.path.clone(),
-            frame: index,
-            reason: "frame has no chroma planes or an unsupported depth".into(),
-        })?;
+        let mut av: AvFrame = av_from_frame(frame)
+            .filter(|av| av.format() == self.encoder.format())
+            .ok_or_else(|| Error::Encode {
+                path: self.path.clone(),
+                frame: index,
+                reason: "the frame's depth or chroma layout is not the one this file was opened for"
+                    .into(),
+            })?;
         av.set_pts(Some(pts));
         // SAFETY: copying colour fields into a frame we own.
         unsafe {

@@ -8,6 +8,8 @@
 //! - [`VideoWriter`] encodes FFV1/MKV, ProRes 422 HQ/MOV and H.264/MP4 and
 //!   copies audio, subtitle and timecode untouched; [`ImageSequenceWriter`]
 //!   writes PNG and 16-bit TIFF frames.
+//! - [`ScrubProxy`] keeps a lossless all-intra copy of a long-GOP film, so
+//!   the viewer reads any frame without decoding from a distant keyframe.
 //! - [`join_segments`] joins a resumed export to the partial file it
 //!   continues, by stream copy.
 //!
@@ -18,6 +20,7 @@ mod decode;
 mod encode;
 mod error;
 mod probe;
+mod proxy;
 mod remux;
 
 pub use convert::{layout_of_pixel, pixel_name};
@@ -28,6 +31,7 @@ pub use encode::{
 };
 pub use error::{Error, Result};
 pub use probe::{ColourTags, MediaInfo, StreamInfo, StreamKind, VideoInfo, probe};
+pub use proxy::{PROXY_CHUNK, PROXY_MIN_RUN, ProxyWriter, ScrubProxy, evict_proxies};
 pub use remux::{StreamTail, count_frames, join_segments};
 
 /// Smallest frame side Tincture accepts.
