@@ -19,11 +19,13 @@ use tincture_core::project::{Project, ShotEntry, ShotSettings};
 use tincture_core::timecode::frame_timecode;
 
 use crate::colour::{ColourCommand, ColourMessage, ColourWorker};
-use crate::document::{Autosaver, Document, Recovery, Session, StateDir};
+use crate::document::{Document, IoResult, ProjectIo, Recovery, SaveJob, Session, StateDir};
 use crate::export::{ExportAction, Exporter, SourceInfo};
 use crate::timeline::{Thumb, Timeline};
 use crate::viewer::{self, Side, SplitMode, ViewState};
-use crate::worker::{self, Command, FrameWorker, MediaSummary, Message, RgbFrame};
+use crate::worker::{
+    self, BackgroundWork, Command, FrameWorker, MediaSummary, Message, ProxySettings, RgbFrame,
+};
 
 /// File extensions offered by the Open dialog.
 pub const FILM_EXTENSIONS: &[&str] = &[
@@ -53,6 +55,9 @@ pub struct AppOptions {
     pub state: StateDir,
     /// Whether to colour the "after" side (tests of the bare viewer turn it off).
     pub colour: bool,
+    /// Whether to build and read scrub proxies of long-GOP films (see
+    /// [`StateDir::proxies`]); benchmarks turn them off to measure without.
+    pub scrub_proxies: bool,
 }
 
 impl AppOptions {
@@ -62,6 +67,7 @@ impl AppOptions {
             file,
             state: StateDir::from_env(),
             colour: true,
+            scrub_proxies: true,
         }
     }
 }
@@ -86,7 +92,7 @@ impl Picture {
 /// Shows `frame` in `slot`, reusing its texture when the size matches.
 fn upload(ctx: &egui::Context, slot: &mut Option<Picture>, frame: &RgbFrame, name: &str) {
     let size = [frame.width, frame.height];
-    let image = egui::ColorImage::from_rgb(size, &frame.rgb);
+    let image = Arc::clone(&frame.image);
     let options = TextureOptions::LINEAR;
     let texture = match slot.take() {
         // Written over the texture in place: a whole-image `set` makes the
@@ -150,15 +156,21 @@ pub struct TinctureApp {
     /// The project revision the colour worker has.
     colour_revision: Option<u64>,
     state: StateDir,
+    /// Where scrub proxies go, unless they are turned off.
+    proxies: Option<ProxySettings>,
     /// File > Recent, read once at start and kept current.
     recent: Vec<PathBuf>,
-    autosaver: Option<Autosaver>,
+    /// The project I/O thread: saves, autosaves, recovery.
+    io: Option<ProjectIo>,
+    /// The project file a save is being written to.
+    saving: Option<PathBuf>,
     autosave_note: Option<String>,
     recovery: Option<Recovery>,
     /// A project whose film must be located: (project file, message).
     relink: Option<(PathBuf, String)>,
-    /// A recovered project waiting for its film to open.
-    pending_recovery: Option<(Project, Option<PathBuf>)>,
+    /// A recovered project waiting for its film to open: the project, its
+    /// file and that file as last saved.
+    pending_recovery: Option<(Project, Option<PathBuf>, Option<Project>)>,
     view: ViewState,
     in_out: (Option<u64>, Option<u64>),
     playback: Option<Playback>,
@@ -186,7 +198,11 @@ impl TinctureApp {
         ctx.set_theme(egui::ThemePreference::Dark);
         let (tx, inbox) = crossbeam_channel::unbounded();
         let mut error = None;
-        let worker = FrameWorker::spawn(ctx.clone(), tx.clone())
+        let proxies = options
+            .scrub_proxies
+            .then(|| options.state.proxies())
+            .flatten();
+        let worker = FrameWorker::spawn(ctx.clone(), tx.clone(), proxies.as_ref().map(|p| p.root.clone()))
             .inspect_err(|e| error = Some(format!("Could not start the decoding thread: {e}")))
             .ok();
         let mut runtime = RuntimeStatus::Checking;
@@ -202,8 +218,8 @@ impl TinctureApp {
             None
         };
         let wake = ctx.clone();
-        let autosaver = Autosaver::spawn(move || wake.request_repaint())
-            .inspect_err(|e| error = Some(format!("Could not start the autosave thread: {e}")))
+        let io = ProjectIo::spawn(move || wake.request_repaint())
+            .inspect_err(|e| error = Some(format!("Could not start the project saving thread: {e}")))
             .ok();
         let recovery = options.state.recovery();
         let recent = options.state.recent();
@@ -230,8 +246,10 @@ impl TinctureApp {
             doc: None,
             colour_revision: None,
             state: options.state,
+            proxies,
             recent,
-            autosaver,
+            io,
+            saving: None,
             autosave_note: None,
             recovery,
             relink: None,
@@ -296,7 +314,7 @@ impl TinctureApp {
             index: 0,
             generation: self.generation,
         });
-        self.recent = self.state.push_recent(&path);
+        self.remember_recent(&path);
     }
 
     /// Opens a project file and its film; `film` relinks it to a film in
@@ -312,7 +330,15 @@ impl TinctureApp {
             index: 0,
             generation: self.generation,
         });
-        self.recent = self.state.push_recent(&path);
+        self.remember_recent(&path);
+    }
+
+    /// Puts `path` at the top of File > Recent; the list is written on the project I/O thread.
+    fn remember_recent(&mut self, path: &Path) {
+        self.recent = crate::document::recent_with(&self.recent, path);
+        if let Some(io) = &self.io {
+            io.write_recent(self.state.clone(), self.recent.clone());
+        }
     }
 
     /// Moves the playhead to frame `index` (clamped to the film).
@@ -466,21 +492,57 @@ impl TinctureApp {
         }
     }
 
-    /// Saves the project to its file, or to `path` (Save As). Errors are
-    /// shown in the window.
+    /// Saves the project to its file, or to `path` (Save As), on the
+    /// project I/O thread; [`is_saving`](Self::is_saving) until it is
+    /// written. Errors are shown in the window.
     pub fn save(&mut self, path: Option<PathBuf>) {
-        let Some(doc) = &mut self.doc else { return };
-        let old_autosave = doc.autosave_path(&self.state);
-        match doc.save(path) {
-            Ok(saved) => {
-                let _ = std::fs::remove_file(old_autosave);
-                self.autosave_note = Some(format!("Saved {}", saved.display()));
-                self.recent = self.state.push_recent(&saved);
-                self.record_session();
-                // Paths in the project now resolve against its file.
-                self.colour_revision = None;
+        let (Some(doc), Some(io)) = (&self.doc, &self.io) else {
+            return;
+        };
+        match doc.to_save(path) {
+            Ok((project, path)) => {
+                io.save(SaveJob {
+                    project,
+                    path: path.clone(),
+                    replaced_autosave: doc.autosave_path(&self.state),
+                    state: self.state.clone(),
+                    film: self.film.clone(),
+                });
+                self.autosave_note = Some(format!("Saving {}…", path.display()));
+                self.saving = Some(path);
             }
             Err(e) => self.error = Some(e),
+        }
+    }
+
+    /// Whether a save is being written.
+    pub fn is_saving(&self) -> bool {
+        self.saving.is_some()
+    }
+
+    fn saved(&mut self, path: PathBuf, project: Project, outcome: Result<Vec<PathBuf>, String>) {
+        if self.saving.as_ref() == Some(&path) {
+            self.saving = None;
+        }
+        match outcome {
+            Ok(recent) => {
+                // The same project still open (not a new film since): it is saved.
+                if let Some(doc) = self
+                    .doc
+                    .as_mut()
+                    .filter(|d| d.project().source == project.source)
+                {
+                    doc.mark_saved(path.clone(), project);
+                    // Paths in the project now resolve against its file.
+                    self.colour_revision = None;
+                }
+                self.autosave_note = Some(format!("Saved {}", path.display()));
+                self.recent = recent;
+            }
+            Err(e) => {
+                self.autosave_note = None;
+                self.error = Some(e);
+            }
         }
     }
 
@@ -491,49 +553,60 @@ impl TinctureApp {
         self.opening = None;
         self.media = None;
         self.film = None;
-        self.state.clear_session();
+        self.clear_session();
         self.ctx
             .send_viewport_cmd(egui::ViewportCommand::Title("Tincture".into()));
     }
 
-    /// Opens the work recovered from the autosave on offer.
+    /// Opens the work recovered from the autosave on offer: the autosave
+    /// is read back on the project I/O thread, then its film opens.
     pub fn recover(&mut self) {
-        let Some(recovery) = self.recovery.take() else {
+        let (Some(recovery), Some(io)) = (self.recovery.take(), &self.io) else {
             return;
         };
-        let s = recovery.session;
-        match Project::load(&s.autosave) {
-            Ok(project) => {
+        io.recover(recovery.session);
+    }
+
+    fn recovered(&mut self, session: Session, outcome: Result<(Project, Option<Project>), String>) {
+        match outcome {
+            Ok((project, saved)) => {
                 // Open the film (or project) first, then put the recovered project in place.
-                match &s.project {
-                    Some(p) => self.open_project(p.clone(), Some(s.film.clone())),
-                    None => self.open(s.film.clone()),
+                match &session.project {
+                    Some(p) => self.open_project(p.clone(), Some(session.film.clone())),
+                    None => self.open(session.film.clone()),
                 }
-                self.pending_recovery = Some((project, s.project.clone()));
+                self.pending_recovery = Some((project, session.project.clone(), saved));
             }
-            Err(e) => self.error = Some(format!("Could not recover: {e}")),
+            Err(e) => self.error = Some(e),
         }
     }
 
     /// Declines the recovery on offer; the autosave file is left where it is.
     pub fn discard_recovery(&mut self) {
         self.recovery = None;
-        self.state.clear_session();
+        self.clear_session();
+    }
+
+    /// Forgets what is open: nothing to recover at the next start.
+    fn clear_session(&self) {
+        if let Some(io) = &self.io {
+            io.record_session(self.state.clone(), None);
+        }
     }
 
     fn autosave(&mut self, structural: bool) {
         let now = Instant::now();
-        let (Some(doc), Some(saver)) = (&mut self.doc, &self.autosaver) else {
+        let (Some(doc), Some(io)) = (&mut self.doc, &self.io) else {
             return;
         };
         if doc.autosave_due(structural, now) {
-            saver.save(doc.project().clone(), doc.autosave_path(&self.state));
+            io.autosave(doc.project().clone(), doc.autosave_path(&self.state));
             doc.mark_autosaved(now);
         }
     }
 
     fn record_session(&self) {
-        let (Some(doc), Some(film)) = (&self.doc, &self.film) else {
+        let (Some(doc), Some(film), Some(io)) = (&self.doc, &self.film, &self.io) else {
             return;
         };
         let session = Session {
@@ -541,12 +614,7 @@ impl TinctureApp {
             project: doc.path().map(Path::to_owned),
             autosave: doc.autosave_path(&self.state),
         };
-        if let Err(e) = self.state.set_session(&session) {
-            tracing::warn!(
-                "could not record the session in {}: {e}",
-                self.state.root().display()
-            );
-        }
+        io.record_session(self.state.clone(), Some(session));
     }
 }
 
@@ -573,11 +641,9 @@ impl TinctureApp {
                 Message::Frame(frame) => self.frame_arrived(&frame),
                 Message::Thumbnail(frame) => {
                     if frame.generation == self.open_generation {
-                        let image =
-                            egui::ColorImage::from_rgb([frame.width, frame.height], &frame.rgb);
                         let texture = self.ctx.load_texture(
                             format!("thumb-{}", frame.index),
-                            image,
+                            Arc::clone(&frame.image),
                             TextureOptions::LINEAR,
                         );
                         self.thumbs.push((frame.index, texture));
@@ -632,15 +698,28 @@ impl TinctureApp {
                 }
             }
         }
-        if let Some(saver) = &self.autosaver {
-            while let Ok(result) = saver.results.try_recv() {
-                self.autosave_note = Some(match result.outcome {
-                    Ok(()) => format!("Autosaved to {}", result.path.display()),
-                    Err(e) => {
-                        self.error = Some(e.clone());
-                        e
-                    }
-                });
+        let results: Vec<IoResult> = self
+            .io
+            .as_ref()
+            .map(|io| io.results.try_iter().collect())
+            .unwrap_or_default();
+        for result in results {
+            match result {
+                IoResult::Autosaved { path, outcome } => {
+                    self.autosave_note = Some(match outcome {
+                        Ok(()) => format!("Autosaved to {}", path.display()),
+                        Err(e) => {
+                            self.error = Some(e.clone());
+                            e
+                        }
+                    });
+                }
+                IoResult::Saved {
+                    path,
+                    project,
+                    outcome,
+                } => self.saved(path, project, outcome),
+                IoResult::Recovered { session, outcome } => self.recovered(session, outcome),
             }
         }
     }
@@ -664,8 +743,11 @@ impl TinctureApp {
             self.to_ui.clone(),
             summary.path.clone(),
             self.open_generation,
-            THUMBNAILS,
-            true,
+            BackgroundWork {
+                thumbnails: THUMBNAILS,
+                detect: true,
+                proxies: self.proxies.clone(),
+            },
             cancel,
         ) {
             self.error = Some(format!("Could not start the thumbnail thread: {e}"));
@@ -675,7 +757,9 @@ impl TinctureApp {
 
     fn project_ready(&mut self, project: Project, path: Option<PathBuf>) {
         let doc = match self.pending_recovery.take() {
-            Some((recovered, recovered_path)) => Document::recovered(recovered, recovered_path),
+            Some((recovered, recovered_path, saved)) => {
+                Document::recovered(recovered, recovered_path, saved)
+            }
             None => match path {
                 Some(p) => Document::loaded(project, p),
                 None => Document::untitled(project),
@@ -698,11 +782,12 @@ impl TinctureApp {
             tracing::trace!(frame.index, frame.generation, "stale frame dropped");
             return;
         }
-        if frame.rgb.len() != frame.width * frame.height * 3 {
+        if frame.image.size != [frame.width, frame.height] {
             self.error = Some(format!(
-                "Frame {}: the decoder returned {} bytes for {}x{} pixels",
+                "Frame {}: the decoder returned a {}x{} picture for {}x{} pixels",
                 frame.index,
-                frame.rgb.len(),
+                frame.image.size[0],
+                frame.image.size[1],
                 frame.width,
                 frame.height
             ));
@@ -1689,7 +1774,13 @@ impl eframe::App for TinctureApp {
         // unsaved work stays in its autosave and is offered again.
         self.autosave(true);
         if !self.doc.as_ref().is_some_and(Document::is_dirty) {
-            self.state.clear_session();
+            self.clear_session();
+        }
+        // Queued saves and autosaves are written before the window goes.
+        if let Some(io) = &self.io
+            && !io.flush(crate::document::FLUSH_LIMIT)
+        {
+            tracing::error!("the project I/O thread did not finish its writes before exit");
         }
     }
 }

@@ -218,10 +218,7 @@ impl State {
         let out = compose_frame(frame, Some(&chroma), layout);
         Ok(RgbFrame {
             generation,
-            index,
-            width: out.width(),
-            height: out.height(),
-            rgb: frame_to_rgb8(&out),
+            ..RgbFrame::from_rgb(index, out.width(), out.height(), &frame_to_rgb8(&out))
         })
     }
 }

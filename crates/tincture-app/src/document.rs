@@ -20,8 +20,8 @@ pub const AUTOSAVE_INTERVAL: Duration = Duration::from_secs(30);
 const UNDO_LIMIT: usize = 200;
 /// Entries in File → Recent.
 const RECENT_LIMIT: usize = 10;
-/// Name of the autosave thread.
-pub const AUTOSAVE_THREAD_NAME: &str = "tincture-autosave";
+/// Name of the project I/O thread (saves, autosaves, recovery).
+pub const PROJECT_IO_THREAD_NAME: &str = "tincture-project";
 
 /// The project being worked on, with its file and its undo history.
 pub struct Document {
@@ -51,9 +51,9 @@ impl Document {
     }
 
     /// Work recovered from an autosave: it belongs to `path` (if it was ever
-    /// saved) and differs from what is on disk, so it counts as unsaved.
-    pub fn recovered(project: Project, path: Option<PathBuf>) -> Self {
-        let saved = path.as_deref().and_then(|p| Project::load(p).ok());
+    /// saved, and was then `saved`) and differs from what is on disk, so it
+    /// counts as unsaved.
+    pub fn recovered(project: Project, path: Option<PathBuf>, saved: Option<Project>) -> Self {
         let mut doc = Self::with(project, path, saved);
         doc.revision = 1;
         doc
@@ -138,22 +138,25 @@ impl Document {
         true
     }
 
-    /// Saves atomically to `path` (the current file when `None`), which
-    /// becomes the project's file.
+    /// What a save to `path` (the current file when `None`) writes: the
+    /// project as it stands and the file. The write itself happens on the
+    /// project I/O thread ([`ProjectIo::save`]); [`mark_saved`](Self::mark_saved)
+    /// records it when done.
     ///
     /// # Errors
-    /// The message names the file and says why; the file on disk is then
-    /// as it was.
-    pub fn save(&mut self, path: Option<PathBuf>) -> Result<PathBuf, String> {
-        let Some(path) = path.or_else(|| self.path.clone()) else {
-            return Err("The project has no file yet: use File > Save As…".into());
-        };
-        self.project
-            .save(&path)
-            .map_err(|e| format!("Could not save the project: {e}"))?;
-        self.path = Some(path.clone());
-        self.saved = Some(self.project.clone());
-        Ok(path)
+    /// When the project has no file yet and no `path` is given.
+    pub fn to_save(&self, path: Option<PathBuf>) -> Result<(Project, PathBuf), String> {
+        let path = path
+            .or_else(|| self.path.clone())
+            .ok_or_else(|| "The project has no file yet: use File > Save As…".to_owned())?;
+        Ok((self.project.clone(), path))
+    }
+
+    /// Records that `project` was saved to `path`, which becomes the
+    /// project's file. Changes made while it was being written stay unsaved.
+    pub fn mark_saved(&mut self, path: PathBuf, project: Project) {
+        self.path = Some(path);
+        self.saved = Some(project);
     }
 
     /// Where unsaved work is autosaved: beside the project file, or for an
@@ -195,6 +198,9 @@ impl Document {
         self.last_autosave = now;
     }
 }
+
+/// Disk the scrub proxies of all films may take together, in gigabytes.
+pub const DEFAULT_PROXY_BUDGET_GB: f64 = 20.0;
 
 /// What the app remembers between runs, in a folder of its own:
 /// `session.json` (what is open, for recovery) and `recent.json`.
@@ -252,6 +258,21 @@ impl StateDir {
         &self.root
     }
 
+    /// Where scrub proxies of long-GOP films are kept: `proxies/` in this
+    /// folder, within a budget of `TINCTURE_PROXY_BUDGET_GB` gigabytes
+    /// ([`DEFAULT_PROXY_BUDGET_GB`] if unset). A budget of 0 turns proxies off.
+    pub fn proxies(&self) -> Option<crate::worker::ProxySettings> {
+        let gigabytes = std::env::var("TINCTURE_PROXY_BUDGET_GB")
+            .ok()
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|g| g.is_finite() && *g >= 0.0)
+            .unwrap_or(DEFAULT_PROXY_BUDGET_GB);
+        (gigabytes > 0.0).then(|| crate::worker::ProxySettings {
+            root: self.root.join("proxies"),
+            budget: (gigabytes * 1e9) as u64,
+        })
+    }
+
     fn write_json<T: Serialize>(&self, name: &str, value: &T) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.root)?;
         let text = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
@@ -299,50 +320,113 @@ impl StateDir {
 
     /// Puts `path` at the top of the recent list and returns the new list.
     pub fn push_recent(&self, path: &Path) -> Vec<PathBuf> {
-        let mut list = self.recent();
-        list.retain(|p| p != path);
-        list.insert(0, path.to_owned());
-        list.truncate(RECENT_LIMIT);
+        let list = recent_with(&self.recent(), path);
+        self.write_recent(&list);
+        list
+    }
+
+    /// Writes File > Recent (failures are logged: the list is a convenience).
+    pub fn write_recent(&self, list: &[PathBuf]) {
         if let Err(e) = self.write_json("recent.json", &list) {
             tracing::warn!(
                 "could not remember recent files in {}: {e}",
                 self.root.display()
             );
         }
-        list
     }
 }
 
-/// A finished autosave: the file written, or why it failed.
+/// `list` with `path` put at the top, without repeats, at most
+/// [`RECENT_LIMIT`] long.
+pub fn recent_with(list: &[PathBuf], path: &Path) -> Vec<PathBuf> {
+    let mut list: Vec<PathBuf> = list.iter().filter(|p| *p != path).cloned().collect();
+    list.insert(0, path.to_owned());
+    list.truncate(RECENT_LIMIT);
+    list
+}
+
+/// What the project I/O thread reports back.
 #[derive(Debug)]
-pub struct AutosaveResult {
-    /// The sidecar.
+pub enum IoResult {
+    /// An autosave: the sidecar written, or why it failed (naming the file).
+    Autosaved {
+        /// The sidecar.
+        path: PathBuf,
+        /// `Err` with a message naming the file.
+        outcome: Result<(), String>,
+    },
+    /// A save to the project file.
+    Saved {
+        /// The project file.
+        path: PathBuf,
+        /// The snapshot that was written (the document may have moved on since).
+        project: Project,
+        /// File > Recent as it now is, or why the save failed (naming the file).
+        outcome: Result<Vec<PathBuf>, String>,
+    },
+    /// Work to recover, read back from its autosave.
+    Recovered {
+        /// What was open.
+        session: Session,
+        /// The recovered project and the project file as last saved (if it
+        /// was ever saved), or why the autosave could not be read.
+        outcome: Result<(Project, Option<Project>), String>,
+    },
+}
+
+/// A save to the project file, for [`ProjectIo::save`].
+#[derive(Clone, Debug)]
+pub struct SaveJob {
+    /// The snapshot to write.
+    pub project: Project,
+    /// The project file.
     pub path: PathBuf,
-    /// `Err` with a message naming the file.
-    pub outcome: Result<(), String>,
+    /// The autosave the saved project replaces; removed once saved.
+    pub replaced_autosave: PathBuf,
+    /// Where the session and the recent list are recorded.
+    pub state: StateDir,
+    /// The film that is open, for the session record.
+    pub film: Option<PathBuf>,
 }
 
-/// The autosave thread ([`AUTOSAVE_THREAD_NAME`]): takes snapshots of the
-/// project and writes them atomically, off the UI thread. Only the newest
-/// pending snapshot is written.
-pub struct Autosaver {
-    jobs: Sender<(Project, PathBuf)>,
-    /// Results, for the status bar.
-    pub results: Receiver<AutosaveResult>,
-    _thread: JoinHandle<()>,
+enum Job {
+    Autosave { project: Project, path: PathBuf },
+    Save(SaveJob),
+    Recover(Session),
+    /// Records what is open (`None`: forgets it).
+    Session(StateDir, Option<Session>),
+    /// Writes File > Recent.
+    Recent(StateDir, Vec<PathBuf>),
+    /// Answered once every job queued before it is done.
+    Flush(Sender<()>),
 }
 
-impl Autosaver {
-    /// Starts the thread; `wake` is called after each write and every
-    /// [`AUTOSAVE_INTERVAL`] (to repaint the UI).
+/// The project I/O thread ([`PROJECT_IO_THREAD_NAME`]): every project
+/// file the app writes or reads back while it runs goes through it, so a
+/// slow or stuck disk never freezes the window. It writes autosave
+/// snapshots (only the newest pending one per sidecar) and saves, both
+/// atomically, and reads back work to recover.
+pub struct ProjectIo {
+    jobs: Option<Sender<Job>>,
+    /// Results, read by the UI every frame.
+    pub results: Receiver<IoResult>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// How long a flush (on exit) waits for queued writes.
+pub const FLUSH_LIMIT: Duration = Duration::from_secs(10);
+
+impl ProjectIo {
+    /// Starts the thread; `wake` is called after each job and every
+    /// [`AUTOSAVE_INTERVAL`] (to repaint the UI, which then autosaves).
     ///
     /// # Errors
     /// When the operating system cannot start the thread.
     pub fn spawn(wake: impl Fn() + Send + 'static) -> std::io::Result<Self> {
-        let (jobs, rx) = crossbeam_channel::unbounded::<(Project, PathBuf)>();
+        let (jobs, rx) = crossbeam_channel::unbounded::<Job>();
         let (tx, results) = crossbeam_channel::unbounded();
         let thread = std::thread::Builder::new()
-            .name(AUTOSAVE_THREAD_NAME.to_owned())
+            .name(PROJECT_IO_THREAD_NAME.to_owned())
             .spawn(move || {
                 loop {
                     // Wakes the UI every interval, so the timed autosave
@@ -355,29 +439,169 @@ impl Autosaver {
                         }
                         Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
                     };
-                    let (project, path) = rx.try_iter().last().unwrap_or(first);
-                    if let Some(dir) = path.parent() {
-                        let _ = std::fs::create_dir_all(dir);
+                    let batch: Vec<Job> = std::iter::once(first).chain(rx.try_iter()).collect();
+                    for (i, job) in batch.iter().enumerate() {
+                        // An autosave that a newer one of the same sidecar replaces is skipped.
+                        let superseded = |path: &Path| {
+                            batch[i + 1..].iter().any(
+                                |later| matches!(later, Job::Autosave { path: p, .. } if p == path),
+                            )
+                        };
+                        let result = match job {
+                            Job::Autosave { path, .. } if superseded(path) => continue,
+                            Job::Autosave { project, path } => autosave(project, path),
+                            Job::Save(save) => save_project(save),
+                            Job::Recover(session) => recover(session),
+                            Job::Session(state, session) => {
+                                record_session(state, session.as_ref());
+                                continue;
+                            }
+                            Job::Recent(state, list) => {
+                                state.write_recent(list);
+                                continue;
+                            }
+                            Job::Flush(done) => {
+                                let _ = done.send(());
+                                continue;
+                            }
+                        };
+                        if tx.send(result).is_err() {
+                            return;
+                        }
+                        wake();
                     }
-                    let outcome = project
-                        .save(&path)
-                        .map_err(|e| format!("Autosave failed: {e}"));
-                    if tx.send(AutosaveResult { path, outcome }).is_err() {
-                        break;
-                    }
-                    wake();
                 }
             })?;
         Ok(Self {
-            jobs,
+            jobs: Some(jobs),
             results,
-            _thread: thread,
+            thread: Some(thread),
         })
     }
 
-    /// Queues a snapshot; never blocks.
-    pub fn save(&self, project: Project, path: PathBuf) {
-        let _ = self.jobs.send((project, path));
+    fn send(&self, job: Job) {
+        if let Some(jobs) = &self.jobs {
+            let _ = jobs.send(job);
+        }
+    }
+
+    /// Queues an autosave snapshot; never blocks.
+    pub fn autosave(&self, project: Project, path: PathBuf) {
+        self.send(Job::Autosave { project, path });
+    }
+
+    /// Queues a save; never blocks. [`IoResult::Saved`] follows.
+    pub fn save(&self, job: SaveJob) {
+        self.send(Job::Save(job));
+    }
+
+    /// Queues reading back the autosave of `session`; [`IoResult::Recovered`] follows.
+    pub fn recover(&self, session: Session) {
+        self.send(Job::Recover(session));
+    }
+
+    /// Queues recording `session` as what is open in `state` (`None`:
+    /// a clean state, nothing to recover), in order with the saves.
+    pub fn record_session(&self, state: StateDir, session: Option<Session>) {
+        self.send(Job::Session(state, session));
+    }
+
+    /// Queues writing File > Recent.
+    pub fn write_recent(&self, state: StateDir, list: Vec<PathBuf>) {
+        self.send(Job::Recent(state, list));
+    }
+
+    /// Waits until every job queued so far is done, for at most `limit`;
+    /// whether they were.
+    pub fn flush(&self, limit: Duration) -> bool {
+        let (done, wait) = crossbeam_channel::bounded(1);
+        self.send(Job::Flush(done));
+        wait.recv_timeout(limit).is_ok()
+    }
+}
+
+impl Drop for ProjectIo {
+    /// Lets queued writes finish (for up to [`FLUSH_LIMIT`]): nothing
+    /// asked to be saved is dropped with the window.
+    fn drop(&mut self) {
+        let finished = self.flush(FLUSH_LIMIT);
+        self.jobs = None;
+        if let Some(thread) = self.thread.take()
+            && finished
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn autosave(project: &Project, path: &Path) -> IoResult {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let outcome = project
+        .save(path)
+        .map_err(|e| format!("Autosave failed: {e}"));
+    IoResult::Autosaved {
+        path: path.to_owned(),
+        outcome,
+    }
+}
+
+fn save_project(job: &SaveJob) -> IoResult {
+    let SaveJob {
+        project,
+        path,
+        replaced_autosave,
+        state,
+        film,
+    } = job;
+    let outcome = project
+        .save(path)
+        .map_err(|e| format!("Could not save the project: {e}"))
+        .map(|()| {
+            // The saved file holds that work now.
+            let _ = std::fs::remove_file(replaced_autosave);
+            if let Some(film) = film {
+                let session = Session {
+                    film: film.clone(),
+                    project: Some(path.clone()),
+                    autosave: Project::autosave_path(path),
+                };
+                record_session(state, Some(&session));
+            }
+            state.push_recent(path)
+        });
+    IoResult::Saved {
+        path: path.clone(),
+        project: project.clone(),
+        outcome,
+    }
+}
+
+fn record_session(state: &StateDir, session: Option<&Session>) {
+    match session {
+        Some(session) => {
+            if let Err(e) = state.set_session(session) {
+                tracing::warn!(
+                    "could not record the session in {}: {e}",
+                    state.root().display()
+                );
+            }
+        }
+        None => state.clear_session(),
+    }
+}
+
+fn recover(session: &Session) -> IoResult {
+    let outcome = Project::load(&session.autosave)
+        .map(|project| {
+            let saved = session.project.as_deref().and_then(|p| Project::load(p).ok());
+            (project, saved)
+        })
+        .map_err(|e| format!("Could not recover: {e}"));
+    IoResult::Recovered {
+        session: session.clone(),
+        outcome,
     }
 }
 
@@ -434,9 +658,16 @@ mod tests {
             doc.autosave_path(&state)
                 .starts_with(dir.path().join("state"))
         );
-        assert!(doc.save(None).is_err(), "no file yet");
+        assert!(doc.to_save(None).is_err(), "no file yet");
         let file = dir.path().join("reel.json");
-        doc.save(Some(file.clone())).expect("saves");
+        let (snapshot, to) = doc.to_save(Some(file.clone())).expect("a file to save to");
+        assert_eq!(to, file);
+        // An edit while the snapshot is being written stays unsaved.
+        doc.edit(|p| p.defaults.saturation = 0.7);
+        doc.mark_saved(file.clone(), snapshot);
+        assert!(doc.is_dirty(), "the edit made during the save is not saved");
+        let (snapshot, _) = doc.to_save(None).expect("the project's own file now");
+        doc.mark_saved(file.clone(), snapshot);
         assert!(!doc.is_dirty());
         assert_eq!(
             doc.autosave_path(&state),
@@ -490,30 +721,121 @@ mod tests {
         assert_eq!(state.recent(), ["c", "a", "b"].map(PathBuf::from).to_vec());
     }
 
+    fn next(io: &ProjectIo) -> IoResult {
+        io.results
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a result")
+    }
+
     #[test]
-    fn the_autosaver_writes_the_newest_snapshot() {
+    fn the_io_thread_autosaves_the_newest_snapshot() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let saver = Autosaver::spawn(|| {}).expect("thread starts");
+        let io = ProjectIo::spawn(|| {}).expect("thread starts");
         let path = dir.path().join("x.autosave.json");
         let mut p = project();
         p.add_keyframe(7);
-        saver.save(p.clone(), path.clone());
-        let result = saver
-            .results
-            .recv_timeout(Duration::from_secs(10))
-            .expect("a result");
-        assert_eq!(result.path, path);
-        assert!(result.outcome.is_ok());
+        io.autosave(p.clone(), path.clone());
+        let IoResult::Autosaved { path: written, outcome } = next(&io) else {
+            panic!("an autosave result");
+        };
+        assert_eq!(written, path);
+        assert!(outcome.is_ok());
         assert_eq!(Project::load(&path).expect("loads"), p);
         // A folder that cannot be written gives a message naming the file.
         let blocked = dir.path().join("file-not-dir");
         std::fs::write(&blocked, b"x").expect("writes");
-        saver.save(p, blocked.join("y.autosave.json"));
-        let result = saver
-            .results
-            .recv_timeout(Duration::from_secs(10))
-            .expect("a result");
-        let message = result.outcome.expect_err("cannot write");
+        io.autosave(p, blocked.join("y.autosave.json"));
+        let IoResult::Autosaved { outcome, .. } = next(&io) else {
+            panic!("an autosave result");
+        };
+        let message = outcome.expect_err("cannot write");
         assert!(message.contains("y.autosave.json"), "{message}");
+    }
+
+    #[test]
+    fn a_save_writes_the_project_records_it_and_removes_the_old_autosave() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = StateDir::at(dir.path().join("state"));
+        let io = ProjectIo::spawn(|| {}).expect("thread starts");
+        let old_autosave = dir.path().join("untitled.autosave.json");
+        project().save(&old_autosave).expect("writes");
+        let file = dir.path().join("reel.tincture.json");
+        let mut p = project();
+        p.add_keyframe(3);
+        io.save(SaveJob {
+            project: p.clone(),
+            path: file.clone(),
+            replaced_autosave: old_autosave.clone(),
+            state: state.clone(),
+            film: Some("reel.mkv".into()),
+        });
+        let IoResult::Saved { path, project: saved, outcome } = next(&io) else {
+            panic!("a save result");
+        };
+        assert_eq!((path, &saved), (file.clone(), &p));
+        assert_eq!(outcome.expect("saved"), vec![file.clone()], "File > Recent");
+        assert_eq!(Project::load(&file).expect("loads"), p);
+        assert!(!old_autosave.exists(), "the replaced autosave is removed");
+        let session: Session = state.read_json("session.json").expect("a session");
+        assert_eq!(session.project, Some(file.clone()));
+        // A save that fails names the file and leaves the old autosave alone.
+        project().save(&old_autosave).expect("writes");
+        let blocked = dir.path().join("file-not-dir");
+        std::fs::write(&blocked, b"x").expect("writes");
+        io.save(SaveJob {
+            project: p,
+            path: blocked.join("reel.tincture.json"),
+            replaced_autosave: old_autosave.clone(),
+            state,
+            film: None,
+        });
+        let IoResult::Saved { outcome, .. } = next(&io) else {
+            panic!("a save result");
+        };
+        let message = outcome.expect_err("cannot write");
+        assert!(message.contains("reel.tincture.json"), "{message}");
+        assert!(old_autosave.exists());
+    }
+
+    #[test]
+    fn recovery_reads_the_autosave_and_the_saved_file_back() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let io = ProjectIo::spawn(|| {}).expect("thread starts");
+        let file = dir.path().join("reel.json");
+        let autosave = Project::autosave_path(&file);
+        project().save(&file).expect("saves");
+        let mut changed = project();
+        changed.add_keyframe(5);
+        changed.save(&autosave).expect("saves");
+        let session = Session {
+            film: "reel.mkv".into(),
+            project: Some(file),
+            autosave: autosave.clone(),
+        };
+        io.recover(session.clone());
+        let IoResult::Recovered { session: back, outcome } = next(&io) else {
+            panic!("a recovery result");
+        };
+        assert_eq!(back, session);
+        let (recovered, saved) = outcome.expect("recovered");
+        assert_eq!((recovered, saved), (changed, Some(project())));
+        std::fs::remove_file(&autosave).expect("removes");
+        io.recover(session);
+        let IoResult::Recovered { outcome, .. } = next(&io) else {
+            panic!("a recovery result");
+        };
+        let message = outcome.expect_err("the autosave is gone");
+        assert!(message.contains("reel.autosave.json"), "{message}");
+    }
+
+    #[test]
+    fn dropping_the_io_thread_finishes_queued_saves() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("late.autosave.json");
+        {
+            let io = ProjectIo::spawn(|| {}).expect("thread starts");
+            io.autosave(project(), file.clone());
+        }
+        assert_eq!(Project::load(&file).expect("written before the drop ended"), project());
     }
 }

@@ -138,18 +138,21 @@ impl Timeline<'_> {
     fn graph(&self, ui: &mut egui::Ui, width: f32) {
         use egui_plot::{Line, Plot, PlotPoints, VLine};
         let points: PlotPoints<'_> = self.flicker.iter().map(|&(f, v)| [f as f64, v]).collect();
-        let last = self.frame_count.saturating_sub(1) as f64;
-        Plot::new("flicker_graph")
+        // Frame f sits at the same x as on the strip above: the plot spans
+        // frames -0.5 to n - 0.5 edge to edge, with no axis taking width.
+        let n = self.frame_count.max(1) as f64;
+        // Keyed by the film's length, so a new film starts from its own bounds.
+        let shown = Plot::new(("flicker_graph", self.frame_count))
             .height(GRAPH_H)
             .width(width)
             .allow_scroll(false)
             .allow_zoom(false)
             .allow_drag(false)
-            .show_axes([false, true])
-            .include_x(0.0)
-            .include_x(last.max(1.0))
+            .allow_double_click_reset(false)
+            .show_axes([false, false])
+            .default_x_bounds(-0.5, n - 0.5)
+            .set_margin_fraction(Vec2::new(0.0, 0.1))
             .include_y(0.0)
-            .y_axis_label("flicker")
             .show(ui, |plot| {
                 plot.line(Line::new("warp error", points).color(Color32::from_rgb(120, 200, 255)));
                 plot.vline(
@@ -157,6 +160,13 @@ impl Timeline<'_> {
                         .color(Color32::from_rgb(255, 80, 60)),
                 );
             });
+        ui.painter().text(
+            shown.response.rect.left_top() + Vec2::new(4.0, 2.0),
+            egui::Align2::LEFT_TOP,
+            "flicker (warp error)",
+            egui::FontId::proportional(11.0),
+            Color32::from_gray(150),
+        );
     }
 }
 

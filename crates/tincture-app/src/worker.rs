@@ -15,7 +15,7 @@ use eframe::egui;
 use tincture_core::compose::frame_to_rgb8;
 use tincture_core::project::Project;
 use tincture_engine::project::{check_source, new_project};
-use tincture_media::{MediaInfo, VideoReader};
+use tincture_media::{MediaInfo, ScrubProxy, VideoReader, evict_proxies};
 
 /// Name of the frame worker thread.
 pub const FRAME_THREAD_NAME: &str = "tincture-frames";
@@ -111,8 +111,9 @@ fn parse_ratio(text: &str) -> Option<f32> {
     (r.is_finite() && r > 0.0).then_some(r)
 }
 
-/// A decoded frame as 8-bit RGB, ready for a texture.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A decoded frame as 8-bit RGB, ready for a texture: the image is built
+/// on the thread that decoded it, so the UI thread only hands it to the GPU.
+#[derive(Clone, Debug, PartialEq)]
 pub struct RgbFrame {
     /// The generation of the [`Command::Show`] it answers.
     pub generation: u64,
@@ -122,8 +123,30 @@ pub struct RgbFrame {
     pub width: usize,
     /// Height in pixels.
     pub height: usize,
-    /// `width * height` RGB triplets, row by row.
-    pub rgb: Vec<u8>,
+    /// The pixels, shared (the cache and the texture upload hold the same).
+    pub image: Arc<egui::ColorImage>,
+}
+
+impl RgbFrame {
+    /// Frame `index` from `width * height` RGB triplets, row by row.
+    ///
+    /// # Panics
+    /// When `rgb` does not hold `width * height` triplets.
+    pub fn from_rgb(index: u64, width: usize, height: usize, rgb: &[u8]) -> Self {
+        Self {
+            generation: 0,
+            index,
+            width,
+            height,
+            image: Arc::new(egui::ColorImage::from_rgb([width, height], rgb)),
+        }
+    }
+
+    /// The colour of pixel (`x`, `y`) as RGB.
+    pub fn rgb_at(&self, x: usize, y: usize) -> [u8; 3] {
+        let c = self.image.pixels[y * self.width + x];
+        [c.r(), c.g(), c.b()]
+    }
 }
 
 /// A message from a background thread to the UI.
@@ -180,18 +203,23 @@ pub struct FrameWorker {
 
 impl FrameWorker {
     /// Starts the worker. It sends its [`Message`]s to `to_ui` and wakes
-    /// `ctx` after each.
+    /// `ctx` after each. Frames it has not cached are read from the film's
+    /// scrub proxy under `proxies` where built (see [`ScrubProxy`]).
     ///
     /// # Errors
     /// When the operating system cannot start the thread.
-    pub fn spawn(ctx: egui::Context, to_ui: Sender<Message>) -> std::io::Result<Self> {
+    pub fn spawn(
+        ctx: egui::Context,
+        to_ui: Sender<Message>,
+        proxies: Option<PathBuf>,
+    ) -> std::io::Result<Self> {
         let (commands, rx) = crossbeam_channel::unbounded();
         let stop = Arc::new(AtomicBool::new(false));
         let outbox = Outbox { ctx, tx: to_ui };
         let stop_flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name(FRAME_THREAD_NAME.to_owned())
-            .spawn(move || run_frames(&rx, &outbox, &stop_flag))?;
+            .spawn(move || run_frames(&rx, &outbox, &stop_flag, proxies.as_deref()))?;
         Ok(Self {
             commands,
             stop,
@@ -302,16 +330,33 @@ impl FrameCache {
     }
 }
 
+/// Frame `index`: from the scrub proxy when its part is built (one intra
+/// frame to decode), else from the film.
+fn fetch(
+    reader: &mut VideoReader,
+    proxy: Option<&mut ScrubProxy>,
+    index: u64,
+) -> Result<RgbFrame, String> {
+    match proxy.and_then(|p| p.frame(index)) {
+        Some(frame) => Ok(RgbFrame::from_rgb(
+            index,
+            frame.width(),
+            frame.height(),
+            &frame_to_rgb8(&frame),
+        )),
+        None => decode(reader, index),
+    }
+}
+
 fn decode(reader: &mut VideoReader, index: u64) -> Result<RgbFrame, String> {
     let decoded = reader.seek(index).map_err(|e| e.to_string())?;
     let frame = &decoded.frame;
-    Ok(RgbFrame {
-        generation: 0,
+    Ok(RgbFrame::from_rgb(
         index,
-        width: frame.width(),
-        height: frame.height(),
-        rgb: frame_to_rgb8(frame),
-    })
+        frame.width(),
+        frame.height(),
+        &frame_to_rgb8(frame),
+    ))
 }
 
 /// Opens a project and its film: the messages to send, and the reader.
@@ -366,8 +411,9 @@ fn open_film(path: &Path) -> (Vec<Message>, Option<VideoReader>) {
     }
 }
 
-fn run_frames(rx: &Receiver<Command>, outbox: &Outbox, stop: &AtomicBool) {
+fn run_frames(rx: &Receiver<Command>, outbox: &Outbox, stop: &AtomicBool, proxies: Option<&Path>) {
     let mut reader: Option<VideoReader> = None;
+    let mut proxy: Option<ScrubProxy> = None;
     let mut cache = FrameCache::default();
     // The next frame to decode ahead, and the last one to.
     let mut ahead: Option<(u64, u64)> = None;
@@ -389,7 +435,7 @@ fn run_frames(rx: &Receiver<Command>, outbox: &Outbox, stop: &AtomicBool) {
             // Idle: decode one frame ahead of the playhead into the cache.
             if let (Some((next, last)), Some(r)) = (ahead, reader.as_mut()) {
                 if cache.get(next).is_none()
-                    && let Ok(frame) = decode(r, next)
+                    && let Ok(frame) = fetch(r, proxy.as_mut(), next)
                 {
                     cache.put(frame);
                 }
@@ -410,6 +456,7 @@ fn run_frames(rx: &Receiver<Command>, outbox: &Outbox, stop: &AtomicBool) {
                 Open::Film(path) => open_film(path),
                 Open::Project { path, film } => open_project(path, film.as_deref()),
             };
+            proxy = proxies.zip(r.as_ref()).and_then(|(root, r)| ScrubProxy::for_film(root, r));
             reader = r;
             for m in messages {
                 if !outbox.send(m) {
@@ -422,7 +469,7 @@ fn run_frames(rx: &Receiver<Command>, outbox: &Outbox, stop: &AtomicBool) {
         };
         let result = match cache.get(index) {
             Some(f) => Ok(f.clone()),
-            None => decode(r, index),
+            None => fetch(r, proxy.as_mut(), index),
         };
         let message = match result {
             Ok(mut frame) => {
@@ -464,8 +511,7 @@ pub fn downscale(frame: &RgbFrame, height: usize) -> RgbFrame {
             let mut sum = [0u32; 3];
             for y in y0..y1 {
                 for x in x0..x1 {
-                    let i = (y * w + x) * 3;
-                    for (s, &v) in sum.iter_mut().zip(&frame.rgb[i..i + 3]) {
+                    for (s, v) in sum.iter_mut().zip(frame.rgb_at(x, y)) {
                         *s += u32::from(v);
                     }
                 }
@@ -476,17 +522,36 @@ pub fn downscale(frame: &RgbFrame, height: usize) -> RgbFrame {
     }
     RgbFrame {
         generation: frame.generation,
-        index: frame.index,
-        width: tw,
-        height: th,
-        rgb,
+        ..RgbFrame::from_rgb(frame.index, tw, th, &rgb)
     }
 }
 
-/// Makes `count` timeline thumbnails of the film at `path`, evenly spaced,
-/// then detects its shots, on a thread of its own
-/// ([`BACKGROUND_THREAD_NAME`]); stops early when `cancel` is set (another
-/// film was opened). Errors only end the work: the viewer reports them.
+/// Where scrub proxies are kept and how much disk they may take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxySettings {
+    /// The folder holding one folder per film.
+    pub root: PathBuf,
+    /// Bytes all proxies together may take; older films' are removed first.
+    pub budget: u64,
+}
+
+/// What the background pass over a film does besides thumbnails.
+#[derive(Clone, Debug, Default)]
+pub struct BackgroundWork {
+    /// Timeline thumbnails to make, evenly spaced.
+    pub thumbnails: u64,
+    /// Whether to detect shots.
+    pub detect: bool,
+    /// Where to build the film's scrub proxy, if it needs one.
+    pub proxies: Option<ProxySettings>,
+}
+
+/// Makes timeline thumbnails of the film at `path`, evenly spaced, then
+/// in one sequential pass detects its shots and builds the parts of its
+/// scrub proxy still missing, on a thread of its own
+/// ([`BACKGROUND_THREAD_NAME`]) at a lowered priority; stops early when
+/// `cancel` is set (another film was opened). Errors only end the work:
+/// the viewer reports decoding errors itself.
 ///
 /// # Errors
 /// When the operating system cannot start the thread.
@@ -495,23 +560,24 @@ pub fn spawn_background(
     to_ui: Sender<Message>,
     path: PathBuf,
     generation: u64,
-    count: u64,
-    detect: bool,
+    work: BackgroundWork,
     cancel: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
     let outbox = Outbox { ctx, tx: to_ui };
     std::thread::Builder::new()
         .name(BACKGROUND_THREAD_NAME.to_owned())
         .spawn(move || {
+            tincture_engine::lower_thread_priority();
             let Ok(mut reader) = VideoReader::open(&path) else {
                 return;
             };
             let frames = reader.frame_count();
-            for k in 0..count.min(frames) {
+            let count = work.thumbnails.min(frames);
+            for k in 0..count {
                 if cancel.load(Ordering::Relaxed) {
                     return;
                 }
-                let index = k * frames / count.min(frames).max(1);
+                let index = k * frames / count.max(1);
                 let Ok(mut frame) = decode(&mut reader, index) else {
                     return;
                 };
@@ -520,23 +586,43 @@ pub fn spawn_background(
                     return;
                 }
             }
-            if !detect {
-                return;
-            }
             let Ok(mut reader) = VideoReader::open(&path) else {
                 return;
             };
-            let mut detector = tincture_core::shots::ShotDetector::new(
-                tincture_core::shots::ShotParams::default(),
-            );
+            let mut proxy = work.proxies.as_ref().and_then(|settings| {
+                let proxy = ScrubProxy::for_film(&settings.root, &reader)?;
+                evict_proxies(&settings.root, proxy.dir(), settings.budget);
+                let writer = proxy.writer();
+                (!writer.complete()).then_some(writer)
+            });
+            if !work.detect && proxy.is_none() {
+                return;
+            }
+            let mut detector = work.detect.then(|| {
+                tincture_core::shots::ShotDetector::new(tincture_core::shots::ShotParams::default())
+            });
             while let Ok(Some(decoded)) = reader.next_frame() {
                 if cancel.load(Ordering::Relaxed) {
                     return;
                 }
-                detector.push(&decoded.frame.luma_unit());
+                if let Some(d) = detector.as_mut() {
+                    d.push(&decoded.frame.luma_unit());
+                }
+                if let Some(writer) = proxy.as_mut()
+                    && let Err(e) = writer.push(&reader, &decoded)
+                {
+                    // Scrubbing still works from the film itself, only slower.
+                    tracing::warn!("the scrub proxy is not built further: {e}");
+                    proxy = None;
+                }
             }
-            let shots = detector.finish().iter().map(|s| (s.start, s.end)).collect();
-            outbox.send(Message::Shots { generation, shots });
+            if let Some(Err(e)) = proxy.map(tincture_media::ProxyWriter::finish) {
+                tracing::warn!("the scrub proxy's last part was not kept: {e}");
+            }
+            if let Some(d) = detector {
+                let shots = d.finish().iter().map(|s| (s.start, s.end)).collect();
+                outbox.send(Message::Shots { generation, shots });
+            }
         })?;
     Ok(())
 }
@@ -596,18 +682,19 @@ mod tests {
 
     #[test]
     fn downscale_averages_boxes() {
+        let rgb = [[0, 0, 0], [200, 100, 50], [10, 10, 10], [10, 10, 10]]
+            .repeat(2)
+            .concat();
         let frame = RgbFrame {
             generation: 3,
-            index: 7,
-            width: 4,
-            height: 2,
-            rgb: [[0, 0, 0], [200, 100, 50], [10, 10, 10], [10, 10, 10]]
-                .repeat(2)
-                .concat(),
+            ..RgbFrame::from_rgb(7, 4, 2, &rgb)
         };
         let small = downscale(&frame, 1);
-        assert_eq!((small.width, small.height, small.index), (2, 1, 7));
-        assert_eq!(small.rgb, vec![100, 50, 25, 10, 10, 10]);
+        assert_eq!(
+            (small.width, small.height, small.index, small.generation),
+            (2, 1, 7, 3)
+        );
+        assert_eq!([small.rgb_at(0, 0), small.rgb_at(1, 0)], [[100, 50, 25], [10, 10, 10]]);
     }
 
     #[test]

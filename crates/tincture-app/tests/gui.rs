@@ -88,6 +88,7 @@ fn harness_with(
         file,
         state: StateDir::at(state.to_owned()),
         colour,
+        scrub_proxies: true,
     };
     Harness::builder()
         .with_size(size)
@@ -233,6 +234,59 @@ fn dragging_the_slider_shows_the_frame_under_the_pointer() {
         "middle of 30 frames, got {position}"
     );
     wait_for_frame(&mut harness, position);
+}
+
+#[test]
+fn a_long_gop_film_gets_a_scrub_proxy_and_jumps_show_the_right_frames() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let frames = tincture_media::PROXY_CHUNK + 30;
+    // One keyframe for the whole film: every jump would decode from frame 0.
+    let film = dir.path().join("long-gop.mkv");
+    let made = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=160x120:rate=24")
+        .args(["-frames:v", &frames.to_string(), "-pix_fmt", "gray"])
+        .args(["-c:v", "ffv1", "-g", &frames.to_string()])
+        .arg(&film)
+        .output();
+    if !made.as_ref().is_ok_and(|o| o.status.success()) {
+        println!("skipping a_long_gop_film_gets_a_scrub_proxy: the ffmpeg CLI failed: {made:?}");
+        return;
+    }
+    let state = dir.path().join("state");
+    let mut harness = harness(Some(film.clone()), &state, [1000.0, 700.0]);
+    wait_for(&mut harness, "frame 0", |app| app.shown_frame() == Some(0));
+    let reader = tincture_media::VideoReader::open(&film).expect("the film opens");
+    assert!(
+        reader.longest_keyframe_run() > tincture_media::PROXY_MIN_RUN,
+        "the fixture is long-GOP"
+    );
+    let proxy = tincture_media::ScrubProxy::for_film(
+        &StateDir::at(state.clone()).proxies().expect("proxies on").root,
+        &reader,
+    )
+    .expect("a long-GOP film gets a proxy");
+    let start = Instant::now();
+    while proxy.built_frames() < frames {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the proxy was not built in a minute ({} of {frames} frames)",
+            proxy.built_frames()
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(proxy.dir().starts_with(&state), "proxies live in the state folder");
+    for target in [frames - 3, 40, tincture_media::PROXY_CHUNK + 1, 7] {
+        harness
+            .get_by_label("Frame position")
+            .set_value_accesskit(target as f64);
+        wait_for(&mut harness, &format!("frame {target}"), |app| {
+            app.is_settled() && app.shown_frame() == Some(target)
+        });
+        harness.get_by_label(&format!("Frame {target} / {frames}"));
+    }
+    assert!(harness.state().error().is_none());
 }
 
 #[test]
@@ -424,7 +478,10 @@ fn keyframes_save_close_and_reopen() {
 
     let project = dir.path().join("reel.tincture.json");
     harness.state_mut().save(Some(project.clone()));
-    harness.step();
+    // The file is written on the project I/O thread; the window goes on meanwhile.
+    assert!(harness.state().is_saving());
+    wait_for(&mut harness, "the save", |app| !app.is_saving());
+    assert!(harness.state().error().is_none());
     let doc = harness.state().document().expect("project");
     assert!(!doc.is_dirty());
     assert_eq!(doc.path(), Some(project.as_path()));
@@ -497,6 +554,7 @@ fn a_project_whose_film_moved_asks_to_relink() {
         let mut harness = harness(Some(film.clone()), &state, [1000.0, 700.0]);
         wait_for_project(&mut harness);
         harness.state_mut().save(Some(project.clone()));
+        wait_for(&mut harness, "the save", |app| !app.is_saving());
     }
     let moved = dir.path().join("moved.mkv");
     std::fs::rename(&film, &moved).expect("moves");
@@ -1167,7 +1225,7 @@ fn snapshot_export_progress_panel() {
     harness
         .state_mut()
         .save(Some(dir.path().join("reel.tincture.json")));
-    harness.step();
+    wait_for(&mut harness, "the save", |app| !app.is_saving());
     assert!(harness.state().error().is_none());
     let output = dir.path().join("reel-colour.mkv");
     fill_export_dialog(&mut harness, &output);
