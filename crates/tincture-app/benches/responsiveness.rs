@@ -364,7 +364,11 @@ fn thread_alive(name: &str) -> bool {
 /// The window on `clip`, its project open, the model's colour off, and
 /// the thumbnail and shot-detection thread finished (so it does not
 /// compete with what is measured).
-fn open_app(clip: &Path, state: &Path, scrub_proxies: bool) -> (Harness<'static, TinctureApp>, f64) {
+fn open_app(
+    clip: &Path,
+    state: &Path,
+    scrub_proxies: bool,
+) -> (Harness<'static, TinctureApp>, f64) {
     let options = AppOptions {
         file: Some(clip.to_owned()),
         state: StateDir::at(state.to_owned()),
@@ -412,7 +416,12 @@ fn proxy_size(clip: &Path, state: &Path) -> (u64, u64) {
         return (0, 0);
     };
     let bytes = std::fs::read_dir(proxy.dir())
-        .map(|d| d.flatten().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum())
+        .map(|d| {
+            d.flatten()
+                .filter_map(|f| f.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
         .unwrap_or(0);
     (proxy.built_frames(), bytes)
 }

@@ -21,6 +21,7 @@ use tincture_core::timecode::frame_timecode;
 use crate::colour::{ColourCommand, ColourMessage, ColourWorker};
 use crate::document::{Document, IoResult, ProjectIo, Recovery, SaveJob, Session, StateDir};
 use crate::export::{ExportAction, Exporter, SourceInfo};
+use crate::paint::{PaintState, Tool};
 use crate::timeline::{Thumb, Timeline};
 use crate::viewer::{self, Side, SplitMode, ViewState};
 use crate::worker::{
@@ -78,6 +79,8 @@ struct Picture {
     generation: u64,
     size: [usize; 2],
     texture: TextureHandle,
+    /// The pixels on the texture, for the eyedropper.
+    image: Arc<egui::ColorImage>,
 }
 
 impl Picture {
@@ -98,16 +101,17 @@ fn upload(ctx: &egui::Context, slot: &mut Option<Picture>, frame: &RgbFrame, nam
         // Written over the texture in place: a whole-image `set` makes the
         // renderer allocate a new GPU texture for every frame shown.
         Some(mut p) if p.size == size => {
-            p.texture.set_partial([0, 0], image, options);
+            p.texture.set_partial([0, 0], Arc::clone(&image), options);
             p.texture
         }
-        _ => ctx.load_texture(name, image, options),
+        _ => ctx.load_texture(name, Arc::clone(&image), options),
     };
     *slot = Some(Picture {
         index: frame.index,
         generation: frame.generation,
         size,
         texture,
+        image,
     });
 }
 
@@ -151,6 +155,10 @@ pub struct TinctureApp {
     thumbs: Vec<(u64, TextureHandle)>,
     /// Shot detection has finished for the open film.
     shots_detected: bool,
+    /// The background pass over the film (shots, scrub proxy): frames read, of all.
+    pass: Option<(u64, u64)>,
+    /// The last error shown, kept for the status bar once its banner is gone.
+    last_error: Option<String>,
     background_cancel: Arc<AtomicBool>,
     doc: Option<Document>,
     /// The project revision the colour worker has.
@@ -181,6 +189,10 @@ pub struct TinctureApp {
     runtime: RuntimeStatus,
     /// File > Export…: its window, the running export and its notice.
     exporter: Exporter,
+    /// The hint painting tools.
+    paint: PaintState,
+    /// Where the picture painted on was last drawn, and its size in pixels.
+    paint_picture: Option<(egui::Rect, [usize; 2])>,
 }
 
 impl TinctureApp {
@@ -202,9 +214,13 @@ impl TinctureApp {
             .scrub_proxies
             .then(|| options.state.proxies())
             .flatten();
-        let worker = FrameWorker::spawn(ctx.clone(), tx.clone(), proxies.as_ref().map(|p| p.root.clone()))
-            .inspect_err(|e| error = Some(format!("Could not start the decoding thread: {e}")))
-            .ok();
+        let worker = FrameWorker::spawn(
+            ctx.clone(),
+            tx.clone(),
+            proxies.as_ref().map(|p| p.root.clone()),
+        )
+        .inspect_err(|e| error = Some(format!("Could not start the decoding thread: {e}")))
+        .ok();
         let mut runtime = RuntimeStatus::Checking;
         if let Err(e) = worker::spawn_runtime_check(ctx.clone(), tx.clone()) {
             runtime = RuntimeStatus::Failed(format!("could not start the ONNX Runtime check: {e}"));
@@ -219,7 +235,9 @@ impl TinctureApp {
         };
         let wake = ctx.clone();
         let io = ProjectIo::spawn(move || wake.request_repaint())
-            .inspect_err(|e| error = Some(format!("Could not start the project saving thread: {e}")))
+            .inspect_err(|e| {
+                error = Some(format!("Could not start the project saving thread: {e}"))
+            })
             .ok();
         let recovery = options.state.recovery();
         let recent = options.state.recent();
@@ -242,6 +260,8 @@ impl TinctureApp {
             colouring: false,
             thumbs: Vec::new(),
             shots_detected: false,
+            pass: None,
+            last_error: None,
             background_cancel: Arc::new(AtomicBool::new(false)),
             doc: None,
             colour_revision: None,
@@ -263,6 +283,8 @@ impl TinctureApp {
             error,
             runtime,
             exporter: Exporter::default(),
+            paint: PaintState::default(),
+            paint_picture: None,
         };
         if let Some(file) = options.file {
             app.open_any(file);
@@ -295,6 +317,7 @@ impl TinctureApp {
         self.before = None;
         self.thumbs.clear();
         self.shots_detected = false;
+        self.pass = None;
         self.in_out = (None, None);
         self.playback = None;
         self.selected_shot = None;
@@ -679,6 +702,15 @@ impl TinctureApp {
                     }
                     self.error = Some(text);
                 }
+                Message::Pass {
+                    generation,
+                    done,
+                    total,
+                } => {
+                    if generation == self.open_generation {
+                        self.pass = (done < total).then_some((done, total));
+                    }
+                }
                 Message::Runtime(Ok(version)) => self.runtime = RuntimeStatus::Ready(version),
                 Message::Runtime(Err(text)) => self.runtime = RuntimeStatus::Failed(text),
             }
@@ -785,11 +817,7 @@ impl TinctureApp {
         if frame.image.size != [frame.width, frame.height] {
             self.error = Some(format!(
                 "Frame {}: the decoder returned a {}x{} picture for {}x{} pixels",
-                frame.index,
-                frame.image.size[0],
-                frame.image.size[1],
-                frame.width,
-                frame.height
+                frame.index, frame.image.size[0], frame.image.size[1], frame.width, frame.height
             ));
             return;
         }
@@ -878,6 +906,7 @@ impl TinctureApp {
             (Modifiers::NONE, Key::F),
             (Modifiers::NONE, Key::Num1),
         ];
+        self.paint_keys(ui);
         // Presses are counted, so steps typed faster than frames are drawn
         // (a held key on a busy machine) are not lost.
         let counts = ui.input_mut(|i| keys.map(|(m, k)| i.count_and_consume_key(m, k)));
@@ -1204,6 +1233,8 @@ impl TinctureApp {
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                     self.runtime_ui(ui);
                     ui.separator();
+                    self.workers_ui(ui);
+                    ui.separator();
                     ui.with_layout(egui::Layout::left_to_right(egui::Align::Center), |ui| {
                         self.media_status_ui(ui);
                         if self.colouring {
@@ -1234,6 +1265,68 @@ impl TinctureApp {
                 });
             });
         });
+    }
+
+    /// Jobs waiting for the worker threads: frame requests, the frame on
+    /// screen still being decoded or coloured, and project writes.
+    pub fn queue_length(&self) -> usize {
+        let frames = self.worker.as_ref().map_or(0, FrameWorker::queued);
+        let decoding = usize::from(self.media.is_some() && !self.is_settled());
+        let writes = self.io.as_ref().map_or(0, ProjectIo::pending);
+        frames + decoding + usize::from(self.colouring) + writes
+    }
+
+    /// The worker threads' state and queue, and the last error (right-hand
+    /// side of the status bar, laid out right to left).
+    fn workers_ui(&self, ui: &mut egui::Ui) {
+        let mut busy = Vec::new();
+        if self.media.is_some() && !self.is_settled() {
+            busy.push(format!("decoding frame {}", self.position));
+        }
+        if self.colouring {
+            busy.push("colouring".to_owned());
+        }
+        let thumbnails = self
+            .media
+            .as_ref()
+            .map_or(0, |m| m.frame_count.min(THUMBNAILS));
+        if (self.thumbs.len() as u64) < thumbnails && self.pass.is_none() && !self.shots_detected {
+            busy.push(format!("thumbnails {}/{thumbnails}", self.thumbs.len()));
+        }
+        if let Some((done, total)) = self.pass {
+            busy.push(format!(
+                "shots and scrub proxy {}%",
+                done * 100 / total.max(1)
+            ));
+        }
+        if self.is_saving() {
+            busy.push("saving".to_owned());
+        }
+        if self.exporter.is_running() {
+            busy.push("exporting".to_owned());
+        }
+        let queue = self.queue_length();
+        let state = if busy.is_empty() {
+            "Workers idle".to_owned()
+        } else {
+            format!("Working: {}", busy.join(", "))
+        };
+        ui.label(format!("Queue {queue}")).on_hover_text(
+            "Jobs waiting for the worker threads: frames, colour and project writes",
+        );
+        // No spinner: it would repaint the window for as long as anything runs.
+        ui.label(state);
+        // While its banner is up the error is shown there; afterwards here.
+        if let Some(text) = self.last_error.as_ref().filter(|_| self.error.is_none()) {
+            ui.separator();
+            ui.add(
+                egui::Label::new(
+                    RichText::new(format!("Last error: {text}")).color(ui.visuals().error_fg_color),
+                )
+                .truncate(),
+            )
+            .on_hover_text(text);
+        }
     }
 
     fn media_status_ui(&self, ui: &mut egui::Ui) {
@@ -1519,6 +1612,8 @@ impl TinctureApp {
         egui::Panel::right("properties_panel")
             .default_size(230.0)
             .show(ui, |ui| {
+                self.paint_panel_ui(ui);
+                ui.separator();
                 ui.heading("Properties");
                 match shot {
                     Some(i) => ui.label(format!("Shot {} (its own settings)", i + 1)),
@@ -1550,6 +1645,205 @@ impl TinctureApp {
                 None => p.defaults = settings,
             });
         }
+    }
+
+    /// The painting tools: tool, hint colour and brush size.
+    fn paint_panel_ui(&mut self, ui: &mut egui::Ui) {
+        paint_tools_ui(ui, &mut self.paint);
+    }
+
+    /// V, B, P, E and D choose a tool; `[` and `]` change the brush size.
+    fn paint_keys(&mut self, ui: &mut egui::Ui) {
+        let tools =
+            Tool::ALL.map(|t| (t, ui.input_mut(|i| i.consume_key(Modifiers::NONE, t.key()))));
+        if let Some((tool, _)) = tools.iter().rev().find(|(_, pressed)| *pressed) {
+            self.paint.tool = *tool;
+            self.paint.current = None;
+        }
+        let (smaller, larger) = ui.input_mut(|i| {
+            (
+                i.count_and_consume_key(Modifiers::NONE, Key::OpenBracket),
+                i.count_and_consume_key(Modifiers::NONE, Key::CloseBracket),
+            )
+        });
+        for _ in 0..smaller {
+            self.paint.resize(false);
+        }
+        for _ in 0..larger {
+            self.paint.resize(true);
+        }
+    }
+
+    /// Where the picture that is painted on lies, and its size: the
+    /// coloured side in side-by-side view, else the whole picture.
+    fn paint_area(&self, rect: egui::Rect) -> Option<(egui::Rect, [usize; 2])> {
+        let size = self.before.as_ref().or(self.after.as_ref())?.size;
+        let pixel_aspect = self.media.as_ref().map_or(1.0, |m| m.pixel_aspect);
+        let area = if self.view.mode == SplitMode::SideBySide {
+            let half = rect.width() / 2.0;
+            egui::Rect::from_min_size(
+                rect.min + egui::vec2(half, 0.0),
+                egui::vec2(half, rect.height()),
+            )
+        } else {
+            rect
+        };
+        Some((
+            viewer::picture_rect(area, size, pixel_aspect, &self.view),
+            size,
+        ))
+    }
+
+    /// The strokes of the frame on screen, drawn over the viewer, and the
+    /// painting tool's clicks and drags.
+    fn hints_ui(
+        &mut self,
+        ui: &egui::Ui,
+        rect: egui::Rect,
+        response: &egui::Response,
+        painting: bool,
+    ) {
+        self.paint_picture = self.paint_area(rect);
+        let Some((picture, size)) = self.paint_picture else {
+            return;
+        };
+        if painting {
+            self.paint_with_tool(ui, picture, size, response);
+        }
+        let strokes = self
+            .doc
+            .as_ref()
+            .and_then(|d| d.project().keyframe(self.position))
+            .map_or(&[][..], |k| k.strokes.as_slice());
+        let current = self
+            .paint
+            .current
+            .as_deref()
+            .filter(|_| matches!(self.paint.tool, Tool::Brush | Tool::Point))
+            .map(|points| (points, self.paint.colour, self.paint.size));
+        let painter = ui.painter_at(rect);
+        crate::paint::draw_strokes(&painter, picture, size, strokes, current);
+        if painting
+            && let Some(p) = response.hover_pos()
+            && matches!(self.paint.tool, Tool::Brush | Tool::Eraser)
+        {
+            let radius = self.paint.size / 2.0 * picture.width() / size[0].max(1) as f32;
+            painter.circle_stroke(p, radius.max(1.0), egui::Stroke::new(1.0, Color32::WHITE));
+        }
+    }
+
+    fn paint_with_tool(
+        &mut self,
+        ui: &egui::Ui,
+        picture: egui::Rect,
+        size: [usize; 2],
+        response: &egui::Response,
+    ) {
+        let pointer = ui.input(|i| i.pointer.interact_pos());
+        let at = pointer.map(|p| crate::paint::film_pixel(p, picture, size));
+        let canvas = [size[0] as u32, size[1] as u32];
+        match self.paint.tool {
+            Tool::View => {}
+            Tool::Brush | Tool::Eraser => {
+                if response.is_pointer_button_down_on()
+                    && let Some(at) = at
+                {
+                    let started = pointer.is_some_and(|p| crate::paint::on_picture(p, picture));
+                    if self.paint.current.is_none() && started {
+                        self.paint.current = Some(Vec::new());
+                    }
+                    if let Some(points) = &mut self.paint.current {
+                        crate::paint::extend(points, at);
+                    }
+                }
+                if response.drag_stopped() || response.clicked() {
+                    match self.paint.tool {
+                        Tool::Brush => {
+                            if let Some(stroke) = self.paint.finish(canvas) {
+                                self.add_stroke(stroke);
+                            }
+                        }
+                        _ => {
+                            let points = self.paint.current.take().unwrap_or_default();
+                            self.erase(&points);
+                        }
+                    }
+                }
+            }
+            Tool::Point => {
+                if response.clicked()
+                    && let Some(at) = at
+                    && pointer.is_some_and(|p| crate::paint::on_picture(p, picture))
+                {
+                    self.paint.current = Some(vec![at]);
+                    if let Some(stroke) = self.paint.finish(canvas) {
+                        self.add_stroke(stroke);
+                    }
+                }
+            }
+            Tool::Eyedropper => {
+                if response.clicked()
+                    && let Some([x, y]) = at
+                    && let Some(picked) = self.after.as_ref().or(self.before.as_ref())
+                {
+                    let (x, y) = (x as usize, y as usize);
+                    let [w, _] = picked.image.size;
+                    if let Some(c) = picked.image.pixels.get(y * w + x) {
+                        self.paint.colour = [c.r(), c.g(), c.b()];
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds a painted stroke to the frame on screen, which becomes a
+    /// keyframe: one undo step, autosaved at once.
+    pub fn add_stroke(&mut self, stroke: tincture_core::project::Stroke) {
+        let frame = self.position;
+        self.edit(true, move |p| p.add_keyframe(frame).strokes.push(stroke));
+    }
+
+    /// Removes the strokes of the frame on screen that the eraser passed over.
+    fn erase(&mut self, path: &[[f32; 2]]) {
+        let frame = self.position;
+        let radius = self.paint.size / 2.0;
+        self.edit(true, |p| {
+            if let Some(k) = p.keyframes.iter_mut().find(|k| k.frame == frame) {
+                k.strokes
+                    .retain(|s| !path.iter().any(|&at| crate::paint::touches(s, at, radius)));
+            }
+        });
+    }
+
+    /// The tool in use (tests and benches).
+    pub fn paint_state(&self) -> &PaintState {
+        &self.paint
+    }
+
+    /// Where the picture that is painted on was last drawn, and its size in film pixels.
+    pub fn paint_picture(&self) -> Option<(egui::Rect, [usize; 2])> {
+        self.paint_picture
+    }
+
+    /// The screen point of film pixel (`x`, `y`) on the picture painted on.
+    pub fn screen_point_of(&self, x: f32, y: f32) -> Option<egui::Pos2> {
+        let (r, [w, h]) = self.paint_picture?;
+        Some(egui::pos2(
+            r.left() + (x + 0.5) / w as f32 * r.width(),
+            r.top() + (y + 0.5) / h as f32 * r.height(),
+        ))
+    }
+
+    /// The coloured ("after") frame's pixel (`x`, `y`) as sRGB, and its frame number.
+    pub fn after_rgb_at(&self, x: usize, y: usize) -> Option<(u64, [u8; 3])> {
+        let a = self.after.as_ref()?;
+        let c = a.image.pixels.get(y * a.size[0] + x)?;
+        Some((a.index, [c.r(), c.g(), c.b()]))
+    }
+
+    /// Sets the hint colour (tests; the panel's colour button does this for users).
+    pub fn set_hint_colour(&mut self, rgb: [u8; 3]) {
+        self.paint.colour = rgb;
     }
 
     fn banners_ui(&mut self, ui: &mut egui::Ui) {
@@ -1624,7 +1918,18 @@ impl TinctureApp {
         let pixel_aspect = self.media.as_ref().map_or(1.0, |m| m.pixel_aspect);
         let before = self.before.as_ref().map(Picture::side);
         let after = self.after.as_ref().map(Picture::side);
-        viewer::show(ui, rect, &mut self.view, before, after, pixel_aspect, hold);
+        let painting = self.paint.tool.paints() && self.doc.is_some();
+        let response = viewer::show(
+            ui,
+            rect,
+            &mut self.view,
+            before,
+            after,
+            pixel_aspect,
+            hold,
+            painting,
+        );
+        self.hints_ui(ui, rect, &response, painting);
         let painter = ui.painter_at(rect);
         if self.before.is_some() {
             let stale = self
@@ -1737,6 +2042,9 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
 impl eframe::App for TinctureApp {
     fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.handle_messages();
+        if self.error.is_some() && self.error != self.last_error {
+            self.last_error.clone_from(&self.error);
+        }
         self.advance_playback();
         self.drive_colour();
         if let Some(e) = self.exporter.poll() {
@@ -1783,6 +2091,35 @@ impl eframe::App for TinctureApp {
             tracing::error!("the project I/O thread did not finish its writes before exit");
         }
     }
+}
+
+/// The painting tools' panel: a button per tool, the hint colour and the brush size.
+fn paint_tools_ui(ui: &mut egui::Ui, paint: &mut PaintState) {
+    ui.heading("Paint hints");
+    ui.horizontal_wrapped(|ui| {
+        for tool in Tool::ALL {
+            let key = format!("{:?}", tool.key());
+            if ui
+                .selectable_label(paint.tool == tool, tool.label())
+                .on_hover_text(format!("{} ({key})", tool.label()))
+                .clicked()
+            {
+                paint.tool = tool;
+                paint.current = None;
+            }
+        }
+    });
+    ui.horizontal(|ui| {
+        ui.color_edit_button_srgb(&mut paint.colour)
+            .on_hover_text("Hint colour (only its chroma is used: the film's luma is kept)");
+        ui.label("Hint colour");
+    });
+    ui.add(
+        egui::Slider::new(&mut paint.size, crate::paint::SIZE_RANGE)
+            .logarithmic(true)
+            .text("Brush size"),
+    )
+    .on_hover_text("[ and ] change it");
 }
 
 /// A frame rate for people: `24`, `25`, `23.976`, `29.97`.

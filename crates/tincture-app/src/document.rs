@@ -7,6 +7,8 @@
 //! neither the project nor its autosave is ever half-written.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -390,7 +392,10 @@ pub struct SaveJob {
 }
 
 enum Job {
-    Autosave { project: Project, path: PathBuf },
+    Autosave {
+        project: Project,
+        path: PathBuf,
+    },
     Save(SaveJob),
     Recover(Session),
     /// Records what is open (`None`: forgets it).
@@ -408,6 +413,8 @@ enum Job {
 /// atomically, and reads back work to recover.
 pub struct ProjectIo {
     jobs: Option<Sender<Job>>,
+    /// Jobs queued and not yet done.
+    pending: Arc<AtomicUsize>,
     /// Results, read by the UI every frame.
     pub results: Receiver<IoResult>,
     thread: Option<JoinHandle<()>>,
@@ -425,6 +432,8 @@ impl ProjectIo {
     pub fn spawn(wake: impl Fn() + Send + 'static) -> std::io::Result<Self> {
         let (jobs, rx) = crossbeam_channel::unbounded::<Job>();
         let (tx, results) = crossbeam_channel::unbounded();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let left = Arc::clone(&pending);
         let thread = std::thread::Builder::new()
             .name(PROJECT_IO_THREAD_NAME.to_owned())
             .spawn(move || {
@@ -441,6 +450,8 @@ impl ProjectIo {
                     };
                     let batch: Vec<Job> = std::iter::once(first).chain(rx.try_iter()).collect();
                     for (i, job) in batch.iter().enumerate() {
+                        // Counted as done once handled, skipped or not.
+                        let finished = Finished(&left);
                         // An autosave that a newer one of the same sidecar replaces is skipped.
                         let superseded = |path: &Path| {
                             batch[i + 1..].iter().any(
@@ -461,6 +472,8 @@ impl ProjectIo {
                                 continue;
                             }
                             Job::Flush(done) => {
+                                // Everything before it is done, and so is the flush.
+                                drop(finished);
                                 let _ = done.send(());
                                 continue;
                             }
@@ -474,6 +487,7 @@ impl ProjectIo {
             })?;
         Ok(Self {
             jobs: Some(jobs),
+            pending,
             results,
             thread: Some(thread),
         })
@@ -481,8 +495,16 @@ impl ProjectIo {
 
     fn send(&self, job: Job) {
         if let Some(jobs) = &self.jobs {
-            let _ = jobs.send(job);
+            self.pending.fetch_add(1, Ordering::SeqCst);
+            if jobs.send(job).is_err() {
+                self.pending.fetch_sub(1, Ordering::SeqCst);
+            }
         }
+    }
+
+    /// Jobs (saves, autosaves, reads) queued and not yet done.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::SeqCst)
     }
 
     /// Queues an autosave snapshot; never blocks.
@@ -531,6 +553,15 @@ impl Drop for ProjectIo {
         {
             let _ = thread.join();
         }
+    }
+}
+
+/// Counts one job done when dropped.
+struct Finished<'a>(&'a AtomicUsize);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -595,7 +626,10 @@ fn record_session(state: &StateDir, session: Option<&Session>) {
 fn recover(session: &Session) -> IoResult {
     let outcome = Project::load(&session.autosave)
         .map(|project| {
-            let saved = session.project.as_deref().and_then(|p| Project::load(p).ok());
+            let saved = session
+                .project
+                .as_deref()
+                .and_then(|p| Project::load(p).ok());
             (project, saved)
         })
         .map_err(|e| format!("Could not recover: {e}"));
@@ -735,7 +769,11 @@ mod tests {
         let mut p = project();
         p.add_keyframe(7);
         io.autosave(p.clone(), path.clone());
-        let IoResult::Autosaved { path: written, outcome } = next(&io) else {
+        let IoResult::Autosaved {
+            path: written,
+            outcome,
+        } = next(&io)
+        else {
             panic!("an autosave result");
         };
         assert_eq!(written, path);
@@ -750,6 +788,8 @@ mod tests {
         };
         let message = outcome.expect_err("cannot write");
         assert!(message.contains("y.autosave.json"), "{message}");
+        assert!(io.flush(Duration::from_secs(10)));
+        assert_eq!(io.pending(), 0, "nothing left queued");
     }
 
     #[test]
@@ -769,7 +809,12 @@ mod tests {
             state: state.clone(),
             film: Some("reel.mkv".into()),
         });
-        let IoResult::Saved { path, project: saved, outcome } = next(&io) else {
+        let IoResult::Saved {
+            path,
+            project: saved,
+            outcome,
+        } = next(&io)
+        else {
             panic!("a save result");
         };
         assert_eq!((path, &saved), (file.clone(), &p));
@@ -813,7 +858,11 @@ mod tests {
             autosave: autosave.clone(),
         };
         io.recover(session.clone());
-        let IoResult::Recovered { session: back, outcome } = next(&io) else {
+        let IoResult::Recovered {
+            session: back,
+            outcome,
+        } = next(&io)
+        else {
             panic!("a recovery result");
         };
         assert_eq!(back, session);
@@ -836,6 +885,9 @@ mod tests {
             let io = ProjectIo::spawn(|| {}).expect("thread starts");
             io.autosave(project(), file.clone());
         }
-        assert_eq!(Project::load(&file).expect("written before the drop ended"), project());
+        assert_eq!(
+            Project::load(&file).expect("written before the drop ended"),
+            project()
+        );
     }
 }

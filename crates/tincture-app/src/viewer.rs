@@ -91,7 +91,9 @@ pub fn fit_rect(outer: Rect, aspect: f32) -> Rect {
 
 /// Draws the viewer into `rect` and handles wipe dragging, panning and
 /// wheel zoom. `before` and `after` are the two pictures; `hold_before`
-/// shows the film alone while a key is held.
+/// shows the film alone while a key is held. With `painting`, drags and
+/// clicks are left to the caller's tool (the wheel still zooms).
+#[expect(clippy::too_many_arguments, reason = "the viewer's inputs, each plain")]
 pub fn show(
     ui: &mut egui::Ui,
     rect: Rect,
@@ -100,10 +102,16 @@ pub fn show(
     after: Option<Side>,
     pixel_aspect: f32,
     hold_before: bool,
+    painting: bool,
 ) -> egui::Response {
-    let response = ui
-        .interact(rect, ui.scope_id().with("viewer"), Sense::click_and_drag())
-        .on_hover_text("Drag the line to wipe; wheel to zoom; drag to pan when zoomed");
+    let response = ui.interact(rect, ui.scope_id().with("viewer"), Sense::click_and_drag());
+    let response = if painting {
+        response.on_hover_cursor(egui::CursorIcon::Crosshair)
+    } else {
+        response.on_hover_text("Drag the line to wipe; wheel to zoom; drag to pan when zoomed")
+    };
+    // While a tool paints, the drags are its own.
+    let dragged = response.dragged() && !painting;
     let painter = ui.painter_at(rect);
     painter.rect_filled(rect, 0.0, Color32::from_gray(16));
     let Some(base) = before.or(after) else {
@@ -141,7 +149,7 @@ pub fn show(
                 }
                 corner_label(&painter, area, label);
             }
-            if response.dragged() && view.zoom.is_some() {
+            if dragged && view.zoom.is_some() {
                 view.pan += response.drag_delta();
             }
         }
@@ -164,7 +172,7 @@ pub fn show(
                     "After"
                 },
             );
-            if response.dragged() && view.zoom.is_some() {
+            if dragged && view.zoom.is_some() {
                 view.pan += response.drag_delta();
             }
         }
@@ -174,6 +182,7 @@ pub fn show(
             // Dragging near the line moves it; elsewhere it pans a zoomed picture.
             let near_line = |p: Pos2| (p.x - x).abs() < 12.0;
             if response.drag_started()
+                && !painting
                 && let Some(p) = response.interact_pointer_pos()
             {
                 ui.memory_mut(|m| {
@@ -186,7 +195,7 @@ pub fn show(
                     .get_temp(ui.scope_id().with("wiping"))
                     .unwrap_or(false)
             });
-            if response.dragged() {
+            if dragged {
                 if wiping || view.zoom.is_none() {
                     if let Some(p) = response.interact_pointer_pos() {
                         view.wipe = ((p.x - r.left()) / r.width().max(1.0)).clamp(0.0, 1.0);
@@ -196,6 +205,7 @@ pub fn show(
                 }
             }
             if response.clicked()
+                && !painting
                 && let Some(p) = response.interact_pointer_pos()
             {
                 view.wipe = ((p.x - r.left()) / r.width().max(1.0)).clamp(0.0, 1.0);

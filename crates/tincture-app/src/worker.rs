@@ -187,9 +187,22 @@ pub enum Message {
         /// The shots.
         shots: Vec<(u64, u64)>,
     },
+    /// How far the background pass over the film (shots, scrub proxy) has
+    /// come, for the film opened at `generation`.
+    Pass {
+        /// The film's open generation.
+        generation: u64,
+        /// Frames read so far.
+        done: u64,
+        /// Frames in the film.
+        total: u64,
+    },
     /// The outcome of loading ONNX Runtime: its version, or why it did not load.
     Runtime(Result<String, String>),
 }
+
+/// The background pass reports its progress every this many frames.
+const PASS_REPORT_EVERY: u64 = 25;
 
 /// Handle to the frame worker thread ([`FRAME_THREAD_NAME`]).
 ///
@@ -230,6 +243,11 @@ impl FrameWorker {
     /// Queues a command; never blocks. Returns `false` if the worker has ended.
     pub fn send(&self, command: Command) -> bool {
         self.commands.send(command).is_ok()
+    }
+
+    /// Commands waiting for the worker.
+    pub fn queued(&self) -> usize {
+        self.commands.len()
     }
 }
 
@@ -456,7 +474,9 @@ fn run_frames(rx: &Receiver<Command>, outbox: &Outbox, stop: &AtomicBool, proxie
                 Open::Film(path) => open_film(path),
                 Open::Project { path, film } => open_project(path, film.as_deref()),
             };
-            proxy = proxies.zip(r.as_ref()).and_then(|(root, r)| ScrubProxy::for_film(root, r));
+            proxy = proxies
+                .zip(r.as_ref())
+                .and_then(|(root, r)| ScrubProxy::for_film(root, r));
             reader = r;
             for m in messages {
                 if !outbox.send(m) {
@@ -601,9 +621,19 @@ pub fn spawn_background(
             let mut detector = work.detect.then(|| {
                 tincture_core::shots::ShotDetector::new(tincture_core::shots::ShotParams::default())
             });
+            let total = reader.frame_count();
+            let mut done = 0;
             while let Ok(Some(decoded)) = reader.next_frame() {
                 if cancel.load(Ordering::Relaxed) {
                     return;
+                }
+                done += 1;
+                if done % PASS_REPORT_EVERY == 0 {
+                    outbox.send(Message::Pass {
+                        generation,
+                        done,
+                        total,
+                    });
                 }
                 if let Some(d) = detector.as_mut() {
                     d.push(&decoded.frame.luma_unit());
@@ -623,6 +653,11 @@ pub fn spawn_background(
                 let shots = d.finish().iter().map(|s| (s.start, s.end)).collect();
                 outbox.send(Message::Shots { generation, shots });
             }
+            outbox.send(Message::Pass {
+                generation,
+                done: total,
+                total,
+            });
         })?;
     Ok(())
 }
@@ -694,7 +729,10 @@ mod tests {
             (small.width, small.height, small.index, small.generation),
             (2, 1, 7, 3)
         );
-        assert_eq!([small.rgb_at(0, 0), small.rgb_at(1, 0)], [[100, 50, 25], [10, 10, 10]]);
+        assert_eq!(
+            [small.rgb_at(0, 0), small.rgb_at(1, 0)],
+            [[100, 50, 25], [10, 10, 10]]
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use eframe::egui;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable as _;
+use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use tincture_app::document::StateDir;
 use tincture_app::{AppOptions, TinctureApp};
 use tincture_engine::render::Start;
@@ -243,7 +243,15 @@ fn a_long_gop_film_gets_a_scrub_proxy_and_jumps_show_the_right_frames() {
     // One keyframe for the whole film: every jump would decode from frame 0.
     let film = dir.path().join("long-gop.mkv");
     let made = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
         .arg("testsrc2=size=160x120:rate=24")
         .args(["-frames:v", &frames.to_string(), "-pix_fmt", "gray"])
         .args(["-c:v", "ffv1", "-g", &frames.to_string()])
@@ -262,7 +270,10 @@ fn a_long_gop_film_gets_a_scrub_proxy_and_jumps_show_the_right_frames() {
         "the fixture is long-GOP"
     );
     let proxy = tincture_media::ScrubProxy::for_film(
-        &StateDir::at(state.clone()).proxies().expect("proxies on").root,
+        &StateDir::at(state.clone())
+            .proxies()
+            .expect("proxies on")
+            .root,
         &reader,
     )
     .expect("a long-GOP film gets a proxy");
@@ -276,7 +287,10 @@ fn a_long_gop_film_gets_a_scrub_proxy_and_jumps_show_the_right_frames() {
         harness.step();
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(proxy.dir().starts_with(&state), "proxies live in the state folder");
+    assert!(
+        proxy.dir().starts_with(&state),
+        "proxies live in the state folder"
+    );
     for target in [frames - 3, 40, tincture_media::PROXY_CHUNK + 1, 7] {
         harness
             .get_by_label("Frame position")
@@ -309,6 +323,9 @@ fn opening_a_text_file_shows_an_error() {
     harness.get_by_label_contains("not a readable video file");
     harness.get_by_label("No film open");
     assert!(harness.query_by_label_contains("Frame 0 /").is_none());
+    // The status bar says the workers are idle.
+    harness.get_by_label("Workers idle");
+    harness.get_by_label("Queue 0");
 
     // The window keeps working: a film opened afterwards replaces the error.
     if let Some(film) = fixture_or_skip(
@@ -318,11 +335,17 @@ fn opening_a_text_file_shows_an_error() {
         harness.state_mut().open(film);
         wait_for_frame(&mut harness, 0);
         assert!(harness.state().error().is_none());
-        assert!(
-            harness
-                .query_by_label_contains("not a readable video file")
-                .is_none()
-        );
+        // The banner is gone; the status bar keeps a record of it.
+        let mentions: Vec<String> = harness
+            .query_all_by_label_contains("not a readable video file")
+            .map(|node| {
+                node.value()
+                    .or_else(|| node.accesskit_node().label())
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(mentions.len(), 1, "{mentions:?}");
+        assert!(mentions[0].starts_with("Last error: "), "{mentions:?}");
     }
 }
 
@@ -391,6 +414,9 @@ fn readme_screenshot() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut harness = harness_with(Some(film), dir.path(), true, [1280.0, 800.0]);
     wait_for(&mut harness, "the first frame", |app| app.is_settled());
+    // The timeline as an archivist sees it a moment after opening: all
+    // thumbnails made and the shots found.
+    wait_until_quiet(&mut harness);
     let count = harness.state().media().expect("film open").frame_count;
     let third = count / 3;
     harness.state_mut().seek(third);
@@ -1265,4 +1291,253 @@ fn snapshot_export_progress_panel() {
     harness.get_by_label("Cancel export").click();
     harness.step();
     wait_for_export(&mut harness);
+}
+
+// ---- Painting hints ---------------------------------------------------------
+
+/// The two colours of the painting fixture: its left and right halves, a
+/// light warm one and a dark blue, apart in luma as the objects of a real
+/// scene are (colours of equal luma cannot be told apart from a gray film).
+const LEFT_COLOUR: [u8; 3] = [0xe0, 0xa0, 0x70];
+const RIGHT_COLOUR: [u8; 3] = [0x20, 0x38, 0x78];
+
+/// Runs the ffmpeg tool with `args`, or says why it failed.
+fn ffmpeg(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .map_err(|e| format!("the ffmpeg CLI did not run: {e}"))?;
+    out.status
+        .success()
+        .then_some(())
+        .ok_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// A colour film of two flat halves (the truth) and its luma alone as a
+/// gray film (what the archivist colours), both limited-range FFV1.
+fn halves(dir: &Path) -> Result<(PathBuf, PathBuf), String> {
+    let hex = |c: [u8; 3]| format!("0x{:02x}{:02x}{:02x}", c[0], c[1], c[2]);
+    let source = format!(
+        "color=c={}:size=160x120:rate=24,drawbox=x=80:y=0:w=80:h=120:color={}:t=fill",
+        hex(LEFT_COLOUR),
+        hex(RIGHT_COLOUR)
+    );
+    let truth = dir.join("halves-colour.mkv");
+    let film = dir.join("halves.mkv");
+    let (t, f) = (truth.to_string_lossy(), film.to_string_lossy());
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &source,
+        "-frames:v",
+        "12",
+        "-pix_fmt",
+        "yuv444p",
+        "-color_range",
+        "tv",
+        "-c:v",
+        "ffv1",
+        &t,
+    ])?;
+    ffmpeg(&[
+        "-i",
+        &t,
+        "-vf",
+        "extractplanes=y",
+        "-color_range",
+        "tv",
+        "-c:v",
+        "ffv1",
+        &f,
+    ])?;
+    Ok((truth, film))
+}
+
+/// Drags the brush through film pixels `path` on the viewer.
+fn paint_stroke(harness: &mut Harness<'_, TinctureApp>, path: &[[f32; 2]]) {
+    let points: Vec<egui::Pos2> = path
+        .iter()
+        .map(|&[x, y]| {
+            harness
+                .state()
+                .screen_point_of(x, y)
+                .expect("the picture is on screen")
+        })
+        .collect();
+    harness.hover_at(points[0]);
+    harness.step();
+    harness.drag_at(points[0]);
+    harness.step();
+    for &p in &points[1..] {
+        harness.hover_at(p);
+        harness.step();
+    }
+    harness.drop_at(points[points.len() - 1]);
+    harness.run_steps(2);
+}
+
+/// The strokes of keyframe `frame`, if it is one.
+fn strokes_on(app: &TinctureApp, frame: u64) -> Vec<tincture_core::project::Stroke> {
+    app.document()
+        .and_then(|d| d.project().keyframe(frame))
+        .map(|k| k.strokes.clone())
+        .unwrap_or_default()
+}
+
+/// The true colour of the film's frames: 8-bit RGB, row by row, and the width.
+struct Truth(Vec<u8>, usize);
+
+impl Truth {
+    fn at(&self, x: usize, y: usize) -> [u8; 3] {
+        let i = (y * self.1 + x) * 3;
+        [self.0[i], self.0[i + 1], self.0[i + 2]]
+    }
+}
+
+/// Mean CIEDE2000 between the coloured frame and the truth over the
+/// square of side `side` centred on (`cx`, `cy`).
+fn mean_delta_e(app: &TinctureApp, (cx, cy): (usize, usize), side: usize, truth: &Truth) -> f64 {
+    use tincture_core::metrics::{ciede2000, srgb8_to_lab};
+    let mut sum = 0.0;
+    let mut n = 0;
+    for y in cy - side / 2..cy + side / 2 {
+        for x in cx - side / 2..cx + side / 2 {
+            let Some((_, rgb)) = app.after_rgb_at(x, y) else {
+                return f64::INFINITY;
+            };
+            sum += ciede2000(srgb8_to_lab(rgb), srgb8_to_lab(truth.at(x, y)));
+            n += 1;
+        }
+    }
+    sum / f64::from(n)
+}
+
+#[test]
+fn painted_hints_colour_their_regions_and_undo_and_redo() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A film of two flat halves whose true colours are known.
+    let (truth, film) = match halves(dir.path()) {
+        Ok(films) => films,
+        Err(e) => {
+            println!("skipping painted_hints_colour_their_regions: {e}");
+            return;
+        }
+    };
+    let mut colour = tincture_media::VideoReader::open(&truth).expect("the truth opens");
+    let truth_frame = colour.seek(4).expect("frame 4").frame;
+    let gray = tincture_media::VideoReader::open(&film)
+        .expect("the film opens")
+        .seek(4)
+        .expect("frame 4")
+        .frame;
+    assert_eq!(
+        gray.y, truth_frame.y,
+        "the film is the truth's luma, sample for sample"
+    );
+    let truth = Truth(
+        tincture_core::compose::frame_to_rgb8(&truth_frame),
+        truth_frame.width(),
+    );
+    let (left_truth, right_truth) = (truth.at(40, 60), truth.at(120, 60));
+    let mut harness = harness_with(Some(film), &dir.path().join("state"), true, [1100.0, 760.0]);
+    wait_for_project(&mut harness);
+    model_off(&mut harness);
+    harness.state_mut().seek(4);
+    wait_for(&mut harness, "frame 4", |app| {
+        app.is_settled() && app.shown_frame() == Some(4)
+    });
+
+    // Brush, from the panel; the colour as a user would set it with the picker.
+    harness.get_by_label("Brush").click();
+    harness.run_steps(2);
+    assert_eq!(
+        harness.state().paint_state().tool,
+        tincture_app::paint::Tool::Brush
+    );
+    harness.state_mut().set_hint_colour(left_truth);
+    // Starting on the picture, ending past its left edge: clipped to the frame.
+    paint_stroke(
+        &mut harness,
+        &[[40.0, 30.0], [40.0, 60.0], [20.0, 90.0], [-30.0, 90.0]],
+    );
+    let strokes = strokes_on(harness.state(), 4);
+    assert_eq!(strokes.len(), 1, "one stroke, on the frame shown");
+    let stroke = &strokes[0];
+    assert_eq!(
+        stroke.color,
+        tincture_core::project::rgb8_to_hex(left_truth)
+    );
+    assert_eq!(stroke.canvas, [160, 120]);
+    assert!(stroke.points.len() >= 3, "{:?}", stroke.points);
+    assert!(
+        stroke
+            .points
+            .iter()
+            .all(|&[x, y]| (0.0..160.0).contains(&x) && (0.0..120.0).contains(&y)),
+        "points outside the frame are clipped: {:?}",
+        stroke.points
+    );
+    assert_eq!(stroke.points.last().map(|p| p[0]), Some(0.0));
+
+    // Undo and redo cover strokes (and the keyframe the stroke made).
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    harness.step();
+    assert!(strokes_on(harness.state(), 4).is_empty(), "undone");
+    harness.key_press_modifiers(
+        egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
+        egui::Key::Z,
+    );
+    harness.step();
+    assert_eq!(strokes_on(harness.state(), 4), strokes, "redone");
+
+    // The right half gets its own colour with the B key and a second stroke.
+    harness.key_press(egui::Key::V);
+    harness.key_press(egui::Key::B);
+    harness.step();
+    harness.state_mut().set_hint_colour(right_truth);
+    paint_stroke(&mut harness, &[[120.0, 30.0], [125.0, 60.0], [120.0, 90.0]]);
+    assert_eq!(strokes_on(harness.state(), 4).len(), 2);
+
+    // Each half comes out within 3 CIEDE2000 of its true colour, across the
+    // half, not only under the strokes.
+    let limit = Instant::now() + Duration::from_secs(60);
+    let (mut left, mut right) = (f64::INFINITY, f64::INFINITY);
+    while Instant::now() < limit {
+        harness.step();
+        if harness.state().coloured_frame() == Some(4) {
+            left = mean_delta_e(harness.state(), (60, 60), 30, &truth);
+            right = mean_delta_e(harness.state(), (105, 60), 30, &truth);
+            if left < 3.0 && right < 3.0 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        left < 3.0 && right < 3.0,
+        "mean CIEDE2000 left {left:.2}, right {right:.2} (limit 3); at (60, 60) {:?} against {:?}, \
+         at (40, 60) {:?} against {:?}, at (120, 60) {:?} against {:?}",
+        harness.state().after_rgb_at(60, 60),
+        truth.at(60, 60),
+        harness.state().after_rgb_at(40, 60),
+        truth.at(40, 60),
+        harness.state().after_rgb_at(120, 60),
+        truth.at(120, 60),
+    );
+    // The eraser removes the stroke it passes over, as one undo step.
+    harness.get_by_label("Eraser").click();
+    harness.run_steps(2);
+    paint_stroke(&mut harness, &[[118.0, 55.0], [130.0, 65.0]]);
+    let left_only = strokes_on(harness.state(), 4);
+    assert_eq!(left_only.len(), 1);
+    assert_eq!(
+        left_only[0].color,
+        tincture_core::project::rgb8_to_hex(left_truth)
+    );
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    harness.step();
+    assert_eq!(strokes_on(harness.state(), 4).len(), 2, "erasing is undone");
+    assert!(harness.state().error().is_none());
 }
