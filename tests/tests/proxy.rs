@@ -48,7 +48,9 @@ fn proxy_frames_are_the_source_frames() {
             &dir.path().join("h264.mp4"),
             &scene("96x64", "25"),
             frames,
-            &["-c:v", "libx264", "-g", &gop, "-bf", "2", "-pix_fmt", "yuvj420p"],
+            &[
+                "-c:v", "libx264", "-g", &gop, "-bf", "2", "-pix_fmt", "yuvj420p",
+            ],
         ),
         // 10-bit 4:2:0.
         make_video(

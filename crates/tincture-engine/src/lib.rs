@@ -86,7 +86,11 @@ mod tests {
             let lowered = (base.max(super::BACKGROUND_NICENESS)).min(19);
             assert_eq!(own, Some(lowered), "the thread itself");
             assert_eq!(child, Some(lowered), "threads it starts inherit it");
-            assert_eq!(super::thread_niceness(), before, "other threads keep theirs");
+            assert_eq!(
+                super::thread_niceness(),
+                before,
+                "other threads keep theirs"
+            );
         }
     }
 }

@@ -426,8 +426,9 @@ impl VideoWriter {
             .ok_or_else(|| Error::Encode {
                 path: self.path.clone(),
                 frame: index,
-                reason: "the frame's depth or chroma layout is not the one this file was opened for"
-                    .into(),
+                reason:
+                    "the frame's depth or chroma layout is not the one this file was opened for"
+                        .into(),
             })?;
         av.set_pts(Some(pts));
         // SAFETY: copying colour fields into a frame we own.
