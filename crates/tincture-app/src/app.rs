@@ -1242,10 +1242,8 @@ impl TinctureApp {
                             ui.spinner();
                             ui.label(format!("Colouring frame {}…", self.position));
                         }
-                        if let Some(engine) = &self.engine {
-                            ui.separator();
-                            ui.label(format!("Colour: {engine}"));
-                        }
+                        // The colour engine is named in the Properties panel and
+                        // in Help > About; the status bar keeps room for the workers.
                         if let Some(doc) = &self.doc {
                             ui.separator();
                             let name = doc.path().map_or_else(
