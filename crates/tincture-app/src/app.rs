@@ -22,7 +22,7 @@ use crate::colour::{ColourCommand, ColourMessage, ColourWorker};
 use crate::document::{Document, IoResult, ProjectIo, Recovery, SaveJob, Session, StateDir};
 use crate::export::{ExportAction, Exporter, SourceInfo};
 use crate::paint::{PaintState, Tool};
-use crate::timeline::{Thumb, Timeline};
+use crate::timeline::{Thumb, Timeline, TimelineAction};
 use crate::viewer::{self, Side, SplitMode, ViewState};
 use crate::worker::{
     self, BackgroundWork, Command, FrameWorker, MediaSummary, Message, ProxySettings, RgbFrame,
@@ -193,6 +193,8 @@ pub struct TinctureApp {
     paint: PaintState,
     /// Where the picture painted on was last drawn, and its size in pixels.
     paint_picture: Option<(egui::Rect, [usize; 2])>,
+    /// The project revision when the clip's mean flicker was last noted, and that mean.
+    flicker_baseline: Option<(u64, f64)>,
 }
 
 impl TinctureApp {
@@ -285,6 +287,7 @@ impl TinctureApp {
             exporter: Exporter::default(),
             paint: PaintState::default(),
             paint_picture: None,
+            flicker_baseline: None,
         };
         if let Some(file) = options.file {
             app.open_any(file);
@@ -907,6 +910,7 @@ impl TinctureApp {
             (Modifiers::NONE, Key::Num1),
         ];
         self.paint_keys(ui);
+        self.flicker_keys(ui);
         // Presses are counted, so steps typed faster than frames are drawn
         // (a held key on a busy machine) are not lost.
         let counts = ui.input_mut(|i| keys.map(|(m, k)| i.count_and_consume_key(m, k)));
@@ -1441,7 +1445,7 @@ impl TinctureApp {
                     seek = Some(position);
                 }
             });
-            let flicker = self.exporter.flicker(self.film.as_deref()).to_vec();
+            let flicker = self.exporter.flicker(self.film.as_deref());
             let timeline = Timeline {
                 frame_count: count,
                 position: self.position,
@@ -1449,10 +1453,11 @@ impl TinctureApp {
                 keyframes: &keys,
                 in_out: self.in_out,
                 thumbs: &thumbs,
-                flicker: &flicker,
+                flicker,
             };
-            if let Some(f) = timeline.show(ui) {
-                seek = Some(f);
+            match timeline.show(ui) {
+                Some(TimelineAction::Scrub(f) | TimelineAction::Jump(f)) => seek = Some(f),
+                None => {}
             }
             ui.add_space(2.0);
         });
@@ -1555,6 +1560,10 @@ impl TinctureApp {
                         }
                     });
                 ui.separator();
+                if let Some(f) = self.flicker_panel_ui(ui) {
+                    seek = Some(f);
+                }
+                ui.separator();
                 ui.heading("Keyframes");
                 if ui.button("Add keyframe here").clicked() {
                     add = true;
@@ -1589,6 +1598,91 @@ impl TinctureApp {
             self.remove_keyframe(k);
         }
         if let Some(f) = seek {
+            self.seek(f);
+        }
+    }
+
+    /// The flicker summary of the clip and of the shot under the playhead,
+    /// with the trend since the project last changed; returns a frame to
+    /// jump to.
+    fn flicker_panel_ui(&self, ui: &mut egui::Ui) -> Option<u64> {
+        ui.heading("Flicker");
+        let flicker = self
+            .exporter
+            .flicker(self.film.as_deref())
+            .filter(|f| !f.is_empty());
+        let (Some(flicker), Some(doc)) = (flicker, &self.doc) else {
+            ui.weak("Not measured yet: an export measures every frame it writes.");
+            return None;
+        };
+        let count = doc.project().source.frame_count;
+        let (shot_start, shot_end) = doc.project().shot_of(self.position);
+        let mut jump = None;
+        let line = |ui: &mut egui::Ui, what: &str, s: &crate::flicker::Summary| {
+            ui.label(format!(
+                "{what}: mean {:.5}, worst {:.5} at frame {}, {} marked ({} frames)",
+                s.mean_warp, s.worst.1, s.worst.0, s.marked, s.frames
+            ));
+        };
+        let clip = flicker.summary(0, count.saturating_sub(1));
+        if let Some(c) = &clip {
+            line(ui, "Clip", c);
+        }
+        if let Some(s) = flicker.summary(shot_start, shot_end) {
+            line(ui, "Shot", &s);
+        }
+        if let (Some((_, before)), Some(c)) = (self.flicker_baseline, &clip)
+            && let Some(t) = crate::flicker::trend(before, c.mean_warp)
+            && t.abs() >= 0.05
+        {
+            let word = if t < 0.0 { "steadier" } else { "more flicker" };
+            ui.label(format!("Since the last change: {t:+.1}% ({word})"));
+        }
+        // Wrapped, so the panel never widens (and moves the viewer) as values come in.
+        ui.horizontal_wrapped(|ui| {
+            if let Some(c) = &clip
+                && ui.button("Jump to worst").clicked()
+            {
+                jump = Some(c.worst.0);
+            }
+            if ui
+                .button("Next flicker")
+                .on_hover_text("The next frame marked red on the graph (N)")
+                .clicked()
+            {
+                jump = flicker.next_marked(self.position);
+            }
+        });
+        jump
+    }
+
+    /// Keeps the clip's mean flicker as it was when the project last
+    /// changed, so the panel can say whether the change helped.
+    fn track_flicker_baseline(&mut self) {
+        let Some(revision) = self.doc.as_ref().map(Document::revision) else {
+            return;
+        };
+        if self.flicker_baseline.is_some_and(|(r, _)| r == revision) {
+            return;
+        }
+        let count = self.media.as_ref().map_or(0, |m| m.frame_count);
+        let mean = self
+            .exporter
+            .flicker(self.film.as_deref())
+            .and_then(|f| f.summary(0, count.saturating_sub(1)))
+            .map_or(f64::NAN, |s| s.mean_warp);
+        self.flicker_baseline = Some((revision, mean));
+    }
+
+    /// N: the next frame that stands out on the flicker graph.
+    fn flicker_keys(&mut self, ui: &mut egui::Ui) {
+        if ui.input_mut(|i| i.consume_key(Modifiers::NONE, Key::N))
+            && let Some(f) = self
+                .exporter
+                .flicker(self.film.as_deref())
+                .and_then(|f| f.next_marked(self.position))
+        {
+            self.playback = None;
             self.seek(f);
         }
     }
@@ -1811,6 +1905,17 @@ impl TinctureApp {
                     .retain(|s| !path.iter().any(|&at| crate::paint::touches(s, at, radius)));
             }
         });
+    }
+
+    /// The film open, if any.
+    pub fn film(&self) -> Option<&Path> {
+        self.film.as_deref()
+    }
+
+    /// Where the timeline's flicker graph row was last drawn.
+    pub fn timeline_graph_rect(&self) -> Option<egui::Rect> {
+        self.ctx
+            .data(|d| d.get_temp(egui::Id::unique(crate::timeline::GRAPH_RECT_KEY)))
     }
 
     /// The tool in use (tests and benches).
@@ -2040,6 +2145,7 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
 impl eframe::App for TinctureApp {
     fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.handle_messages();
+        self.track_flicker_baseline();
         if self.error.is_some() && self.error != self.last_error {
             self.last_error.clone_from(&self.error);
         }

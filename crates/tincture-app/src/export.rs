@@ -11,7 +11,6 @@
 //! [`Exporter::poll`] every frame, draws [`Exporter::window_ui`] and
 //! [`Exporter::panel_ui`], and applies the [`ExportAction`]s they return.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +20,8 @@ use egui::RichText;
 use tincture_core::project::Project;
 use tincture_engine::export::{ExportEvent, ExportJob, ExportProgress, ExportSpec, ProjectExport};
 use tincture_engine::live_metrics::LiveMetrics;
+
+use crate::flicker::{Flicker, Sample};
 use tincture_engine::neural::ModelChoice;
 use tincture_engine::render::{Outcome, OutputFormat, RenderRequest, Start};
 use tincture_infer::RenderSettings;
@@ -183,9 +184,8 @@ pub struct Exporter {
     dialog: Dialog,
     running: Option<Running>,
     notice: Option<Notice>,
-    /// Flicker (warp error) by source frame, for `flicker_film`.
-    flicker: BTreeMap<u64, f64>,
-    flicker_points: Vec<(u64, f64)>,
+    /// Flicker (warp error and CDC) by source frame, for `flicker_film`.
+    flicker: Flicker,
     flicker_film: Option<PathBuf>,
 }
 
@@ -203,8 +203,7 @@ impl Default for Exporter {
             },
             running: None,
             notice: None,
-            flicker: BTreeMap::new(),
-            flicker_points: Vec::new(),
+            flicker: Flicker::default(),
             flicker_film: None,
         }
     }
@@ -386,14 +385,9 @@ impl Exporter {
         self.notice.as_ref()
     }
 
-    /// Per-frame flicker (warp error) measured by exports of `film`, by
-    /// source frame, in frame order.
-    pub fn flicker(&self, film: Option<&Path>) -> &[(u64, f64)] {
-        if film.is_some() && film == self.flicker_film.as_deref() {
-            &self.flicker_points
-        } else {
-            &[]
-        }
+    /// Per-frame flicker measured by exports of `film`, by source frame.
+    pub fn flicker(&self, film: Option<&Path>) -> Option<&Flicker> {
+        (film.is_some() && film == self.flicker_film.as_deref()).then_some(&self.flicker)
     }
 
     /// Starts exporting `film` by a snapshot of `project` (saved at
@@ -445,7 +439,6 @@ impl Exporter {
         tracing::info!(output = %settings.output.display(), "export started");
         if self.flicker_film.as_deref() != Some(film) {
             self.flicker.clear();
-            self.flicker_points.clear();
             self.flicker_film = Some(film.to_owned());
         }
         self.notice = None;
@@ -493,20 +486,11 @@ impl Exporter {
         // After the events: a measured frame's run has always reported its start.
         let new = run.metrics.frames_from(run.measured);
         run.measured += new.len();
-        let mut in_order = true;
         for f in &new {
-            let Some(w) = f.warp_error else { continue };
-            let frame = run.run_first + f.index;
-            self.flicker.insert(frame, w);
-            if in_order && self.flicker_points.last().is_none_or(|p| p.0 < frame) {
-                self.flicker_points.push((frame, w));
-            } else {
-                in_order = false;
-            }
-        }
-        if !in_order {
-            // Frames measured again (another export over them): rebuild in order.
-            self.flicker_points = self.flicker.iter().map(|(&k, &v)| (k, v)).collect();
+            let Some(warp) = f.warp_error else { continue };
+            // A frame measured again (another export over it) replaces its sample.
+            self.flicker
+                .insert(run.run_first + f.index, Sample { warp, cdc: f.cdc });
         }
         if end.is_none() && run.job.is_finished() {
             // The thread sends its last events before ending: read them all,

@@ -15,6 +15,7 @@ pub mod app;
 pub mod colour;
 pub mod document;
 pub mod export;
+pub mod flicker;
 pub mod paint;
 pub mod timeline;
 pub mod viewer;

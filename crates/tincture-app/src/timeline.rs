@@ -5,6 +5,14 @@
 use eframe::egui;
 use egui::{Color32, Pos2, Rect, Sense, Stroke, TextureId, Vec2};
 
+use crate::flicker::Flicker;
+
+/// Where the graph row was last drawn is kept in egui's memory under this key.
+pub const GRAPH_RECT_KEY: &str = "tincture-flicker-graph-rect";
+
+/// A click on the graph row snaps to a marked frame this close, in screen points.
+const SNAP: f32 = 6.0;
+
 /// A thumbnail for the strip.
 #[derive(Clone, Copy, Debug)]
 pub struct Thumb {
@@ -30,8 +38,17 @@ pub struct Timeline<'a> {
     pub in_out: (Option<u64>, Option<u64>),
     /// Thumbnails, in frame order.
     pub thumbs: &'a [Thumb],
-    /// Per-frame warp error (flicker) where known.
-    pub flicker: &'a [(u64, f64)],
+    /// Per-frame flicker where measured.
+    pub flicker: Option<&'a Flicker>,
+}
+
+/// What the user did on the timeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimelineAction {
+    /// Clicked or dragged on the strip: move the playhead here.
+    Scrub(u64),
+    /// Clicked on the graph row: this frame (a marked frame, if one is near).
+    Jump(u64),
 }
 
 /// Height of the timeline's rows: thumbnails, markers, graph.
@@ -51,9 +68,8 @@ impl Timeline<'_> {
         ((t * n as f32) as u64).min(n - 1)
     }
 
-    /// Draws the timeline; returns the frame to move to when the user
-    /// clicked or dragged.
-    pub fn show(&self, ui: &mut egui::Ui) -> Option<u64> {
+    /// Draws the timeline; returns what the user did on it.
+    pub fn show(&self, ui: &mut egui::Ui) -> Option<TimelineAction> {
         let width = ui.available_width();
         let (rect, response) =
             ui.allocate_exact_size(Vec2::new(width, THUMB_H + MARK_H), Sense::click_and_drag());
@@ -129,15 +145,34 @@ impl Timeline<'_> {
         if (response.clicked() || response.dragged())
             && let Some(p) = response.interact_pointer_pos()
         {
-            seek = Some(self.frame_at(rect, p.x));
+            seek = Some(TimelineAction::Scrub(self.frame_at(rect, p.x)));
         }
-        self.graph(ui, width);
-        seek
+        self.graph(ui, width).or(seek)
     }
 
-    fn graph(&self, ui: &mut egui::Ui, width: f32) {
-        use egui_plot::{Line, Plot, PlotPoints, VLine};
-        let points: PlotPoints<'_> = self.flicker.iter().map(|&(f, v)| [f as f64, v]).collect();
+    /// The graph row: warp error and CDC, each over its own threshold (so
+    /// 1 is where a frame starts to stand out), marked frames in red.
+    /// Returns the frame clicked.
+    fn graph(&self, ui: &mut egui::Ui, width: f32) -> Option<TimelineAction> {
+        use egui_plot::{HLine, Line, Plot, PlotPoints, Points, VLine};
+        let (mut warp, mut cdc, mut marks) = (Vec::new(), Vec::new(), Vec::new());
+        let mut marked_frames = Vec::new();
+        if let Some(f) = self.flicker {
+            let t = f.thresholds();
+            for (frame, s) in f.samples() {
+                let x = frame as f64;
+                let w = s.warp / t.warp;
+                warp.push([x, w]);
+                if let Some(c) = s.cdc.filter(|_| t.cdc.is_finite()) {
+                    cdc.push([x, c / t.cdc]);
+                }
+                if Flicker::is_marked(&s, &t) {
+                    let c = s.cdc.map_or(0.0, |c| c / t.cdc);
+                    marks.push([x, w.max(c)]);
+                    marked_frames.push(frame);
+                }
+            }
+        }
         // Frame f sits at the same x as on the strip above: the plot spans
         // frames -0.5 to n - 0.5 edge to edge, with no axis taking width.
         let n = self.frame_count.max(1) as f64;
@@ -153,20 +188,53 @@ impl Timeline<'_> {
             .default_x_bounds(-0.5, n - 0.5)
             .set_margin_fraction(Vec2::new(0.0, 0.1))
             .include_y(0.0)
+            .include_y(1.2)
             .show(ui, |plot| {
-                plot.line(Line::new("warp error", points).color(Color32::from_rgb(120, 200, 255)));
+                plot.hline(
+                    HLine::new("threshold", 1.0)
+                        .color(Color32::from_rgba_unmultiplied(255, 90, 70, 90)),
+                );
+                plot.line(
+                    Line::new("warp error", PlotPoints::from(warp))
+                        .color(Color32::from_rgb(120, 200, 255)),
+                );
+                plot.line(
+                    Line::new("CDC", PlotPoints::from(cdc)).color(Color32::from_rgb(230, 190, 90)),
+                );
+                plot.points(
+                    Points::new("marked", PlotPoints::from(marks))
+                        .radius(3.5)
+                        .color(Color32::from_rgb(255, 60, 50)),
+                );
                 plot.vline(
                     VLine::new("playhead", self.position as f64)
                         .color(Color32::from_rgb(255, 80, 60)),
                 );
             });
+        let rect = shown.response.rect;
+        ui.ctx()
+            .data_mut(|d| d.insert_temp(egui::Id::unique(GRAPH_RECT_KEY), rect));
         ui.painter().text(
-            shown.response.rect.left_top() + Vec2::new(4.0, 2.0),
+            rect.left_top() + Vec2::new(4.0, 2.0),
             egui::Align2::LEFT_TOP,
-            "flicker (warp error)",
+            "flicker: warp error (blue), CDC (amber), over their thresholds; red: stands out (N: next)",
             egui::FontId::proportional(11.0),
             Color32::from_gray(150),
         );
+        let clicked = shown.response.clicked() || shown.response.drag_stopped();
+        let p = shown.response.interact_pointer_pos().filter(|_| clicked)?;
+        let frame = self.frame_at(rect, p.x);
+        // A click near a red mark goes to that frame.
+        let snapped = marked_frames
+            .iter()
+            .copied()
+            .min_by(|a, b| {
+                (self.x_of(rect, *a) - p.x)
+                    .abs()
+                    .total_cmp(&(self.x_of(rect, *b) - p.x).abs())
+            })
+            .filter(|&m| (self.x_of(rect, m) - p.x).abs() <= SNAP);
+        Some(TimelineAction::Jump(snapped.unwrap_or(frame)))
     }
 }
 
@@ -183,7 +251,7 @@ mod tests {
             keyframes: &[],
             in_out: (None, None),
             thumbs: &[],
-            flicker: &[],
+            flicker: None,
         };
         let rect = Rect::from_min_size(Pos2::new(10.0, 0.0), Vec2::new(1000.0, 50.0));
         for f in [0, 1, 50, 99] {

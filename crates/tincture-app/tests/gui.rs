@@ -808,7 +808,14 @@ fn export_to_ffv1_through_the_dialog() {
         "the metrics sidecar"
     );
     // The timeline's flicker graph has every frame after the first.
-    let flicker = harness.state().exporter().flicker(Some(&film)).to_vec();
+    let flicker: Vec<(u64, f64)> = harness
+        .state()
+        .exporter()
+        .flicker(Some(&film))
+        .expect("measured")
+        .samples()
+        .map(|(f, s)| (f, s.warp))
+        .collect();
     let frames: Vec<u64> = flicker.iter().map(|p| p.0).collect();
     assert_eq!(frames, (1..EXPORT_FRAMES).collect::<Vec<_>>());
     assert!(flicker.iter().all(|p| p.1.is_finite() && p.1 >= 0.0));
@@ -906,7 +913,11 @@ fn a_cancelled_export_keeps_its_partial_file_and_resumes() {
     assert!(!partial.exists());
     assert_export_luma(&film, &output, 0, frames);
     // The graph holds both runs: all but the first frame of each.
-    let flicker = harness.state().exporter().flicker(Some(&film)).len() as u64;
+    let flicker = harness
+        .state()
+        .exporter()
+        .flicker(Some(&film))
+        .map_or(0, tincture_app::flicker::Flicker::len) as u64;
     assert_eq!(flicker, frames - 2);
 }
 
@@ -1257,7 +1268,12 @@ fn snapshot_export_progress_panel() {
     fill_export_dialog(&mut harness, &output);
     click_export(&mut harness);
     wait_for(&mut harness, "the export to be under way", |app| {
-        app.exporter().start().is_some() && app.exporter().progress().is_some_and(|p| p.done >= 2)
+        app.exporter().start().is_some()
+            && app.exporter().progress().is_some_and(|p| p.done >= 2)
+            && app
+                .exporter()
+                .flicker(app.film())
+                .is_some_and(|f| f.len() >= 2)
     });
     harness.remove_cursor();
     harness.run_steps(2);
@@ -1283,9 +1299,22 @@ fn snapshot_export_progress_panel() {
     // The graph lies between the thumbnail strip (66 px under the slider's row) and the panel.
     let graph_top = slider.bottom() + 4.0 + 66.0;
     let graph = egui::Rect::from_min_max(egui::pos2(0.0, graph_top), egui::pos2(1100.0, top - 4.0));
+    // And the flicker summary, which counts the frames measured so far.
+    let summary: Vec<egui::Rect> = ["Clip: mean", "Shot: mean", "Since the last change"]
+        .iter()
+        .flat_map(|text| {
+            harness
+                .query_all_by_label_contains(text)
+                .map(|node| node.rect())
+                .collect::<Vec<_>>()
+        })
+        .collect();
     mask_machine_specific(&mut harness);
     harness.mask(row);
     harness.mask(graph);
+    for rect in summary {
+        harness.mask(rect.expand(2.0));
+    }
     harness.snapshot_options("export_progress_panel", &snapshot_options());
 
     harness.get_by_label("Cancel export").click();
@@ -1539,5 +1568,84 @@ fn painted_hints_colour_their_regions_and_undo_and_redo() {
     harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
     harness.step();
     assert_eq!(strokes_on(harness.state(), 4).len(), 2, "erasing is undone");
+    assert!(harness.state().error().is_none());
+}
+
+// ---- Live flicker -----------------------------------------------------------
+
+#[test]
+fn flicker_marks_lead_to_the_frames_that_stand_out() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A film with a cut at frame 12: the warp error there stands out.
+    let source = "testsrc2=size=160x120:rate=24:duration=0.5[a];\
+                  smptebars=size=160x120:rate=24:duration=0.5[b];[a][b]concat=n=2:v=1:a=0[out0]";
+    let film = match make_clip_from(dir.path(), "cut.mkv", source, 24) {
+        Ok(film) => film,
+        Err(e) => {
+            println!("skipping flicker_marks_lead_to_the_frames_that_stand_out: {e}");
+            return;
+        }
+    };
+    let mut harness = harness(
+        Some(film.clone()),
+        &dir.path().join("state"),
+        [1100.0, 760.0],
+    );
+    wait_for_project(&mut harness);
+    model_off(&mut harness);
+    harness.get_by_label_contains("Not measured yet");
+    let output = dir.path().join("cut-colour.mkv");
+    fill_export_dialog(&mut harness, &output);
+    click_export(&mut harness);
+    wait_for_export(&mut harness);
+
+    // The graph row got values as the export measured its frames.
+    let flicker = harness
+        .state()
+        .exporter()
+        .flicker(Some(&film))
+        .expect("measured")
+        .clone();
+    assert_eq!(flicker.len(), 23, "every frame after the first");
+    assert!(flicker.samples().all(|(_, s)| s.cdc.is_some()), "CDC too");
+    let marked = flicker.marked();
+    assert!(marked.contains(&12), "the cut stands out: {marked:?}");
+    let clip = flicker.summary(0, 23).expect("a summary");
+    assert_eq!(clip.worst.0, 12, "the cut is the worst frame");
+    harness.get_by_label_contains("Clip: mean ");
+
+    // N steps to the next marked frame; the button jumps to the worst.
+    harness.state_mut().seek(2);
+    wait_for(&mut harness, "frame 2", |app| app.shown_frame() == Some(2));
+    harness.key_press(egui::Key::N);
+    let next = flicker.next_marked(2).expect("a marked frame");
+    wait_for(&mut harness, "the next marked frame", |app| {
+        app.is_settled() && app.shown_frame() == Some(next)
+    });
+    harness.state_mut().seek(20);
+    wait_for(&mut harness, "frame 20", |app| {
+        app.shown_frame() == Some(20)
+    });
+    harness.get_by_label("Jump to worst").click();
+    wait_for(&mut harness, "the worst frame", |app| {
+        app.is_settled() && app.shown_frame() == Some(12)
+    });
+    // Clicking on the graph near the red mark goes to its frame.
+    let graph = harness
+        .state()
+        .timeline_graph_rect()
+        .expect("the graph row is on screen");
+    let x = graph.left() + (12.5 + 0.3) / 24.0 * graph.width();
+    harness.state_mut().seek(0);
+    wait_for(&mut harness, "frame 0", |app| app.shown_frame() == Some(0));
+    let at = egui::pos2(x, graph.center().y);
+    harness.hover_at(at);
+    harness.step();
+    harness.drag_at(at);
+    harness.step();
+    harness.drop_at(at);
+    wait_for(&mut harness, "the marked frame clicked", |app| {
+        app.is_settled() && app.shown_frame() == Some(12)
+    });
     assert!(harness.state().error().is_none());
 }

@@ -24,9 +24,17 @@ use tincture_core::frame::{ChromaPlanes, Frame, Plane, RgbImage};
 use tincture_core::video_metrics::{FrameMetrics, MetricsReport, MetricsStream, StreamOptions};
 
 /// A shared, live view of an export's metrics.
+///
+/// The measuring and the reading never wait on each other for long: the
+/// stream is locked only by the thread that measures (and by
+/// [`report`](Self::report), once the export is done), while readers such
+/// as the window's flicker graph read a published copy of the per-frame
+/// series, locked only to append one frame. A window polling every frame
+/// therefore never waits for a frame to be measured.
 #[derive(Clone, Debug)]
 pub struct LiveMetrics {
     inner: Arc<Mutex<Shared>>,
+    published: Arc<Mutex<Vec<FrameMetrics>>>,
 }
 
 #[derive(Debug)]
@@ -135,6 +143,7 @@ impl LiveMetrics {
     /// An empty set of series with the given options.
     pub fn new(options: StreamOptions) -> Self {
         Self {
+            published: Arc::new(Mutex::new(Vec::new())),
             inner: Arc::new(Mutex::new(Shared {
                 stream: MetricsStream::new(options),
                 error: None,
@@ -144,6 +153,12 @@ impl LiveMetrics {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn published(&self) -> std::sync::MutexGuard<'_, Vec<FrameMetrics>> {
+        self.published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Summaries and series so far.
@@ -158,23 +173,21 @@ impl LiveMetrics {
 
     /// The per-frame metrics so far (a copy).
     pub fn frames(&self) -> Vec<FrameMetrics> {
-        self.lock().stream.frames().to_vec()
+        self.published().clone()
     }
 
     /// The per-frame metrics from the `start`-th measured frame on (a copy;
     /// empty when there are no more). A reader that polls for new frames
     /// copies only those, however long the export.
     pub fn frames_from(&self, start: usize) -> Vec<FrameMetrics> {
-        self.lock()
-            .stream
-            .frames()
+        self.published()
             .get(start..)
             .map_or_else(Vec::new, <[FrameMetrics]>::to_vec)
     }
 
     /// Frames measured so far.
     pub fn len(&self) -> usize {
-        self.lock().stream.frames().len()
+        self.published().len()
     }
 
     /// Whether no frame has been measured yet.
@@ -196,9 +209,17 @@ impl LiveMetrics {
         if shared.error.is_some() {
             return;
         }
-        if let Err(e) = shared.stream.push(&rgb, &luma.data, None) {
-            tracing::warn!("live metrics stopped: {e}");
-            shared.error = Some(e.to_string());
+        match shared.stream.push(&rgb, &luma.data, None) {
+            Ok(_) => {
+                let measured = shared.stream.frames();
+                let mut published = self.published();
+                let known = published.len();
+                published.extend_from_slice(measured.get(known..).unwrap_or_default());
+            }
+            Err(e) => {
+                tracing::warn!("live metrics stopped: {e}");
+                shared.error = Some(e.to_string());
+            }
         }
     }
 }
