@@ -15,7 +15,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender};
 use eframe::egui;
 use egui::{Color32, Key, Modifiers, RichText, TextureHandle, TextureOptions};
-use tincture_core::project::{Project, ShotEntry, ShotSettings};
+use tincture_core::project::{KeyframeReference, Project, ReferencePhoto, ShotEntry, ShotSettings};
 use tincture_core::timecode::frame_timecode;
 
 use crate::colour::{ColourCommand, ColourMessage, ColourWorker};
@@ -195,6 +195,10 @@ pub struct TinctureApp {
     paint_picture: Option<(egui::Rect, [usize; 2])>,
     /// The project revision when the clip's mean flicker was last noted, and that mean.
     flicker_baseline: Option<(u64, f64)>,
+    /// Thumbnails of reference pictures, by file (`None`: asked for, or unreadable).
+    ref_thumbs: std::collections::HashMap<PathBuf, Option<TextureHandle>>,
+    /// The keyframe whose picture is being pinned.
+    pinning: Option<u64>,
 }
 
 impl TinctureApp {
@@ -210,6 +214,7 @@ impl TinctureApp {
     /// Never fails: a thread that cannot start is reported in the window.
     pub fn with_options(ctx: &egui::Context, options: AppOptions) -> Self {
         ctx.set_theme(egui::ThemePreference::Dark);
+        lower_parallel_work_priority();
         let (tx, inbox) = crossbeam_channel::unbounded();
         let mut error = None;
         let proxies = options
@@ -288,6 +293,8 @@ impl TinctureApp {
             paint: PaintState::default(),
             paint_picture: None,
             flicker_baseline: None,
+            ref_thumbs: std::collections::HashMap::new(),
+            pinning: None,
         };
         if let Some(file) = options.file {
             app.open_any(file);
@@ -755,6 +762,17 @@ impl TinctureApp {
                     outcome,
                 } => self.saved(path, project, outcome),
                 IoResult::Recovered { session, outcome } => self.recovered(session, outcome),
+                IoResult::Pinned {
+                    frame,
+                    path,
+                    outcome,
+                } => self.pinned(frame, path, outcome),
+                IoResult::ReferenceChecked {
+                    path,
+                    shot,
+                    join,
+                    outcome,
+                } => self.reference_checked(path, shot, join, outcome),
             }
         }
     }
@@ -1730,12 +1748,268 @@ impl TinctureApp {
                 if shot.is_some() && ui.button("Use the defaults for this shot").clicked() {
                     settings = defaults.clone();
                 }
+                ui.separator();
+                self.references_panel_ui(ui);
             });
         if settings != before {
             self.edit(false, move |p| match shot {
                 Some(i) => p.shots[i].settings = Some(settings),
                 None => p.defaults = settings,
             });
+        }
+    }
+
+    /// Where pinned keyframe pictures go: beside the project file
+    /// (`NAME.references/`), or in the state folder for a project not yet saved.
+    fn reference_folder(&self) -> Option<PathBuf> {
+        let doc = self.doc.as_ref()?;
+        Some(match doc.path() {
+            Some(p) => {
+                let stem = p
+                    .file_stem()
+                    .map_or_else(|| "project".into(), |s| s.to_string_lossy());
+                p.with_file_name(format!("{stem}.references"))
+            }
+            None => {
+                let film = &doc.project().source;
+                let stem = film
+                    .path
+                    .file_stem()
+                    .map_or_else(|| "film".into(), |s| s.to_string_lossy());
+                let tag = film.fingerprint.get(..12).unwrap_or("untitled");
+                self.state
+                    .root()
+                    .join("references")
+                    .join(format!("{stem}-{tag}"))
+            }
+        })
+    }
+
+    /// Whether the coloured frame on screen is the playhead's (so it can be pinned).
+    pub fn can_pin(&self) -> bool {
+        self.pinning.is_none()
+            && self
+                .after
+                .as_ref()
+                .is_some_and(|a| a.index == self.position && a.generation >= self.open_generation)
+    }
+
+    /// "Pin this frame as keyframe": the coloured frame on screen (with the
+    /// user's hints) becomes the reference of a keyframe here, which the
+    /// shot's colour then follows. Its picture is written on the project
+    /// I/O thread; the keyframe is set when it is.
+    pub fn pin_keyframe(&mut self) {
+        if !self.can_pin() {
+            return;
+        }
+        let (Some(after), Some(folder), Some(io)) =
+            (&self.after, self.reference_folder(), &self.io)
+        else {
+            return;
+        };
+        let frame = after.index;
+        let path = folder.join(format!("frame-{frame:06}.png"));
+        io.pin(frame, Arc::clone(&after.image), path);
+        self.pinning = Some(frame);
+    }
+
+    fn pinned(
+        &mut self,
+        frame: u64,
+        path: PathBuf,
+        outcome: Result<crate::document::Thumbnail, String>,
+    ) {
+        self.pinning = None;
+        match outcome {
+            Ok(thumb) => {
+                self.set_ref_thumb(&path, &thumb);
+                self.edit(true, move |p| {
+                    p.add_keyframe(frame).reference = Some(KeyframeReference::Image { path });
+                });
+            }
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    /// "Import reference photo…" without the dialog: a colour picture of
+    /// the scene (a period photo, say) for the shot under the playhead. It
+    /// is read and checked on the project I/O thread; a gray or unreadable
+    /// picture is refused with a message naming it.
+    pub fn import_reference(&mut self, path: PathBuf) {
+        let (Some(doc), Some(io)) = (&self.doc, &self.io) else {
+            return;
+        };
+        let shot = doc.project().shot_index(self.position);
+        io.check_reference(path, shot, true);
+    }
+
+    fn import_reference_dialog(&mut self) {
+        let picked = rfd::FileDialog::new()
+            .set_title("Import a reference photo")
+            .add_filter(
+                "Colour picture",
+                &["png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp"],
+            )
+            .add_filter("All files", &["*"])
+            .pick_file();
+        if let Some(path) = picked {
+            self.import_reference(path);
+        }
+    }
+
+    fn reference_checked(
+        &mut self,
+        path: PathBuf,
+        shot: Option<usize>,
+        join: bool,
+        outcome: Result<crate::document::Thumbnail, String>,
+    ) {
+        match outcome {
+            Ok(thumb) => {
+                self.set_ref_thumb(&path, &thumb);
+                if join {
+                    self.edit(true, move |p| {
+                        p.references.push(ReferencePhoto {
+                            path,
+                            shots: shot.into_iter().collect(),
+                        });
+                    });
+                }
+            }
+            Err(e) if join => self.error = Some(e),
+            Err(e) => tracing::warn!("no thumbnail for {}: {e}", path.display()),
+        }
+    }
+
+    fn set_ref_thumb(&mut self, path: &Path, thumb: &crate::document::Thumbnail) {
+        let image = egui::ColorImage::from_rgb([thumb.width, thumb.height], &thumb.rgb);
+        let texture = self.ctx.load_texture(
+            format!("reference-{}", path.display()),
+            image,
+            TextureOptions::LINEAR,
+        );
+        self.ref_thumbs.insert(path.to_owned(), Some(texture));
+    }
+
+    /// The thumbnail of the reference picture at `path`, asking for it once.
+    fn ref_thumb(&mut self, path: &Path) -> Option<egui::TextureId> {
+        if !self.ref_thumbs.contains_key(path)
+            && let Some(io) = &self.io
+        {
+            self.ref_thumbs.insert(path.to_owned(), None);
+            io.check_reference(path.to_owned(), None, false);
+        }
+        self.ref_thumbs.get(path)?.as_ref().map(TextureHandle::id)
+    }
+
+    /// The references that steer the shot under the playhead: keyframe
+    /// pictures and reference photos, each with its thumbnail and Remove.
+    fn references_panel_ui(&mut self, ui: &mut egui::Ui) {
+        ui.heading("References");
+        let Some(doc) = &self.doc else { return };
+        let project = doc.project();
+        let (start, end) = project.shot_of(self.position);
+        let shot = project.shot_index(self.position);
+        // Paths as stored resolve against the project's folder.
+        let resolve = |p: &Path| match doc.path() {
+            Some(pp) => project.resolve(pp, p),
+            None => p.to_owned(),
+        };
+        let keyed: Vec<(u64, PathBuf)> = project
+            .keyframes_in(start, end)
+            .iter()
+            .filter_map(|k| match &k.reference {
+                Some(KeyframeReference::Image { path }) => Some((k.frame, resolve(path))),
+                None => None,
+            })
+            .collect();
+        let photos: Vec<(usize, PathBuf)> = project
+            .references
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| shot.is_none_or(|s| r.applies_to(s)))
+            .map(|(i, r)| (i, resolve(&r.path)))
+            .collect();
+        ui.horizontal_wrapped(|ui| {
+            let pin = ui
+                .add_enabled(
+                    self.can_pin(),
+                    egui::Button::new("Pin this frame as keyframe"),
+                )
+                .on_hover_text(
+                    "The coloured frame, with your hints, becomes this shot's reference",
+                );
+            if pin.clicked() {
+                self.pin_keyframe();
+            }
+            if ui.button("Import reference photo…").clicked() {
+                self.import_reference_dialog();
+            }
+        });
+        if keyed.is_empty() && photos.is_empty() {
+            ui.weak("None for this shot.");
+        }
+        let mut remove_key = None;
+        let mut remove_photo = None;
+        let mut seek = None;
+        for (frame, path) in keyed {
+            let thumb = self.ref_thumb(&path);
+            ui.horizontal(|ui| {
+                if let Some(t) = thumb {
+                    ui.image((t, egui::vec2(56.0 * 4.0 / 3.0, 42.0)));
+                }
+                if ui
+                    .button(format!("Reference of keyframe {frame}"))
+                    .clicked()
+                {
+                    seek = Some(frame);
+                }
+                let what = format!("Remove the reference of keyframe {frame}");
+                if ui
+                    .small_button("Remove")
+                    .accessible_name(what.clone())
+                    .on_hover_text(what)
+                    .clicked()
+                {
+                    remove_key = Some(frame);
+                }
+            });
+        }
+        for (i, path) in photos {
+            let thumb = self.ref_thumb(&path);
+            let name = worker::display_name(&path);
+            ui.horizontal(|ui| {
+                if let Some(t) = thumb {
+                    ui.image((t, egui::vec2(56.0 * 4.0 / 3.0, 42.0)));
+                }
+                ui.label(format!("Photo: {name}"));
+                let what = format!("Remove the reference photo {name}");
+                if ui
+                    .small_button("Remove")
+                    .accessible_name(what.clone())
+                    .on_hover_text(what)
+                    .clicked()
+                {
+                    remove_photo = Some(i);
+                }
+            });
+        }
+        if let Some(frame) = remove_key {
+            self.edit(true, |p| {
+                if let Some(k) = p.keyframes.iter_mut().find(|k| k.frame == frame) {
+                    k.reference = None;
+                }
+            });
+        }
+        if let Some(i) = remove_photo {
+            self.edit(true, |p| {
+                if i < p.references.len() {
+                    p.references.remove(i);
+                }
+            });
+        }
+        if let Some(f) = seek {
+            self.seek(f);
         }
     }
 
@@ -2224,6 +2498,24 @@ fn paint_tools_ui(ui: &mut egui::Ui, paint: &mut PaintState) {
             .text("Brush size"),
     )
     .on_hover_text("[ and ] change it");
+}
+
+/// Makes the threads that do the heavy parallel work (optical flow, the
+/// chroma solver, propagation: rayon's pool, shared by previews, exports
+/// and their live metrics) run at the background priority, so that they
+/// never take the CPU from the window. Without it, the pool takes the
+/// priority of whichever thread first used it, and an export's parallel
+/// work could run at the window's priority and make it stutter. The UI
+/// thread itself never waits on the pool. Only the first call in a
+/// process has an effect (the pool is built once).
+fn lower_parallel_work_priority() {
+    let built = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("tincture-work-{i}"))
+        .start_handler(|_| tincture_engine::lower_thread_priority())
+        .build_global();
+    if let Err(e) = built {
+        tracing::debug!("the parallel work pool was already built: {e}");
+    }
 }
 
 /// A frame rate for people: `24`, `25`, `23.976`, `29.97`.

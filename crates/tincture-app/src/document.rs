@@ -366,6 +366,26 @@ pub enum IoResult {
         /// File > Recent as it now is, or why the save failed (naming the file).
         outcome: Result<Vec<PathBuf>, String>,
     },
+    /// A frame pinned as its keyframe's reference: its picture written.
+    Pinned {
+        /// The keyframe.
+        frame: u64,
+        /// The picture file.
+        path: PathBuf,
+        /// Its thumbnail, or why it could not be written (naming the file).
+        outcome: Result<Thumbnail, String>,
+    },
+    /// A reference photo checked (before it joins the project, or for its thumbnail).
+    ReferenceChecked {
+        /// The photo.
+        path: PathBuf,
+        /// The shot it is for.
+        shot: Option<usize>,
+        /// Whether it is to join the project (else only its thumbnail was wanted).
+        join: bool,
+        /// Its thumbnail, or why it cannot steer the colour (naming the file).
+        outcome: Result<Thumbnail, String>,
+    },
     /// Work to recover, read back from its autosave.
     Recovered {
         /// What was open.
@@ -374,6 +394,33 @@ pub enum IoResult {
         /// was ever saved), or why the autosave could not be read.
         outcome: Result<(Project, Option<Project>), String>,
     },
+}
+
+/// A small picture for a panel: 8-bit RGB, row by row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Thumbnail {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// `width * height` RGB triplets.
+    pub rgb: Vec<u8>,
+}
+
+/// Height of reference thumbnails, in pixels.
+pub const REFERENCE_THUMB_HEIGHT: u32 = 56;
+
+impl Thumbnail {
+    fn of(image: &image::RgbImage) -> Self {
+        let h = REFERENCE_THUMB_HEIGHT.min(image.height()).max(1);
+        let w = (u64::from(image.width()) * u64::from(h) / u64::from(image.height().max(1))).max(1);
+        let small = image::imageops::thumbnail(image, w as u32, h);
+        Self {
+            width: small.width() as usize,
+            height: small.height() as usize,
+            rgb: small.into_raw(),
+        }
+    }
 }
 
 /// A save to the project file, for [`ProjectIo::save`].
@@ -402,6 +449,18 @@ enum Job {
     Session(StateDir, Option<Session>),
     /// Writes File > Recent.
     Recent(StateDir, Vec<PathBuf>),
+    /// Writes the coloured frame `frame` as a picture at `path`.
+    Pin {
+        frame: u64,
+        image: Arc<eframe::egui::ColorImage>,
+        path: PathBuf,
+    },
+    /// Reads a reference photo and checks that it carries colour.
+    CheckReference {
+        path: PathBuf,
+        shot: Option<usize>,
+        join: bool,
+    },
     /// Answered once every job queued before it is done.
     Flush(Sender<()>),
 }
@@ -463,6 +522,10 @@ impl ProjectIo {
                             Job::Autosave { project, path } => autosave(project, path),
                             Job::Save(save) => save_project(save),
                             Job::Recover(session) => recover(session),
+                            Job::Pin { frame, image, path } => pin(*frame, image, path),
+                            Job::CheckReference { path, shot, join } => {
+                                check_reference(path, *shot, *join)
+                            }
                             Job::Session(state, session) => {
                                 record_session(state, session.as_ref());
                                 continue;
@@ -526,6 +589,18 @@ impl ProjectIo {
     /// a clean state, nothing to recover), in order with the saves.
     pub fn record_session(&self, state: StateDir, session: Option<Session>) {
         self.send(Job::Session(state, session));
+    }
+
+    /// Queues writing the coloured frame `frame` to `path` as a PNG, to
+    /// pin it as the keyframe's reference; [`IoResult::Pinned`] follows.
+    pub fn pin(&self, frame: u64, image: Arc<eframe::egui::ColorImage>, path: PathBuf) {
+        self.send(Job::Pin { frame, image, path });
+    }
+
+    /// Queues checking the reference photo at `path` (for shot `shot`;
+    /// `join`: to add it to the project); [`IoResult::ReferenceChecked`] follows.
+    pub fn check_reference(&self, path: PathBuf, shot: Option<usize>, join: bool) {
+        self.send(Job::CheckReference { path, shot, join });
     }
 
     /// Queues writing File > Recent.
@@ -620,6 +695,62 @@ fn record_session(state: &StateDir, session: Option<&Session>) {
             }
         }
         None => state.clear_session(),
+    }
+}
+
+fn pin(frame: u64, image: &eframe::egui::ColorImage, path: &Path) -> IoResult {
+    let [w, h] = image.size;
+    let rgb: Vec<u8> = image
+        .pixels
+        .iter()
+        .flat_map(|c| [c.r(), c.g(), c.b()])
+        .collect();
+    let outcome = image::RgbImage::from_raw(w as u32, h as u32, rgb)
+        .ok_or_else(|| format!("Frame {frame}: the coloured picture is not {w}x{h}"))
+        .and_then(|picture| {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    format!(
+                        "Could not pin frame {frame}: cannot create {}: {e}",
+                        dir.display()
+                    )
+                })?;
+            }
+            // Written under a temporary name and renamed: never half a picture.
+            let partial = path.with_extension("partial.png");
+            picture
+                .save_with_format(&partial, image::ImageFormat::Png)
+                .and_then(|()| std::fs::rename(&partial, path).map_err(image::ImageError::IoError))
+                .map_err(|e| {
+                    format!(
+                        "Could not pin frame {frame}: cannot write {}: {e}",
+                        path.display()
+                    )
+                })?;
+            Ok(Thumbnail::of(&picture))
+        });
+    IoResult::Pinned {
+        frame,
+        path: path.to_owned(),
+        outcome,
+    }
+}
+
+fn check_reference(path: &Path, shot: Option<usize>, join: bool) -> IoResult {
+    let outcome =
+        tincture_engine::reference::reference_colorizer(path, tincture_core::color::Matrix::Bt709)
+            .map_err(|e| format!("Cannot use this reference photo: {e}"))
+            .and_then(|_| {
+                let picture = image::open(path).map_err(|e| {
+                    format!("Cannot read the reference photo {}: {e}", path.display())
+                })?;
+                Ok(Thumbnail::of(&picture.to_rgb8()))
+            });
+    IoResult::ReferenceChecked {
+        path: path.to_owned(),
+        shot,
+        join,
+        outcome,
     }
 }
 

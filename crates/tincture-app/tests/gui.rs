@@ -1649,3 +1649,182 @@ fn flicker_marks_lead_to_the_frames_that_stand_out() {
     });
     assert!(harness.state().error().is_none());
 }
+
+#[test]
+fn the_heavy_parallel_work_runs_below_the_window() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let _harness = harness(None, dir.path(), [800.0, 600.0]);
+    let Some(window) = tincture_engine::thread_niceness() else {
+        println!(
+            "skipping the_heavy_parallel_work_runs_below_the_window: no thread priorities here"
+        );
+        return;
+    };
+    // A job on the parallel work pool (flow, solver, propagation run there).
+    let (tx, rx) = std::sync::mpsc::channel();
+    rayon::spawn(move || {
+        let _ = tx.send((
+            tincture_engine::thread_niceness(),
+            std::thread::current().name().map(str::to_owned),
+        ));
+    });
+    let (niceness, name) = rx.recv().expect("a pool thread answers");
+    assert!(
+        name.as_deref()
+            .is_some_and(|n| n.starts_with("tincture-work-")),
+        "the app built the pool: {name:?}"
+    );
+    let expected = window.max(tincture_engine::BACKGROUND_NICENESS).min(19);
+    assert_eq!(
+        niceness,
+        Some(expected),
+        "pool threads run at the background priority; the window's thread is at {window}"
+    );
+}
+
+// ---- References -------------------------------------------------------------
+
+/// Writes a picture of `width` x `height` whose pixel (x, y) is `colour(x, y)`.
+fn write_picture(path: &Path, width: u32, height: u32, colour: impl Fn(u32, u32) -> [u8; 3]) {
+    image::RgbImage::from_fn(width, height, |x, y| image::Rgb(colour(x, y)))
+        .save(path)
+        .expect("writes the picture");
+}
+
+#[test]
+fn pinned_frames_and_reference_photos_steer_the_shot() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_, film) = match halves(dir.path()) {
+        Ok(films) => films,
+        Err(e) => {
+            println!("skipping pinned_frames_and_reference_photos_steer_the_shot: {e}");
+            return;
+        }
+    };
+    let mut harness = harness_with(Some(film), &dir.path().join("state"), true, [1100.0, 760.0]);
+    wait_for_project(&mut harness);
+    model_off(&mut harness);
+    harness.state_mut().seek(4);
+    wait_for(&mut harness, "frame 4", |app| {
+        app.is_settled() && app.shown_frame() == Some(4)
+    });
+    harness.get_by_label("Brush").click();
+    harness.run_steps(2);
+    harness.state_mut().set_hint_colour(LEFT_COLOUR);
+    paint_stroke(&mut harness, &[[40.0, 30.0], [40.0, 90.0]]);
+    wait_for(&mut harness, "frame 4 coloured with the hint", |app| {
+        app.coloured_frame() == Some(4)
+            && app
+                .after_rgb_at(40, 60)
+                .is_some_and(|(_, c)| c[0] > c[2] + 40)
+    });
+
+    // Pin: the coloured frame becomes keyframe 4's reference, as a picture on disk.
+    harness.get_by_label("Pin this frame as keyframe").click();
+    wait_for(&mut harness, "the pinned reference", |app| {
+        app.document()
+            .and_then(|d| d.project().keyframe(4))
+            .is_some_and(|k| k.reference.is_some())
+    });
+    let reference = harness
+        .state()
+        .document()
+        .and_then(|d| d.project().keyframe(4).and_then(|k| k.reference.clone()))
+        .expect("a reference");
+    let tincture_core::project::KeyframeReference::Image { path: pinned } = reference;
+    let picture = image::open(&pinned)
+        .expect("the pinned picture reads")
+        .to_rgb8();
+    assert_eq!(picture.dimensions(), (160, 120));
+    let p = picture.get_pixel(40, 60).0;
+    assert!(p[0] > p[2] + 40, "the picture is the coloured frame: {p:?}");
+    harness.get_by_label("Reference of keyframe 4");
+
+    // A period photo of another size entirely joins the shot's references.
+    let photo = dir.path().join("street-1952.png");
+    write_picture(&photo, 900, 40, |x, _| [200, (x % 256) as u8, 60]);
+    harness.state_mut().import_reference(photo.clone());
+    wait_for(&mut harness, "the imported photo", |app| {
+        app.document()
+            .is_some_and(|d| d.project().references.len() == 1)
+    });
+    assert_eq!(
+        harness
+            .state()
+            .document()
+            .expect("project")
+            .project()
+            .references[0]
+            .path,
+        photo
+    );
+    harness.get_by_label("Photo: street-1952.png");
+    assert!(harness.state().error().is_none());
+
+    // A gray photo and a corrupt file are refused, naming the file.
+    let gray = dir.path().join("gray-print.png");
+    write_picture(&gray, 120, 90, |x, y| [((x + y) % 256) as u8; 3]);
+    harness.state_mut().import_reference(gray);
+    wait_for(&mut harness, "the refusal", |app| app.error().is_some());
+    let error = harness.state().error().expect("an error").to_owned();
+    assert!(
+        error.contains("gray-print.png") && error.contains("grayscale"),
+        "{error}"
+    );
+    let corrupt = dir.path().join("torn.png");
+    std::fs::write(&corrupt, b"not a picture at all").expect("writes");
+    harness.state_mut().import_reference(corrupt);
+    wait_for(&mut harness, "the second refusal", |app| {
+        app.error().is_some_and(|e| e.contains("torn.png"))
+    });
+    assert_eq!(
+        harness
+            .state()
+            .document()
+            .expect("project")
+            .project()
+            .references
+            .len(),
+        1,
+        "refused pictures do not join"
+    );
+
+    // Each can be removed, and the removal undone.
+    harness
+        .get_by_label("Remove the reference photo street-1952.png")
+        .click();
+    harness.run_steps(2);
+    assert!(
+        harness
+            .state()
+            .document()
+            .expect("project")
+            .project()
+            .references
+            .is_empty()
+    );
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    harness.step();
+    assert_eq!(
+        harness
+            .state()
+            .document()
+            .expect("project")
+            .project()
+            .references
+            .len(),
+        1
+    );
+    harness
+        .get_by_label("Remove the reference of keyframe 4")
+        .click();
+    harness.run_steps(2);
+    assert!(
+        harness
+            .state()
+            .document()
+            .and_then(|d| d.project().keyframe(4))
+            .is_some_and(|k| k.reference.is_none() && k.strokes.len() == 1),
+        "the reference goes, the hints stay"
+    );
+}
