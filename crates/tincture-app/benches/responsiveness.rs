@@ -24,9 +24,14 @@
 //! The model's colour is off (the viewer's "after" side and the export's
 //! prior), so the figures are the window's own, not the network's.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use common::{ffmpeg, median, millis, ms, p99, verdict, wait_for};
 
 use eframe::egui;
 use egui_kittest::Harness;
@@ -53,12 +58,7 @@ const CLIP_SECONDS: u32 = 20;
 const CLIP_GOP: u32 = 250;
 
 fn main() {
-    // `cargo test --all-targets` runs bench binaries without `--bench`:
-    // timings are for `cargo bench` only.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!(
-            "skip: the responsiveness bench runs under `cargo bench -p tincture-app --bench responsiveness`"
-        );
+    if !common::benchmarking("responsiveness") {
         return;
     }
     let started = Instant::now();
@@ -212,50 +212,6 @@ fn main() {
     println!("whole run: {:.0} s", started.elapsed().as_secs_f64());
 }
 
-/// `PASS` or `MISS` against a target in milliseconds.
-fn verdict(value_ms: f64, target_ms: f64) -> &'static str {
-    if value_ms < target_ms { "PASS" } else { "MISS" }
-}
-
-fn ms(value: f64) -> String {
-    if value < 10.0 {
-        format!("{value:.2} ms")
-    } else {
-        format!("{value:.1} ms")
-    }
-}
-
-fn sorted(samples: &[f64]) -> Vec<f64> {
-    let mut s = samples.to_vec();
-    s.sort_by(f64::total_cmp);
-    s
-}
-
-fn median(samples: &[f64]) -> f64 {
-    let s = sorted(samples);
-    s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-/// The 99th percentile by nearest rank (the maximum of under 100 samples).
-fn p99(samples: &[f64]) -> f64 {
-    let s = sorted(samples);
-    let rank = ((s.len() as f64) * 0.99).ceil() as usize;
-    s.get(rank.saturating_sub(1)).copied().unwrap_or(f64::NAN)
-}
-
-fn millis(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn ffmpeg(args: &[&str]) {
-    let status = Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .status()
-        .expect("the ffmpeg tool (scripts/setup.sh installs it)");
-    assert!(status.success(), "ffmpeg {args:?} failed");
-}
-
 /// Makes the 720p H.264 clip with a 250-frame GOP: a moving black-and-white test pattern.
 fn make_clip(dir: &Path) -> PathBuf {
     let clip = dir.join("gop250_720p.mp4");
@@ -328,27 +284,6 @@ fn clip_properties(clip: &Path) -> String {
         },
         bytes as f64 / 1e6
     )
-}
-
-/// Steps until `done` holds, for at most `limit`.
-fn wait_for(
-    harness: &mut Harness<'_, TinctureApp>,
-    what: &str,
-    limit: Duration,
-    done: impl Fn(&TinctureApp) -> bool,
-) {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        harness.step();
-        if done(harness.state()) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    panic!(
-        "timed out waiting for {what}; error shown: {:?}",
-        harness.state().error()
-    );
 }
 
 /// Whether a thread of this process has `name` (as the kernel keeps it: 15 bytes at most).

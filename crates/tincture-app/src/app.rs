@@ -189,6 +189,8 @@ pub struct TinctureApp {
     runtime: RuntimeStatus,
     /// File > Export…: its window, the running export and its notice.
     exporter: Exporter,
+    /// The project revision the "after" picture was coloured with.
+    after_revision: Option<u64>,
     /// The hint painting tools.
     paint: PaintState,
     /// Where the picture painted on was last drawn, and its size in pixels.
@@ -290,6 +292,7 @@ impl TinctureApp {
             error,
             runtime,
             exporter: Exporter::default(),
+            after_revision: None,
             paint: PaintState::default(),
             paint_picture: None,
             flicker_baseline: None,
@@ -324,6 +327,7 @@ impl TinctureApp {
         self.doc = None;
         self.colour_revision = None;
         self.after = None;
+        self.after_revision = None;
         self.before = None;
         self.thumbs.clear();
         self.shots_detected = false;
@@ -727,9 +731,10 @@ impl TinctureApp {
         }
         while let Ok(message) = self.colour_inbox.try_recv() {
             match message {
-                ColourMessage::Frame(frame) => {
+                ColourMessage::Frame { frame, revision } => {
                     if frame.generation >= self.open_generation {
                         upload(&self.ctx, &mut self.after, &frame, "tincture-after");
+                        self.after_revision = Some(revision);
                     }
                     self.colouring = false;
                 }
@@ -855,14 +860,18 @@ impl TinctureApp {
                 project: Box::new(doc.project().clone()),
                 project_path: doc.path().map(Path::to_owned),
                 film: film.clone(),
+                revision: doc.revision(),
             });
             self.colour_revision = Some(doc.revision());
             self.colouring = false;
         }
+        // Current: this frame, coloured with the project as it is now (a new
+        // stroke or setting colours the frame again).
         let current = self
             .after
             .as_ref()
-            .is_some_and(|a| a.index == self.position && a.generation >= self.generation);
+            .is_some_and(|a| a.index == self.position && a.generation >= self.generation)
+            && self.after_revision == Some(doc.revision());
         if !current && !self.colouring && self.playback.is_none() {
             colour.send(ColourCommand::Show {
                 index: self.position,
@@ -1223,6 +1232,13 @@ impl TinctureApp {
         {
             ui.close();
             self.open_export_dialog();
+        }
+        if ui
+            .add_enabled(has_doc, egui::Button::new("Import reference photo…"))
+            .clicked()
+        {
+            ui.close();
+            self.import_reference_dialog();
         }
         ui.menu_button("Recent", |ui| {
             let recent = self.recent.clone();
@@ -2211,6 +2227,11 @@ impl TinctureApp {
         ))
     }
 
+    /// The project revision the coloured ("after") frame was coloured with.
+    pub fn coloured_revision(&self) -> Option<u64> {
+        self.after_revision
+    }
+
     /// The coloured ("after") frame's pixel (`x`, `y`) as sRGB, and its frame number.
     pub fn after_rgb_at(&self, x: usize, y: usize) -> Option<(u64, [u8; 3])> {
         let a = self.after.as_ref()?;
@@ -2322,16 +2343,20 @@ impl TinctureApp {
                 ),
                 None => String::new(),
             };
+            let outdated = self.after_revision != self.doc.as_ref().map(Document::revision);
             if let Some(i) = stale {
                 text.push_str(&format!("   After: stale (frame {i}), colouring…"));
+            } else if self.after.is_some() && outdated && self.colour.is_some() {
+                text.push_str("   After: updating to your change…");
             } else if self.after.is_none() && self.colour.is_some() && self.doc.is_some() {
                 text.push_str("   After: colouring…");
             }
-            let colour = if stale.is_some() {
-                Color32::from_rgb(255, 190, 80)
-            } else {
-                Color32::from_gray(235)
-            };
+            let colour =
+                if stale.is_some() || (self.after.is_some() && outdated && self.colour.is_some()) {
+                    Color32::from_rgb(255, 190, 80)
+                } else {
+                    Color32::from_gray(235)
+                };
             // A real label (not just paint), so assistive technology reads it too.
             let area = egui::Rect::from_min_size(
                 rect.left_top() + egui::vec2(4.0, 4.0),
@@ -2414,6 +2439,12 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ("Ctrl+O", "open a film"),
     ("Ctrl+S / Ctrl+Shift+S", "save / save as"),
     ("Ctrl+Z / Ctrl+Shift+Z", "undo / redo"),
+    (
+        "V / B / P / E / D",
+        "view tool / brush / point hint / eraser / eyedropper",
+    ),
+    ("[ / ]", "smaller / larger brush"),
+    ("N", "next frame marked red on the flicker graph"),
 ];
 
 impl eframe::App for TinctureApp {

@@ -41,6 +41,8 @@ pub enum ColourCommand {
         project_path: Option<PathBuf>,
         /// The film, already checked against the project.
         film: PathBuf,
+        /// The document's revision this snapshot is of.
+        revision: u64,
     },
     /// Colour frame `index`; only the newest pending one is done.
     Show {
@@ -58,8 +60,13 @@ pub enum ColourCommand {
 /// A message from the colour worker.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ColourMessage {
-    /// A coloured frame.
-    Frame(RgbFrame),
+    /// A coloured frame, and the revision of the project it was coloured with.
+    Frame {
+        /// The frame.
+        frame: RgbFrame,
+        /// The project revision.
+        revision: u64,
+    },
     /// Which engine colours the preview, in words ("model `x` on CPU").
     Engine(String),
     /// Colouring a frame failed; the text names the frame and says why.
@@ -68,7 +75,17 @@ pub enum ColourMessage {
 
 /// The neural model, shared by the colorizers of successive project snapshots.
 #[derive(Clone)]
-struct SharedModel(Arc<Mutex<WorkerColorizer>>);
+pub struct SharedModel(Arc<Mutex<WorkerColorizer>>);
+
+impl SharedModel {
+    /// Starts the model `choice`.
+    ///
+    /// # Errors
+    /// When the model or ONNX Runtime cannot be loaded; the message says why.
+    pub fn start(choice: &ModelChoice) -> tincture_engine::Result<Self> {
+        Ok(Self(Arc::new(Mutex::new(WorkerColorizer::start(choice)?))))
+    }
+}
 
 impl Colorizer for SharedModel {
     fn name(&self) -> &str {
@@ -143,6 +160,8 @@ struct State {
     film: Option<PathBuf>,
     reader: Option<VideoReader>,
     colorizer: Option<FilmColorizer>,
+    /// The project revision the colorizer is of.
+    revision: u64,
 }
 
 impl State {
@@ -251,9 +270,10 @@ fn run(
                     project: p,
                     project_path,
                     film,
+                    revision,
                 } => {
                     close = false;
-                    project = Some((p, project_path, film));
+                    project = Some((p, project_path, film, revision));
                 }
                 ColourCommand::Show { index, generation } => show = Some((index, generation)),
             }
@@ -266,7 +286,8 @@ fn run(
             state.reader = None;
             state.film = None;
         }
-        if let Some((p, project_path, film)) = project {
+        if let Some((p, project_path, film, revision)) = project {
+            state.revision = revision;
             let message = match state.set_project(&p, project_path, film) {
                 Ok(engine) => ColourMessage::Engine(engine),
                 Err(e) => ColourMessage::Error(format!("Cannot colour this project: {e}")),
@@ -281,7 +302,10 @@ fn run(
             let message = match state.colour(index, generation) {
                 Ok(frame) => {
                     tracing::trace!(index, generation, "frame coloured");
-                    ColourMessage::Frame(frame)
+                    ColourMessage::Frame {
+                        frame,
+                        revision: state.revision,
+                    }
                 }
                 Err(e) => ColourMessage::Error(format!("Colouring frame {index} failed: {e}")),
             };
