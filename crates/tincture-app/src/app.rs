@@ -193,6 +193,10 @@ pub struct TinctureApp {
     after_revision: Option<u64>,
     /// The hint painting tools.
     paint: PaintState,
+    /// The hint colour picker (the a*b* plane at the lightness under the pointer).
+    picker: crate::picker::Picker,
+    /// The coloured frame's colour under the pointer, while it is on the picture.
+    colour_here: Option<[u8; 3]>,
     /// Where the picture painted on was last drawn, and its size in pixels.
     paint_picture: Option<(egui::Rect, [usize; 2])>,
     /// The project revision when the clip's mean flicker was last noted, and that mean.
@@ -294,6 +298,8 @@ impl TinctureApp {
             exporter: Exporter::default(),
             after_revision: None,
             paint: PaintState::default(),
+            picker: crate::picker::Picker::default(),
+            colour_here: None,
             paint_picture: None,
             flicker_baseline: None,
             ref_thumbs: std::collections::HashMap::new(),
@@ -1738,34 +1744,45 @@ impl TinctureApp {
         egui::Panel::right("properties_panel")
             .default_size(230.0)
             .show(ui, |ui| {
-                self.paint_panel_ui(ui);
-                ui.separator();
-                ui.heading("Properties");
-                match shot {
-                    Some(i) => ui.label(format!("Shot {} (its own settings)", i + 1)),
-                    None => ui.label("All shots"),
-                };
-                ui.separator();
-                ui.label("Model: built-in colorizer");
-                if let Some(e) = &engine {
-                    ui.weak(e);
-                }
-                ui.checkbox(&mut settings.model_prior, "Use the model's colour");
-                ui.add(egui::Slider::new(&mut settings.saturation, 0.0..=2.0).text("Saturation"));
-                ui.add(
-                    egui::Slider::new(&mut settings.shadow_rolloff.threshold, 0.0..=0.3)
-                        .text("Shadow roll-off"),
-                );
-                ui.add(
-                    egui::Slider::new(&mut settings.highlight_rolloff.threshold, 0.7..=1.0)
-                        .text("Highlight roll-off"),
-                );
-                ui.add(egui::Slider::new(&mut settings.stabiliser, 0.0..=1.0).text("Stabiliser"));
-                if shot.is_some() && ui.button("Use the defaults for this shot").clicked() {
-                    settings = defaults.clone();
-                }
-                ui.separator();
-                self.references_panel_ui(ui);
+                // Scrolls when the window is too short for the picker and every setting.
+                egui::ScrollArea::vertical()
+                    .id_salt("properties")
+                    .show(ui, |ui| {
+                        self.paint_panel_ui(ui);
+                        ui.separator();
+                        ui.heading("Properties");
+                        match shot {
+                            Some(i) => ui.label(format!("Shot {} (its own settings)", i + 1)),
+                            None => ui.label("All shots"),
+                        };
+                        ui.separator();
+                        ui.label("Model: built-in colorizer");
+                        if let Some(e) = &engine {
+                            ui.weak(e);
+                        }
+                        ui.checkbox(&mut settings.model_prior, "Use the model's colour");
+                        ui.add(
+                            egui::Slider::new(&mut settings.saturation, 0.0..=2.0)
+                                .text("Saturation"),
+                        );
+                        ui.add(
+                            egui::Slider::new(&mut settings.shadow_rolloff.threshold, 0.0..=0.3)
+                                .text("Shadow roll-off"),
+                        );
+                        ui.add(
+                            egui::Slider::new(&mut settings.highlight_rolloff.threshold, 0.7..=1.0)
+                                .text("Highlight roll-off"),
+                        );
+                        ui.add(
+                            egui::Slider::new(&mut settings.stabiliser, 0.0..=1.0)
+                                .text("Stabiliser"),
+                        );
+                        if shot.is_some() && ui.button("Use the defaults for this shot").clicked() {
+                            settings = defaults.clone();
+                        }
+                        ui.separator();
+                        self.references_panel_ui(ui);
+                    });
             });
         if settings != before {
             self.edit(false, move |p| match shot {
@@ -2029,9 +2046,47 @@ impl TinctureApp {
         }
     }
 
-    /// The painting tools: tool, hint colour and brush size.
+    /// The painting tools: tool, hint colour and brush size, the picker at
+    /// the lightness under the pointer, and suggested colours.
     fn paint_panel_ui(&mut self, ui: &mut egui::Ui) {
         paint_tools_ui(ui, &mut self.paint);
+        if !self.paint.tool.paints() {
+            return;
+        }
+        self.picker.ui(ui, &mut self.paint.colour);
+        let palette: Vec<[u8; 3]> = self.doc.as_ref().map_or_else(Vec::new, |d| {
+            d.project()
+                .keyframes
+                .iter()
+                .flat_map(|k| &k.strokes)
+                .filter_map(|s| tincture_core::project::hex_to_rgb8(&s.color))
+                .collect()
+        });
+        let suggested = crate::picker::suggestions(self.colour_here, &palette, 8);
+        if !suggested.is_empty() {
+            ui.weak("Suggested: the colour here now, then this project's");
+            if let Some(c) = crate::picker::suggestions_ui(ui, &suggested) {
+                self.paint.colour = c;
+            }
+        }
+    }
+
+    /// The hint colours suggested now (tests).
+    pub fn suggested_colours(&self) -> Vec<[u8; 3]> {
+        let palette: Vec<[u8; 3]> = self.doc.as_ref().map_or_else(Vec::new, |d| {
+            d.project()
+                .keyframes
+                .iter()
+                .flat_map(|k| &k.strokes)
+                .filter_map(|s| tincture_core::project::hex_to_rgb8(&s.color))
+                .collect()
+        });
+        crate::picker::suggestions(self.colour_here, &palette, 8)
+    }
+
+    /// The lightness the picker shows (L*).
+    pub fn picker_lightness(&self) -> f64 {
+        self.picker.lightness
     }
 
     /// V, B, P, E and D choose a tool; `[` and `]` change the brush size.
@@ -2091,6 +2146,19 @@ impl TinctureApp {
         };
         if painting {
             self.paint_with_tool(ui, picture, size, response);
+            // The picker follows the film's lightness under the pointer.
+            if let Some(p) = response.hover_pos().filter(|p| picture.contains(*p)) {
+                let [x, y] = crate::paint::film_pixel(p, picture, size).map(|v| v.round() as usize);
+                let pixel = |pic: &Picture| {
+                    let c = pic.image.pixels.get(y * pic.image.size[0] + x)?;
+                    Some([c.r(), c.g(), c.b()])
+                };
+                if let Some(film) = self.before.as_ref().and_then(pixel) {
+                    self.picker.lightness = tincture_core::metrics::srgb8_to_lab(film)[0];
+                    self.picker.from_pointer = true;
+                }
+                self.colour_here = self.after.as_ref().and_then(pixel);
+            }
         }
         let strokes = self
             .doc

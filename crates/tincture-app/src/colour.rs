@@ -18,11 +18,14 @@ use eframe::egui;
 use tincture_core::color::Matrix;
 use tincture_core::colorize::Colorizer;
 use tincture_core::compose::{OutputLayout, compose_frame, frame_to_rgb8};
+use tincture_core::frame::RgbImage;
 use tincture_core::frame::{ChromaField, LumaImage, Subsampling};
+use tincture_core::guided::GuidedFilter;
 use tincture_core::project::Project;
-use tincture_engine::film::FilmColorizer;
+use tincture_engine::film::{FilmColorizer, FilmPlan, KeyColour};
 use tincture_engine::neural::{ModelChoice, WorkerColorizer};
 use tincture_engine::project::plan_of;
+use tincture_infer::model::{resize_area, resize_bilinear};
 use tincture_media::VideoReader;
 
 use crate::worker::RgbFrame;
@@ -73,9 +76,42 @@ pub enum ColourMessage {
     Error(String),
 }
 
-/// The neural model, shared by the colorizers of successive project snapshots.
+/// The neural model, shared by the colorizers of successive project
+/// snapshots. Its proposal for a frame depends on the frame's luma alone,
+/// so the last one is kept: painting on a frame colours it again and again,
+/// and the model need not run again each time.
 #[derive(Clone)]
-pub struct SharedModel(Arc<Mutex<WorkerColorizer>>);
+pub struct SharedModel {
+    model: Arc<Mutex<WorkerColorizer>>,
+    last: Arc<Mutex<Option<(LumaKey, ChromaField)>>>,
+}
+
+/// What identifies the luma a proposal was made for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct LumaKey {
+    index: u64,
+    width: usize,
+    height: usize,
+    matrix: Matrix,
+    digest: u64,
+}
+
+impl LumaKey {
+    fn of(luma: &LumaImage, index: u64, matrix: Matrix) -> Self {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        for v in &luma.data {
+            v.to_bits().hash(&mut hasher);
+        }
+        Self {
+            index,
+            width: luma.width,
+            height: luma.height,
+            matrix,
+            digest: hasher.finish(),
+        }
+    }
+}
 
 impl SharedModel {
     /// Starts the model `choice`.
@@ -83,7 +119,20 @@ impl SharedModel {
     /// # Errors
     /// When the model or ONNX Runtime cannot be loaded; the message says why.
     pub fn start(choice: &ModelChoice) -> tincture_engine::Result<Self> {
-        Ok(Self(Arc::new(Mutex::new(WorkerColorizer::start(choice)?))))
+        Ok(Self::of(WorkerColorizer::start(choice)?))
+    }
+
+    fn of(model: WorkerColorizer) -> Self {
+        Self {
+            model: Arc::new(Mutex::new(model)),
+            last: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    fn provider(&self) -> String {
+        self.model
+            .lock()
+            .map_or_else(|_| "?".into(), |m| m.provider().to_owned())
     }
 }
 
@@ -93,7 +142,7 @@ impl Colorizer for SharedModel {
     }
 
     fn settings(&self) -> serde_json::Value {
-        self.0
+        self.model
             .lock()
             .map_or(serde_json::Value::Null, |m| m.settings())
     }
@@ -104,10 +153,26 @@ impl Colorizer for SharedModel {
         frame_index: u64,
         matrix: Matrix,
     ) -> tincture_core::Result<ChromaField> {
-        let mut model = self.0.lock().map_err(|_| tincture_core::Error::Engine {
-            message: "the model worker failed earlier".into(),
-        })?;
-        model.colorize(luma, frame_index, matrix)
+        let key = LumaKey::of(luma, frame_index, matrix);
+        if let Ok(last) = self.last.lock()
+            && let Some((k, chroma)) = last.as_ref()
+            && *k == key
+        {
+            return Ok(chroma.clone());
+        }
+        let chroma = {
+            let mut model = self
+                .model
+                .lock()
+                .map_err(|_| tincture_core::Error::Engine {
+                    message: "the model worker failed earlier".into(),
+                })?;
+            model.colorize(luma, frame_index, matrix)?
+        };
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some((key, chroma.clone()));
+        }
+        Ok(chroma)
     }
 }
 
@@ -162,20 +227,34 @@ struct State {
     colorizer: Option<FilmColorizer>,
     /// The project revision the colorizer is of.
     revision: u64,
+    /// The size the colour is solved at, when smaller than the film's (see [`preview_size`]).
+    preview_size: Option<(usize, usize)>,
+    /// The last frame coloured, decoded, with its luma and the guided filter
+    /// prepared on it: a frame painted on is coloured again and again.
+    last: Option<LastFrame>,
+}
+
+/// A decoded frame kept for colouring it again.
+struct LastFrame {
+    index: u64,
+    frame: tincture_core::frame::Frame,
+    luma: LumaImage,
+    guide: Option<GuidedFilter>,
 }
 
 impl State {
     fn model(&mut self) -> Option<SharedModel> {
         if self.model.is_none() && self.model_error.is_none() {
             match WorkerColorizer::start(&ModelChoice::default()) {
-                Ok(m) => self.model = Some(SharedModel(Arc::new(Mutex::new(m)))),
+                Ok(m) => self.model = Some(SharedModel::of(m)),
                 Err(e) => self.model_error = Some(e.to_string()),
             }
         }
         self.model.clone()
     }
 
-    /// Builds the colorizer for a project snapshot; returns the engine's description.
+    /// Builds the colorizer for a project snapshot (at the preview's size,
+    /// see [`preview_size`]); returns the engine's description.
     fn set_project(
         &mut self,
         project: &Project,
@@ -185,17 +264,24 @@ impl State {
         self.colorizer = None;
         if self.film.as_ref() != Some(&film) {
             self.reader = None;
+            self.last = None;
             self.film = Some(film.clone());
         }
         let base = project_path.unwrap_or_else(|| film.with_extension("tincture.json"));
-        let plan = plan_of(project, &base, film).map_err(|e| e.to_string())?;
+        let mut plan = plan_of(project, &base, film).map_err(|e| e.to_string())?;
+        let (w, h) = (
+            project.source.width as usize,
+            project.source.height as usize,
+        );
+        self.preview_size = preview_size(w, h);
+        if let Some((sw, sh)) = self.preview_size {
+            scale_plan(&mut plan, (w, h), (sw, sh));
+        }
         let wants_model = plan.shots.iter().any(|s| s.model_prior);
         let model = if wants_model { self.model() } else { None };
         let engine = match (&model, &self.model_error, wants_model) {
             (Some(m), _, _) => {
-                let provider =
-                    m.0.lock()
-                        .map_or_else(|_| "?".into(), |m| m.provider().to_owned());
+                let provider = m.provider();
                 format!("model prior on {provider}, {} keyframes", plan.keys.len())
             }
             (None, Some(e), true) => format!("no model ({e}); keyframes and references only"),
@@ -203,6 +289,10 @@ impl State {
                 "keyframes and references only, {} keyframes",
                 plan.keys.len()
             ),
+        };
+        let engine = match self.preview_size {
+            Some((sw, sh)) => format!("{engine}; preview colour solved at {sw}x{sh}"),
+            None => engine,
         };
         self.colorizer = Some(FilmColorizer::preview(
             plan,
@@ -224,12 +314,39 @@ impl State {
         let Some(reader) = self.reader.as_mut() else {
             return Err("the film is not open".into());
         };
-        let decoded = reader.seek(index).map_err(|e| e.to_string())?;
-        let frame = &decoded.frame;
-        let luma = frame.luma_unit();
-        let chroma = colorizer
-            .colorize(&luma, index, frame.matrix)
-            .map_err(|e| format!("frame {index} of {}: {e}", film.display()))?;
+        if self.last.as_ref().is_none_or(|l| l.index != index) {
+            let frame = reader.seek(index).map_err(|e| e.to_string())?.frame;
+            let luma = frame.luma_unit();
+            self.last = Some(LastFrame {
+                index,
+                frame,
+                luma,
+                guide: None,
+            });
+        }
+        let Some(LastFrame {
+            frame, luma, guide, ..
+        }) = self.last.as_mut()
+        else {
+            return Err("the frame was not decoded".into());
+        };
+        let (frame, luma) = (&*frame, &*luma);
+        let chroma = match self.preview_size {
+            Some((sw, sh)) if (sw, sh) != (luma.width, luma.height) => {
+                let small = LumaImage {
+                    width: sw,
+                    height: sh,
+                    data: resize_area(&luma.data, luma.width, luma.height, sw, sh),
+                };
+                let c = colorizer
+                    .colorize(&small, index, frame.matrix)
+                    .map_err(|e| format!("frame {index} of {}: {e}", film.display()))?;
+                upsample_chroma(&c, luma, guide)
+            }
+            _ => colorizer
+                .colorize(luma, index, frame.matrix)
+                .map_err(|e| format!("frame {index} of {}: {e}", film.display()))?,
+        };
         let layout = OutputLayout {
             bit_depth: frame.bit_depth,
             subsampling: Subsampling::S444,
@@ -239,6 +356,84 @@ impl State {
             generation,
             ..RgbFrame::from_rgb(index, out.width(), out.height(), &frame_to_rgb8(&out))
         })
+    }
+}
+
+/// Films wider than this are coloured for the preview at half size: the
+/// solver's cost goes with the pixel count, and chroma at half size, brought
+/// back up along the film's own luma edges, is what 4:2:0 carries anyway.
+/// The film's luma is always shown at full size; exports solve at full size.
+pub const PREVIEW_FULL_SIZE_MAX_WIDTH: usize = 960;
+
+/// The size the preview's colour is solved at for a film of `w` x `h`:
+/// `None` for full size.
+pub fn preview_size(w: usize, h: usize) -> Option<(usize, usize)> {
+    (w > PREVIEW_FULL_SIZE_MAX_WIDTH).then(|| (w.div_ceil(2), h.div_ceil(2)))
+}
+
+/// Scales what a plan places in frame pixels (strokes; keyframe pictures of
+/// the film's size) from `full` to `small`.
+fn scale_plan(plan: &mut FilmPlan, full: (usize, usize), small: (usize, usize)) {
+    let k = small.0 as f32 / full.0.max(1) as f32;
+    for key in plan.keys.values_mut() {
+        if let KeyColour::Steered { strokes, reference } = key {
+            for s in strokes.iter_mut() {
+                for p in &mut s.points {
+                    *p = [p[0] * k, p[1] * k];
+                }
+                s.size = (s.size * k).max(1.0);
+            }
+            if let Some(img) = reference
+                && (img.width, img.height) == full
+            {
+                *img = shrink_rgb(img, small);
+            }
+        }
+    }
+}
+
+/// An RGB picture resized by area averaging.
+fn shrink_rgb(img: &RgbImage, (w, h): (usize, usize)) -> RgbImage {
+    let channel = |c: usize| -> Vec<f32> {
+        let plane: Vec<f32> = img
+            .data
+            .iter()
+            .skip(c)
+            .step_by(3)
+            .map(|&v| f32::from(v))
+            .collect();
+        resize_area(&plane, img.width, img.height, w, h)
+    };
+    let [r, g, b] = [channel(0), channel(1), channel(2)];
+    let data = (0..w * h)
+        .flat_map(|i| [r[i], g[i], b[i]].map(|v| v.round().clamp(0.0, 255.0) as u8))
+        .collect();
+    RgbImage {
+        width: w,
+        height: h,
+        data,
+    }
+}
+
+/// Chroma solved at a smaller size brought to `luma`'s: bilinear, then a
+/// guided filter on the full-size luma, so colour edges sit on luma edges.
+/// The filter prepared on `luma` is kept in `guide` for the next time.
+fn upsample_chroma(
+    small: &ChromaField,
+    luma: &LumaImage,
+    guide: &mut Option<GuidedFilter>,
+) -> ChromaField {
+    let (w, h) = (luma.width, luma.height);
+    let up = |c: &[f32]| resize_bilinear(c, small.width, small.height, w, h);
+    let (cb, cr) = (up(&small.cb), up(&small.cr));
+    let factor = w as f32 / small.width.max(1) as f32;
+    let radius = (factor * 1.5).ceil() as usize;
+    let filter = guide.get_or_insert_with(|| GuidedFilter::new(&luma.data, w, h, radius, 1e-3));
+    ChromaField {
+        width: w,
+        height: h,
+        cb: filter.filter(&cb),
+        cr: filter.filter(&cr),
     }
 }
 
@@ -284,6 +479,7 @@ fn run(
         if close {
             state.colorizer = None;
             state.reader = None;
+            state.last = None;
             state.film = None;
         }
         if let Some((p, project_path, film, revision)) = project {
@@ -312,6 +508,101 @@ fn run(
             if !send(message) {
                 return;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tincture_engine::film::StrokeHint;
+
+    #[test]
+    fn large_films_are_previewed_at_half_size() {
+        assert_eq!(preview_size(720, 576), None);
+        assert_eq!(preview_size(1280, 720), Some((640, 360)));
+        assert_eq!(preview_size(1921, 1081), Some((961, 541)));
+    }
+
+    #[test]
+    fn strokes_and_frame_pictures_scale_with_the_preview() {
+        let mut plan = FilmPlan::whole_film("reel.mkv".into(), 10);
+        let picture = RgbImage {
+            width: 4,
+            height: 2,
+            data: [[200u8, 0, 0], [200, 0, 0], [0, 0, 200], [0, 0, 200]]
+                .repeat(2)
+                .concat(),
+        };
+        plan.keys.insert(
+            3,
+            KeyColour::Steered {
+                strokes: vec![StrokeHint {
+                    points: vec![[2.0, 1.0], [3.0, 1.0]],
+                    rgb: [10, 20, 30],
+                    size: 8.0,
+                }],
+                reference: Some(picture),
+            },
+        );
+        scale_plan(&mut plan, (4, 2), (2, 1));
+        let Some(KeyColour::Steered { strokes, reference }) = plan.keys.get(&3) else {
+            panic!("the keyframe");
+        };
+        assert_eq!(strokes[0].points, vec![[1.0, 0.5], [1.5, 0.5]]);
+        assert_eq!(strokes[0].size, 4.0);
+        let small = reference.as_ref().expect("the picture");
+        assert_eq!((small.width, small.height), (2, 1));
+        assert_eq!(
+            small.data,
+            vec![200, 0, 0, 0, 0, 200],
+            "each half keeps its colour"
+        );
+    }
+
+    #[test]
+    fn upsampled_chroma_keeps_flat_colour_and_follows_luma_edges() {
+        // Full size 16x8: dark left half, light right half.
+        let (w, h) = (16, 8);
+        let luma = LumaImage {
+            width: w,
+            height: h,
+            data: (0..w * h)
+                .map(|i| if i % w < 8 { 0.2 } else { 0.8 })
+                .collect(),
+        };
+        // Half size: blue-ish chroma left, red-ish right.
+        let (sw, sh) = (8, 4);
+        let small = ChromaField {
+            width: sw,
+            height: sh,
+            cb: (0..sw * sh)
+                .map(|i| if i % sw < 4 { 0.2 } else { -0.1 })
+                .collect(),
+            cr: (0..sw * sh)
+                .map(|i| if i % sw < 4 { -0.1 } else { 0.3 })
+                .collect(),
+        };
+        let up = upsample_chroma(&small, &luma, &mut None);
+        assert_eq!((up.width, up.height), (w, h));
+        let at = |x: usize, y: usize| (up.cb[y * w + x], up.cr[y * w + x]);
+        for y in 0..h {
+            let (l, r) = (at(1, y), at(14, y));
+            assert!(
+                (l.0 - 0.2).abs() < 0.01 && (l.1 + 0.1).abs() < 0.01,
+                "{l:?}"
+            );
+            assert!(
+                (r.0 + 0.1).abs() < 0.01 && (r.1 - 0.3).abs() < 0.01,
+                "{r:?}"
+            );
+            // Next to the luma edge, each side keeps most of its own colour.
+            assert!(
+                at(6, y).0 > 0.12 && at(9, y).0 < -0.02,
+                "{:?} {:?}",
+                at(6, y),
+                at(9, y)
+            );
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod document;
 pub mod export;
 pub mod flicker;
 pub mod paint;
+pub mod picker;
 pub mod timeline;
 pub mod viewer;
 pub mod worker;

@@ -1720,6 +1720,8 @@ fn pinned_frames_and_reference_photos_steer_the_shot() {
     });
 
     // Pin: the coloured frame becomes keyframe 4's reference, as a picture on disk.
+    harness.key_press(egui::Key::V);
+    harness.run_steps(2);
     harness.get_by_label("Pin this frame as keyframe").click();
     wait_for(&mut harness, "the pinned reference", |app| {
         app.document()
@@ -1826,5 +1828,71 @@ fn pinned_frames_and_reference_photos_steer_the_shot() {
             .and_then(|d| d.project().keyframe(4))
             .is_some_and(|k| k.reference.is_none() && k.strokes.len() == 1),
         "the reference goes, the hints stay"
+    );
+}
+
+#[test]
+fn the_picker_follows_the_film_and_suggested_colours_can_be_picked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_, film) = match halves(dir.path()) {
+        Ok(films) => films,
+        Err(e) => {
+            println!("skipping the_picker_follows_the_film: {e}");
+            return;
+        }
+    };
+    let mut harness = harness_with(Some(film), &dir.path().join("state"), true, [1100.0, 900.0]);
+    wait_for_project(&mut harness);
+    model_off(&mut harness);
+    harness.state_mut().seek(4);
+    wait_for(&mut harness, "frame 4", |app| {
+        app.is_settled() && app.shown_frame() == Some(4)
+    });
+    harness.key_press(egui::Key::B);
+    harness.step();
+    harness.state_mut().set_hint_colour(LEFT_COLOUR);
+    paint_stroke(&mut harness, &[[40.0, 30.0], [40.0, 90.0]]);
+    wait_for(&mut harness, "the stroke coloured", |app| {
+        app.coloured_frame() == Some(4)
+            && app.coloured_revision() == app.document().map(|d| d.revision())
+    });
+
+    // Over each half the picker shows that half's lightness.
+    let lightness_at = |harness: &mut Harness<'_, TinctureApp>, x: f32| {
+        let p = harness.state().screen_point_of(x, 60.0).expect("on screen");
+        harness.hover_at(p);
+        harness.run_steps(2);
+        harness.state().picker_lightness()
+    };
+    let (light, dark) = (
+        lightness_at(&mut harness, 40.0),
+        lightness_at(&mut harness, 120.0),
+    );
+    let truth_l = |c: [u8; 3]| tincture_core::metrics::srgb8_to_lab(c)[0];
+    assert!(
+        (light - truth_l(LEFT_COLOUR)).abs() < 3.0 && (dark - truth_l(RIGHT_COLOUR)).abs() < 3.0,
+        "picker lightness {light:.1} and {dark:.1}"
+    );
+
+    // Suggested: the colour here now (the right half, still gray), then the project's own.
+    let suggested = harness.state().suggested_colours();
+    assert!(suggested.len() >= 2, "{suggested:?}");
+    let painted = tincture_core::project::hex_to_rgb8(&strokes_on(harness.state(), 4)[0].color)
+        .expect("a stroke colour");
+    assert_eq!(suggested[1], painted);
+    harness.state_mut().set_hint_colour([0, 0, 255]);
+    harness.remove_cursor();
+    harness.run_steps(2);
+    harness
+        .get_by_label(&format!(
+            "Suggested colour 2: {}",
+            tincture_core::project::rgb8_to_hex(painted)
+        ))
+        .click();
+    harness.run_steps(2);
+    assert_eq!(
+        harness.state().paint_state().colour,
+        painted,
+        "the suggestion is the hint colour now"
     );
 }

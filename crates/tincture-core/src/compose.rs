@@ -7,6 +7,7 @@
 
 use crate::color::{ColorRange, Matrix};
 use crate::frame::{ChromaField, ChromaPlanes, Frame, Plane, Subsampling};
+use rayon::prelude::*;
 
 /// What an encoder wants: bit depth and chroma layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,14 +134,20 @@ pub fn compose_frame(source: &Frame, chroma: Option<&ChromaField>, layout: Outpu
                 Some(field) => {
                     let luma = source.luma_unit();
                     let mut limited = field.clone();
-                    for i in 0..luma.data.len() {
-                        let (cb, cr) =
-                            source
-                                .matrix
-                                .limit_to_gamut(luma.data[i], field.cb[i], field.cr[i]);
-                        limited.cb[i] = cb;
-                        limited.cr[i] = cr;
-                    }
+                    let m = source.matrix;
+                    // Row by row in parallel; each pixel on its own, so the
+                    // result does not depend on the split.
+                    let w = luma.width.max(1);
+                    limited
+                        .cb
+                        .par_chunks_mut(w)
+                        .zip(limited.cr.par_chunks_mut(w))
+                        .zip(luma.data.par_chunks(w))
+                        .for_each(|((cb, cr), y)| {
+                            for i in 0..y.len() {
+                                (cb[i], cr[i]) = m.limit_to_gamut(y[i], cb[i], cr[i]);
+                            }
+                        });
                     owned = limited;
                     &owned
                 }
@@ -193,18 +200,28 @@ pub fn frame_to_rgb8(frame: &Frame) -> Vec<u8> {
     frame_to_rgb(frame, 255.0, |v| v as u8)
 }
 
-fn frame_to_rgb<T>(frame: &Frame, max: f32, cast: impl Fn(f32) -> T) -> Vec<T> {
+fn frame_to_rgb<T: Copy + Default + Send>(
+    frame: &Frame,
+    max: f32,
+    cast: impl Fn(f32) -> T + Sync,
+) -> Vec<T> {
     let luma = frame.luma_unit();
     let field = chroma_field_of(frame);
     let m = frame.matrix;
-    let mut out = Vec::with_capacity(luma.data.len() * 3);
-    for i in 0..luma.data.len() {
-        let y = luma.data[i];
-        let (cb, cr) = m.limit_to_gamut(y, field.cb[i], field.cr[i]);
-        for c in m.ycbcr_to_rgb([y, cb, cr]) {
-            out.push(cast((c.clamp(0.0, 1.0) * max).round()));
-        }
-    }
+    let w = luma.width.max(1);
+    let mut out = vec![T::default(); luma.data.len() * 3];
+    // Row by row in parallel; each pixel on its own.
+    out.par_chunks_mut(3 * w)
+        .zip(luma.data.par_chunks(w))
+        .zip(field.cb.par_chunks(w).zip(field.cr.par_chunks(w)))
+        .for_each(|((row, y), (cb, cr))| {
+            for (i, px) in row.chunks_exact_mut(3).enumerate() {
+                let (u, v) = m.limit_to_gamut(y[i], cb[i], cr[i]);
+                for (o, c) in px.iter_mut().zip(m.ycbcr_to_rgb([y[i], u, v])) {
+                    *o = cast((c.clamp(0.0, 1.0) * max).round());
+                }
+            }
+        });
     out
 }
 
