@@ -8,7 +8,10 @@
 # needed), waits for the film to open and its first frame to be coloured,
 # saves screenshots/xvfb-opened.png, scrubs with the keyboard (Shift+Right)
 # to a frame a third of the way in, waits for that frame to be coloured, and
-# saves screenshots/xvfb-scrubbed.png.
+# saves screenshots/xvfb-scrubbed.png. Then it takes the brush, shows the
+# picker (painting-picker.png), paints a hint on the ground and steps on
+# through the shot, recording 10 s of the screen with ffmpeg's x11grab
+# (painting-hint.mp4, and painting-hint.png once the stroke is coloured).
 #
 # FILM defaults to the first b01*.mp4 in ../shared/data/video/bw; without
 # that folder (and no FILM) it skips with a message. Needs Xvfb, xdotool,
@@ -161,4 +164,39 @@ xdotool windowfocus --sync "$wid"
 xdotool key --delay 40 --repeat "$presses" shift+Right
 coloured "$target" 180
 shoot xvfb-scrubbed.png
+# Painting a hint, recorded. The window sits at the screen's top left (no
+# window manager); these points are on the film's picture and on the picker
+# in the Paint hints panel, for the default 1280x800 window.
+say "painting a hint (brush, picker, stroke) while recording the screen"
+xdotool key b
+sleep 1
+# The picker takes the lightness of the film under the pointer: the ground.
+xdotool mousemove --window "$wid" 600 560
+sleep 1
+shoot painting-picker.png
+ffmpeg -nostdin -hide_banner -loglevel error -y -f x11grab -video_size 1280x800 -framerate 10 \
+    -i "$DISPLAY" -t 10 -c:v libx264 -preset veryfast -pix_fmt yuv420p -crf 28 \
+    screenshots/painting-hint.mp4 &
+rec_pid=$!
+sleep 1
+# A warm earth colour on the picker (a* +30, b* +40), then a stroke along the ground.
+xdotool mousemove --window "$wid" 1108 190 click 1
+sleep 0.5
+xdotool mousemove --window "$wid" 330 555 mousedown 1
+for x in $(seq 350 25 870); do
+    xdotool mousemove --window "$wid" "$x" $((555 + (x % 50) / 10))
+    sleep 0.05
+done
+xdotool mouseup 1
+xdotool mousemove --window "$wid" 1140 700
+sleep 2
+import -window "$wid" screenshots/painting-hint.png
+say "wrote screenshots/painting-hint.png"
+# Step on through the shot, a frame at a time: the colour follows the ground.
+for _ in $(seq 10); do
+    xdotool key Right
+    sleep 0.5
+done
+wait "$rec_pid" || say "warning: the screen recording failed"
+say "wrote screenshots/painting-hint.mp4 ($(ffprobe -v error -show_entries format=duration -of csv=p=0 screenshots/painting-hint.mp4) s)"
 say "done; the app's log was $(wc -l <"$log") lines"

@@ -189,7 +189,8 @@ pub fn touches(stroke: &Stroke, at: [f32; 2], radius: f32) -> bool {
 }
 
 /// Draws `strokes` (and the one being painted) over the picture, scaled
-/// with it, each outlined so it shows on any colour.
+/// with it: a translucent band of the hint's colour, so the colour it gives
+/// the film shows through, along a thin line that shows on any picture.
 pub fn draw_strokes(
     painter: &egui::Painter,
     picture: Rect,
@@ -205,14 +206,17 @@ pub fn draw_strokes(
             .iter()
             .map(|&p| screen_point(p, picture, size))
             .collect();
-        let outline = egui::Stroke::new(width + 2.0, Color32::from_black_alpha(160));
-        let fill = egui::Stroke::new(width, colour);
+        let band = Color32::from_rgba_unmultiplied(rgb[0], rgb[1], rgb[2], 70);
+        let line = egui::Stroke::new(1.5, colour);
+        let shadow = egui::Stroke::new(3.0, Color32::from_black_alpha(140));
         if let [only] = screen.as_slice() {
-            painter.circle_filled(*only, width / 2.0 + 1.0, outline.color);
-            painter.circle_filled(*only, width / 2.0, colour);
+            painter.circle_filled(*only, width / 2.0, band);
+            painter.circle_stroke(*only, width / 2.0, shadow);
+            painter.circle_stroke(*only, width / 2.0, line);
         } else {
-            painter.line(screen.clone(), outline);
-            painter.line(screen, fill);
+            painter.line(screen.clone(), egui::Stroke::new(width, band));
+            painter.line(screen.clone(), shadow);
+            painter.line(screen, line);
         }
     };
     for s in strokes {
