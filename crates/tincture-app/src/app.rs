@@ -1987,45 +1987,25 @@ impl TinctureApp {
         let mut seek = None;
         for (frame, path) in keyed {
             let thumb = self.ref_thumb(&path);
-            ui.horizontal(|ui| {
-                if let Some(t) = thumb {
-                    ui.image((t, egui::vec2(56.0 * 4.0 / 3.0, 42.0)));
-                }
-                if ui
-                    .button(format!("Reference of keyframe {frame}"))
-                    .clicked()
-                {
-                    seek = Some(frame);
-                }
-                let what = format!("Remove the reference of keyframe {frame}");
-                if ui
-                    .small_button("Remove")
-                    .accessible_name(what.clone())
-                    .on_hover_text(what)
-                    .clicked()
-                {
-                    remove_key = Some(frame);
-                }
-            });
+            let (open, remove) = reference_row(
+                ui,
+                thumb,
+                &format!("Reference of keyframe {frame}"),
+                &format!("Remove the reference of keyframe {frame}"),
+            );
+            seek = seek.or(open.then_some(frame));
+            remove_key = remove_key.or(remove.then_some(frame));
         }
         for (i, path) in photos {
             let thumb = self.ref_thumb(&path);
             let name = worker::display_name(&path);
-            ui.horizontal(|ui| {
-                if let Some(t) = thumb {
-                    ui.image((t, egui::vec2(56.0 * 4.0 / 3.0, 42.0)));
-                }
-                ui.label(format!("Photo: {name}"));
-                let what = format!("Remove the reference photo {name}");
-                if ui
-                    .small_button("Remove")
-                    .accessible_name(what.clone())
-                    .on_hover_text(what)
-                    .clicked()
-                {
-                    remove_photo = Some(i);
-                }
-            });
+            let (_, remove) = reference_row(
+                ui,
+                thumb,
+                &format!("Photo: {name}"),
+                &format!("Remove the reference photo {name}"),
+            );
+            remove_photo = remove_photo.or(remove.then_some(i));
         }
         if let Some(frame) = remove_key {
             self.edit(true, |p| {
@@ -2568,6 +2548,29 @@ impl eframe::App for TinctureApp {
             tracing::error!("the project I/O thread did not finish its writes before exit");
         }
     }
+}
+
+/// One reference in the References panel: its thumbnail, a button named
+/// `label` and a Remove button named `remove`; whether each was clicked.
+fn reference_row(
+    ui: &mut egui::Ui,
+    thumb: Option<egui::TextureId>,
+    label: &str,
+    remove: &str,
+) -> (bool, bool) {
+    ui.horizontal(|ui| {
+        if let Some(t) = thumb {
+            ui.image((t, egui::vec2(56.0 * 4.0 / 3.0, 42.0)));
+        }
+        let open = ui.button(label).clicked();
+        let removed = ui
+            .small_button("Remove")
+            .accessible_name(remove)
+            .on_hover_text(remove)
+            .clicked();
+        (open, removed)
+    })
+    .inner
 }
 
 /// The painting tools' panel: a button per tool, the hint colour and the brush size.

@@ -1384,6 +1384,27 @@ fn halves(dir: &Path) -> Result<(PathBuf, PathBuf), String> {
     Ok((truth, film))
 }
 
+/// The window on the two-halves film (colour on, the model's off) at frame
+/// 4: the truth's path and the harness, or `None` (said why) when the
+/// fixture cannot be made.
+fn halves_at_frame_4(
+    dir: &Path,
+    test: &str,
+    height: f32,
+) -> Option<(PathBuf, Harness<'static, TinctureApp>)> {
+    let (truth, film) = halves(dir)
+        .inspect_err(|e| println!("skipping {test}: {e}"))
+        .ok()?;
+    let mut harness = harness_with(Some(film), &dir.join("state"), true, [1100.0, height]);
+    wait_for_project(&mut harness);
+    model_off(&mut harness);
+    harness.state_mut().seek(4);
+    wait_for(&mut harness, "frame 4", |app| {
+        app.is_settled() && app.shown_frame() == Some(4)
+    });
+    Some((truth, harness))
+}
+
 /// Drags the brush through film pixels `path` on the viewer.
 fn paint_stroke(harness: &mut Harness<'_, TinctureApp>, path: &[[f32; 2]]) {
     let points: Vec<egui::Pos2> = path
@@ -1447,13 +1468,14 @@ fn mean_delta_e(app: &TinctureApp, (cx, cy): (usize, usize), side: usize, truth:
 fn painted_hints_colour_their_regions_and_undo_and_redo() {
     let dir = tempfile::tempdir().expect("temp dir");
     // A film of two flat halves whose true colours are known.
-    let (truth, film) = match halves(dir.path()) {
-        Ok(films) => films,
-        Err(e) => {
-            println!("skipping painted_hints_colour_their_regions: {e}");
-            return;
-        }
+    let Some((truth, mut harness)) = halves_at_frame_4(
+        dir.path(),
+        "painted_hints_colour_their_regions_and_undo_and_redo",
+        760.0,
+    ) else {
+        return;
     };
+    let film = harness.state().film().expect("the film").to_owned();
     let mut colour = tincture_media::VideoReader::open(&truth).expect("the truth opens");
     let truth_frame = colour.seek(4).expect("frame 4").frame;
     let gray = tincture_media::VideoReader::open(&film)
@@ -1470,13 +1492,6 @@ fn painted_hints_colour_their_regions_and_undo_and_redo() {
         truth_frame.width(),
     );
     let (left_truth, right_truth) = (truth.at(40, 60), truth.at(120, 60));
-    let mut harness = harness_with(Some(film), &dir.path().join("state"), true, [1100.0, 760.0]);
-    wait_for_project(&mut harness);
-    model_off(&mut harness);
-    harness.state_mut().seek(4);
-    wait_for(&mut harness, "frame 4", |app| {
-        app.is_settled() && app.shown_frame() == Some(4)
-    });
 
     // Brush, from the panel; the colour as a user would set it with the picker.
     harness.get_by_label("Brush").click();
@@ -1694,20 +1709,13 @@ fn write_picture(path: &Path, width: u32, height: u32, colour: impl Fn(u32, u32)
 #[test]
 fn pinned_frames_and_reference_photos_steer_the_shot() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (_, film) = match halves(dir.path()) {
-        Ok(films) => films,
-        Err(e) => {
-            println!("skipping pinned_frames_and_reference_photos_steer_the_shot: {e}");
-            return;
-        }
+    let Some((_, mut harness)) = halves_at_frame_4(
+        dir.path(),
+        "pinned_frames_and_reference_photos_steer_the_shot",
+        760.0,
+    ) else {
+        return;
     };
-    let mut harness = harness_with(Some(film), &dir.path().join("state"), true, [1100.0, 760.0]);
-    wait_for_project(&mut harness);
-    model_off(&mut harness);
-    harness.state_mut().seek(4);
-    wait_for(&mut harness, "frame 4", |app| {
-        app.is_settled() && app.shown_frame() == Some(4)
-    });
     harness.get_by_label("Brush").click();
     harness.run_steps(2);
     harness.state_mut().set_hint_colour(LEFT_COLOUR);
@@ -1834,20 +1842,13 @@ fn pinned_frames_and_reference_photos_steer_the_shot() {
 #[test]
 fn the_picker_follows_the_film_and_suggested_colours_can_be_picked() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (_, film) = match halves(dir.path()) {
-        Ok(films) => films,
-        Err(e) => {
-            println!("skipping the_picker_follows_the_film: {e}");
-            return;
-        }
+    let Some((_, mut harness)) = halves_at_frame_4(
+        dir.path(),
+        "the_picker_follows_the_film_and_suggested_colours_can_be_picked",
+        900.0,
+    ) else {
+        return;
     };
-    let mut harness = harness_with(Some(film), &dir.path().join("state"), true, [1100.0, 900.0]);
-    wait_for_project(&mut harness);
-    model_off(&mut harness);
-    harness.state_mut().seek(4);
-    wait_for(&mut harness, "frame 4", |app| {
-        app.is_settled() && app.shown_frame() == Some(4)
-    });
     harness.key_press(egui::Key::B);
     harness.step();
     harness.state_mut().set_hint_colour(LEFT_COLOUR);
