@@ -432,3 +432,57 @@ fn shots_live_in_the_project_and_export_as_an_edl() {
     ]));
     assert_luma_identical(&sc.film, &out);
 }
+
+#[test]
+fn a_reference_photo_steers_by_its_weight() {
+    // A period photo of another size, the only colour in the project (no
+    // keyframes, no model): at weight 1 it colours the film, at weight 0 it
+    // takes no part and the film stays gray.
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let sc = scene(d);
+    let photo = d.join("photo.png");
+    image::RgbImage::from_fn(300, 90, |x, y| {
+        let t = (x + y) as f32 / 390.0;
+        image::Rgb([(60.0 + 160.0 * t) as u8, 90, (200.0 - 120.0 * t) as u8])
+    })
+    .save(&photo)
+    .expect("save photo");
+    let render = |weight: f64| {
+        let p = project(d, &sc.film, &format!("w{weight}.json"), |doc| {
+            plain(doc);
+            doc["references"] = json!([{ "path": s(&photo), "weight": weight }]);
+        });
+        let out = d.join(format!("w{weight}.mkv"));
+        ok(&cli(&[
+            "render",
+            s(&sc.film),
+            "--project",
+            s(&p),
+            "-o",
+            s(&out),
+        ]));
+        // Luma is the film's either way (weight 0 leaves nothing else to check it by).
+        let (film, got) = (decode_all(&sc.film), decode_all(&out));
+        assert_eq!(film.len(), got.len(), "frame count");
+        assert!(film.iter().zip(&got).all(|(a, b)| a.y == b.y), "luma differs");
+        chroma(&out)
+    };
+    let neutral = ChromaField::neutral(W as usize, H as usize);
+    let steered = render(1.0);
+    let off = render(0.0);
+    for t in [0usize, FRAMES as usize - 1] {
+        let (on_e, off_e) = (error(&steered[t], &neutral), error(&off[t], &neutral));
+        eprintln!(
+            "reference weight: frame {t}: chroma from gray at 1: {on_e:.4}, at 0: {off_e:.4}"
+        );
+        assert!(
+            on_e > 0.01,
+            "frame {t}: weight 1 colours the film ({on_e:.4})"
+        );
+        assert!(
+            off_e < 1e-3,
+            "frame {t}: weight 0 leaves it gray ({off_e:.4})"
+        );
+    }
+}

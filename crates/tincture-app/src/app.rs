@@ -15,7 +15,9 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender};
 use eframe::egui;
 use egui::{Color32, Key, Modifiers, RichText, TextureHandle, TextureOptions};
-use tincture_core::project::{KeyframeReference, Project, ReferencePhoto, ShotEntry, ShotSettings};
+use tincture_core::project::{
+    KeyframeReference, Project, REFERENCE_WEIGHT_MAX, ReferencePhoto, ShotEntry, ShotSettings,
+};
 use tincture_core::timecode::frame_timecode;
 
 use crate::colour::{ColourCommand, ColourMessage, ColourWorker};
@@ -1902,10 +1904,8 @@ impl TinctureApp {
                 self.set_ref_thumb(&path, &thumb);
                 if join {
                     self.edit(true, move |p| {
-                        p.references.push(ReferencePhoto {
-                            path,
-                            shots: shot.into_iter().collect(),
-                        });
+                        p.references
+                            .push(ReferencePhoto::new(path, shot.into_iter().collect()));
                     });
                 }
             }
@@ -1956,12 +1956,12 @@ impl TinctureApp {
                 None => None,
             })
             .collect();
-        let photos: Vec<(usize, PathBuf)> = project
+        let photos: Vec<(usize, PathBuf, f32)> = project
             .references
             .iter()
             .enumerate()
             .filter(|(_, r)| shot.is_none_or(|s| r.applies_to(s)))
-            .map(|(i, r)| (i, resolve(&r.path)))
+            .map(|(i, r)| (i, resolve(&r.path), r.weight))
             .collect();
         ui.horizontal_wrapped(|ui| {
             let pin = ui
@@ -1996,7 +1996,8 @@ impl TinctureApp {
             seek = seek.or(open.then_some(frame));
             remove_key = remove_key.or(remove.then_some(frame));
         }
-        for (i, path) in photos {
+        let mut reweigh = None;
+        for (i, path, weight) in photos {
             let thumb = self.ref_thumb(&path);
             let name = worker::display_name(&path);
             let (_, remove) = reference_row(
@@ -2006,6 +2007,23 @@ impl TinctureApp {
                 &format!("Remove the reference photo {name}"),
             );
             remove_photo = remove_photo.or(remove.then_some(i));
+            let mut w = weight;
+            let slider = egui::Slider::new(&mut w, 0.0..=REFERENCE_WEIGHT_MAX).text("Strength");
+            if ui
+                .add(slider)
+                .accessible_name(format!("Strength of {name}"))
+                .on_hover_text("How strongly this photo steers the shot's colour (0: not at all)")
+                .changed()
+            {
+                reweigh = Some((i, w));
+            }
+        }
+        if let Some((i, w)) = reweigh {
+            self.edit(false, move |p| {
+                if let Some(r) = p.references.get_mut(i) {
+                    r.weight = w;
+                }
+            });
         }
         if let Some(frame) = remove_key {
             self.edit(true, |p| {

@@ -1770,6 +1770,21 @@ fn pinned_frames_and_reference_photos_steer_the_shot() {
     );
     harness.get_by_label("Photo: street-1952.png");
     assert!(harness.state().error().is_none());
+    // Its strength is a slider, saved with the project.
+    harness
+        .get_by_label("Strength of street-1952.png")
+        .set_value_accesskit(2.0);
+    harness.run_steps(2);
+    assert_eq!(
+        harness
+            .state()
+            .document()
+            .expect("project")
+            .project()
+            .references[0]
+            .weight,
+        2.0
+    );
 
     // A gray photo and a corrupt file are refused, naming the file.
     let gray = dir.path().join("gray-print.png");

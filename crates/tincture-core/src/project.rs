@@ -363,9 +363,37 @@ pub struct ReferencePhoto {
     /// shots.
     #[serde(default)]
     pub shots: Vec<usize>,
+    /// How strongly it steers, 0 (not at all) to [`REFERENCE_WEIGHT_MAX`]; 1
+    /// is the default (and what files without it mean).
+    #[serde(default = "unit_weight", skip_serializing_if = "is_unit_weight")]
+    pub weight: f32,
+}
+
+/// The strongest a reference photo may be weighted.
+pub const REFERENCE_WEIGHT_MAX: f32 = 3.0;
+
+fn unit_weight() -> f32 {
+    1.0
+}
+
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_unit_weight(w: &f32) -> bool {
+    *w == 1.0
 }
 
 impl ReferencePhoto {
+    /// A photo for `shots` (empty: every shot) at the default weight.
+    pub fn new(path: PathBuf, shots: Vec<usize>) -> Self {
+        Self {
+            path,
+            shots,
+            weight: 1.0,
+        }
+    }
+
     /// Whether the photo applies to the shot with index `shot`.
     pub fn applies_to(&self, shot: usize) -> bool {
         self.shots.is_empty() || self.shots.contains(&shot)
@@ -944,6 +972,13 @@ impl Project {
                         .to_owned(),
                 );
             }
+            if !(0.0..=REFERENCE_WEIGHT_MAX).contains(&r.weight) {
+                problems.push(format!(
+                    "reference photo {} has weight {}; give a weight from 0 to {REFERENCE_WEIGHT_MAX}",
+                    r.path.display(),
+                    r.weight
+                ));
+            }
             for &i in &r.shots {
                 if i >= shot_count {
                     problems.push(format!(
@@ -1223,10 +1258,10 @@ mod tests {
                 path: PathBuf::from("refs/frame150.png"),
             }),
         });
-        p.references.push(ReferencePhoto {
-            path: PathBuf::from("/archive/photos/street.jpg"),
-            shots: vec![1, 2],
-        });
+        p.references.push(ReferencePhoto::new(
+            PathBuf::from("/archive/photos/street.jpg"),
+            vec![1, 2],
+        ));
         p
     }
 
@@ -1641,6 +1676,9 @@ mod tests {
         let mut p = full_project();
         p.references[0].shots.push(7);
         assert_problem(&p, "names shot 7, but the project has 3 shot(s)");
+        let mut p = full_project();
+        p.references[0].weight = 7.5;
+        assert_problem(&p, "has weight 7.5; give a weight from 0 to 3");
 
         let mut p = Project::new(source());
         p.source.width = 0;
@@ -1700,12 +1738,24 @@ mod tests {
     }
 
     #[test]
+    fn reference_weights_default_to_one_and_are_kept() {
+        let old: ReferencePhoto =
+            serde_json::from_str(r#"{"path": "street.jpg", "shots": [0]}"#).unwrap();
+        assert_eq!(old.weight, 1.0, "files from before weights");
+        assert!(!serde_json::to_string(&old).unwrap().contains("weight"));
+        let strong = ReferencePhoto { weight: 2.5, ..old };
+        let text = serde_json::to_string(&strong).unwrap();
+        assert_eq!(
+            serde_json::from_str::<ReferencePhoto>(&text).unwrap(),
+            strong
+        );
+    }
+
+    #[test]
     fn project_references_for_frame() {
         let mut p = full_project();
-        p.references.push(ReferencePhoto {
-            path: PathBuf::from("all.jpg"),
-            shots: vec![],
-        });
+        p.references
+            .push(ReferencePhoto::new(PathBuf::from("all.jpg"), vec![]));
         assert_eq!(p.references_for(10).count(), 1);
         assert_eq!(p.references_for(150).count(), 2);
     }

@@ -81,6 +81,8 @@ pub struct FilmPlan {
     pub keys: BTreeMap<u64, KeyColour>,
     /// External reference photos.
     pub references: Vec<RgbImage>,
+    /// How strongly each photo steers (1 when missing; 0 not at all).
+    pub reference_weights: Vec<f32>,
     /// Propagation settings (the stabiliser strength is taken per shot).
     pub params: PropagationParams,
 }
@@ -101,6 +103,7 @@ impl FilmPlan {
             }],
             keys: BTreeMap::new(),
             references: Vec::new(),
+            reference_weights: Vec::new(),
             params: PropagationParams::default(),
         }
     }
@@ -276,7 +279,8 @@ impl FilmColorizer {
     }
 
     /// The prior for `frame`: the model's proposal and the reference photos'
-    /// transfers, averaged (photos count double: the archivist chose them).
+    /// transfers, averaged (photos count double, times their weight: the
+    /// archivist chose them; a photo weighted 0 takes no part).
     fn prior(
         &mut self,
         shot: usize,
@@ -290,6 +294,10 @@ impl FilmColorizer {
             parts.push((model.colorize(luma, frame, matrix)?, 1.0));
         }
         for &r in &self.plan.shots[shot].references {
+            let weight = self.plan.reference_weights.get(r).copied().unwrap_or(1.0);
+            if weight <= 0.0 {
+                continue;
+            }
             let transfer = match &mut self.transfers[r] {
                 Some(t) => t,
                 slot => slot.insert(ReferenceColorizer::new(
@@ -298,7 +306,7 @@ impl FilmColorizer {
                     TransferSettings::default(),
                 )?),
             };
-            parts.push((transfer.colorize(luma, frame, matrix)?, 2.0));
+            parts.push((transfer.colorize(luma, frame, matrix)?, 2.0 * weight));
         }
         // The weighted mean of the parts (one part is taken as it is).
         let total: f32 = parts.iter().map(|p| p.1).sum();

@@ -293,6 +293,7 @@ pub fn plan_of(project: &Project, project_path: &Path, source: PathBuf) -> Resul
         shots,
         keys,
         references,
+        reference_weights: project.references.iter().map(|r| r.weight).collect(),
         params: PropagationParams::default(),
     })
 }
