@@ -12,6 +12,8 @@
 # picker (painting-picker.png), paints a hint on the ground and steps on
 # through the shot, recording 10 s of the screen with ffmpeg's x11grab
 # (painting-hint.mp4, and painting-hint.png once the stroke is coloured).
+# Last, it steps through the first 60 frames so that the timeline's flicker
+# graph fills, and saves flicker-graph.png.
 #
 # FILM defaults to the first b01*.mp4 in ../shared/data/video/bw; without
 # that folder (and no FILM) it skips with a message. Needs Xvfb, xdotool,
@@ -198,5 +200,17 @@ for _ in $(seq 10); do
     sleep 0.5
 done
 wait "$rec_pid" || say "warning: the screen recording failed"
+# The flicker graph fills as the preview steps on: from the start of the
+# reel, 60 frames, each coloured (and measured against the one before)
+# before the next key press.
+say "stepping through frames 0 to 60 to measure their flicker"
+xdotool mousemove --window "$wid" 1140 700
+xdotool key Home
+coloured 0 60 >/dev/null
+for i in $(seq 1 60); do
+    xdotool key Right
+    wait_log "index=$i .*frame coloured|frame coloured.*index=$i( |$)" 30 || true
+done
+shoot flicker-graph.png
 say "wrote screenshots/painting-hint.mp4 ($(ffprobe -v error -show_entries format=duration -of csv=p=0 screenshots/painting-hint.mp4) s)"
 say "done; the app's log was $(wc -l <"$log") lines"

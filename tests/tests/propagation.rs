@@ -465,7 +465,10 @@ fn a_reference_photo_steers_by_its_weight() {
         // Luma is the film's either way (weight 0 leaves nothing else to check it by).
         let (film, got) = (decode_all(&sc.film), decode_all(&out));
         assert_eq!(film.len(), got.len(), "frame count");
-        assert!(film.iter().zip(&got).all(|(a, b)| a.y == b.y), "luma differs");
+        assert!(
+            film.iter().zip(&got).all(|(a, b)| a.y == b.y),
+            "luma differs"
+        );
         chroma(&out)
     };
     let neutral = ChromaField::neutral(W as usize, H as usize);

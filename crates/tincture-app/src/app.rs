@@ -739,10 +739,18 @@ impl TinctureApp {
         }
         while let Ok(message) = self.colour_inbox.try_recv() {
             match message {
-                ColourMessage::Frame { frame, revision } => {
+                ColourMessage::Frame {
+                    frame,
+                    revision,
+                    flicker,
+                } => {
                     if frame.generation >= self.open_generation {
                         upload(&self.ctx, &mut self.after, &frame, "tincture-after");
                         self.after_revision = Some(revision);
+                        // Previewing on, frame by frame, measures the flicker too.
+                        if let (Some(sample), Some(film)) = (flicker, &self.film) {
+                            self.exporter.record_flicker(film, frame.index, sample);
+                        }
                     }
                     self.colouring = false;
                 }
@@ -880,7 +888,8 @@ impl TinctureApp {
             .as_ref()
             .is_some_and(|a| a.index == self.position && a.generation >= self.generation)
             && self.after_revision == Some(doc.revision());
-        if !current && !self.colouring && self.playback.is_none() {
+        // Also while playing: the newest frame is coloured as the worker keeps up.
+        if !current && !self.colouring {
             colour.send(ColourCommand::Show {
                 index: self.position,
                 generation: self.generation,
@@ -1654,7 +1663,7 @@ impl TinctureApp {
             .flicker(self.film.as_deref())
             .filter(|f| !f.is_empty());
         let (Some(flicker), Some(doc)) = (flicker, &self.doc) else {
-            ui.weak("Not measured yet: an export measures every frame it writes.");
+            ui.weak("Not measured yet: step or play through the film, or export it, to measure.");
             return None;
         };
         let count = doc.project().source.frame_count;
@@ -2517,6 +2526,16 @@ impl eframe::App for TinctureApp {
     fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.handle_messages();
         self.track_flicker_baseline();
+        if let (Some(doc), Some(film)) = (&self.doc, &self.film) {
+            let starts: Vec<u64> = doc
+                .project()
+                .shots
+                .iter()
+                .skip(1)
+                .map(|s| s.start)
+                .collect();
+            self.exporter.forget_flicker_at(film, &starts);
+        }
         if self.error.is_some() && self.error != self.last_error {
             self.last_error.clone_from(&self.error);
         }

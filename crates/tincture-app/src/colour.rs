@@ -28,7 +28,9 @@ use tincture_engine::project::plan_of;
 use tincture_infer::model::{resize_area, resize_bilinear};
 use tincture_media::VideoReader;
 
+use crate::flicker::Sample;
 use crate::worker::RgbFrame;
+use tincture_engine::live_metrics::LiveMetrics;
 
 /// Name of the colour worker thread.
 pub const COLOUR_THREAD_NAME: &str = "tincture-colour";
@@ -69,6 +71,8 @@ pub enum ColourMessage {
         frame: RgbFrame,
         /// The project revision.
         revision: u64,
+        /// Its flicker against the frame before, when that was coloured just before it.
+        flicker: Option<Sample>,
     },
     /// Which engine colours the preview, in words ("model `x` on CPU").
     Engine(String),
@@ -232,6 +236,8 @@ struct State {
     /// The last frame coloured, decoded, with its luma and the guided filter
     /// prepared on it: a frame painted on is coloured again and again.
     last: Option<LastFrame>,
+    /// Consecutive frames coloured, for their flicker.
+    run: Option<PreviewRun>,
 }
 
 /// A decoded frame kept for colouring it again.
@@ -301,7 +307,11 @@ impl State {
         Ok(engine)
     }
 
-    fn colour(&mut self, index: u64, generation: u64) -> Result<RgbFrame, String> {
+    fn colour(
+        &mut self,
+        index: u64,
+        generation: u64,
+    ) -> Result<(RgbFrame, Option<Sample>), String> {
         let Some(film) = self.film.clone() else {
             return Err("no film is open".into());
         };
@@ -352,11 +362,50 @@ impl State {
             subsampling: Subsampling::S444,
         };
         let out = compose_frame(frame, Some(&chroma), layout);
-        Ok(RgbFrame {
-            generation,
-            ..RgbFrame::from_rgb(index, out.width(), out.height(), &frame_to_rgb8(&out))
+        let flicker = self.measure(index, &out);
+        Ok((
+            RgbFrame {
+                generation,
+                ..RgbFrame::from_rgb(index, out.width(), out.height(), &frame_to_rgb8(&out))
+            },
+            flicker,
+        ))
+    }
+
+    /// Measures frame `index` as coloured, when it follows the frame
+    /// coloured before it with the same project (stepping or playing on):
+    /// its flicker against that frame, as an export measures it.
+    fn measure(&mut self, index: u64, out: &tincture_core::frame::Frame) -> Option<Sample> {
+        let follows = self
+            .run
+            .as_ref()
+            .is_some_and(|r| r.next == index && r.revision == self.revision);
+        if !follows {
+            self.run = Some(PreviewRun {
+                metrics: LiveMetrics::default(),
+                next: index,
+                revision: self.revision,
+            });
+        }
+        let run = self.run.as_mut()?;
+        run.metrics.measure(out);
+        run.next = index + 1;
+        let last = run.metrics.frames_from(run.metrics.len().saturating_sub(1));
+        let f = last.first()?;
+        Some(Sample {
+            warp: f.warp_error?,
+            cdc: f.cdc,
         })
     }
+}
+
+/// Frames coloured one after another, measured as they come.
+struct PreviewRun {
+    metrics: LiveMetrics,
+    /// The frame that would continue the run.
+    next: u64,
+    /// The project revision the run was coloured with.
+    revision: u64,
 }
 
 /// Films wider than this are coloured for the preview at half size: the
@@ -480,6 +529,7 @@ fn run(
             state.colorizer = None;
             state.reader = None;
             state.last = None;
+            state.run = None;
             state.film = None;
         }
         if let Some((p, project_path, film, revision)) = project {
@@ -496,11 +546,12 @@ fn run(
             && state.colorizer.is_some()
         {
             let message = match state.colour(index, generation) {
-                Ok(frame) => {
+                Ok((frame, flicker)) => {
                     tracing::trace!(index, generation, "frame coloured");
                     ColourMessage::Frame {
                         frame,
                         revision: state.revision,
+                        flicker,
                     }
                 }
                 Err(e) => ColourMessage::Error(format!("Colouring frame {index} failed: {e}")),

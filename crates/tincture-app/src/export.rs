@@ -385,7 +385,24 @@ impl Exporter {
         self.notice.as_ref()
     }
 
-    /// Per-frame flicker measured by exports of `film`, by source frame.
+    /// Leaves the first frames of shots (`starts`) out of `film`'s flicker:
+    /// across a cut the warp error measures the cut.
+    pub fn forget_flicker_at(&mut self, film: &Path, starts: &[u64]) {
+        if self.flicker_film.as_deref() == Some(film) {
+            self.flicker.forget(starts.iter().copied());
+        }
+    }
+
+    /// Records frame `frame`'s flicker as measured while previewing `film`.
+    pub fn record_flicker(&mut self, film: &Path, frame: u64, sample: Sample) {
+        if self.flicker_film.as_deref() != Some(film) {
+            self.flicker.clear();
+            self.flicker_film = Some(film.to_owned());
+        }
+        self.flicker.insert(frame, sample);
+    }
+
+    /// Per-frame flicker measured by exports (and previews) of `film`, by source frame.
     pub fn flicker(&self, film: Option<&Path>) -> Option<&Flicker> {
         (film.is_some() && film == self.flicker_film.as_deref()).then_some(&self.flicker)
     }

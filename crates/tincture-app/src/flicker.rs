@@ -66,6 +66,14 @@ impl Flicker {
         self.samples.insert(frame, sample);
     }
 
+    /// Forgets the frames in `frames`: the first frames of shots, whose
+    /// warp error against the frame before measures the cut, not flicker.
+    pub fn forget(&mut self, frames: impl IntoIterator<Item = u64>) {
+        for f in frames {
+            self.samples.remove(&f);
+        }
+    }
+
     /// Forgets everything (another film was opened).
     pub fn clear(&mut self) {
         self.samples.clear();
@@ -175,6 +183,14 @@ mod tests {
         assert_eq!(f.next_marked(0), Some(12));
         assert_eq!(f.next_marked(12), Some(30));
         assert_eq!(f.next_marked(35), Some(12), "wraps round");
+    }
+
+    #[test]
+    fn cuts_are_not_flicker() {
+        let mut f = steady_with_a_spike();
+        f.forget([12, 99]);
+        assert_eq!(f.marked(), vec![30]);
+        assert_eq!(f.len(), 39);
     }
 
     #[test]

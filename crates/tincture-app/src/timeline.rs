@@ -10,6 +10,9 @@ use crate::flicker::Flicker;
 /// Where the graph row was last drawn is kept in egui's memory under this key.
 pub const GRAPH_RECT_KEY: &str = "tincture-flicker-graph-rect";
 
+/// The graph row shows values up to this many times their threshold.
+const GRAPH_CEILING: f64 = 3.0;
+
 /// A click on the graph row snaps to a marked frame this close, in screen points.
 const SNAP: f32 = 6.0;
 
@@ -159,16 +162,18 @@ impl Timeline<'_> {
         let mut marked_frames = Vec::new();
         if let Some(f) = self.flicker {
             let t = f.thresholds();
+            // Over the threshold, drawn up to three times it: one spike does not flatten the rest.
+            let shown = |v: f64| v.min(GRAPH_CEILING);
             for (frame, s) in f.samples() {
                 let x = frame as f64;
                 let w = s.warp / t.warp;
-                warp.push([x, w]);
+                warp.push([x, shown(w)]);
                 if let Some(c) = s.cdc.filter(|_| t.cdc.is_finite()) {
-                    cdc.push([x, c / t.cdc]);
+                    cdc.push([x, shown(c / t.cdc)]);
                 }
                 if Flicker::is_marked(&s, &t) {
                     let c = s.cdc.map_or(0.0, |c| c / t.cdc);
-                    marks.push([x, w.max(c)]);
+                    marks.push([x, shown(w.max(c))]);
                     marked_frames.push(frame);
                 }
             }
