@@ -158,18 +158,27 @@ impl Timeline<'_> {
     /// Returns the frame clicked.
     fn graph(&self, ui: &mut egui::Ui, width: f32) -> Option<TimelineAction> {
         use egui_plot::{HLine, Line, Plot, PlotPoints, Points, VLine};
-        let (mut warp, mut cdc, mut marks) = (Vec::new(), Vec::new(), Vec::new());
+        // One line per run of consecutive frames: frames not measured are
+        // a gap, not a straight line between their neighbours.
+        let (mut warp, mut cdc, mut marks): (Vec<Vec<[f64; 2]>>, Vec<Vec<[f64; 2]>>, _) =
+            (Vec::new(), Vec::new(), Vec::new());
+        let mut previous: Option<u64> = None;
         let mut marked_frames = Vec::new();
         if let Some(f) = self.flicker {
             let t = f.thresholds();
             // Over the threshold, drawn up to three times it: one spike does not flatten the rest.
             let shown = |v: f64| v.min(GRAPH_CEILING);
             for (frame, s) in f.samples() {
+                if previous.is_none_or(|p| p + 1 != frame) {
+                    warp.push(Vec::new());
+                    cdc.push(Vec::new());
+                }
+                previous = Some(frame);
                 let x = frame as f64;
                 let w = s.warp / t.warp;
-                warp.push([x, shown(w)]);
+                warp.last_mut().expect("a run").push([x, shown(w)]);
                 if let Some(c) = s.cdc.filter(|_| t.cdc.is_finite()) {
-                    cdc.push([x, shown(c / t.cdc)]);
+                    cdc.last_mut().expect("a run").push([x, shown(c / t.cdc)]);
                 }
                 if Flicker::is_marked(&s, &t) {
                     let c = s.cdc.map_or(0.0, |c| c / t.cdc);
@@ -199,13 +208,18 @@ impl Timeline<'_> {
                     HLine::new("threshold", 1.0)
                         .color(Color32::from_rgba_unmultiplied(255, 90, 70, 90)),
                 );
-                plot.line(
-                    Line::new("warp error", PlotPoints::from(warp))
-                        .color(Color32::from_rgb(120, 200, 255)),
-                );
-                plot.line(
-                    Line::new("CDC", PlotPoints::from(cdc)).color(Color32::from_rgb(230, 190, 90)),
-                );
+                for run in warp {
+                    plot.line(
+                        Line::new("warp error", PlotPoints::from(run))
+                            .color(Color32::from_rgb(120, 200, 255)),
+                    );
+                }
+                for run in cdc {
+                    plot.line(
+                        Line::new("CDC", PlotPoints::from(run))
+                            .color(Color32::from_rgb(230, 190, 90)),
+                    );
+                }
                 plot.points(
                     Points::new("marked", PlotPoints::from(marks))
                         .radius(3.5)
