@@ -492,6 +492,9 @@ fn run(
     to_ui: &Sender<ColourMessage>,
     stop: &AtomicBool,
 ) {
+    // The preview is background work next to the window: on a busy machine
+    // the window keeps the CPU and the preview catches up.
+    tincture_engine::lower_thread_priority();
     let mut state = State::default();
     let send = |m: ColourMessage| {
         let ok = to_ui.send(m).is_ok();

@@ -15,6 +15,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use tincture_core::color::Matrix;
 use tincture_core::colorize::Colorizer;
 use tincture_core::compose::{OutputLayout, chroma_field_of, compose_frame, frame_to_rgb8};
 use tincture_core::flow::FlowParams;
@@ -87,6 +88,15 @@ pub struct EvalVideoArgs {
     /// per frame, 0 to 1 (1: at once). Default: the engine's (0.1).
     #[arg(long, value_name = "F", requires = "keyframes_from_gt")]
     pub prior_fade: Option<f32>,
+    /// With keyframes and the prior: how steady the prior is held along the motion before it
+    /// joins, 0 (each frame's own) to 0.95. Default: the engine's (0.9).
+    #[arg(long, value_name = "S", requires = "keyframes_from_gt")]
+    pub prior_steady: Option<f32>,
+    /// A colour photograph that steers the model's prior for every frame, as a reference photo of
+    /// a project does (a period photo of the same place, say); give it more than once for several.
+    /// Gray or unreadable pictures are refused.
+    #[arg(long, value_name = "PHOTO", conflicts_with = "transfer")]
+    pub reference_photo: Vec<PathBuf>,
     /// Also write a side-by-side strip PNG: every Nth frame (--strip-every) as gray, the model
     /// frame by frame, this evaluation's output and the truth.
     #[arg(long, value_name = "OUT.png")]
@@ -584,6 +594,22 @@ fn film_engine(
         shot.look = Look::identity();
         shot.model_prior = prior.is_some();
     }
+    for path in &args.reference_photo {
+        let photo = tincture_engine::reference::load_rgb(path)?;
+        // A gray photo has no colour to give: refused here, by name.
+        ReferenceColorizer::new(&photo, Matrix::Bt709, TransferSettings::default()).map_err(|e| {
+            EngineError::Reference {
+                path: path.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        let index = plan.references.len();
+        plan.references.push(photo);
+        plan.reference_weights.push(1.0);
+        for shot in &mut plan.shots {
+            shot.references.push(index);
+        }
+    }
     plan.params.stabiliser = strength;
     if let Some(f) = args.prior_fade {
         if !(0.0..=1.0).contains(&f) {
@@ -593,6 +619,15 @@ fn film_engine(
             });
         }
         plan.params.prior_fade = f;
+    }
+    if let Some(s) = args.prior_steady {
+        if !(0.0..=0.95).contains(&s) {
+            return Err(Failure {
+                code: 2,
+                message: format!("--prior-steady {s}: give a steadiness from 0 to 0.95"),
+            });
+        }
+        plan.params.prior_steadiness = s;
     }
     let mut reader = VideoReader::open(gt).map_err(media_failure)?;
     for &k in keys {
@@ -666,6 +701,11 @@ pub fn eval_cmd(args: &EvalVideoArgs) -> Result<u8, Failure> {
             (true, _) => "the model frame by frame".to_owned(),
             (false, true) => "propagation with the model's prior".to_owned(),
             (false, false) => "propagation alone".to_owned(),
+        };
+        let what = match args.reference_photo.len() {
+            0 => what,
+            1 => format!("{what}, steered by a reference photo"),
+            n => format!("{what}, steered by {n} reference photos"),
         };
         let desc = if strength > 0.0 {
             format!("{what}, stabilised {strength}")

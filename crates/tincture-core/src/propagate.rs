@@ -60,6 +60,13 @@ pub struct PropagationParams {
     /// so a match that fails for a frame here and there does not flash the
     /// prior's colour.
     pub prior_fade: f32,
+    /// How steady the prior is held along the motion before it joins, 0 to
+    /// 0.95 (0: each frame's prior as it comes). A per-frame colorizer
+    /// shifts its colours a little from one frame to the next; the prior
+    /// joins as a running mean carried along the flow,
+    /// `p_t = (1 - s) * prior_t + s * carried(p_{t-1})`, so that shift does
+    /// not reach the output where the prior shows.
+    pub prior_steadiness: f32,
 }
 
 impl Default for PropagationParams {
@@ -73,6 +80,7 @@ impl Default for PropagationParams {
             fill_confidence: 0.2,
             stabiliser: 0.5,
             prior_fade: 0.1,
+            prior_steadiness: 0.9,
         }
     }
 }
@@ -250,6 +258,9 @@ pub struct Propagator {
     stabiliser: Stabiliser,
     /// Per pixel, how far the prior shows in the output (0 to 1).
     prior_mix: Option<Vec<f32>>,
+    /// The prior as it joined the previous frame (see
+    /// [`PropagationParams::prior_steadiness`]).
+    steady_prior: Option<ChromaField>,
 }
 
 impl Propagator {
@@ -261,6 +272,7 @@ impl Propagator {
             previous: None,
             stabiliser: Stabiliser::new(params.stabiliser, params.flow),
             prior_mix: None,
+            steady_prior: None,
         }
     }
 
@@ -275,6 +287,7 @@ impl Propagator {
         self.previous = None;
         self.stabiliser.reset();
         self.prior_mix = None;
+        self.steady_prior = None;
         self.stabiliser.set_strength(stabiliser);
         self.params.stabiliser = stabiliser;
     }
@@ -308,6 +321,45 @@ impl Propagator {
             *m = (*m + rate * (u - *m)).clamp(0.0, 1.0);
         }
         mix
+    }
+
+    /// This frame's prior held steady along the motion: a running mean of
+    /// the priors so far, carried along the flow to this frame (see
+    /// [`PropagationParams::prior_steadiness`]). The prior is smooth colour,
+    /// so the mean is carried wherever the flow lands inside the frame;
+    /// what enters from outside it takes this frame's prior. Without a
+    /// prior (a keyframe, a preview's replay) the mean starts again.
+    fn steady_prior(
+        &mut self,
+        prior: Option<&Confident>,
+        pair: &Option<(&LumaImage, (FlowField, FlowField))>,
+    ) -> Option<Confident> {
+        let Some(p) = prior else {
+            self.steady_prior = None;
+            return None;
+        };
+        let s = self.params.prior_steadiness.clamp(0.0, 0.95);
+        let (w, h) = (p.chroma.width, p.chroma.height);
+        let mut chroma = p.chroma.clone();
+        if let (Some(past), Some((_, (to_prev, _)))) = (self.steady_prior.take(), pair)
+            && s > 0.0
+            && (past.width, past.height) == (w, h)
+            && (to_prev.width, to_prev.height) == (w, h)
+        {
+            let cb = warp_plane(&past.cb, to_prev, f32::NAN);
+            let cr = warp_plane(&past.cr, to_prev, f32::NAN);
+            for i in 0..w * h {
+                if cb[i].is_finite() && cr[i].is_finite() {
+                    chroma.cb[i] = cb[i] + (1.0 - s) * (chroma.cb[i] - cb[i]);
+                    chroma.cr[i] = cr[i] + (1.0 - s) * (chroma.cr[i] - cr[i]);
+                }
+            }
+        }
+        self.steady_prior = Some(chroma.clone());
+        Some(Confident {
+            chroma,
+            confidence: p.confidence.clone(),
+        })
     }
 
     /// Colours the next frame of the shot. `key` is its colour when it is a
@@ -347,6 +399,7 @@ impl Propagator {
             }
             self.forward = Some(colour.clone());
             self.prior_mix = None;
+            self.steady_prior = None;
             colour.chroma.clone()
         } else {
             let carried = match (&self.forward, &pair) {
@@ -364,6 +417,12 @@ impl Propagator {
             };
             match joined {
                 Some(j) => {
+                    // Where colour is propagated, the prior joins held steady
+                    // along the motion; without propagation (no keyframe)
+                    // it is the colorizer's own, which the stabiliser and
+                    // its strength setting then govern.
+                    let prior = self.steady_prior(prior, &pair);
+                    let prior = prior.as_ref();
                     // What is carried on stays pure propagation; the prior
                     // joins only this frame's output, so a weak model cannot
                     // pull the colour a little further every frame.
@@ -388,10 +447,13 @@ impl Propagator {
                     }
                     chroma
                 }
-                None => prior.map_or_else(
-                    || ChromaField::neutral(luma.width, luma.height),
-                    |p| p.chroma.clone(),
-                ),
+                None => {
+                    self.steady_prior = None;
+                    prior.map_or_else(
+                        || ChromaField::neutral(luma.width, luma.height),
+                        |p| p.chroma.clone(),
+                    )
+                }
             }
         };
         let flows_prev = pair
@@ -574,15 +636,11 @@ mod tests {
         );
     }
 
-    /// A still scene where one square's luma is redrawn every frame (no
-    /// match can hold there), with a prior that is sure the square is red.
-    /// The square takes the prior's colour over a few frames, not at once,
-    /// and the rest keeps the keyframe's colour.
-    #[test]
-    fn the_prior_fades_in_where_propagation_stays_unsure() {
-        let (w, h, n) = (64, 48, 30);
+    /// A still scene where one square (x 20..40, y 14..34) has its luma
+    /// redrawn every frame, so no match can hold there.
+    fn noisy_square_scene(w: usize, h: usize, n: usize) -> Vec<LumaImage> {
         let in_square = |x: usize, y: usize| (20..40).contains(&x) && (14..34).contains(&y);
-        let lumas: Vec<LumaImage> = (0..n)
+        (0..n)
             .map(|t| LumaImage {
                 width: w,
                 height: h,
@@ -601,7 +659,17 @@ mod tests {
                     })
                     .collect(),
             })
-            .collect();
+            .collect()
+    }
+
+    /// A still scene where one square's luma is redrawn every frame (no
+    /// match can hold there), with a prior that is sure the square is red.
+    /// The square takes the prior's colour over a few frames, not at once,
+    /// and the rest keeps the keyframe's colour.
+    #[test]
+    fn the_prior_fades_in_where_propagation_stays_unsure() {
+        let (w, h, n) = (64, 48, 30);
+        let lumas = noisy_square_scene(w, h, n);
         let mut key_colour = ChromaField::neutral(w, h);
         key_colour.cb.fill(0.1);
         let mut red = ChromaField::neutral(w, h);
@@ -667,5 +735,67 @@ mod tests {
             );
             assert!(c.cr[corner].abs() < 0.01, "frame {t}: cr {}", c.cr[corner]);
         }
+    }
+
+    /// The same scene with a prior that wavers: the square's red is strong
+    /// on even frames and weak on odd ones, as a per-frame colorizer's
+    /// colours shift. Held steady along the motion, the prior reaches the
+    /// output with much less of the waver, at the same mean colour.
+    #[test]
+    fn a_wavering_prior_is_held_steady_before_it_joins() {
+        let (w, h, n) = (64, 48, 40);
+        let lumas = noisy_square_scene(w, h, n);
+        let keys = [Key {
+            index: 0,
+            colour: Confident::uniform(ChromaField::neutral(w, h), 1.0),
+        }];
+        let prior = |t: usize| {
+            let mut c = ChromaField::neutral(w, h);
+            c.cr.fill(if t % 2 == 0 { 0.3 } else { 0.1 });
+            Confident::uniform(c, 1.0)
+        };
+        // The square's mean cr over the last 10 frames, and its mean change
+        // from one frame to the next there.
+        let run = |steadiness: f32| {
+            let params = PropagationParams {
+                stabiliser: 0.0,
+                prior_steadiness: steadiness,
+                ..PropagationParams::default()
+            };
+            let mut mean_cr = Vec::new();
+            propagate_shot(
+                &lumas,
+                &keys,
+                &params,
+                &mut |t, _| Ok(Some(prior(t))),
+                &mut |_, c| {
+                    let inner: Vec<f32> = (17..31)
+                        .flat_map(|y| (23..37).map(move |x| y * w + x))
+                        .map(|i| c.cr[i])
+                        .collect();
+                    mean_cr.push(inner.iter().sum::<f32>() / inner.len() as f32);
+                    Ok(())
+                },
+            )
+            .expect("propagation runs");
+            let tail = &mean_cr[n - 10..];
+            let level = tail.iter().sum::<f32>() / 10.0;
+            let waver = tail.windows(2).map(|p| (p[1] - p[0]).abs()).sum::<f32>() / 9.0;
+            (level, waver)
+        };
+        let (level_raw, waver_raw) = run(0.0);
+        let (level_steady, waver_steady) = run(0.8);
+        assert!(
+            waver_raw > 0.05,
+            "the prior's waver should show without steadying: {waver_raw:.3}"
+        );
+        assert!(
+            waver_steady < 0.25 * waver_raw,
+            "steadied waver {waver_steady:.4} against {waver_raw:.4} unsteadied"
+        );
+        assert!(
+            (level_steady - level_raw).abs() < 0.03,
+            "mean colour {level_steady:.3} steadied against {level_raw:.3}"
+        );
     }
 }
