@@ -354,6 +354,46 @@ fn eval_with_the_builtin_model() {
     assert_eq!(r["keyframes"], serde_json::json!([]));
     assert!(r["psnr"]["mean"].is_number());
     assert!(r["truth"]["cdc"]["clip"].is_number());
+
+    // A colour photo of the scene (its first frame, enlarged) steers the
+    // model, as a project's reference photo does: closer to the truth than
+    // the model alone.
+    let photo = dir.path().join("photo.png");
+    ffmpeg(&["-i", s(&gt), "-frames:v", "1", "-vf", "scale=192:128", s(&photo)]);
+    let gray_photo = dir.path().join("gray photo.png");
+    image::open(&photo)
+        .expect("the photo")
+        .to_luma8()
+        .save(&gray_photo)
+        .expect("write the gray photo");
+    let eval_with_photo = |photo: &Path, json: &Path| {
+        Command::new(cli_path())
+            .args(["eval", s(&gt), "--render-size", "64", "--cpu"])
+            .args(["--reference-photo", s(photo), "--json", s(json)])
+            .env("RUST_LOG", "error")
+            .env("TINCTURE_BUILTIN_MODELS", &models)
+            .output()
+            .expect("run tincture-cli")
+    };
+    let steered = dir.path().join("steered.json");
+    ok(&eval_with_photo(&photo, &steered));
+    let p = read_json(&steered);
+    assert_eq!(
+        p["engine"], "the model frame by frame, steered by a reference photo",
+        "{p}"
+    );
+    let (alone, with_photo) = (
+        r["psnr"]["mean"].as_f64().expect("psnr"),
+        p["psnr"]["mean"].as_f64().expect("psnr"),
+    );
+    assert!(
+        with_photo > alone + 1.0,
+        "PSNR {with_photo:.2} dB with the photo against {alone:.2} dB without"
+    );
+    // A gray photo has no colour to give: refused, by name.
+    let o = eval_with_photo(&gray_photo, &dir.path().join("gray.json"));
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert!(stderr(&o).contains("gray photo.png"), "{}", stderr(&o));
 }
 
 /// An export measures its output while rendering and leaves the series
