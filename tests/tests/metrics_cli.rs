@@ -359,7 +359,15 @@ fn eval_with_the_builtin_model() {
     // model, as a project's reference photo does: closer to the truth than
     // the model alone.
     let photo = dir.path().join("photo.png");
-    ffmpeg(&["-i", s(&gt), "-frames:v", "1", "-vf", "scale=192:128", s(&photo)]);
+    ffmpeg(&[
+        "-i",
+        s(&gt),
+        "-frames:v",
+        "1",
+        "-vf",
+        "scale=192:128",
+        s(&photo),
+    ]);
     let gray_photo = dir.path().join("gray photo.png");
     image::open(&photo)
         .expect("the photo")

@@ -205,6 +205,8 @@ pub struct TinctureApp {
     flicker_baseline: Option<(u64, f64)>,
     /// Thumbnails of reference pictures, by file (`None`: asked for, or unreadable).
     ref_thumbs: std::collections::HashMap<PathBuf, Option<TextureHandle>>,
+    /// The thumbnails' pixels, for the eyedropper.
+    ref_pixels: std::collections::HashMap<PathBuf, egui::ColorImage>,
     /// The keyframe whose picture is being pinned.
     pinning: Option<u64>,
 }
@@ -305,6 +307,7 @@ impl TinctureApp {
             paint_picture: None,
             flicker_baseline: None,
             ref_thumbs: std::collections::HashMap::new(),
+            ref_pixels: std::collections::HashMap::new(),
             pinning: None,
         };
         if let Some(file) = options.file {
@@ -1927,10 +1930,11 @@ impl TinctureApp {
         let image = egui::ColorImage::from_rgb([thumb.width, thumb.height], &thumb.rgb);
         let texture = self.ctx.load_texture(
             format!("reference-{}", path.display()),
-            image,
+            image.clone(),
             TextureOptions::LINEAR,
         );
         self.ref_thumbs.insert(path.to_owned(), Some(texture));
+        self.ref_pixels.insert(path.to_owned(), image);
     }
 
     /// The thumbnail of the reference picture at `path`, asking for it once.
@@ -1994,28 +1998,37 @@ impl TinctureApp {
         let mut remove_key = None;
         let mut remove_photo = None;
         let mut seek = None;
+        let mut dropped = None;
+        let dropper = self.paint.tool == Tool::Eyedropper;
+        if dropper && (!keyed.is_empty() || !photos.is_empty()) {
+            ui.weak("Eyedropper: click a thumbnail to take its colour");
+        }
         for (frame, path) in keyed {
             let thumb = self.ref_thumb(&path);
-            let (open, remove) = reference_row(
+            let row = reference_row(
                 ui,
                 thumb,
+                dropper,
                 &format!("Reference of keyframe {frame}"),
                 &format!("Remove the reference of keyframe {frame}"),
             );
-            seek = seek.or(open.then_some(frame));
-            remove_key = remove_key.or(remove.then_some(frame));
+            seek = seek.or(row.open.then_some(frame));
+            remove_key = remove_key.or(row.remove.then_some(frame));
+            dropped = dropped.or(row.picked_at.map(|at| (path.clone(), at)));
         }
         let mut reweigh = None;
         for (i, path, weight) in photos {
             let thumb = self.ref_thumb(&path);
             let name = worker::display_name(&path);
-            let (_, remove) = reference_row(
+            let row = reference_row(
                 ui,
                 thumb,
+                dropper,
                 &format!("Photo: {name}"),
                 &format!("Remove the reference photo {name}"),
             );
-            remove_photo = remove_photo.or(remove.then_some(i));
+            remove_photo = remove_photo.or(row.remove.then_some(i));
+            dropped = dropped.or(row.picked_at.map(|at| (path.clone(), at)));
             let mut w = weight;
             let slider = egui::Slider::new(&mut w, 0.0..=REFERENCE_WEIGHT_MAX).text("Strength");
             if ui
@@ -2051,12 +2064,23 @@ impl TinctureApp {
         if let Some(f) = seek {
             self.seek(f);
         }
+        if let Some((path, [u, v])) = dropped
+            && let Some(image) = self.ref_pixels.get(&path)
+        {
+            let [w, h] = image.size;
+            let x = ((u * w as f32) as usize).min(w.saturating_sub(1));
+            let y = ((v * h as f32) as usize).min(h.saturating_sub(1));
+            if let Some(c) = image.pixels.get(y * w + x) {
+                self.paint.colour = [c.r(), c.g(), c.b()];
+            }
+        }
     }
 
     /// The painting tools: tool, hint colour and brush size, the picker at
     /// the lightness under the pointer, and suggested colours.
     fn paint_panel_ui(&mut self, ui: &mut egui::Ui) {
         paint_tools_ui(ui, &mut self.paint);
+        self.palette_panel_ui(ui);
         if !self.paint.tool.paints() {
             return;
         }
@@ -2075,6 +2099,40 @@ impl TinctureApp {
             if let Some(c) = crate::picker::suggestions_ui(ui, &suggested) {
                 self.paint.colour = c;
             }
+        }
+    }
+
+    /// The project's palette: colours kept to paint with again. Adding and
+    /// removing are undone like any edit and autosaved at once.
+    fn palette_panel_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(doc) = &self.doc else { return };
+        let colours: Vec<[u8; 3]> = doc
+            .project()
+            .palette
+            .iter()
+            .filter_map(|c| tincture_core::project::hex_to_rgb8(c))
+            .collect();
+        match crate::picker::palette_ui(ui, &colours) {
+            Some(crate::picker::PaletteAction::Pick(c)) => self.paint.colour = c,
+            Some(crate::picker::PaletteAction::Add) => self.add_to_palette(self.paint.colour),
+            Some(crate::picker::PaletteAction::Remove(i)) => self.edit(true, move |p| {
+                if i < p.palette.len() {
+                    p.palette.remove(i);
+                }
+            }),
+            None => {}
+        }
+    }
+
+    /// Keeps `colour` in the project's palette (once).
+    pub fn add_to_palette(&mut self, colour: [u8; 3]) {
+        let hex = tincture_core::project::rgb8_to_hex(colour);
+        let known = self
+            .doc
+            .as_ref()
+            .is_none_or(|d| d.project().palette.contains(&hex));
+        if !known {
+            self.edit(true, move |p| p.palette.push(hex));
         }
     }
 
@@ -2592,12 +2650,33 @@ impl eframe::App for TinctureApp {
 fn reference_row(
     ui: &mut egui::Ui,
     thumb: Option<egui::TextureId>,
+    dropper: bool,
     label: &str,
     remove: &str,
-) -> (bool, bool) {
+) -> ReferenceRow {
     ui.horizontal(|ui| {
+        let mut picked_at = None;
         if let Some(t) = thumb {
-            ui.image((t, egui::vec2(56.0 * 4.0 / 3.0, 42.0)));
+            let sense = if dropper {
+                egui::Sense::click()
+            } else {
+                egui::Sense::hover()
+            };
+            let name = format!("Thumbnail of {label}");
+            let r = ui.add(egui::Image::new((t, egui::vec2(56.0 * 4.0 / 3.0, 42.0))).sense(sense));
+            r.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, &name));
+            if r.clicked()
+                && let Some(p) = r.interact_pointer_pos()
+            {
+                let (min, size) = (r.rect.min, r.rect.size());
+                picked_at = Some([
+                    ((p.x - min.x) / size.x).clamp(0.0, 1.0),
+                    ((p.y - min.y) / size.y).clamp(0.0, 1.0),
+                ]);
+            }
+            if dropper {
+                r.on_hover_cursor(egui::CursorIcon::Crosshair);
+            }
         }
         let open = ui.button(label).clicked();
         let removed = ui
@@ -2605,9 +2684,23 @@ fn reference_row(
             .accessible_name(remove)
             .on_hover_text(remove)
             .clicked();
-        (open, removed)
+        ReferenceRow {
+            open,
+            remove: removed,
+            picked_at,
+        }
     })
     .inner
+}
+
+/// What was clicked in a row of the References panel.
+struct ReferenceRow {
+    /// The reference's button (go to its keyframe).
+    open: bool,
+    /// Remove.
+    remove: bool,
+    /// Where the eyedropper clicked its thumbnail, 0 to 1 across and down.
+    picked_at: Option<[f32; 2]>,
 }
 
 /// The painting tools' panel: a button per tool, the hint colour and the brush size.

@@ -147,31 +147,78 @@ pub fn suggestions(here: Option<[u8; 3]>, project: &[[u8; 3]], limit: usize) -> 
     out
 }
 
+/// A colour swatch button, named for AccessKit.
+pub fn swatch(ui: &mut egui::Ui, c: [u8; 3], name: &str) -> egui::Response {
+    let button = egui::Button::new("")
+        .fill(Color32::from_rgb(c[0], c[1], c[2]))
+        .min_size(Vec2::new(22.0, 18.0));
+    ui.add(button).accessible_name(name)
+}
+
 /// Shows the suggestions as swatches; returns the one clicked.
 pub fn suggestions_ui(ui: &mut egui::Ui, colours: &[[u8; 3]]) -> Option<[u8; 3]> {
     let mut picked = None;
     ui.horizontal_wrapped(|ui| {
         for (i, c) in colours.iter().enumerate() {
-            let fill = Color32::from_rgb(c[0], c[1], c[2]);
             let name = format!("Suggested colour {}: {}", i + 1, rgb8_to_hex(*c));
-            let swatch = egui::Button::new("")
-                .fill(fill)
-                .min_size(Vec2::new(22.0, 18.0));
-            if ui
-                .add(swatch)
-                .accessible_name(name.clone())
-                .on_hover_text(if i == 0 {
-                    format!("{name} (here now)")
-                } else {
-                    name
-                })
-                .clicked()
-            {
+            let hover = if i == 0 {
+                format!("{name} (here now)")
+            } else {
+                name.clone()
+            };
+            if swatch(ui, *c, &name).on_hover_text(hover).clicked() {
                 picked = Some(*c);
             }
         }
     });
     picked
+}
+
+/// What the archivist did with the project's palette this frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PaletteAction {
+    /// Paint with this colour.
+    Pick([u8; 3]),
+    /// Add the hint colour.
+    Add,
+    /// Remove the colour at this index.
+    Remove(usize),
+}
+
+/// The project's palette: a swatch per colour (click to paint with it, or
+/// its context menu to remove it) and a button that adds the hint colour.
+pub fn palette_ui(ui: &mut egui::Ui, colours: &[[u8; 3]]) -> Option<PaletteAction> {
+    let mut action = None;
+    ui.horizontal_wrapped(|ui| {
+        ui.label("Palette");
+        for (i, c) in colours.iter().enumerate() {
+            let name = format!("Palette colour {}: {}", i + 1, rgb8_to_hex(*c));
+            let r =
+                swatch(ui, *c, &name).on_hover_text(format!("{name} (right-click to remove it)"));
+            if r.clicked() {
+                action = Some(PaletteAction::Pick(*c));
+            }
+            r.context_menu(|ui| {
+                if ui
+                    .button("Remove from palette")
+                    .accessible_name(format!("Remove palette colour {}", i + 1))
+                    .clicked()
+                {
+                    action = Some(PaletteAction::Remove(i));
+                    ui.close();
+                }
+            });
+        }
+        if ui
+            .small_button("+")
+            .accessible_name("Add the hint colour to the palette")
+            .on_hover_text("Keep the hint colour in this project's palette")
+            .clicked()
+        {
+            action = Some(PaletteAction::Add);
+        }
+    });
+    action
 }
 
 #[cfg(test)]

@@ -1976,3 +1976,107 @@ fn stepping_through_the_preview_fills_the_flicker_graph() {
         .len();
     assert_eq!(after_jump, 5);
 }
+
+#[test]
+fn the_palette_keeps_colours_and_the_eyedropper_reads_reference_photos() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some((_, mut harness)) = halves_at_frame_4(
+        dir.path(),
+        "the_palette_keeps_colours_and_the_eyedropper_reads_reference_photos",
+        900.0,
+    ) else {
+        return;
+    };
+    let palette = |harness: &Harness<'_, TinctureApp>| {
+        harness
+            .state()
+            .document()
+            .expect("project")
+            .project()
+            .palette
+            .clone()
+    };
+    let brick = [178, 64, 40];
+    harness.get_by_label("Brush").click();
+    harness.run_steps(2);
+    harness.state_mut().set_hint_colour(brick);
+    harness.run_steps(2);
+    harness
+        .get_by_label("Add the hint colour to the palette")
+        .click();
+    harness.run_steps(2);
+    assert_eq!(palette(&harness), vec!["#b24028".to_owned()]);
+    // Added once only.
+    harness
+        .get_by_label("Add the hint colour to the palette")
+        .click();
+    harness.run_steps(2);
+    assert_eq!(palette(&harness).len(), 1);
+
+    // Another colour; the palette's swatch brings the kept one back.
+    harness.state_mut().set_hint_colour([20, 90, 200]);
+    harness.run_steps(2);
+    harness.get_by_label("Palette colour 1: #b24028").click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().paint_state().colour, brick);
+
+    // Adding is one undo step.
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    harness.step();
+    assert!(palette(&harness).is_empty());
+    harness.key_press_modifiers(
+        egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
+        egui::Key::Z,
+    );
+    harness.step();
+    assert_eq!(palette(&harness), vec!["#b24028".to_owned()]);
+
+    // The eyedropper takes colour from a reference photo's thumbnail: a
+    // photo whose middle is teal, framed in yellow.
+    let teal = [30, 140, 130];
+    let photo = dir.path().join("harbour-1949.png");
+    write_picture(&photo, 400, 300, |x, y| {
+        if (80..320).contains(&x) && (60..240).contains(&y) {
+            teal
+        } else {
+            [230, 200, 40]
+        }
+    });
+    harness.state_mut().import_reference(photo);
+    wait_for(&mut harness, "the photo's thumbnail", |app| {
+        app.document()
+            .is_some_and(|d| d.project().references.len() == 1)
+    });
+    for _ in 0..200 {
+        if harness
+            .query_by_label("Thumbnail of Photo: harbour-1949.png")
+            .is_some()
+        {
+            break;
+        }
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    harness.key_press(egui::Key::D);
+    harness.run_steps(2);
+    harness
+        .get_by_label("Thumbnail of Photo: harbour-1949.png")
+        .click();
+    harness.run_steps(2);
+    let got = harness.state().paint_state().colour;
+    assert!(
+        got.iter().zip(teal).all(|(g, t)| g.abs_diff(t) <= 3),
+        "the eyedropper took {got:?} from the photo's teal middle"
+    );
+    // Kept in the palette, and saved with the project.
+    harness
+        .get_by_label("Add the hint colour to the palette")
+        .click();
+    harness.run_steps(2);
+    assert_eq!(palette(&harness).len(), 2);
+    let saved = dir.path().join("palette.tincture.json");
+    harness.state_mut().save(Some(saved.clone()));
+    wait_for(&mut harness, "the save", |app| !app.is_saving());
+    let back = tincture_core::project::Project::load(&saved).expect("the saved project loads");
+    assert_eq!(back.palette, palette(&harness));
+}

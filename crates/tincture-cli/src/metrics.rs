@@ -597,12 +597,12 @@ fn film_engine(
     for path in &args.reference_photo {
         let photo = tincture_engine::reference::load_rgb(path)?;
         // A gray photo has no colour to give: refused here, by name.
-        ReferenceColorizer::new(&photo, Matrix::Bt709, TransferSettings::default()).map_err(|e| {
-            EngineError::Reference {
+        ReferenceColorizer::new(&photo, Matrix::Bt709, TransferSettings::default()).map_err(
+            |e| EngineError::Reference {
                 path: path.clone(),
                 reason: e.to_string(),
-            }
-        })?;
+            },
+        )?;
         let index = plan.references.len();
         plan.references.push(photo);
         plan.reference_weights.push(1.0);

@@ -235,6 +235,11 @@ pub struct Project {
     /// Settings for every shot without its own override.
     #[serde(default)]
     pub defaults: ShotSettings,
+    /// The project's palette: hint colours the archivist keeps to paint
+    /// with again (`#rrggbb`, sRGB), in the order they were added. Absent
+    /// in files from before palettes, which load with an empty one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub palette: Vec<String>,
 }
 
 /// The film a project belongs to, with enough about it to notice when the
@@ -574,6 +579,7 @@ impl Project {
             keyframes: Vec::new(),
             references: Vec::new(),
             defaults: ShotSettings::default(),
+            palette: Vec::new(),
         }
     }
 
@@ -808,6 +814,13 @@ impl Project {
         self.check_shots(&mut problems);
         self.check_keyframes(&mut problems);
         self.check_references(&mut problems);
+        for c in &self.palette {
+            if hex_to_rgb8(c).is_none() {
+                problems.push(format!(
+                    "palette colour {c:?} is not a #rrggbb colour; correct it or remove it"
+                ));
+            }
+        }
         check_settings("the default settings", &self.defaults, &mut problems);
         if problems.is_empty() {
             Ok(())
@@ -1749,6 +1762,25 @@ mod tests {
             serde_json::from_str::<ReferencePhoto>(&text).unwrap(),
             strong
         );
+    }
+
+    #[test]
+    fn the_palette_is_kept_and_older_files_have_none() {
+        let mut p = full_project();
+        let before = serde_json::to_string(&p).unwrap();
+        assert!(
+            !before.contains("palette"),
+            "an empty palette is not written"
+        );
+        let old: Project = serde_json::from_str(&before).unwrap();
+        assert!(old.palette.is_empty());
+        p.palette = vec!["#c84030".to_owned(), "#3050a0".to_owned()];
+        p.validate().unwrap();
+        let back: Project = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back.palette, p.palette);
+        p.palette.push("teal".to_owned());
+        let err = p.validate().unwrap_err().to_string();
+        assert!(err.contains("\"teal\"") && err.contains("#rrggbb"), "{err}");
     }
 
     #[test]
