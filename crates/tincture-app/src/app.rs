@@ -187,6 +187,8 @@ pub struct TinctureApp {
     selected_shot: Option<usize>,
     show_shortcuts: bool,
     show_about: bool,
+    /// The "Compare settings" window.
+    compare: crate::compare::Compare,
     error: Option<String>,
     runtime: RuntimeStatus,
     /// File > Export…: its window, the running export and its notice.
@@ -297,6 +299,7 @@ impl TinctureApp {
             selected_shot: None,
             show_shortcuts: false,
             show_about: false,
+            compare: crate::compare::Compare::default(),
             error,
             runtime,
             exporter: Exporter::default(),
@@ -757,9 +760,15 @@ impl TinctureApp {
                     }
                     self.colouring = false;
                 }
+                ColourMessage::Compared {
+                    index,
+                    generation,
+                    frames,
+                } => self.compare.receive(&self.ctx, generation, index, &frames),
                 ColourMessage::Engine(text) => self.engine = Some(text),
                 ColourMessage::Error(text) => {
                     self.colouring = false;
+                    self.compare.pending = false;
                     self.error = Some(text);
                 }
             }
@@ -1182,6 +1191,14 @@ impl TinctureApp {
                             self.view.mode = mode;
                             ui.close();
                         }
+                    }
+                    ui.separator();
+                    if ui
+                        .add_enabled(self.doc.is_some(), egui::Button::new("Compare settings…"))
+                        .clicked()
+                    {
+                        self.open_compare();
+                        ui.close();
                     }
                     ui.separator();
                     if ui
@@ -1753,6 +1770,7 @@ impl TinctureApp {
             None => project.defaults.clone(),
         };
         let before = settings.clone();
+        let mut compare = false;
         let defaults = project.defaults.clone();
         let engine = self.engine.clone();
         egui::Panel::right("properties_panel")
@@ -1794,6 +1812,13 @@ impl TinctureApp {
                         if shot.is_some() && ui.button("Use the defaults for this shot").clicked() {
                             settings = defaults.clone();
                         }
+                        if ui
+                            .button("Compare…")
+                            .on_hover_text("Colour this frame under several settings side by side")
+                            .clicked()
+                        {
+                            compare = true;
+                        }
                         ui.separator();
                         self.references_panel_ui(ui);
                     });
@@ -1803,6 +1828,53 @@ impl TinctureApp {
                 Some(i) => p.shots[i].settings = Some(settings),
                 None => p.defaults = settings,
             });
+        }
+        if compare {
+            self.open_compare();
+        }
+    }
+
+    /// Opens "Compare settings" with variants of the playhead's shot's settings.
+    pub fn open_compare(&mut self) {
+        if let Some(doc) = &self.doc {
+            let current = doc.project().settings_for(self.position).clone();
+            self.compare.open_with(&current);
+        }
+    }
+
+    /// The "Compare settings" window's state (tests).
+    pub fn comparison(&self) -> &crate::compare::Compare {
+        &self.compare
+    }
+
+    fn apply_compare(&mut self, action: Option<crate::compare::CompareAction>) {
+        let frame = self.position;
+        match action {
+            Some(crate::compare::CompareAction::Render) => {
+                let (Some(colour), Some(doc)) = (&self.colour, &self.doc) else {
+                    return;
+                };
+                let variants = self
+                    .compare
+                    .variants
+                    .iter()
+                    .map(|v| crate::compare::with_settings(doc.project(), frame, v))
+                    .collect();
+                self.compare.generation += 1;
+                self.compare.pending = colour.send(ColourCommand::Compare {
+                    variants,
+                    index: frame,
+                    generation: self.compare.generation,
+                });
+                self.compare.shown = self.compare.variants.clone();
+            }
+            Some(crate::compare::CompareAction::Use(settings)) => {
+                self.edit(true, move |p| match p.shot_index(frame) {
+                    Some(i) => p.shots[i].settings = Some(settings),
+                    None => p.defaults = settings,
+                });
+            }
+            None => {}
         }
     }
 
@@ -2624,6 +2696,8 @@ impl eframe::App for TinctureApp {
         });
         let ctx = ui.ctx().clone();
         self.windows_ui(&ctx);
+        let compared = self.compare.window_ui(&ctx, self.position);
+        self.apply_compare(compared);
         let source = self.export_source();
         let action = self.exporter.window_ui(&ctx, source.as_ref());
         self.apply_export(action);

@@ -56,6 +56,16 @@ pub enum ColourCommand {
         /// The UI's request counter.
         generation: u64,
     },
+    /// Colour frame `index` under each of these variants of the project
+    /// (settings compared side by side); the preview keeps its own project.
+    Compare {
+        /// The project with each variant's settings.
+        variants: Vec<Project>,
+        /// Frame index.
+        index: u64,
+        /// The UI's comparison counter.
+        generation: u64,
+    },
     /// Forget the project (the film was closed).
     Close,
     /// End the worker.
@@ -73,6 +83,15 @@ pub enum ColourMessage {
         revision: u64,
         /// Its flicker against the frame before, when that was coloured just before it.
         flicker: Option<Sample>,
+    },
+    /// Frame `index` coloured under each variant of a [`ColourCommand::Compare`], in order.
+    Compared {
+        /// Frame index.
+        index: u64,
+        /// The comparison counter it answers.
+        generation: u64,
+        /// One frame per variant.
+        frames: Vec<RgbFrame>,
     },
     /// Which engine colours the preview, in words ("model `x` on CPU").
     Engine(String),
@@ -227,6 +246,8 @@ struct State {
     /// Why the model could not start, once it was tried.
     model_error: Option<String>,
     film: Option<PathBuf>,
+    /// The project's file, against which its relative paths resolve.
+    project_path: Option<PathBuf>,
     reader: Option<VideoReader>,
     colorizer: Option<FilmColorizer>,
     /// The project revision the colorizer is of.
@@ -268,6 +289,7 @@ impl State {
         film: PathBuf,
     ) -> Result<String, String> {
         self.colorizer = None;
+        self.project_path.clone_from(&project_path);
         if self.film.as_ref() != Some(&film) {
             self.reader = None;
             self.last = None;
@@ -312,6 +334,51 @@ impl State {
         index: u64,
         generation: u64,
     ) -> Result<(RgbFrame, Option<Sample>), String> {
+        let out = self.colour_frame(index)?;
+        let flicker = self.measure(index, &out);
+        Ok((
+            RgbFrame {
+                generation,
+                ..RgbFrame::from_rgb(index, out.width(), out.height(), &frame_to_rgb8(&out))
+            },
+            flicker,
+        ))
+    }
+
+    /// Frame `index` coloured under each of `variants` (other settings of
+    /// the same project); the preview's own colorizer is kept for after.
+    fn compare(&mut self, variants: &[Project], index: u64) -> Result<Vec<RgbFrame>, String> {
+        let Some(film) = self.film.clone() else {
+            return Err("no film is open".into());
+        };
+        let project_path = self.project_path.clone();
+        let own = (self.colorizer.take(), self.preview_size);
+        let mut frames = Vec::with_capacity(variants.len());
+        let mut outcome = Ok(());
+        for (i, v) in variants.iter().enumerate() {
+            let coloured = self
+                .set_project(v, project_path.clone(), film.clone())
+                .and_then(|_| self.colour_frame(index));
+            match coloured {
+                Ok(out) => frames.push(RgbFrame::from_rgb(
+                    index,
+                    out.width(),
+                    out.height(),
+                    &frame_to_rgb8(&out),
+                )),
+                Err(e) => {
+                    outcome = Err(format!("variant {}: {e}", i + 1));
+                    break;
+                }
+            }
+        }
+        (self.colorizer, self.preview_size) = own;
+        self.project_path = project_path;
+        outcome.map(|()| frames)
+    }
+
+    /// Frame `index` coloured by the current colorizer, at the film's size.
+    fn colour_frame(&mut self, index: u64) -> Result<tincture_core::frame::Frame, String> {
         let Some(film) = self.film.clone() else {
             return Err("no film is open".into());
         };
@@ -361,15 +428,7 @@ impl State {
             bit_depth: frame.bit_depth,
             subsampling: Subsampling::S444,
         };
-        let out = compose_frame(frame, Some(&chroma), layout);
-        let flicker = self.measure(index, &out);
-        Ok((
-            RgbFrame {
-                generation,
-                ..RgbFrame::from_rgb(index, out.width(), out.height(), &frame_to_rgb8(&out))
-            },
-            flicker,
-        ))
+        Ok(compose_frame(frame, Some(&chroma), layout))
     }
 
     /// Measures frame `index` as coloured, when it follows the frame
@@ -504,6 +563,7 @@ fn run(
     while let Ok(first) = rx.recv() {
         let mut project = None;
         let mut show = None;
+        let mut compare = None;
         let mut close = false;
         for command in std::iter::once(first).chain(rx.try_iter()) {
             match command {
@@ -512,6 +572,7 @@ fn run(
                     close = true;
                     project = None;
                     show = None;
+                    compare = None;
                 }
                 ColourCommand::Project {
                     project: p,
@@ -523,6 +584,11 @@ fn run(
                     project = Some((p, project_path, film, revision));
                 }
                 ColourCommand::Show { index, generation } => show = Some((index, generation)),
+                ColourCommand::Compare {
+                    variants,
+                    index,
+                    generation,
+                } => compare = Some((variants, index, generation)),
             }
         }
         if stop.load(Ordering::Relaxed) {
@@ -558,6 +624,23 @@ fn run(
                     }
                 }
                 Err(e) => ColourMessage::Error(format!("Colouring frame {index} failed: {e}")),
+            };
+            if !send(message) {
+                return;
+            }
+        }
+        if let Some((variants, index, generation)) = compare
+            && state.colorizer.is_some()
+        {
+            let message = match state.compare(&variants, index) {
+                Ok(frames) => ColourMessage::Compared {
+                    index,
+                    generation,
+                    frames,
+                },
+                Err(e) => {
+                    ColourMessage::Error(format!("Comparing settings on frame {index} failed: {e}"))
+                }
             };
             if !send(message) {
                 return;

@@ -13,6 +13,7 @@
 
 pub mod app;
 pub mod colour;
+pub mod compare;
 pub mod document;
 pub mod export;
 pub mod flicker;

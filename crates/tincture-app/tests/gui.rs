@@ -2080,3 +2080,82 @@ fn the_palette_keeps_colours_and_the_eyedropper_reads_reference_photos() {
     let back = tincture_core::project::Project::load(&saved).expect("the saved project loads");
     assert_eq!(back.palette, palette(&harness));
 }
+
+#[test]
+fn compare_colours_the_frame_under_each_variant_and_one_is_taken() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some((_, mut harness)) = halves_at_frame_4(
+        dir.path(),
+        "compare_colours_the_frame_under_each_variant_and_one_is_taken",
+        900.0,
+    ) else {
+        return;
+    };
+    harness.key_press(egui::Key::B);
+    harness.step();
+    harness.state_mut().set_hint_colour(LEFT_COLOUR);
+    paint_stroke(&mut harness, &[[40.0, 30.0], [40.0, 90.0]]);
+    wait_for(&mut harness, "the stroke coloured", |app| {
+        app.coloured_frame() == Some(4)
+            && app.coloured_revision() == app.document().map(|d| d.revision())
+    });
+
+    harness.get_by_label("View").click();
+    harness.run_steps(2);
+    harness.get_by_label("Compare settings…").click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().comparison().variants.len(), 3);
+    // Two variants: as the shot is, and without saturation.
+    harness.get_by_label("Remove variant C").click();
+    harness.run_steps(2);
+    harness
+        .get_by_label("Variant B: saturation")
+        .set_value_accesskit(0.0);
+    harness.run_steps(2);
+    assert_eq!(harness.state().comparison().variants[1].saturation, 0.0);
+    harness.get_by_label("Colour the comparison").click();
+    wait_for(&mut harness, "the comparison coloured", |app| {
+        let c = app.comparison();
+        !c.pending
+            && c.results
+                .as_ref()
+                .is_some_and(|(i, t)| *i == 4 && t.len() == 2)
+    });
+    let pictures = harness.state().comparison().pictures.clone();
+    let at = |k: usize| {
+        let p = &pictures[k];
+        let c = p.pixels[60 * p.size[0] + 40];
+        [c.r(), c.g(), c.b()]
+    };
+    let (a, b) = (at(0), at(1));
+    assert!(a[0] > a[2] + 40, "variant A keeps the hint's colour: {a:?}");
+    assert!(
+        a[0].abs_diff(a[2]) > 40 && b[0].abs_diff(b[2]) <= 3 && b[0].abs_diff(b[1]) <= 3,
+        "variant B, at saturation 0, is gray: {b:?}"
+    );
+    // The pictures are the film's: only their colour differs.
+    let luma =
+        |c: [u8; 3]| 0.299 * f64::from(c[0]) + 0.587 * f64::from(c[1]) + 0.114 * f64::from(c[2]);
+    assert!((luma(a) - luma(b)).abs() < 3.0, "{a:?} and {b:?}");
+
+    // Taking B gives the shot its settings, as one undo step.
+    let saturation = |harness: &Harness<'_, TinctureApp>| {
+        harness
+            .state()
+            .document()
+            .expect("project")
+            .project()
+            .settings_for(4)
+            .saturation
+    };
+    let before = saturation(&harness);
+    assert!(before > 0.5);
+    harness
+        .get_by_label("Use the settings of variant B")
+        .click();
+    harness.run_steps(2);
+    assert_eq!(saturation(&harness), 0.0);
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    harness.step();
+    assert_eq!(saturation(&harness), before);
+}

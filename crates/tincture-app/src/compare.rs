@@ -1,0 +1,247 @@
+//! "Compare settings": the frame under the playhead coloured under two to
+//! four variants of the shot's settings (the model's colour on or off,
+//! saturation, shadow roll-off, stabiliser strength), side by side, so the
+//! archivist can choose by eye and take one for the shot.
+//!
+//! The variants are coloured on the colour worker
+//! ([`crate::colour::ColourCommand::Compare`]) by the same engine as the
+//! preview; the window only edits settings and shows the pictures.
+
+use eframe::egui;
+use egui::TextureHandle;
+use tincture_core::project::{Project, SATURATION_MAX, ShotSettings};
+
+/// Fewest and most variants compared at once.
+pub const VARIANTS: std::ops::RangeInclusive<usize> = 2..=4;
+
+/// The letter naming variant `i` ("A", "B", ...).
+pub fn letter(i: usize) -> char {
+    char::from(b'A' + (i % 26) as u8)
+}
+
+/// The starting variants for a shot whose settings are `current`: those
+/// settings, a more saturated look, and the other choice of the model's
+/// colour.
+pub fn starting_variants(current: &ShotSettings) -> Vec<ShotSettings> {
+    let mut richer = current.clone();
+    richer.saturation = (current.saturation * 1.3).min(SATURATION_MAX);
+    let mut model = current.clone();
+    model.model_prior = !current.model_prior;
+    vec![current.clone(), richer, model]
+}
+
+/// `project` with `settings` on the shot holding `frame` (or as the
+/// defaults when the film has no shots yet).
+pub fn with_settings(project: &Project, frame: u64, settings: &ShotSettings) -> Project {
+    let mut p = project.clone();
+    match p.shot_index(frame) {
+        Some(i) => p.shots[i].settings = Some(settings.clone()),
+        None => p.defaults = settings.clone(),
+    }
+    p
+}
+
+/// What the window asks of the app this frame.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CompareAction {
+    /// Colour the frame under the playhead with each variant.
+    Render,
+    /// Give the shot these settings.
+    Use(ShotSettings),
+}
+
+/// The window's state: the variants and the last pictures.
+#[derive(Default)]
+pub struct Compare {
+    /// Whether the window is open.
+    pub open: bool,
+    /// The settings compared.
+    pub variants: Vec<ShotSettings>,
+    /// The newest comparison asked for.
+    pub generation: u64,
+    /// Whether a comparison is being coloured.
+    pub pending: bool,
+    /// The frame the pictures show, and one picture per variant.
+    pub results: Option<(u64, Vec<TextureHandle>)>,
+    /// The variants the pictures were coloured with.
+    pub shown: Vec<ShotSettings>,
+    /// The pictures' pixels, one per variant.
+    pub pictures: Vec<std::sync::Arc<egui::ColorImage>>,
+}
+
+impl Compare {
+    /// Opens the window with variants of `current`.
+    pub fn open_with(&mut self, current: &ShotSettings) {
+        self.open = true;
+        self.variants = starting_variants(current);
+        self.results = None;
+        self.shown.clear();
+    }
+
+    /// Takes the pictures of comparison `generation` (older ones are dropped).
+    pub fn receive(
+        &mut self,
+        ctx: &egui::Context,
+        generation: u64,
+        index: u64,
+        frames: &[crate::worker::RgbFrame],
+    ) {
+        if generation != self.generation {
+            return;
+        }
+        self.pending = false;
+        let textures = frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                ctx.load_texture(
+                    format!("compare-{}", letter(i)),
+                    (*f.image).clone(),
+                    egui::TextureOptions::LINEAR,
+                )
+            })
+            .collect();
+        self.results = Some((index, textures));
+        self.pictures = frames
+            .iter()
+            .map(|f| std::sync::Arc::clone(&f.image))
+            .collect();
+    }
+
+    /// The window. `frame` is the playhead's frame.
+    pub fn window_ui(&mut self, ctx: &egui::Context, frame: u64) -> Option<CompareAction> {
+        if !self.open {
+            return None;
+        }
+        let mut action = None;
+        let mut open = self.open;
+        egui::Window::new("Compare settings")
+            .open(&mut open)
+            .resizable(true)
+            .default_width(900.0)
+            .show(ctx, |ui| {
+                action = self.contents_ui(ui, frame);
+            });
+        self.open = open;
+        action
+    }
+
+    fn contents_ui(&mut self, ui: &mut egui::Ui, frame: u64) -> Option<CompareAction> {
+        let mut action = None;
+        ui.label(format!(
+            "Frame {frame} under {} settings of its shot; take the one you prefer.",
+            self.variants.len()
+        ));
+        let mut remove = None;
+        let can_remove = self.variants.len() > *VARIANTS.start();
+        ui.horizontal_top(|ui| {
+            for (i, v) in self.variants.iter_mut().enumerate() {
+                let l = letter(i);
+                ui.group(|ui| {
+                    ui.vertical(|ui| {
+                        ui.strong(format!("Variant {l}"));
+                        ui.checkbox(&mut v.model_prior, "Use the model's colour")
+                            .accessible_name(format!("Variant {l}: use the model's colour"));
+                        let sliders: [(&mut f32, std::ops::RangeInclusive<f32>, &str); 3] = [
+                            (&mut v.saturation, 0.0..=2.0, "saturation"),
+                            (
+                                &mut v.shadow_rolloff.threshold,
+                                0.0..=0.3,
+                                "shadow roll-off",
+                            ),
+                            (&mut v.stabiliser, 0.0..=1.0, "stabiliser"),
+                        ];
+                        for (value, range, name) in sliders {
+                            ui.add(egui::Slider::new(value, range).text(name))
+                                .accessible_name(format!("Variant {l}: {name}"));
+                        }
+                        if can_remove
+                            && ui
+                                .small_button("Remove")
+                                .accessible_name(format!("Remove variant {l}"))
+                                .clicked()
+                        {
+                            remove = Some(i);
+                        }
+                    });
+                });
+            }
+        });
+        if let Some(i) = remove {
+            self.variants.remove(i);
+        }
+        ui.horizontal(|ui| {
+            if ui
+                .add_enabled(
+                    self.variants.len() < *VARIANTS.end(),
+                    egui::Button::new("Add a variant"),
+                )
+                .clicked()
+                && let Some(last) = self.variants.last().cloned()
+            {
+                self.variants.push(last);
+            }
+            if ui
+                .add_enabled(
+                    !self.pending,
+                    egui::Button::new(format!("Colour frame {frame}")),
+                )
+                .accessible_name("Colour the comparison")
+                .clicked()
+            {
+                action = Some(CompareAction::Render);
+            }
+            if self.pending {
+                ui.spinner();
+                ui.label("Colouring…");
+            }
+        });
+        if let Some((index, textures)) = &self.results {
+            ui.separator();
+            if *index != frame {
+                ui.weak(format!("These pictures show frame {index}."));
+            }
+            let columns = textures.len().max(1) as f32;
+            let width = ((ui.available_width() - 8.0 * columns) / columns).max(80.0);
+            ui.horizontal_top(|ui| {
+                for (i, t) in textures.iter().enumerate() {
+                    let l = letter(i);
+                    ui.vertical(|ui| {
+                        let size = t.size_vec2();
+                        let scale = width / size.x.max(1.0);
+                        ui.image((t.id(), size * scale));
+                        if let Some(settings) = self.shown.get(i)
+                            && ui
+                                .button(format!("Use {l}"))
+                                .accessible_name(format!("Use the settings of variant {l}"))
+                                .on_hover_text(
+                                    "Give the shot these settings (undo takes them back)",
+                                )
+                                .clicked()
+                        {
+                            action = Some(CompareAction::Use(settings.clone()));
+                        }
+                    });
+                }
+            });
+        }
+        action
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starting_variants_differ_from_the_current_settings() {
+        let current = ShotSettings::default();
+        let v = starting_variants(&current);
+        assert!(VARIANTS.contains(&v.len()));
+        assert_eq!(v[0], current);
+        assert!(v[1].saturation > current.saturation);
+        assert_ne!(v[2].model_prior, current.model_prior);
+        assert_eq!(letter(0), 'A');
+        assert_eq!(letter(3), 'D');
+    }
+}
