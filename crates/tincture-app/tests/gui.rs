@@ -1861,16 +1861,10 @@ fn pinned_frames_and_reference_photos_steer_the_shot() {
     );
 }
 
-#[test]
-fn the_picker_follows_the_film_and_suggested_colours_can_be_picked() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let Some((_, mut harness)) = halves_at_frame_4(
-        dir.path(),
-        "the_picker_follows_the_film_and_suggested_colours_can_be_picked",
-        900.0,
-    ) else {
-        return;
-    };
+/// The two-halves film at frame 4 with a brush stroke of the left half's
+/// true colour down its middle, coloured; `None` (said why) without the fixture.
+fn left_half_painted(dir: &Path, test: &str) -> Option<Harness<'static, TinctureApp>> {
+    let (_, mut harness) = halves_at_frame_4(dir, test, 900.0)?;
     harness.key_press(egui::Key::B);
     harness.step();
     harness.state_mut().set_hint_colour(LEFT_COLOUR);
@@ -1879,6 +1873,18 @@ fn the_picker_follows_the_film_and_suggested_colours_can_be_picked() {
         app.coloured_frame() == Some(4)
             && app.coloured_revision() == app.document().map(|d| d.revision())
     });
+    Some(harness)
+}
+
+#[test]
+fn the_picker_follows_the_film_and_suggested_colours_can_be_picked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(mut harness) = left_half_painted(
+        dir.path(),
+        "the_picker_follows_the_film_and_suggested_colours_can_be_picked",
+    ) else {
+        return;
+    };
 
     // Over each half the picker shows that half's lightness.
     let lightness_at = |harness: &mut Harness<'_, TinctureApp>, x: f32| {
@@ -2084,21 +2090,12 @@ fn the_palette_keeps_colours_and_the_eyedropper_reads_reference_photos() {
 #[test]
 fn compare_colours_the_frame_under_each_variant_and_one_is_taken() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let Some((_, mut harness)) = halves_at_frame_4(
+    let Some(mut harness) = left_half_painted(
         dir.path(),
         "compare_colours_the_frame_under_each_variant_and_one_is_taken",
-        900.0,
     ) else {
         return;
     };
-    harness.key_press(egui::Key::B);
-    harness.step();
-    harness.state_mut().set_hint_colour(LEFT_COLOUR);
-    paint_stroke(&mut harness, &[[40.0, 30.0], [40.0, 90.0]]);
-    wait_for(&mut harness, "the stroke coloured", |app| {
-        app.coloured_frame() == Some(4)
-            && app.coloured_revision() == app.document().map(|d| d.revision())
-    });
 
     harness.get_by_label("View").click();
     harness.run_steps(2);
