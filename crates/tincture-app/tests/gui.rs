@@ -108,8 +108,21 @@ fn wait_for(
     what: &str,
     done: impl Fn(&TinctureApp) -> bool,
 ) {
+    wait_for_within(harness, what, Duration::from_secs(30), done);
+}
+
+/// [`wait_for`] with a limit of its own: the background pass over a real
+/// film (thumbnails, shots, the scrub proxy) runs at a low priority and,
+/// beside the rest of the suite on two cores, can take longer.
+#[track_caller]
+fn wait_for_within(
+    harness: &mut Harness<'_, TinctureApp>,
+    what: &str,
+    limit: Duration,
+    done: impl Fn(&TinctureApp) -> bool,
+) {
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(30) {
+    while start.elapsed() < limit {
         harness.step();
         if done(harness.state()) {
             // One more pass so the accessibility tree shows the new state.
@@ -1155,9 +1168,12 @@ const TIMELINE_THUMBNAILS: usize = 24;
 /// the pointer away (no hover, no tooltip).
 #[track_caller]
 fn wait_until_quiet(harness: &mut Harness<'_, TinctureApp>) {
-    wait_for(harness, "the thumbnails and shots", |app| {
-        app.thumbnail_count() == TIMELINE_THUMBNAILS && app.shots_detected()
-    });
+    wait_for_within(
+        harness,
+        "the thumbnails and shots",
+        Duration::from_secs(180),
+        |app| app.thumbnail_count() == TIMELINE_THUMBNAILS && app.shots_detected(),
+    );
     wait_for(harness, "the ONNX Runtime check", |app| {
         !matches!(app.runtime_status(), tincture_app::RuntimeStatus::Checking)
     });
