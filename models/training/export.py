@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+import class_outputs
 import colorizer as C
 
 LICENCE = ("MIT OR Apache-2.0 (the weights and code, like Tincture). The encoder was initialised "
@@ -43,6 +44,10 @@ def export(weights: Path, out: Path, temperature: float, blend: float):
         dynamic_axes={"l": dyn, "ab_hint": dyn, "hint_mask": dyn, "ab": dyn},
         opset_version=17, dynamo=False,
     )
+    # The class distribution as outputs of their own, for the picker's
+    # "most likely colours" (see class_outputs.py); `ab` is untouched.
+    import onnx
+    onnx.save(class_outputs.add_class_outputs(onnx.load(str(out))), str(out))
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
     meta = state.get("meta", {})
     manifest = {
@@ -61,7 +66,7 @@ def export(weights: Path, out: Path, temperature: float, blend: float):
              "normalisation": "CIE a*b* of hinted pixels in Lab units (about -110 to 110), 0 elsewhere"},
             {"name": "hint_mask", "shape": [None, 1, None, None], "normalisation": "1 where hinted, 0 elsewhere"},
         ],
-        "outputs": [{"name": "ab", "shape": [None, 2, None, None], "normalisation": "CIE a*b*, Lab units"}],
+        "outputs": [{"name": "ab", "shape": [None, 2, None, None], "normalisation": "CIE a*b*, Lab units"}],  # class outputs added below
         "size_multiple": 32,
         "render_short_side": 256,
         "annealed_mean_temperature": temperature,
@@ -77,6 +82,7 @@ def export(weights: Path, out: Path, temperature: float, blend: float):
         "metrics": {},
     }
     write_json(out.with_suffix(".json"), manifest)
+    class_outputs.update_manifest(out)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, sha256 {digest[:12]}) and its manifest")
 
 

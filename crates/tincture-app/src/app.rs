@@ -201,6 +201,14 @@ pub struct TinctureApp {
     picker: crate::picker::Picker,
     /// The coloured frame's colour under the pointer, while it is on the picture.
     colour_here: Option<[u8; 3]>,
+    /// The model's likely colours under the pointer (sRGB at the film's
+    /// lightness there, and their probability), most likely first.
+    likely_here: Vec<([u8; 3], f32)>,
+    /// The model's class distribution over a frame: (frame, map), `None`
+    /// map when the model gives none.
+    likely: Option<(u64, Option<Arc<tincture_infer::model::ClassMap>>)>,
+    /// The frame whose class distribution was last asked for.
+    likely_asked: Option<u64>,
     /// Where the picture painted on was last drawn, and its size in pixels.
     paint_picture: Option<(egui::Rect, [usize; 2])>,
     /// The project revision when the clip's mean flicker was last noted, and that mean.
@@ -307,6 +315,9 @@ impl TinctureApp {
             paint: PaintState::default(),
             picker: crate::picker::Picker::default(),
             colour_here: None,
+            likely_here: Vec::new(),
+            likely: None,
+            likely_asked: None,
             paint_picture: None,
             flicker_baseline: None,
             ref_thumbs: std::collections::HashMap::new(),
@@ -342,6 +353,9 @@ impl TinctureApp {
         self.colour_revision = None;
         self.after = None;
         self.after_revision = None;
+        self.likely = None;
+        self.likely_asked = None;
+        self.likely_here.clear();
         self.before = None;
         self.thumbs.clear();
         self.shots_detected = false;
@@ -765,6 +779,11 @@ impl TinctureApp {
                     generation,
                     frames,
                 } => self.compare.receive(&self.ctx, generation, index, &frames),
+                ColourMessage::Likely { index, map } => {
+                    if self.likely_asked == Some(index) {
+                        self.likely = Some((index, map));
+                    }
+                }
                 ColourMessage::Engine(text) => self.engine = Some(text),
                 ColourMessage::Error(text) => {
                     self.colouring = false;
@@ -2157,6 +2176,10 @@ impl TinctureApp {
             return;
         }
         self.picker.ui(ui, &mut self.paint.colour);
+        self.ask_for_likely_colours();
+        if let Some(c) = crate::picker::likely_ui(ui, &self.likely_here, self.likely_state()) {
+            self.paint.colour = c;
+        }
         let palette: Vec<[u8; 3]> = self.doc.as_ref().map_or_else(Vec::new, |d| {
             d.project()
                 .keyframes
@@ -2172,6 +2195,48 @@ impl TinctureApp {
                 self.paint.colour = c;
             }
         }
+    }
+
+    /// Asks the colour worker for the model's class distribution over the
+    /// frame on screen, once per frame, while a painting tool is out.
+    fn ask_for_likely_colours(&mut self) {
+        if self.likely_asked == Some(self.position) || self.doc.is_none() {
+            return;
+        }
+        if let Some(colour) = &self.colour
+            && colour.send(ColourCommand::Likely {
+                index: self.position,
+            })
+        {
+            self.likely_asked = Some(self.position);
+            self.likely_here.clear();
+        }
+    }
+
+    /// Where the model's suggestions for the frame on screen stand.
+    fn likely_state(&self) -> crate::picker::LikelyState {
+        match &self.likely {
+            Some((index, map)) if *index == self.position => {
+                if map.is_some() {
+                    crate::picker::LikelyState::Ready
+                } else {
+                    crate::picker::LikelyState::NoModel
+                }
+            }
+            _ if self.likely_asked == Some(self.position) => crate::picker::LikelyState::Working,
+            _ => crate::picker::LikelyState::NotAsked,
+        }
+    }
+
+    /// The model's likely colours at the pixel last under the pointer, with
+    /// their probabilities (tests).
+    pub fn likely_colours_here(&self) -> &[([u8; 3], f32)] {
+        &self.likely_here
+    }
+
+    /// Whether the model's class distribution for the frame on screen has come (tests).
+    pub fn likely_colours_ready(&self) -> bool {
+        matches!(self.likely_state(), crate::picker::LikelyState::Ready)
     }
 
     /// The project's palette: colours kept to paint with again. Adding and
@@ -2295,6 +2360,16 @@ impl TinctureApp {
                     self.picker.from_pointer = true;
                 }
                 self.colour_here = self.after.as_ref().and_then(pixel);
+                self.likely_here = match &self.likely {
+                    Some((index, Some(map))) if *index == self.position => {
+                        let (u, v) = (
+                            (x as f32 + 0.5) / size[0].max(1) as f32,
+                            (y as f32 + 0.5) / size[1].max(1) as f32,
+                        );
+                        crate::picker::likely_colours(map, u, v, self.picker.lightness)
+                    }
+                    _ => Vec::new(),
+                };
             }
         }
         let strokes = self

@@ -8,7 +8,7 @@
 //! The neural model (through the inference worker of `tincture-infer`) is
 //! started once and shared by every project snapshot.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -25,7 +25,7 @@ use tincture_core::project::Project;
 use tincture_engine::film::{FilmColorizer, FilmPlan, KeyColour};
 use tincture_engine::neural::{ModelChoice, WorkerColorizer};
 use tincture_engine::project::plan_of;
-use tincture_infer::model::{resize_area, resize_bilinear};
+use tincture_infer::model::{ClassMap, resize_area, resize_bilinear};
 use tincture_media::VideoReader;
 
 use crate::flicker::Sample;
@@ -66,6 +66,12 @@ pub enum ColourCommand {
         /// The UI's comparison counter.
         generation: u64,
     },
+    /// The model's likely colours over frame `index` (for the hint
+    /// picker's suggestions); only the newest pending one is done.
+    Likely {
+        /// Frame index.
+        index: u64,
+    },
     /// Forget the project (the film was closed).
     Close,
     /// End the worker.
@@ -92,6 +98,14 @@ pub enum ColourMessage {
         generation: u64,
         /// One frame per variant.
         frames: Vec<RgbFrame>,
+    },
+    /// The model's a\*b\* class distribution over frame `index`
+    /// (`None` when the model gives none, or there is no model).
+    Likely {
+        /// Frame index.
+        index: u64,
+        /// The distribution.
+        map: Option<Arc<ClassMap>>,
     },
     /// Which engine colours the preview, in words ("model `x` on CPU").
     Engine(String),
@@ -150,6 +164,16 @@ impl SharedModel {
             model: Arc::new(Mutex::new(model)),
             last: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// The model's class distribution over `luma` (see
+    /// [`WorkerColorizer::classes`]).
+    fn classes(&self, luma: &LumaImage, index: u64) -> Result<Option<ClassMap>, String> {
+        let mut model = self
+            .model
+            .lock()
+            .map_err(|_| "the model worker failed earlier".to_owned())?;
+        model.classes(luma, index).map_err(|e| e.to_string())
     }
 
     fn provider(&self) -> String {
@@ -377,16 +401,10 @@ impl State {
         outcome.map(|()| frames)
     }
 
-    /// Frame `index` coloured by the current colorizer, at the film's size.
-    fn colour_frame(&mut self, index: u64) -> Result<tincture_core::frame::Frame, String> {
-        let Some(film) = self.film.clone() else {
-            return Err("no film is open".into());
-        };
-        let Some(colorizer) = self.colorizer.as_mut() else {
-            return Err("no project to colour with".into());
-        };
+    /// Decodes frame `index` of `film` into [`State::last`], unless it is there.
+    fn decode(&mut self, film: &Path, index: u64) -> Result<(), String> {
         if self.reader.is_none() {
-            self.reader = Some(VideoReader::open(&film).map_err(|e| e.to_string())?);
+            self.reader = Some(VideoReader::open(film).map_err(|e| e.to_string())?);
         }
         let Some(reader) = self.reader.as_mut() else {
             return Err("the film is not open".into());
@@ -401,6 +419,39 @@ impl State {
                 guide: None,
             });
         }
+        Ok(())
+    }
+
+    /// The model's class distribution over frame `index`; `None` without a
+    /// model, or with one that gives none.
+    fn likely(&mut self, index: u64) -> Result<Option<ClassMap>, String> {
+        let Some(film) = self.film.clone() else {
+            return Err("no film is open".into());
+        };
+        let Some(model) = self.model() else {
+            return Ok(None);
+        };
+        self.decode(&film, index)?;
+        let Some(last) = self.last.as_ref() else {
+            return Err("the frame was not decoded".into());
+        };
+        model
+            .classes(&last.luma, index)
+            .map_err(|e| format!("frame {index} of {}: {e}", film.display()))
+    }
+
+    /// Frame `index` coloured by the current colorizer, at the film's size.
+    fn colour_frame(&mut self, index: u64) -> Result<tincture_core::frame::Frame, String> {
+        let Some(film) = self.film.clone() else {
+            return Err("no film is open".into());
+        };
+        if self.colorizer.is_none() {
+            return Err("no project to colour with".into());
+        }
+        self.decode(&film, index)?;
+        let Some(colorizer) = self.colorizer.as_mut() else {
+            return Err("no project to colour with".into());
+        };
         let Some(LastFrame {
             frame, luma, guide, ..
         }) = self.last.as_mut()
@@ -564,6 +615,7 @@ fn run(
         let mut project = None;
         let mut show = None;
         let mut compare = None;
+        let mut likely = None;
         let mut close = false;
         for command in std::iter::once(first).chain(rx.try_iter()) {
             match command {
@@ -573,6 +625,7 @@ fn run(
                     project = None;
                     show = None;
                     compare = None;
+                    likely = None;
                 }
                 ColourCommand::Project {
                     project: p,
@@ -584,6 +637,7 @@ fn run(
                     project = Some((p, project_path, film, revision));
                 }
                 ColourCommand::Show { index, generation } => show = Some((index, generation)),
+                ColourCommand::Likely { index } => likely = Some(index),
                 ColourCommand::Compare {
                     variants,
                     index,
@@ -624,6 +678,22 @@ fn run(
                     }
                 }
                 Err(e) => ColourMessage::Error(format!("Colouring frame {index} failed: {e}")),
+            };
+            if !send(message) {
+                return;
+            }
+        }
+        if let Some(index) = likely
+            && state.film.is_some()
+        {
+            let message = match state.likely(index) {
+                Ok(map) => ColourMessage::Likely {
+                    index,
+                    map: map.map(Arc::new),
+                },
+                Err(e) => ColourMessage::Error(format!(
+                    "The model's likely colours for frame {index} failed: {e}"
+                )),
             };
             if !send(message) {
                 return;

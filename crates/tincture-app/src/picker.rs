@@ -131,6 +131,97 @@ impl Picker {
     }
 }
 
+/// How many of the model's likely colours the picker offers.
+pub const LIKELY_LIMIT: usize = 5;
+/// The smallest probability worth offering.
+pub const LIKELY_MIN_PROBABILITY: f32 = 0.03;
+
+/// Lab(`l`, `a`, `b`) brought into the sRGB gamut by lowering its chroma
+/// (hue and lightness kept: the film's luma is what the pixel will have).
+pub fn in_gamut_at(l: f64, a: f64, b: f64) -> [f64; 2] {
+    if in_gamut(l, a, b) {
+        return [a, b];
+    }
+    let (mut lo, mut hi) = (0.0f64, 1.0f64);
+    for _ in 0..20 {
+        let mid = 0.5 * (lo + hi);
+        if in_gamut(l, a * mid, b * mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    [a * lo, b * lo]
+}
+
+/// The model's most likely colours at the point `(u, v)` of the frame
+/// (each 0..1), as sRGB at the lightness `l` of the film there, with their
+/// probabilities; most likely first, without repeats.
+pub fn likely_colours(
+    map: &tincture_infer::model::ClassMap,
+    u: f32,
+    v: f32,
+    l: f64,
+) -> Vec<([u8; 3], f32)> {
+    let mut out: Vec<([u8; 3], f32)> = Vec::new();
+    for c in map.likely_at(u, v, LIKELY_LIMIT, LIKELY_MIN_PROBABILITY) {
+        let [a, b] = in_gamut_at(l, f64::from(c.ab[0]), f64::from(c.ab[1]));
+        let rgb = lab_to_srgb8([l, a, b]);
+        if let Some(known) = out.iter_mut().find(|(k, _)| *k == rgb) {
+            known.1 += c.probability;
+        } else {
+            out.push((rgb, c.probability));
+        }
+    }
+    out
+}
+
+/// Where the model's suggestions for the frame on screen stand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LikelyState {
+    /// Not asked for yet.
+    NotAsked,
+    /// The model is working on the frame.
+    Working,
+    /// Here: they follow the pointer.
+    Ready,
+    /// The model gives none (no model, or one without a class distribution).
+    NoModel,
+}
+
+/// The model's likely colours under the pointer as swatches, with their
+/// probabilities; returns the one clicked.
+pub fn likely_ui(
+    ui: &mut egui::Ui,
+    colours: &[([u8; 3], f32)],
+    state: LikelyState,
+) -> Option<[u8; 3]> {
+    let mut picked = None;
+    match state {
+        LikelyState::NotAsked | LikelyState::NoModel => return None,
+        LikelyState::Working => {
+            ui.weak("The model's likely colours: working…");
+            return None;
+        }
+        LikelyState::Ready if colours.is_empty() => {
+            ui.weak("The model's likely colours: point at the picture");
+            return None;
+        }
+        LikelyState::Ready => {}
+    }
+    ui.weak("The model's likely colours here");
+    ui.horizontal_wrapped(|ui| {
+        for (i, (c, p)) in colours.iter().enumerate() {
+            let name = format!("Model colour {}: {}", i + 1, rgb8_to_hex(*c));
+            let hover = format!("{name}: the model gives it {:.0}%", p * 100.0);
+            if swatch(ui, *c, &name).on_hover_text(hover).clicked() {
+                picked = Some(*c);
+            }
+        }
+    });
+    picked
+}
+
 /// Suggested hint colours: the colour at the pointer now (what the
 /// colorizer proposes there), then the project's own colours, newest
 /// first, without repeats, at most `limit`.

@@ -1940,6 +1940,46 @@ fn the_picker_follows_the_film_and_suggested_colours_can_be_picked() {
         painted,
         "the suggestion is the hint colour now"
     );
+
+    // The model's most likely colours under the pointer: they come from the
+    // built-in model's class distribution over this frame, at the film's
+    // lightness there, most likely first.
+    wait_for(&mut harness, "the model's likely colours", |app| {
+        app.likely_colours_ready()
+    });
+    let light = lightness_at(&mut harness, 40.0);
+    let likely = harness.state().likely_colours_here().to_vec();
+    assert!(!likely.is_empty(), "no likely colours over the left half");
+    assert!(
+        likely.windows(2).all(|w| w[0].1 >= w[1].1),
+        "most likely first: {likely:?}"
+    );
+    let total: f32 = likely.iter().map(|(_, p)| p).sum();
+    assert!(
+        total > 0.0 && total <= 1.0 + 1e-3,
+        "probabilities {likely:?}"
+    );
+    for (c, _) in &likely {
+        assert!(
+            (truth_l(*c) - light).abs() < 2.0,
+            "{c:?} is not at the film's lightness {light:.1}"
+        );
+    }
+    harness.remove_cursor();
+    harness.run_steps(2);
+    let first = likely[0].0;
+    harness
+        .get_by_label(&format!(
+            "Model colour 1: {}",
+            tincture_core::project::rgb8_to_hex(first)
+        ))
+        .click();
+    harness.run_steps(2);
+    assert_eq!(
+        harness.state().paint_state().colour,
+        first,
+        "the model's colour is the hint colour now"
+    );
 }
 
 #[test]

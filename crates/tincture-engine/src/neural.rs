@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tincture_core::color::Matrix;
 use tincture_core::colorize::Colorizer;
 use tincture_core::frame::{ChromaField, LumaImage};
+use tincture_infer::model::ClassMap;
 use tincture_infer::worker::Job;
 use tincture_infer::{
     ExecutionChoice, Hint, InferenceWorker, Model, ModelRegistry, ModelSource, NeuralColorizer,
@@ -101,6 +102,22 @@ impl WorkerColorizer {
     /// Hints applied to every frame (stills).
     pub fn set_hints(&mut self, hints: Vec<Hint>) {
         self.hints = hints;
+    }
+
+    /// The model's a\*b\* class distribution over one frame (see
+    /// [`NeuralColorizer::classes`]); `None` when the model has none.
+    ///
+    /// # Errors
+    /// When the model fails on the frame.
+    pub fn classes(&mut self, luma: &LumaImage, frame_index: u64) -> Result<Option<ClassMap>> {
+        self.next_id += 1;
+        let job = Job {
+            luma: Arc::new(luma.clone()),
+            hints: Vec::new(),
+            frame: frame_index,
+            matrix: Matrix::Bt709,
+        };
+        Ok(self.worker.classes_blocking(self.next_id, job)?)
     }
 }
 

@@ -13,7 +13,7 @@ use tincture_core::metrics::LabToSrgb;
 
 use crate::error::Result;
 use crate::hints::Hint;
-use crate::model::{GrayL, Model, ModelInput, resize_area, resize_bilinear};
+use crate::model::{ClassMap, GrayL, Model, ModelInput, resize_area, resize_bilinear};
 
 /// How the model is run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -103,6 +103,28 @@ impl NeuralColorizer {
         let [a, b] = spread_hint_residuals([a, b], mw, mh, &scaled, &guide);
         let (a, b) = self.upsample(luma, [a, b], (mw, mh));
         Ok(self.to_chroma(luma, &a, &b, matrix))
+    }
+
+    /// The model's a\*b\* class distribution over `luma` at the render
+    /// resolution, without hints: the colours the model itself finds likely
+    /// at each point. `None` when the model does not return one.
+    ///
+    /// # Errors
+    /// When the model fails.
+    pub fn classes(&mut self, luma: &LumaImage, frame: u64) -> Result<Option<ClassMap>> {
+        if !self.model.has_classes() {
+            return Ok(None);
+        }
+        let (w, h) = (luma.width, luma.height);
+        let (mw, mh) = self.model.run_size(w, h, self.settings.short_side);
+        let small = resize_area(&luma.data, w, h, mw, mh);
+        self.model.run_classes(ModelInput {
+            luma: &small,
+            width: mw,
+            height: mh,
+            hints: &[],
+            frame,
+        })
     }
 
     /// Bilinear upsampling, then a guided filter with the full-resolution

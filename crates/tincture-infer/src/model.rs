@@ -5,8 +5,8 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
-use ort::session::Session;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+use ort::session::{OutputSelector, RunOptions, Session, SessionInputValue};
 use ort::value::{Tensor, TensorElementType, ValueType};
 use tincture_core::metrics::srgb_to_lab;
 
@@ -50,6 +50,104 @@ pub struct Model {
     threads: usize,
     notice: Option<String>,
     gray: GrayL,
+    /// Whether the graph also returns its a\*b\* class distribution
+    /// ([`CLASS_PROB`] and [`CLASS_CENTRES`]).
+    has_classes: bool,
+}
+
+/// The output holding the model's probability of each a\*b\* class per
+/// pixel (N x Q x h x w), when the graph has one.
+pub const CLASS_PROB: &str = "ab_class_prob";
+/// The output holding each class's a\*b\* centre (Q x 2).
+pub const CLASS_CENTRES: &str = "ab_class_centres";
+
+/// The model's distribution over a\*b\* classes at every pixel of one
+/// picture: what it thinks each pixel's colour could be, and how likely.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassMap {
+    /// Width of the map (a fraction of the picture's).
+    pub width: usize,
+    /// Height of the map.
+    pub height: usize,
+    /// The a\*b\* centre of each class.
+    pub centres: Vec<[f32; 2]>,
+    /// Probability of each class per cell: `centres.len()` planes of
+    /// `width * height`, each cell's summing to 1.
+    pub prob: Vec<f32>,
+}
+
+/// One of the model's likely colours at a point.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LikelyColour {
+    /// CIE a\*b\* (the probability-weighted mean of the classes it gathers).
+    pub ab: [f32; 2],
+    /// The probability the model gives it (the sum over those classes).
+    pub probability: f32,
+}
+
+impl ClassMap {
+    /// The model's most likely colours at the point `(u, v)` of the picture
+    /// (each 0..1), most likely first, at most `limit`, none under
+    /// `min_probability`. Neighbouring classes (within one and a half grid
+    /// steps of a more likely one) are gathered into it, so the list holds
+    /// distinct colours, not shades of one; each colour's probability is the
+    /// mass it gathers.
+    pub fn likely_at(
+        &self,
+        u: f32,
+        v: f32,
+        limit: usize,
+        min_probability: f32,
+    ) -> Vec<LikelyColour> {
+        let q = self.centres.len();
+        let cells = self.width * self.height;
+        if q == 0 || cells == 0 || self.prob.len() != q * cells {
+            return Vec::new();
+        }
+        let x = ((u.clamp(0.0, 1.0) * self.width as f32) as usize).min(self.width - 1);
+        let y = ((v.clamp(0.0, 1.0) * self.height as f32) as usize).min(self.height - 1);
+        let cell = y * self.width + x;
+        let p: Vec<f32> = (0..q).map(|c| self.prob[c * cells + cell]).collect();
+        let step = self
+            .centres
+            .iter()
+            .skip(1)
+            .map(|c| (c[0] - self.centres[0][0]).hypot(c[1] - self.centres[0][1]))
+            .filter(|d| *d > 1e-3)
+            .fold(f32::INFINITY, f32::min);
+        let radius = if step.is_finite() { 1.5 * step } else { 0.0 };
+        let mut order: Vec<usize> = (0..q).collect();
+        order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+        let mut taken = vec![false; q];
+        let mut out = Vec::new();
+        for &peak in &order {
+            // Each mode starts at the most likely class left; the modes are
+            // ranked by the mass they gather.
+            if taken[peak] || p[peak] <= 0.0 {
+                continue;
+            }
+            let centre = self.centres[peak];
+            let (mut mass, mut a, mut b) = (0.0f32, 0.0f32, 0.0f32);
+            for c in 0..q {
+                let d = (self.centres[c][0] - centre[0]).hypot(self.centres[c][1] - centre[1]);
+                if !taken[c] && d <= radius {
+                    taken[c] = true;
+                    mass += p[c];
+                    a += p[c] * self.centres[c][0];
+                    b += p[c] * self.centres[c][1];
+                }
+            }
+            if mass >= min_probability && mass > 0.0 {
+                out.push(LikelyColour {
+                    ab: [a / mass, b / mass],
+                    probability: mass,
+                });
+            }
+        }
+        out.sort_by(|x, y| y.probability.total_cmp(&x.probability));
+        out.truncate(limit);
+        out
+    }
 }
 
 impl std::fmt::Debug for Model {
@@ -413,7 +511,16 @@ impl Model {
             threads,
             notice: None,
             gray: GrayL::default(),
+            has_classes: [CLASS_PROB, CLASS_CENTRES]
+                .iter()
+                .all(|n| outputs.iter().any(|(name, _)| name == n)),
         })
+    }
+
+    /// Whether the graph returns its a\*b\* class distribution, so
+    /// [`Model::run_classes`] can say which colours it finds likely.
+    pub fn has_classes(&self) -> bool {
+        self.has_classes
     }
 
     /// The model's name.
@@ -483,7 +590,77 @@ impl Model {
         }
     }
 
-    fn run_once(&mut self, input: ModelInput<'_>) -> Result<[Vec<f32>; 2]> {
+    /// The model's a\*b\* class distribution for `input` (`None` when the
+    /// graph does not return one). Only the distribution is computed, not
+    /// the colour.
+    ///
+    /// # Errors
+    /// When ONNX Runtime fails, or the outputs have unexpected shapes or
+    /// non-finite values.
+    pub fn run_classes(&mut self, input: ModelInput<'_>) -> Result<Option<ClassMap>> {
+        if !self.has_classes {
+            return Ok(None);
+        }
+        let name = self.manifest.name.clone();
+        let frame = input.frame;
+        let fail = |reason: String| Error::Inference {
+            model: name.clone(),
+            frame,
+            reason,
+        };
+        let feeds = self.feeds(input)?;
+        let options = RunOptions::new()
+            .map_err(|e| fail(e.to_string()))?
+            .with_outputs(
+                OutputSelector::no_default()
+                    .with(CLASS_PROB)
+                    .with(CLASS_CENTRES),
+            );
+        let outputs = self
+            .session
+            .run_with_options(feeds, &options)
+            .map_err(|e| fail(e.to_string()))?;
+        let get = |key: &str| -> Result<(Vec<i64>, Vec<f32>)> {
+            let value = outputs
+                .get(key)
+                .ok_or_else(|| fail(format!("the graph returned no `{key}`")))?;
+            let (shape, data) = value
+                .try_extract_tensor::<f32>()
+                .map_err(|e| fail(format!("output `{key}` is not a float tensor: {e}")))?;
+            Ok((shape.iter().copied().collect(), data.to_vec()))
+        };
+        let (pd, prob) = get(CLASS_PROB)?;
+        let (cd, centres) = get(CLASS_CENTRES)?;
+        let q = cd.first().copied().unwrap_or(0);
+        if pd.len() != 4 || pd[0] != 1 || pd[1] != q || cd.len() != 2 || cd[1] != 2 || q < 1 {
+            return Err(fail(format!(
+                "outputs `{CLASS_PROB}` {pd:?} and `{CLASS_CENTRES}` {cd:?} do not fit: expected 1 x Q x h x w and Q x 2"
+            )));
+        }
+        if prob.iter().chain(&centres).any(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                model: name,
+                frame,
+                count: prob
+                    .iter()
+                    .chain(&centres)
+                    .filter(|v| !v.is_finite())
+                    .count(),
+            });
+        }
+        Ok(Some(ClassMap {
+            width: pd[3] as usize,
+            height: pd[2] as usize,
+            centres: centres.chunks_exact(2).map(|c| [c[0], c[1]]).collect(),
+            prob,
+        }))
+    }
+
+    /// The graph's inputs for `input`, named as the manifest names them.
+    fn feeds(
+        &self,
+        input: ModelInput<'_>,
+    ) -> Result<Vec<(Cow<'static, str>, SessionInputValue<'static>)>> {
         let ModelInput {
             luma,
             width: w,
@@ -510,7 +687,7 @@ impl Model {
         let tensor = |c: usize, data: Vec<f32>| {
             Tensor::from_array(([1usize, c, h, w], data)).map_err(|e| fail(e.to_string()))
         };
-        let mut feeds: Vec<(Cow<'_, str>, ort::session::SessionInputValue<'_>)> = Vec::new();
+        let mut feeds: Vec<(Cow<'static, str>, SessionInputValue<'static>)> = Vec::new();
         let names: Vec<String> = self
             .manifest
             .inputs
@@ -543,8 +720,36 @@ impl Model {
                 feeds.push((names[0].clone().into(), tensor(3, rgb)?.into()));
             }
         }
+        Ok(feeds)
+    }
+
+    fn run_once(&mut self, input: ModelInput<'_>) -> Result<[Vec<f32>; 2]> {
+        let ModelInput {
+            width: w,
+            height: h,
+            frame,
+            ..
+        } = input;
+        let n = w * h;
+        let name = self.manifest.name.clone();
+        let fail = |reason: String| Error::Inference {
+            model: name.clone(),
+            frame,
+            reason,
+        };
+        let norm = self.norm;
+        let adapter = self.manifest.adapter;
+        let feeds = self.feeds(input)?;
         let out_name = self.manifest.outputs[0].name.clone();
-        let outputs = self.session.run(feeds).map_err(|e| fail(e.to_string()))?;
+        // Only the colour: a graph's other outputs (the class distribution)
+        // are not computed for it.
+        let options = RunOptions::new()
+            .map_err(|e| fail(e.to_string()))?
+            .with_outputs(OutputSelector::no_default().with(out_name.clone()));
+        let outputs = self
+            .session
+            .run_with_options(feeds, &options)
+            .map_err(|e| fail(e.to_string()))?;
         let value = outputs
             .get(&out_name)
             .ok_or_else(|| fail(format!("the graph returned no `{out_name}`")))?;
@@ -729,5 +934,68 @@ mod tests {
         assert_eq!(ab[1], 10.0);
         assert_eq!(ab[20 + 2 * 5 + 3], -5.0);
         assert_eq!(mask[3 * 5 + 2], 0.0);
+    }
+
+    /// A 2 x 1 map over a 5 x 5 grid of classes 10 apart: the left cell
+    /// holds a red mode spread over three neighbouring classes and a weaker
+    /// blue one; the right cell is sure of one green class.
+    fn two_cell_map() -> ClassMap {
+        let centres: Vec<[f32; 2]> = (0..25)
+            .map(|i| [(i / 5) as f32 * 10.0 - 20.0, (i % 5) as f32 * 10.0 - 20.0])
+            .collect();
+        let class = |a: f32, b: f32| centres.iter().position(|c| *c == [a, b]).unwrap();
+        let mut prob = vec![0.0f32; 25 * 2];
+        let mut set = |c: usize, cell: usize, p: f32| prob[c * 2 + cell] = p;
+        set(class(20.0, 10.0), 0, 0.3);
+        set(class(20.0, 20.0), 0, 0.2);
+        set(class(10.0, 10.0), 0, 0.1);
+        set(class(-20.0, -20.0), 0, 0.25);
+        set(class(0.0, 0.0), 0, 0.15);
+        set(class(-20.0, 10.0), 1, 1.0);
+        ClassMap {
+            width: 2,
+            height: 1,
+            centres,
+            prob,
+        }
+    }
+
+    #[test]
+    fn likely_colours_gather_neighbouring_classes_most_likely_first() {
+        let map = two_cell_map();
+        let left = map.likely_at(0.1, 0.5, 5, 0.01);
+        assert_eq!(left.len(), 3, "{left:?}");
+        // The red mode: 0.3 + 0.2 + 0.1, at their weighted mean.
+        assert!((left[0].probability - 0.6).abs() < 1e-5, "{left:?}");
+        let want = [
+            (0.3 * 20.0 + 0.2 * 20.0 + 0.1 * 10.0) / 0.6,
+            (0.3 * 10.0 + 0.2 * 20.0 + 0.1 * 10.0) / 0.6,
+        ];
+        assert!((left[0].ab[0] - want[0]).abs() < 1e-4 && (left[0].ab[1] - want[1]).abs() < 1e-4);
+        assert_eq!(left[1].ab, [-20.0, -20.0]);
+        assert_eq!(left[2].ab, [0.0, 0.0]);
+        assert!(
+            left.windows(2)
+                .all(|w| w[0].probability >= w[1].probability)
+        );
+        // Limits: the count, and the smallest probability worth showing.
+        assert_eq!(map.likely_at(0.1, 0.5, 1, 0.01).len(), 1);
+        assert_eq!(map.likely_at(0.1, 0.5, 5, 0.2).len(), 2);
+        let right = map.likely_at(0.9, 0.5, 5, 0.01);
+        assert_eq!(
+            right,
+            vec![LikelyColour {
+                ab: [-20.0, 10.0],
+                probability: 1.0
+            }]
+        );
+        // Points outside the picture are clamped to its edge.
+        assert_eq!(map.likely_at(7.0, -3.0, 5, 0.01), right);
+        // A map whose sizes do not fit its data says nothing.
+        let broken = ClassMap {
+            prob: vec![0.5; 3],
+            ..map
+        };
+        assert!(broken.likely_at(0.5, 0.5, 5, 0.0).is_empty());
     }
 }

@@ -23,6 +23,7 @@ use tincture_core::frame::{ChromaField, LumaImage};
 use crate::colorizer::NeuralColorizer;
 use crate::error::{Error, Result};
 use crate::hints::Hint;
+use crate::model::ClassMap;
 
 /// One frame to colour.
 #[derive(Clone, Debug)]
@@ -40,6 +41,7 @@ pub struct Job {
 enum Command {
     Preview { generation: u64, job: Job },
     Batch { id: u64, job: Job },
+    Classes { id: u64, job: Job },
     Cancel,
     Stop,
 }
@@ -76,6 +78,16 @@ pub enum WorkerEvent {
         frame: u64,
         /// The chroma, or why not.
         result: Result<ChromaField>,
+    },
+    /// The model's class distribution for a frame (see
+    /// [`InferenceWorker::classes_blocking`]).
+    Classes {
+        /// The id given at submission.
+        id: u64,
+        /// Frame index.
+        frame: u64,
+        /// The distribution (`None` when the model has none), or why not.
+        result: Result<Option<ClassMap>>,
     },
     /// Waiting batch jobs were dropped by a cancel.
     Cancelled {
@@ -220,6 +232,37 @@ impl InferenceWorker {
         }
     }
 
+    /// The model's a\*b\* class distribution for one frame (its hints are
+    /// not used), through the batch queue; waits for it. Like
+    /// [`InferenceWorker::colorize_blocking`], use it only when nothing else
+    /// is queued.
+    ///
+    /// # Errors
+    /// The job's error, or the worker's absence.
+    pub fn classes_blocking(&self, id: u64, job: Job) -> Result<Option<ClassMap>> {
+        self.cancel.store(false, Ordering::SeqCst);
+        self.send(Command::Classes { id, job })?;
+        loop {
+            match self.events.recv() {
+                Ok(WorkerEvent::Classes {
+                    id: got, result, ..
+                }) if got == id => return result,
+                Ok(WorkerEvent::Cancelled { ids }) if ids.contains(&id) => {
+                    return Err(Error::WorkerStopped {
+                        reason: "the job was cancelled".into(),
+                    });
+                }
+                Ok(WorkerEvent::Notice(n)) => tracing::warn!("{n}"),
+                Ok(_) => {}
+                Err(_) => {
+                    return Err(Error::WorkerStopped {
+                        reason: String::new(),
+                    });
+                }
+            }
+        }
+    }
+
     /// Stops the thread and waits for it.
     pub fn stop(mut self) {
         self.shutdown();
@@ -237,6 +280,25 @@ impl Drop for InferenceWorker {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// What a queued batch entry asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Colour,
+    Classes,
+}
+
+fn classes(c: &mut NeuralColorizer, job: &Job) -> Result<Option<ClassMap>> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| c.classes(&job.luma, job.frame))).unwrap_or_else(
+        |_| {
+            Err(Error::Inference {
+                model: c.model().name().to_owned(),
+                frame: job.frame,
+                reason: "the model panicked on this frame".into(),
+            })
+        },
+    )
 }
 
 fn colorize(c: &mut NeuralColorizer, job: &Job) -> Result<ChromaField> {
@@ -258,7 +320,8 @@ fn run(
     tx: &Sender<WorkerEvent>,
     cancel: &AtomicBool,
 ) {
-    let mut batches: std::collections::VecDeque<(u64, Job)> = std::collections::VecDeque::new();
+    let mut batches: std::collections::VecDeque<(u64, Job, Kind)> =
+        std::collections::VecDeque::new();
     let mut preview: Option<(u64, Job)> = None;
     loop {
         // Block only when there is nothing to do.
@@ -283,11 +346,18 @@ fn run(
                 frame: job.frame,
                 result: colorize(&mut c, &job),
             }
-        } else if let Some((id, job)) = batches.pop_front() {
-            WorkerEvent::Batch {
-                id,
-                frame: job.frame,
-                result: colorize(&mut c, &job),
+        } else if let Some((id, job, kind)) = batches.pop_front() {
+            match kind {
+                Kind::Colour => WorkerEvent::Batch {
+                    id,
+                    frame: job.frame,
+                    result: colorize(&mut c, &job),
+                },
+                Kind::Classes => WorkerEvent::Classes {
+                    id,
+                    frame: job.frame,
+                    result: classes(&mut c, &job),
+                },
             }
         } else {
             continue;
@@ -307,7 +377,7 @@ fn run(
 fn absorb(
     cmd: Command,
     preview: &mut Option<(u64, Job)>,
-    batches: &mut std::collections::VecDeque<(u64, Job)>,
+    batches: &mut std::collections::VecDeque<(u64, Job, Kind)>,
     tx: &Sender<WorkerEvent>,
     cancel: &AtomicBool,
 ) -> bool {
@@ -317,10 +387,11 @@ fn absorb(
                 let _ = tx.send(WorkerEvent::Dropped { generation: old });
             }
         }
-        Command::Batch { id, job } => batches.push_back((id, job)),
+        Command::Batch { id, job } => batches.push_back((id, job, Kind::Colour)),
+        Command::Classes { id, job } => batches.push_back((id, job, Kind::Classes)),
         Command::Cancel => {
             if cancel.swap(false, Ordering::SeqCst) || !batches.is_empty() {
-                let ids = batches.drain(..).map(|(id, _)| id).collect();
+                let ids = batches.drain(..).map(|(id, ..)| id).collect();
                 let _ = tx.send(WorkerEvent::Cancelled { ids });
             }
         }

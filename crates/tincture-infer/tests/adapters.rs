@@ -365,3 +365,56 @@ fn worker_runs_latest_preview_batches_and_reports_errors() {
     let err = InferenceWorker::start(move || open(&missing)).expect_err("no model");
     assert!(err.to_string().contains("nothing.onnx"), "{err}");
 }
+
+/// The built-in model returns its a*b* class distribution beside its colour:
+/// a quarter of the run size, each cell's probabilities summing to one, and
+/// the colour of a run unchanged by asking for it.
+#[test]
+fn the_builtin_model_gives_its_class_distribution() {
+    let manifest =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/tincture-colorizer-v1.json");
+    let mut c = open(&manifest).expect("the built-in model");
+    assert!(c.model().has_classes());
+    // A picture with structure: a bright disc on a dark ground.
+    let (w, h) = (96usize, 64usize);
+    let luma = LumaImage {
+        width: w,
+        height: h,
+        data: (0..w * h)
+            .map(|i| {
+                let (x, y) = ((i % w) as f32 - 48.0, (i / w) as f32 - 32.0);
+                if x.hypot(y) < 20.0 { 0.8 } else { 0.25 }
+            })
+            .collect(),
+    };
+    let before = c
+        .colorize_with(&luma, &[], 0, Matrix::Bt709)
+        .expect("colour");
+    let map = c.classes(&luma, 0).expect("run").expect("a distribution");
+    let after = c
+        .colorize_with(&luma, &[], 0, Matrix::Bt709)
+        .expect("colour");
+    assert_eq!(before, after, "asking for the distribution changes nothing");
+    assert_eq!((map.width, map.height), (w / 4, h / 4));
+    let cells = map.width * map.height;
+    assert_eq!(map.prob.len(), map.centres.len() * cells);
+    for cell in 0..cells {
+        let sum: f32 = (0..map.centres.len())
+            .map(|q| map.prob[q * cells + cell])
+            .sum();
+        assert!((sum - 1.0).abs() < 1e-3, "cell {cell} sums to {sum}");
+    }
+    let likely = map.likely_at(0.5, 0.5, 5, 0.0);
+    assert_eq!(likely.len(), 5);
+    assert!(
+        likely
+            .windows(2)
+            .all(|p| p[0].probability >= p[1].probability)
+    );
+    for (i, a) in likely.iter().enumerate() {
+        for b in &likely[i + 1..] {
+            let d = (a.ab[0] - b.ab[0]).hypot(a.ab[1] - b.ab[1]);
+            assert!(d > 5.0, "{a:?} and {b:?} are one colour");
+        }
+    }
+}
