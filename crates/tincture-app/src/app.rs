@@ -778,7 +778,10 @@ impl TinctureApp {
                     index,
                     generation,
                     frames,
-                } => self.compare.receive(&self.ctx, generation, index, &frames),
+                    flicker,
+                } => self
+                    .compare
+                    .receive(&self.ctx, generation, index, &frames, flicker),
                 ColourMessage::Likely { index, map } => {
                     if self.likely_asked == Some(index) {
                         self.likely = Some((index, map));
@@ -1812,6 +1815,15 @@ impl TinctureApp {
                             ui.weak(e);
                         }
                         ui.checkbox(&mut settings.model_prior, "Use the model's colour");
+                        ui.horizontal(|ui| {
+                            ui.label("Render resolution");
+                            crate::export::shot_resolution_ui(
+                                ui,
+                                "shot_resolution",
+                                "Render resolution",
+                                &mut settings.render_short_side,
+                            );
+                        });
                         ui.add(
                             egui::Slider::new(&mut settings.saturation, 0.0..=2.0)
                                 .text("Saturation"),
@@ -1880,9 +1892,19 @@ impl TinctureApp {
                     .map(|v| crate::compare::with_settings(doc.project(), frame, v))
                     .collect();
                 self.compare.generation += 1;
+                // The range ends with the film.
+                let frames = doc.project().source.frame_count;
+                let count = if frames > 0 {
+                    self.compare
+                        .count
+                        .clamp(1, frames.saturating_sub(frame).max(1))
+                } else {
+                    self.compare.count.max(1)
+                };
                 self.compare.pending = colour.send(ColourCommand::Compare {
                     variants,
                     index: frame,
+                    count,
                     generation: self.compare.generation,
                 });
                 self.compare.shown = self.compare.variants.clone();

@@ -56,13 +56,16 @@ pub enum ColourCommand {
         /// The UI's request counter.
         generation: u64,
     },
-    /// Colour frame `index` under each of these variants of the project
-    /// (settings compared side by side); the preview keeps its own project.
+    /// Colour `count` frames from `index` under each of these variants of
+    /// the project (settings compared side by side); the preview keeps its
+    /// own project.
     Compare {
         /// The project with each variant's settings.
         variants: Vec<Project>,
-        /// Frame index.
+        /// First frame.
         index: u64,
+        /// Frames, one or more.
+        count: u64,
         /// The UI's comparison counter.
         generation: u64,
     },
@@ -90,14 +93,16 @@ pub enum ColourMessage {
         /// Its flicker against the frame before, when that was coloured just before it.
         flicker: Option<Sample>,
     },
-    /// Frame `index` coloured under each variant of a [`ColourCommand::Compare`], in order.
+    /// The frames of a [`ColourCommand::Compare`] coloured under each variant, in order.
     Compared {
-        /// Frame index.
+        /// First frame.
         index: u64,
         /// The comparison counter it answers.
         generation: u64,
-        /// One frame per variant.
-        frames: Vec<RgbFrame>,
+        /// Per variant, its frames.
+        frames: Vec<Vec<RgbFrame>>,
+        /// Per variant, its mean flicker over the frames (when more than one).
+        flicker: Vec<Option<Sample>>,
     },
     /// The model's a\*b\* class distribution over frame `index`
     /// (`None` when the model gives none, or there is no model).
@@ -114,13 +119,15 @@ pub enum ColourMessage {
 }
 
 /// The neural model, shared by the colorizers of successive project
-/// snapshots. Its proposal for a frame depends on the frame's luma alone,
-/// so the last one is kept: painting on a frame colours it again and again,
-/// and the model need not run again each time.
+/// snapshots. Its proposal for a frame depends on the frame's luma and the
+/// render resolution alone, so the last one is kept: painting on a frame
+/// colours it again and again, and the model need not run again each time.
 #[derive(Clone)]
 pub struct SharedModel {
     model: Arc<Mutex<WorkerColorizer>>,
     last: Arc<Mutex<Option<(LumaKey, ChromaField)>>>,
+    /// The render resolution this snapshot's colorizer asks for now.
+    short_side: Option<u32>,
 }
 
 /// What identifies the luma a proposal was made for.
@@ -130,11 +137,12 @@ struct LumaKey {
     width: usize,
     height: usize,
     matrix: Matrix,
+    short_side: Option<u32>,
     digest: u64,
 }
 
 impl LumaKey {
-    fn of(luma: &LumaImage, index: u64, matrix: Matrix) -> Self {
+    fn of(luma: &LumaImage, index: u64, matrix: Matrix, short_side: Option<u32>) -> Self {
         use std::hash::{Hash as _, Hasher as _};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         for v in &luma.data {
@@ -145,6 +153,7 @@ impl LumaKey {
             width: luma.width,
             height: luma.height,
             matrix,
+            short_side,
             digest: hasher.finish(),
         }
     }
@@ -163,6 +172,7 @@ impl SharedModel {
         Self {
             model: Arc::new(Mutex::new(model)),
             last: Arc::new(Mutex::new(None)),
+            short_side: None,
         }
     }
 
@@ -173,6 +183,7 @@ impl SharedModel {
             .model
             .lock()
             .map_err(|_| "the model worker failed earlier".to_owned())?;
+        model.set_render_short_side(None);
         model.classes(luma, index).map_err(|e| e.to_string())
     }
 
@@ -194,13 +205,17 @@ impl Colorizer for SharedModel {
             .map_or(serde_json::Value::Null, |m| m.settings())
     }
 
+    fn set_render_short_side(&mut self, short_side: Option<u32>) {
+        self.short_side = short_side;
+    }
+
     fn colorize(
         &mut self,
         luma: &LumaImage,
         frame_index: u64,
         matrix: Matrix,
     ) -> tincture_core::Result<ChromaField> {
-        let key = LumaKey::of(luma, frame_index, matrix);
+        let key = LumaKey::of(luma, frame_index, matrix, self.short_side);
         if let Ok(last) = self.last.lock()
             && let Some((k, chroma)) = last.as_ref()
             && *k == key
@@ -214,6 +229,7 @@ impl Colorizer for SharedModel {
                 .map_err(|_| tincture_core::Error::Engine {
                     message: "the model worker failed earlier".into(),
                 })?;
+            model.set_render_short_side(self.short_side);
             model.colorize(luma, frame_index, matrix)?
         };
         if let Ok(mut last) = self.last.lock() {
@@ -369,36 +385,59 @@ impl State {
         ))
     }
 
-    /// Frame `index` coloured under each of `variants` (other settings of
-    /// the same project); the preview's own colorizer is kept for after.
-    fn compare(&mut self, variants: &[Project], index: u64) -> Result<Vec<RgbFrame>, String> {
+    /// `count` frames from `index` coloured under each of `variants` (other
+    /// settings of the same project), in order, so the stabiliser and the
+    /// propagation run as they would in an export; with each variant's mean
+    /// flicker over them. The preview's own colorizer is kept for after.
+    #[allow(clippy::type_complexity)]
+    fn compare(
+        &mut self,
+        variants: &[Project],
+        index: u64,
+        count: u64,
+    ) -> Result<(Vec<Vec<RgbFrame>>, Vec<Option<Sample>>), String> {
         let Some(film) = self.film.clone() else {
             return Err("no film is open".into());
         };
         let project_path = self.project_path.clone();
         let own = (self.colorizer.take(), self.preview_size);
         let mut frames = Vec::with_capacity(variants.len());
+        let mut flicker = Vec::with_capacity(variants.len());
         let mut outcome = Ok(());
-        for (i, v) in variants.iter().enumerate() {
-            let coloured = self
-                .set_project(v, project_path.clone(), film.clone())
-                .and_then(|_| self.colour_frame(index));
-            match coloured {
-                Ok(out) => frames.push(RgbFrame::from_rgb(
-                    index,
-                    out.width(),
-                    out.height(),
-                    &frame_to_rgb8(&out),
-                )),
-                Err(e) => {
-                    outcome = Err(format!("variant {}: {e}", i + 1));
-                    break;
+        'variants: for (i, v) in variants.iter().enumerate() {
+            if let Err(e) = self.set_project(v, project_path.clone(), film.clone()) {
+                outcome = Err(format!("variant {}: {e}", i + 1));
+                break;
+            }
+            let metrics = LiveMetrics::default();
+            let mut own_frames = Vec::new();
+            for f in index..index + count.max(1) {
+                match self.colour_frame(f) {
+                    Ok(out) => {
+                        if count > 1 {
+                            metrics.measure(&out);
+                        }
+                        own_frames.push(RgbFrame::from_rgb(
+                            f,
+                            out.width(),
+                            out.height(),
+                            &frame_to_rgb8(&out),
+                        ));
+                    }
+                    Err(e) => {
+                        outcome = Err(format!("variant {}: {e}", i + 1));
+                        break 'variants;
+                    }
                 }
             }
+            frames.push(own_frames);
+            flicker.push(mean_flicker(&metrics));
         }
         (self.colorizer, self.preview_size) = own;
         self.project_path = project_path;
-        outcome.map(|()| frames)
+        // The preview's next frame starts a run of its own.
+        self.run = None;
+        outcome.map(|()| (frames, flicker))
     }
 
     /// Decodes frame `index` of `film` into [`State::last`], unless it is there.
@@ -507,6 +546,21 @@ impl State {
             cdc: f.cdc,
         })
     }
+}
+
+/// The mean flicker of the frames `metrics` measured (`None` before two).
+fn mean_flicker(metrics: &LiveMetrics) -> Option<Sample> {
+    let frames = metrics.frames();
+    let warps: Vec<f64> = frames.iter().filter_map(|f| f.warp_error).collect();
+    if warps.is_empty() {
+        return None;
+    }
+    let cdcs: Vec<f64> = frames.iter().filter_map(|f| f.cdc).collect();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    Some(Sample {
+        warp: mean(&warps),
+        cdc: (!cdcs.is_empty()).then(|| mean(&cdcs)),
+    })
 }
 
 /// Frames coloured one after another, measured as they come.
@@ -641,8 +695,9 @@ fn run(
                 ColourCommand::Compare {
                     variants,
                     index,
+                    count,
                     generation,
-                } => compare = Some((variants, index, generation)),
+                } => compare = Some((variants, index, count, generation)),
             }
         }
         if stop.load(Ordering::Relaxed) {
@@ -699,14 +754,15 @@ fn run(
                 return;
             }
         }
-        if let Some((variants, index, generation)) = compare
+        if let Some((variants, index, count, generation)) = compare
             && state.colorizer.is_some()
         {
-            let message = match state.compare(&variants, index) {
-                Ok(frames) => ColourMessage::Compared {
+            let message = match state.compare(&variants, index, count) {
+                Ok((frames, flicker)) => ColourMessage::Compared {
                     index,
                     generation,
                     frames,
+                    flicker,
                 },
                 Err(e) => {
                     ColourMessage::Error(format!("Comparing settings on frame {index} failed: {e}"))

@@ -1,7 +1,9 @@
-//! "Compare settings": the frame under the playhead coloured under two to
-//! four variants of the shot's settings (the model's colour on or off,
-//! saturation, shadow roll-off, stabiliser strength), side by side, so the
-//! archivist can choose by eye and take one for the shot.
+//! "Compare settings": the frame under the playhead, or a short range from
+//! it, coloured under two to four variants of the shot's settings (the
+//! model's colour on or off, its render resolution, saturation, shadow
+//! roll-off, stabiliser strength), side by side, so the archivist can choose
+//! by eye, and by each variant's measured flicker over the range, and take
+//! one for the shot.
 //!
 //! The variants are coloured on the colour worker
 //! ([`crate::colour::ColourCommand::Compare`]) by the same engine as the
@@ -13,6 +15,9 @@ use tincture_core::project::{Project, SATURATION_MAX, ShotSettings};
 
 /// Fewest and most variants compared at once.
 pub const VARIANTS: std::ops::RangeInclusive<usize> = 2..=4;
+
+/// The ranges offered: frames coloured per variant from the playhead.
+pub const RANGES: &[u64] = &[1, 4, 8];
 
 /// The letter naming variant `i` ("A", "B", ...).
 pub fn letter(i: usize) -> char {
@@ -61,12 +66,18 @@ pub struct Compare {
     pub generation: u64,
     /// Whether a comparison is being coloured.
     pub pending: bool,
-    /// The frame the pictures show, and one picture per variant.
-    pub results: Option<(u64, Vec<TextureHandle>)>,
+    /// Frames coloured per variant, from the playhead (one of [`RANGES`]).
+    pub count: u64,
+    /// The first frame the pictures show, and per variant its pictures.
+    pub results: Option<(u64, Vec<Vec<TextureHandle>>)>,
+    /// Which of the range's frames is shown.
+    pub offset: usize,
     /// The variants the pictures were coloured with.
     pub shown: Vec<ShotSettings>,
-    /// The pictures' pixels, one per variant.
-    pub pictures: Vec<std::sync::Arc<egui::ColorImage>>,
+    /// The pictures' pixels: per variant, one per frame.
+    pub pictures: Vec<Vec<std::sync::Arc<egui::ColorImage>>>,
+    /// Per variant, its mean flicker over the range (when more than one frame).
+    pub flicker: Vec<Option<crate::flicker::Sample>>,
 }
 
 impl Compare {
@@ -74,6 +85,7 @@ impl Compare {
     pub fn open_with(&mut self, current: &ShotSettings) {
         self.open = true;
         self.variants = starting_variants(current);
+        self.count = self.count.max(1);
         self.results = None;
         self.shown.clear();
     }
@@ -84,7 +96,8 @@ impl Compare {
         ctx: &egui::Context,
         generation: u64,
         index: u64,
-        frames: &[crate::worker::RgbFrame],
+        frames: &[Vec<crate::worker::RgbFrame>],
+        flicker: Vec<Option<crate::flicker::Sample>>,
     ) {
         if generation != self.generation {
             return;
@@ -93,19 +106,26 @@ impl Compare {
         let textures = frames
             .iter()
             .enumerate()
-            .map(|(i, f)| {
-                ctx.load_texture(
-                    format!("compare-{}", letter(i)),
-                    (*f.image).clone(),
-                    egui::TextureOptions::LINEAR,
-                )
+            .map(|(i, variant)| {
+                variant
+                    .iter()
+                    .map(|f| {
+                        ctx.load_texture(
+                            format!("compare-{}-{}", letter(i), f.index),
+                            (*f.image).clone(),
+                            egui::TextureOptions::LINEAR,
+                        )
+                    })
+                    .collect()
             })
             .collect();
         self.results = Some((index, textures));
+        self.offset = 0;
         self.pictures = frames
             .iter()
-            .map(|f| std::sync::Arc::clone(&f.image))
+            .map(|v| v.iter().map(|f| std::sync::Arc::clone(&f.image)).collect())
             .collect();
+        self.flicker = flicker;
     }
 
     /// The window. `frame` is the playhead's frame.
@@ -129,7 +149,12 @@ impl Compare {
     fn contents_ui(&mut self, ui: &mut egui::Ui, frame: u64) -> Option<CompareAction> {
         let mut action = None;
         ui.label(format!(
-            "Frame {frame} under {} settings of its shot; take the one you prefer.",
+            "Frame {frame}{} under {} settings of its shot; take the one you prefer.",
+            if self.count > 1 {
+                format!(" and the {} after it", self.count - 1)
+            } else {
+                String::new()
+            },
             self.variants.len()
         ));
         let mut remove = None;
@@ -142,6 +167,12 @@ impl Compare {
                         ui.strong(format!("Variant {l}"));
                         ui.checkbox(&mut v.model_prior, "Use the model's colour")
                             .accessible_name(format!("Variant {l}: use the model's colour"));
+                        crate::export::shot_resolution_ui(
+                            ui,
+                            &format!("compare_resolution_{l}"),
+                            &format!("Variant {l}: render resolution"),
+                            &mut v.render_short_side,
+                        );
                         let sliders: [(&mut f32, std::ops::RangeInclusive<f32>, &str); 3] = [
                             (&mut v.saturation, 0.0..=2.0, "saturation"),
                             (
@@ -181,11 +212,26 @@ impl Compare {
             {
                 self.variants.push(last);
             }
+            ui.label("Frames");
+            for &n in RANGES {
+                let label = if n == 1 {
+                    "this one".to_owned()
+                } else {
+                    format!("{n}")
+                };
+                ui.selectable_value(&mut self.count, n, label)
+                    .accessible_name(format!("Compare {n} frames"))
+                    .on_hover_text(if n == 1 {
+                        "Colour only the frame under the playhead".to_owned()
+                    } else {
+                        format!(
+                            "Colour {n} frames from the playhead, in order, and measure each \
+                             variant's flicker over them"
+                        )
+                    });
+            }
             if ui
-                .add_enabled(
-                    !self.pending,
-                    egui::Button::new(format!("Colour frame {frame}")),
-                )
+                .add_enabled(!self.pending, egui::Button::new("Colour the comparison"))
                 .accessible_name("Colour the comparison")
                 .clicked()
             {
@@ -198,18 +244,43 @@ impl Compare {
         });
         if let Some((index, textures)) = &self.results {
             ui.separator();
-            if *index != frame {
+            let frames = textures.iter().map(Vec::len).max().unwrap_or(0);
+            if frames > 1 {
+                let mut offset = self.offset.min(frames - 1);
+                ui.add(
+                    egui::Slider::new(&mut offset, 0..=frames - 1)
+                        .custom_formatter(|v, _| format!("frame {}", *index + v as u64))
+                        .text("Showing"),
+                )
+                .accessible_name("Compared frame");
+                self.offset = offset;
+            } else if *index != frame {
                 ui.weak(format!("These pictures show frame {index}."));
             }
             let columns = textures.len().max(1) as f32;
             let width = ((ui.available_width() - 8.0 * columns) / columns).max(80.0);
             ui.horizontal_top(|ui| {
-                for (i, t) in textures.iter().enumerate() {
+                for (i, variant) in textures.iter().enumerate() {
                     let l = letter(i);
+                    let Some(t) = variant.get(self.offset.min(variant.len().saturating_sub(1)))
+                    else {
+                        continue;
+                    };
                     ui.vertical(|ui| {
                         let size = t.size_vec2();
                         let scale = width / size.x.max(1.0);
                         ui.image((t.id(), size * scale));
+                        if let Some(Some(f)) = self.flicker.get(i) {
+                            ui.label(format!(
+                                "Flicker over the range: warp error {:.5}{}",
+                                f.warp,
+                                f.cdc.map_or(String::new(), |c| format!(", CDC {c:.5}"))
+                            ))
+                            .on_hover_text(
+                                "Mean over the compared frames, measured as an export measures \
+                                 it: lower is steadier",
+                            );
+                        }
                         if let Some(settings) = self.shown.get(i)
                             && ui
                                 .button(format!("Use {l}"))

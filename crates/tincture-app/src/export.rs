@@ -47,6 +47,41 @@ pub const RESOLUTIONS: &[(Option<u32>, &str)] = &[
     (Some(512), "512 px (short side)"),
 ];
 
+/// A shot's render resolution in words.
+pub fn shot_resolution_label(side: Option<u32>) -> String {
+    match side {
+        None => "The render's (export's) choice".into(),
+        Some(s) => format!("{s} px (short side)"),
+    }
+}
+
+/// A shot's render resolution as a combo box named `name` for AccessKit:
+/// the render's own choice, or one of [`RESOLUTIONS`]. Returns whether it
+/// changed.
+pub fn shot_resolution_ui(
+    ui: &mut egui::Ui,
+    id_salt: &str,
+    name: &str,
+    side: &mut Option<u32>,
+) -> bool {
+    let before = *side;
+    egui::ComboBox::from_id_salt(id_salt)
+        .selected_text(shot_resolution_label(*side))
+        .show_ui(ui, |ui| {
+            ui.selectable_value(side, None, shot_resolution_label(None));
+            for (s, _) in RESOLUTIONS.iter().filter(|r| r.0.is_some()) {
+                ui.selectable_value(side, *s, shot_resolution_label(*s));
+            }
+        })
+        .response
+        .accessible_name(name)
+        .on_hover_text(
+            "The short side of the picture the model colours in this shot: larger resolves \
+             finer colour, at more time per frame",
+        );
+    *side != before
+}
+
 /// The engine's format for an entry of [`FORMATS`].
 fn output_format(index: usize) -> OutputFormat {
     let name = FORMATS.get(index).map_or("ffv1", |f| f.0);
@@ -636,7 +671,7 @@ impl Exporter {
                         }
                     })
                     .response
-                    .on_hover_text("The size of the picture the model colours; used by shots that use the model's colour.")
+                    .on_hover_text("The size of the picture the model colours, in shots that use the model's colour and have no render resolution of their own.")
                     .labelled_by(label.id);
                 ui.end_row();
 

@@ -2176,7 +2176,7 @@ fn compare_colours_the_frame_under_each_variant_and_one_is_taken() {
     });
     let pictures = harness.state().comparison().pictures.clone();
     let at = |k: usize| {
-        let p = &pictures[k];
+        let p = &pictures[k][0];
         let c = p.pixels[60 * p.size[0] + 40];
         [c.r(), c.g(), c.b()]
     };
@@ -2211,4 +2211,37 @@ fn compare_colours_the_frame_under_each_variant_and_one_is_taken() {
     harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
     harness.step();
     assert_eq!(saturation(&harness), before);
+
+    // A short range: four frames per variant, coloured in order, each
+    // variant with its flicker measured over them.
+    harness.get_by_label("Compare 4 frames").click();
+    harness.run_steps(2);
+    harness.get_by_label("Colour the comparison").click();
+    wait_for(&mut harness, "the range compared", |app| {
+        let c = app.comparison();
+        !c.pending
+            && c.results
+                .as_ref()
+                .is_some_and(|(i, t)| *i == 4 && t.len() == 2 && t.iter().all(|v| v.len() == 4))
+    });
+    let c = harness.state().comparison();
+    assert!(
+        c.flicker.len() == 2
+            && c.flicker
+                .iter()
+                .all(|f| f.is_some_and(|s| s.warp.is_finite())),
+        "{:?}",
+        c.flicker
+    );
+    // Variant A's four pictures are the film's frames 4 to 7: the painted
+    // colour holds on the left half in each.
+    for p in &c.pictures[0] {
+        let px = p.pixels[60 * p.size[0] + 40];
+        assert!(px.r() > px.b() + 40, "{px:?}");
+    }
+    harness
+        .get_by_label("Compared frame")
+        .set_value_accesskit(3.0);
+    harness.run_steps(2);
+    assert_eq!(harness.state().comparison().offset, 3);
 }

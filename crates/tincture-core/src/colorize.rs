@@ -33,4 +33,9 @@ pub trait Colorizer: Send {
         frame_index: u64,
         matrix: Matrix,
     ) -> Result<ChromaField>;
+
+    /// Sets the short side of the picture the engine works at for the
+    /// frames that follow (`None`: its own choice). Engines without a
+    /// working size ignore it.
+    fn set_render_short_side(&mut self, _short_side: Option<u32>) {}
 }

@@ -63,6 +63,9 @@ pub struct ShotPlan {
     pub stabiliser: f32,
     /// Whether the neural model's prior is used.
     pub model_prior: bool,
+    /// The short side the model sees in this shot (`None`: the model's
+    /// render setting).
+    pub render_short_side: Option<u32>,
     /// Indices into [`FilmPlan::references`] of the photos that steer this
     /// shot's prior.
     pub references: Vec<usize>,
@@ -99,6 +102,7 @@ impl FilmPlan {
                 look: Look::default(),
                 stabiliser: PropagationParams::default().stabiliser,
                 model_prior: true,
+                render_short_side: None,
                 references: Vec::new(),
             }],
             keys: BTreeMap::new(),
@@ -291,6 +295,7 @@ impl FilmColorizer {
         let use_model = self.plan.shots[shot].model_prior;
         let mut parts: Vec<(ChromaField, f32)> = Vec::new();
         if use_model && let Some(model) = self.prior.as_mut() {
+            model.set_render_short_side(self.plan.shots[shot].render_short_side);
             parts.push((model.colorize(luma, frame, matrix)?, 1.0));
         }
         for &r in &self.plan.shots[shot].references {
@@ -497,6 +502,7 @@ impl Colorizer for FilmColorizer {
             "shots": self.plan.shots.iter().map(|s| serde_json::json!({
                 "start": s.start, "end": s.end, "stabiliser": s.stabiliser,
                 "saturation": s.look.saturation, "model_prior": s.model_prior,
+                "render_short_side": s.render_short_side,
             })).collect::<Vec<_>>(),
             "references": self.plan.references.len(),
             "prior": self.prior.as_ref().map(|m| m.settings()),

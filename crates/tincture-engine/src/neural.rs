@@ -61,6 +61,8 @@ pub struct WorkerColorizer {
     provider: String,
     settings: serde_json::Value,
     hints: Vec<Hint>,
+    /// The short side asked for the frames now (a shot's own).
+    short_side: Option<u32>,
     next_id: u64,
 }
 
@@ -90,6 +92,7 @@ impl WorkerColorizer {
             provider,
             settings,
             hints: Vec::new(),
+            short_side: None,
             next_id: 0,
         })
     }
@@ -116,6 +119,7 @@ impl WorkerColorizer {
             hints: Vec::new(),
             frame: frame_index,
             matrix: Matrix::Bt709,
+            short_side: self.short_side,
         };
         Ok(self.worker.classes_blocking(self.next_id, job)?)
     }
@@ -134,6 +138,10 @@ impl Colorizer for WorkerColorizer {
         s
     }
 
+    fn set_render_short_side(&mut self, short_side: Option<u32>) {
+        self.short_side = short_side;
+    }
+
     fn colorize(
         &mut self,
         luma: &LumaImage,
@@ -146,6 +154,7 @@ impl Colorizer for WorkerColorizer {
             hints: self.hints.clone(),
             frame: frame_index,
             matrix,
+            short_side: self.short_side,
         };
         self.worker
             .colorize_blocking(self.next_id, job)

@@ -240,6 +240,7 @@ pub fn plan_of(project: &Project, project_path: &Path, source: PathBuf) -> Resul
         look: look_of(settings),
         stabiliser: settings.stabiliser,
         model_prior: settings.model_prior,
+        render_short_side: settings.render_short_side,
         references: project
             .references
             .iter()

@@ -159,6 +159,7 @@ fn main() {
         hints: Vec::new(),
         frame: i as u64,
         matrix: Matrix::Bt709,
+        short_side: None,
     };
     if let Err(e) = worker.colorize_blocking(u64::MAX, job(0)) {
         fail(e.to_string());

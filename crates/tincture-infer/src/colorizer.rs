@@ -28,6 +28,9 @@ pub struct RenderSettings {
 pub struct NeuralColorizer {
     model: Model,
     settings: RenderSettings,
+    /// The short side asked for the frames now (a shot's own), over
+    /// `settings`'.
+    shot_short_side: Option<u32>,
     hints: Vec<Hint>,
     gray: GrayL,
     lab: LabToSrgb,
@@ -40,6 +43,7 @@ impl NeuralColorizer {
         Self {
             model,
             settings,
+            shot_short_side: None,
             hints: Vec::new(),
             gray: GrayL::default(),
             lab: LabToSrgb::default(),
@@ -62,6 +66,11 @@ impl NeuralColorizer {
         self.settings
     }
 
+    /// The short side the model sees now: the shot's, else the settings'.
+    pub fn short_side(&self) -> Option<u32> {
+        self.shot_short_side.or(self.settings.short_side)
+    }
+
     /// Hints used for every later frame through the [`Colorizer`] interface
     /// (stills; video keyframes come through [`NeuralColorizer::colorize_with`]).
     pub fn set_hints(&mut self, hints: Vec<Hint>) {
@@ -80,7 +89,7 @@ impl NeuralColorizer {
         matrix: Matrix,
     ) -> Result<ChromaField> {
         let (w, h) = (luma.width, luma.height);
-        let (mw, mh) = self.model.run_size(w, h, self.settings.short_side);
+        let (mw, mh) = self.model.run_size(w, h, self.short_side());
         let small = resize_area(&luma.data, w, h, mw, mh);
         let (sx, sy) = (mw as f32 / w as f32, mh as f32 / h as f32);
         let scaled: Vec<Hint> = hints
@@ -116,7 +125,7 @@ impl NeuralColorizer {
             return Ok(None);
         }
         let (w, h) = (luma.width, luma.height);
-        let (mw, mh) = self.model.run_size(w, h, self.settings.short_side);
+        let (mw, mh) = self.model.run_size(w, h, self.short_side());
         let small = resize_area(&luma.data, w, h, mw, mh);
         self.model.run_classes(ModelInput {
             luma: &small,
@@ -256,6 +265,10 @@ pub fn spread_hint_residuals(
 impl Colorizer for NeuralColorizer {
     fn name(&self) -> &str {
         self.model.name()
+    }
+
+    fn set_render_short_side(&mut self, short_side: Option<u32>) {
+        self.shot_short_side = short_side;
     }
 
     fn settings(&self) -> serde_json::Value {

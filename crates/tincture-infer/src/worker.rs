@@ -36,6 +36,9 @@ pub struct Job {
     pub frame: u64,
     /// The Y'CbCr matrix of the output.
     pub matrix: Matrix,
+    /// The short side the model sees for this frame (a shot's render
+    /// resolution); `None` for the colorizer's own setting.
+    pub short_side: Option<u32>,
 }
 
 enum Command {
@@ -290,19 +293,22 @@ enum Kind {
 }
 
 fn classes(c: &mut NeuralColorizer, job: &Job) -> Result<Option<ClassMap>> {
-    std::panic::catch_unwind(AssertUnwindSafe(|| c.classes(&job.luma, job.frame))).unwrap_or_else(
-        |_| {
-            Err(Error::Inference {
-                model: c.model().name().to_owned(),
-                frame: job.frame,
-                reason: "the model panicked on this frame".into(),
-            })
-        },
-    )
+    std::panic::catch_unwind(AssertUnwindSafe(|| {
+        tincture_core::colorize::Colorizer::set_render_short_side(c, job.short_side);
+        c.classes(&job.luma, job.frame)
+    }))
+    .unwrap_or_else(|_| {
+        Err(Error::Inference {
+            model: c.model().name().to_owned(),
+            frame: job.frame,
+            reason: "the model panicked on this frame".into(),
+        })
+    })
 }
 
 fn colorize(c: &mut NeuralColorizer, job: &Job) -> Result<ChromaField> {
     std::panic::catch_unwind(AssertUnwindSafe(|| {
+        tincture_core::colorize::Colorizer::set_render_short_side(c, job.short_side);
         c.colorize_with(&job.luma, &job.hints, job.frame, job.matrix)
     }))
     .unwrap_or_else(|_| {

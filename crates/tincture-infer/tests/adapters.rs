@@ -310,6 +310,7 @@ fn worker_runs_latest_preview_batches_and_reports_errors() {
         hints: Vec::new(),
         frame,
         matrix: Matrix::Bt709,
+        short_side: None,
     };
     for generation in 1..=5 {
         worker.preview(generation, job(generation)).expect("queued");
@@ -404,6 +405,23 @@ fn the_builtin_model_gives_its_class_distribution() {
             .sum();
         assert!((sum - 1.0).abs() < 1e-3, "cell {cell} sums to {sum}");
     }
+    // A shot's render resolution: the model sees a smaller picture, so
+    // its colour differs; back to the settings' choice, it is as before.
+    tincture_core::colorize::Colorizer::set_render_short_side(&mut c, Some(32));
+    assert_eq!(c.short_side(), Some(32));
+    let coarse = c
+        .colorize_with(&luma, &[], 0, Matrix::Bt709)
+        .expect("colour");
+    assert_ne!(
+        coarse, before,
+        "a render resolution of 32 px changes the colour"
+    );
+    tincture_core::colorize::Colorizer::set_render_short_side(&mut c, None);
+    assert_eq!(
+        c.colorize_with(&luma, &[], 0, Matrix::Bt709)
+            .expect("colour"),
+        before
+    );
     let likely = map.likely_at(0.5, 0.5, 5, 0.0);
     assert_eq!(likely.len(), 5);
     assert!(
