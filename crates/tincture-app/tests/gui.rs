@@ -1735,7 +1735,7 @@ fn pinned_frames_and_reference_photos_steer_the_shot() {
     let Some((_, mut harness)) = halves_at_frame_4(
         dir.path(),
         "pinned_frames_and_reference_photos_steer_the_shot",
-        760.0,
+        900.0,
     ) else {
         return;
     };
