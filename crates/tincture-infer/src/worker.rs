@@ -214,25 +214,12 @@ impl InferenceWorker {
     /// The job's error, or the worker's absence.
     pub fn colorize_blocking(&self, id: u64, job: Job) -> Result<ChromaField> {
         self.batch(id, job)?;
-        loop {
-            match self.events.recv() {
-                Ok(WorkerEvent::Batch {
-                    id: got, result, ..
-                }) if got == id => return result,
-                Ok(WorkerEvent::Cancelled { ids }) if ids.contains(&id) => {
-                    return Err(Error::WorkerStopped {
-                        reason: "the job was cancelled".into(),
-                    });
-                }
-                Ok(WorkerEvent::Notice(n)) => tracing::warn!("{n}"),
-                Ok(_) => {}
-                Err(_) => {
-                    return Err(Error::WorkerStopped {
-                        reason: String::new(),
-                    });
-                }
-            }
-        }
+        self.wait(id, |event| match event {
+            WorkerEvent::Batch {
+                id: got, result, ..
+            } if got == id => Ok(result),
+            other => Err(other),
+        })
     }
 
     /// The model's a\*b\* class distribution for one frame (its hints are
@@ -245,23 +232,34 @@ impl InferenceWorker {
     pub fn classes_blocking(&self, id: u64, job: Job) -> Result<Option<ClassMap>> {
         self.cancel.store(false, Ordering::SeqCst);
         self.send(Command::Classes { id, job })?;
+        self.wait(id, |event| match event {
+            WorkerEvent::Classes {
+                id: got, result, ..
+            } if got == id => Ok(result),
+            other => Err(other),
+        })
+    }
+
+    /// Waits for job `id`'s answer, which `answer` takes out of its event
+    /// (handing back any other); notices are logged, other events dropped.
+    fn wait<T>(
+        &self,
+        id: u64,
+        answer: impl Fn(WorkerEvent) -> std::result::Result<Result<T>, WorkerEvent>,
+    ) -> Result<T> {
         loop {
-            match self.events.recv() {
-                Ok(WorkerEvent::Classes {
-                    id: got, result, ..
-                }) if got == id => return result,
-                Ok(WorkerEvent::Cancelled { ids }) if ids.contains(&id) => {
+            let event = self.events.recv().map_err(|_| Error::WorkerStopped {
+                reason: String::new(),
+            })?;
+            match answer(event) {
+                Ok(result) => return result,
+                Err(WorkerEvent::Cancelled { ids }) if ids.contains(&id) => {
                     return Err(Error::WorkerStopped {
                         reason: "the job was cancelled".into(),
                     });
                 }
-                Ok(WorkerEvent::Notice(n)) => tracing::warn!("{n}"),
-                Ok(_) => {}
-                Err(_) => {
-                    return Err(Error::WorkerStopped {
-                        reason: String::new(),
-                    });
-                }
+                Err(WorkerEvent::Notice(n)) => tracing::warn!("{n}"),
+                Err(_) => {}
             }
         }
     }
