@@ -17,6 +17,11 @@ const PRIOR_AB: [f64; 2] = [20.0, -30.0];
 /// the mean a*b* of its hints, or [`PRIOR_AB`] when there are none:
 /// ab = (mean(ab_hint * mask) + eps * prior) / (mean(mask) + eps).
 fn hint_mean_model(dir: &Path) -> PathBuf {
+    hint_mean_model_with(dir, "hint_mean", PRIOR_AB)
+}
+
+/// [`hint_mean_model`] named `name`, giving `prior` where there are no hints.
+fn hint_mean_model_with(dir: &Path, name: &str, prior: [f64; 2]) -> PathBuf {
     let eps = 1e-7f32;
     let plane = |c: i64| [Dim::Fixed(1), Dim::Fixed(c), Dim::from("h"), Dim::from("w")];
     let mean = [("axes", Attr::Ints(vec![2, 3])), ("keepdims", Attr::Int(1))];
@@ -30,7 +35,7 @@ fn hint_mean_model(dir: &Path) -> PathBuf {
         .constant(
             "prior",
             &[1, 2, 1, 1],
-            &[PRIOR_AB[0] as f32 * eps, PRIOR_AB[1] as f32 * eps],
+            &[prior[0] as f32 * eps, prior[1] as f32 * eps],
         )
         .node("Mul", &["ab_hint", "hint_mask"], &["hinted"], &[])
         .node("ReduceMean", &["hinted"], &["sum_ab"], &mean)
@@ -41,7 +46,7 @@ fn hint_mean_model(dir: &Path) -> PathBuf {
         .node("Mul", &["l", "zero"], &["l0"], &[])
         .node("Concat", &["l0", "l0"], &["z"], &[("axis", Attr::Int(1))])
         .node("Add", &["z", "mean_ab"], &["ab"], &[]);
-    let p = dir.join("hint_mean.onnx");
+    let p = dir.join(format!("{name}.onnx"));
     g.write(&p).expect("write graph");
     p
 }
@@ -495,4 +500,95 @@ fn render_with_a_nan_model_exits_6_naming_the_frame_and_leaves_nothing() {
         before,
         "no output or partial file left: {stderr}"
     );
+}
+
+/// A shot with a model of its own is coloured by that model, the other
+/// shots by the render's; a shot whose model file is missing is refused
+/// before anything is written, naming the shot and the file.
+#[test]
+fn a_shot_with_a_model_of_its_own_is_coloured_by_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let violet = hint_mean_model(d);
+    // Warm yellow: b* strongly positive, so Cb falls below neutral.
+    hint_mean_model_with(d, "warm", [10.0, 60.0]);
+    let src = make_video(
+        &d.join("source.mkv"),
+        &scene("160x120", "24"),
+        8,
+        &["-pix_fmt", "gray", "-c:v", "ffv1"],
+    );
+    let project = d.join("p.json");
+    let out = cli(&["project", "new", s(&src), "-o", s(&project)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let write = |second_model: &str| {
+        let mut doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&project).expect("read")).expect("json");
+        doc["shots"] = serde_json::json!([
+            {"start": 0, "end": 3},
+            {"start": 4, "end": 7, "settings": {"model": second_model}},
+        ]);
+        std::fs::write(&project, serde_json::to_string_pretty(&doc).expect("json")).expect("write");
+    };
+    // Relative to the project's folder.
+    write("warm.onnx");
+    let output = d.join("out.mkv");
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "render",
+            s(&src),
+            "--project",
+            s(&project),
+            "-o",
+            s(out),
+            "--model",
+            s(&violet),
+            "--cpu",
+            "--render-size",
+            "64",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let argv = args(&output);
+    let res = cli(&argv.iter().map(String::as_str).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert_luma_identical(&src, &output);
+    let frames = decode_all(&output);
+    assert_eq!(frames.len(), 8);
+    for (i, f) in frames.iter().enumerate() {
+        let cb = &f.chroma.as_ref().expect("chroma").cb.data;
+        let mean = cb.iter().map(|&v| f64::from(v)).sum::<f64>() / cb.len() as f64;
+        if i < 4 {
+            assert!(
+                mean > 128.0 + 6.0,
+                "frame {i} (the render's model, violet): mean Cb {mean}"
+            );
+        } else {
+            assert!(
+                mean < 128.0 - 6.0,
+                "frame {i} (the shot's model, warm): mean Cb {mean}"
+            );
+        }
+    }
+
+    write("gone.onnx");
+    let before = listing(d);
+    let argv = args(&d.join("out2.mkv"));
+    let res = cli(&argv.iter().map(String::as_str).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(!res.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("shot 2")
+            && stderr.contains("gone.onnx")
+            && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(listing(d), before, "nothing written: {stderr}");
 }

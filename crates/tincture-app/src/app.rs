@@ -209,6 +209,8 @@ pub struct TinctureApp {
     likely: Option<(u64, Option<Arc<tincture_infer::model::ClassMap>>)>,
     /// The frame whose class distribution was last asked for.
     likely_asked: Option<u64>,
+    /// The names of the models installed in the user's models folders.
+    user_models: Vec<String>,
     /// Where the picture painted on was last drawn, and its size in pixels.
     paint_picture: Option<(egui::Rect, [usize; 2])>,
     /// The project revision when the clip's mean flicker was last noted, and that mean.
@@ -318,6 +320,11 @@ impl TinctureApp {
             likely_here: Vec::new(),
             likely: None,
             likely_asked: None,
+            user_models: tincture_infer::ModelRegistry::standard()
+                .user_models()
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect(),
             paint_picture: None,
             flicker_baseline: None,
             ref_thumbs: std::collections::HashMap::new(),
@@ -1810,7 +1817,16 @@ impl TinctureApp {
                             None => ui.label("All shots"),
                         };
                         ui.separator();
-                        ui.label("Model: built-in colorizer");
+                        ui.horizontal(|ui| {
+                            ui.label("Model");
+                            crate::export::shot_model_ui(
+                                ui,
+                                "shot_model",
+                                "Model",
+                                &mut settings.model,
+                                &self.user_models,
+                            );
+                        });
                         if let Some(e) = &engine {
                             ui.weak(e);
                         }
@@ -2793,7 +2809,9 @@ impl eframe::App for TinctureApp {
         });
         let ctx = ui.ctx().clone();
         self.windows_ui(&ctx);
-        let compared = self.compare.window_ui(&ctx, self.position);
+        let compared = self
+            .compare
+            .window_ui(&ctx, self.position, &self.user_models);
         self.apply_compare(compared);
         let source = self.export_source();
         let action = self.exporter.window_ui(&ctx, source.as_ref());

@@ -128,21 +128,30 @@ pub struct SharedModel {
     last: Arc<Mutex<Option<(LumaKey, ChromaField)>>>,
     /// The render resolution this snapshot's colorizer asks for now.
     short_side: Option<u32>,
+    /// The model this snapshot's colorizer asks for now (a shot's own).
+    shot_model: Option<String>,
 }
 
 /// What identifies the luma a proposal was made for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct LumaKey {
     index: u64,
     width: usize,
     height: usize,
     matrix: Matrix,
     short_side: Option<u32>,
+    model: Option<String>,
     digest: u64,
 }
 
 impl LumaKey {
-    fn of(luma: &LumaImage, index: u64, matrix: Matrix, short_side: Option<u32>) -> Self {
+    fn of(
+        luma: &LumaImage,
+        index: u64,
+        matrix: Matrix,
+        short_side: Option<u32>,
+        model: Option<String>,
+    ) -> Self {
         use std::hash::{Hash as _, Hasher as _};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         for v in &luma.data {
@@ -154,6 +163,7 @@ impl LumaKey {
             height: luma.height,
             matrix,
             short_side,
+            model,
             digest: hasher.finish(),
         }
     }
@@ -173,6 +183,7 @@ impl SharedModel {
             model: Arc::new(Mutex::new(model)),
             last: Arc::new(Mutex::new(None)),
             short_side: None,
+            shot_model: None,
         }
     }
 
@@ -184,6 +195,7 @@ impl SharedModel {
             .lock()
             .map_err(|_| "the model worker failed earlier".to_owned())?;
         model.set_render_short_side(None);
+        model.set_model(None);
         model.classes(luma, index).map_err(|e| e.to_string())
     }
 
@@ -209,13 +221,23 @@ impl Colorizer for SharedModel {
         self.short_side = short_side;
     }
 
+    fn set_model(&mut self, model: Option<&str>) {
+        self.shot_model = model.map(str::to_owned);
+    }
+
     fn colorize(
         &mut self,
         luma: &LumaImage,
         frame_index: u64,
         matrix: Matrix,
     ) -> tincture_core::Result<ChromaField> {
-        let key = LumaKey::of(luma, frame_index, matrix, self.short_side);
+        let key = LumaKey::of(
+            luma,
+            frame_index,
+            matrix,
+            self.short_side,
+            self.shot_model.clone(),
+        );
         if let Ok(last) = self.last.lock()
             && let Some((k, chroma)) = last.as_ref()
             && *k == key
@@ -230,6 +252,7 @@ impl Colorizer for SharedModel {
                     message: "the model worker failed earlier".into(),
                 })?;
             model.set_render_short_side(self.short_side);
+            model.set_model(self.shot_model.as_deref());
             model.colorize(luma, frame_index, matrix)?
         };
         if let Ok(mut last) = self.last.lock() {

@@ -129,7 +129,13 @@ impl Compare {
     }
 
     /// The window. `frame` is the playhead's frame.
-    pub fn window_ui(&mut self, ctx: &egui::Context, frame: u64) -> Option<CompareAction> {
+    /// `user_models` are the names of the installed models a variant may use.
+    pub fn window_ui(
+        &mut self,
+        ctx: &egui::Context,
+        frame: u64,
+        user_models: &[String],
+    ) -> Option<CompareAction> {
         if !self.open {
             return None;
         }
@@ -140,13 +146,18 @@ impl Compare {
             .resizable(true)
             .default_width(900.0)
             .show(ctx, |ui| {
-                action = self.contents_ui(ui, frame);
+                action = self.contents_ui(ui, frame, user_models);
             });
         self.open = open;
         action
     }
 
-    fn contents_ui(&mut self, ui: &mut egui::Ui, frame: u64) -> Option<CompareAction> {
+    fn contents_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        frame: u64,
+        user_models: &[String],
+    ) -> Option<CompareAction> {
         let mut action = None;
         ui.label(format!(
             "Frame {frame}{} under {} settings of its shot; take the one you prefer.",
@@ -167,6 +178,13 @@ impl Compare {
                         ui.strong(format!("Variant {l}"));
                         ui.checkbox(&mut v.model_prior, "Use the model's colour")
                             .accessible_name(format!("Variant {l}: use the model's colour"));
+                        crate::export::shot_model_ui(
+                            ui,
+                            &format!("compare_model_{l}"),
+                            &format!("Variant {l}: model"),
+                            &mut v.model,
+                            user_models,
+                        );
                         crate::export::shot_resolution_ui(
                             ui,
                             &format!("compare_resolution_{l}"),

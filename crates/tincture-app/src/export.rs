@@ -82,6 +82,68 @@ pub fn shot_resolution_ui(
     *side != before
 }
 
+/// A shot's model in words: `None` is the render's own.
+pub fn shot_model_label(model: Option<&str>) -> String {
+    match model {
+        None => "The render's (export's) model".into(),
+        Some("builtin") => "Built-in colorizer".into(),
+        Some(m) => Path::new(m)
+            .file_name()
+            .map_or_else(|| m.to_owned(), |f| f.to_string_lossy().into_owned()),
+    }
+}
+
+/// A shot's model as a combo box named `name` for AccessKit: the render's
+/// own, the built-in colorizer, the user models in `user_models`, or a
+/// model file picked with "Other model file…". Returns whether it changed.
+pub fn shot_model_ui(
+    ui: &mut egui::Ui,
+    id_salt: &str,
+    name: &str,
+    model: &mut Option<String>,
+    user_models: &[String],
+) -> bool {
+    let before = model.clone();
+    let mut pick_file = false;
+    egui::ComboBox::from_id_salt(id_salt)
+        .selected_text(shot_model_label(model.as_deref()))
+        .show_ui(ui, |ui| {
+            ui.selectable_value(model, None, shot_model_label(None));
+            ui.selectable_value(
+                model,
+                Some("builtin".into()),
+                shot_model_label(Some("builtin")),
+            );
+            for m in user_models {
+                ui.selectable_value(model, Some(m.clone()), m.as_str());
+            }
+            if let Some(m) = model.clone()
+                && m != "builtin"
+                && !user_models.contains(&m)
+            {
+                ui.selectable_value(model, Some(m.clone()), shot_model_label(Some(&m)));
+            }
+            if ui.button("Other model file…").clicked() {
+                pick_file = true;
+            }
+        })
+        .response
+        .accessible_name(name)
+        .on_hover_text(
+            "The colorizer for this shot: a model's manifest (.json) or ONNX file, or a model \
+             installed in Tincture's models folder",
+        );
+    if pick_file
+        && let Some(path) = rfd::FileDialog::new()
+            .set_title("A colorizer model for this shot")
+            .add_filter("Model manifest or ONNX file", &["json", "onnx"])
+            .pick_file()
+    {
+        *model = Some(path.to_string_lossy().into_owned());
+    }
+    *model != before
+}
+
 /// The engine's format for an entry of [`FORMATS`].
 fn output_format(index: usize) -> OutputFormat {
     let name = FORMATS.get(index).map_or("ffv1", |f| f.0);

@@ -2158,6 +2158,11 @@ fn compare_colours_the_frame_under_each_variant_and_one_is_taken() {
     harness.get_by_label("Compare settings…").click();
     harness.run_steps(2);
     assert_eq!(harness.state().comparison().variants.len(), 3);
+    // Each variant can take a model and a render resolution of its own.
+    for l in ['A', 'B', 'C'] {
+        harness.get_by_label(&format!("Variant {l}: model"));
+        harness.get_by_label(&format!("Variant {l}: render resolution"));
+    }
     // Two variants: as the shot is, and without saturation.
     harness.get_by_label("Remove variant C").click();
     harness.run_steps(2);

@@ -38,4 +38,9 @@ pub trait Colorizer: Send {
     /// frames that follow (`None`: its own choice). Engines without a
     /// working size ignore it.
     fn set_render_short_side(&mut self, _short_side: Option<u32>) {}
+
+    /// Sets the model for the frames that follow (a shot's own: `builtin`,
+    /// a user model's name or a model file), `None` for the engine's own.
+    /// Engines with a single model ignore it.
+    fn set_model(&mut self, _model: Option<&str>) {}
 }

@@ -424,6 +424,10 @@ pub struct ShotSettings {
     /// default). Larger resolves finer colour detail, at more time per frame.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub render_short_side: Option<u32>,
+    /// The model that colours this shot: `builtin`, a user model's name, or
+    /// a model file (manifest or ONNX); `None` for the render's own model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 /// The smallest and largest render resolutions (short side, pixels) a shot
@@ -439,6 +443,7 @@ impl Default for ShotSettings {
             stabiliser: 0.6,
             model_prior: true,
             render_short_side: None,
+            model: None,
         }
     }
 }
@@ -1079,6 +1084,11 @@ fn check_settings(label: &str, s: &ShotSettings, problems: &mut Vec<String>) {
                 "{label}: the {name} is {v}, outside 0–{max}; set it within that range"
             ));
         }
+    }
+    if s.model.as_deref().is_some_and(|m| m.trim().is_empty()) {
+        problems.push(format!(
+            "{label}: the model is named by an empty text; choose a model or the render's own"
+        ));
     }
     if let Some(side) = s.render_short_side
         && !RENDER_SHORT_SIDE.contains(&side)
@@ -1803,7 +1813,7 @@ mod tests {
     }
 
     #[test]
-    fn a_shots_render_resolution_is_kept_checked_and_absent_from_older_files() {
+    fn a_shots_render_resolution_and_model_are_kept_checked_and_absent_from_older_files() {
         let mut p = full_project();
         let before = serde_json::to_string(&p).unwrap();
         assert!(!before.contains("render_short_side"), "none is not written");
@@ -1816,6 +1826,18 @@ mod tests {
         let err = p.validate().unwrap_err().to_string();
         assert!(
             err.contains("frames 100–199") && err.contains("render resolution is 8 px"),
+            "{err}"
+        );
+        // A shot's own model, likewise.
+        p.shots[1].settings.as_mut().unwrap().render_short_side = None;
+        assert!(!serde_json::to_string(&p).unwrap().contains("\"model\""));
+        p.shots[1].settings.as_mut().unwrap().model = Some("sepia-v2".into());
+        let back: Project = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back.settings_for(150).model.as_deref(), Some("sepia-v2"));
+        p.shots[1].settings.as_mut().unwrap().model = Some(" ".into());
+        let err = p.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("frames 100–199") && err.contains("empty"),
             "{err}"
         );
     }

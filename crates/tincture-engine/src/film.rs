@@ -66,6 +66,8 @@ pub struct ShotPlan {
     /// The short side the model sees in this shot (`None`: the model's
     /// render setting).
     pub render_short_side: Option<u32>,
+    /// The model for this shot (`None`: the render's own).
+    pub model: Option<String>,
     /// Indices into [`FilmPlan::references`] of the photos that steer this
     /// shot's prior.
     pub references: Vec<usize>,
@@ -103,6 +105,7 @@ impl FilmPlan {
                 stabiliser: PropagationParams::default().stabiliser,
                 model_prior: true,
                 render_short_side: None,
+                model: None,
                 references: Vec::new(),
             }],
             keys: BTreeMap::new(),
@@ -296,6 +299,7 @@ impl FilmColorizer {
         let mut parts: Vec<(ChromaField, f32)> = Vec::new();
         if use_model && let Some(model) = self.prior.as_mut() {
             model.set_render_short_side(self.plan.shots[shot].render_short_side);
+            model.set_model(self.plan.shots[shot].model.as_deref());
             parts.push((model.colorize(luma, frame, matrix)?, 1.0));
         }
         for &r in &self.plan.shots[shot].references {
@@ -502,7 +506,7 @@ impl Colorizer for FilmColorizer {
             "shots": self.plan.shots.iter().map(|s| serde_json::json!({
                 "start": s.start, "end": s.end, "stabiliser": s.stabiliser,
                 "saturation": s.look.saturation, "model_prior": s.model_prior,
-                "render_short_side": s.render_short_side,
+                "render_short_side": s.render_short_side, "model": s.model,
             })).collect::<Vec<_>>(),
             "references": self.plan.references.len(),
             "prior": self.prior.as_ref().map(|m| m.settings()),

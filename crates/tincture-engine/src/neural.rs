@@ -53,25 +53,17 @@ pub fn open_colorizer(choice: &ModelChoice) -> Result<NeuralColorizer> {
     Ok(NeuralColorizer::new(model, choice.render))
 }
 
-/// A [`Colorizer`] that sends every frame to the inference worker.
+/// One model loaded on an inference worker thread.
 #[derive(Debug)]
-pub struct WorkerColorizer {
+struct Loaded {
     worker: InferenceWorker,
     name: String,
     provider: String,
     settings: serde_json::Value,
-    hints: Vec<Hint>,
-    /// The short side asked for the frames now (a shot's own).
-    short_side: Option<u32>,
-    next_id: u64,
 }
 
-impl WorkerColorizer {
-    /// Starts a worker for `choice`; the model loads on the worker thread.
-    ///
-    /// # Errors
-    /// When the model cannot be loaded.
-    pub fn start(choice: &ModelChoice) -> Result<Self> {
+impl Loaded {
+    fn start(choice: &ModelChoice) -> Result<Self> {
         let owned = choice.clone();
         let (tx, rx) = crossbeam_channel::bounded(1);
         let (worker, name, provider) = InferenceWorker::start(move || {
@@ -91,6 +83,41 @@ impl WorkerColorizer {
             name,
             provider,
             settings,
+        })
+    }
+}
+
+/// A [`Colorizer`] that sends every frame to the inference worker.
+///
+/// Shots may ask for a model of their own ([`Colorizer::set_model`]): each
+/// other model is started, on a worker thread of its own, the first time a
+/// frame needs it, and kept for the frames after.
+#[derive(Debug)]
+pub struct WorkerColorizer {
+    choice: ModelChoice,
+    main: Loaded,
+    /// Models other shots asked for, by their name as given (or why they
+    /// could not be loaded).
+    others: std::collections::HashMap<String, std::result::Result<Loaded, String>>,
+    /// The model asked for the frames now (a shot's own); `None` for `main`.
+    model: Option<String>,
+    hints: Vec<Hint>,
+    /// The short side asked for the frames now (a shot's own).
+    short_side: Option<u32>,
+    next_id: u64,
+}
+
+impl WorkerColorizer {
+    /// Starts a worker for `choice`; the model loads on the worker thread.
+    ///
+    /// # Errors
+    /// When the model cannot be loaded.
+    pub fn start(choice: &ModelChoice) -> Result<Self> {
+        Ok(Self {
+            choice: choice.clone(),
+            main: Loaded::start(choice)?,
+            others: std::collections::HashMap::new(),
+            model: None,
             hints: Vec::new(),
             short_side: None,
             next_id: 0,
@@ -99,12 +126,31 @@ impl WorkerColorizer {
 
     /// The execution provider the worker's session runs on.
     pub fn provider(&self) -> &str {
-        &self.provider
+        &self.main.provider
     }
 
     /// Hints applied to every frame (stills).
     pub fn set_hints(&mut self, hints: Vec<Hint>) {
         self.hints = hints;
+    }
+
+    /// The model for the frames now: the main one, or the shot's own
+    /// (started the first time it is asked for).
+    fn current(&mut self) -> std::result::Result<&Loaded, String> {
+        let Some(spec) = self.model.clone().filter(|m| *m != self.choice.spec) else {
+            return Ok(&self.main);
+        };
+        let choice = ModelChoice {
+            spec: spec.clone(),
+            ..self.choice.clone()
+        };
+        let loaded = self
+            .others
+            .entry(spec.clone())
+            .or_insert_with(|| Loaded::start(&choice).map_err(|e| e.to_string()));
+        loaded
+            .as_ref()
+            .map_err(|e| format!("the shot's model `{spec}` cannot be used: {e}"))
     }
 
     /// The model's a\*b\* class distribution over one frame (see
@@ -121,25 +167,38 @@ impl WorkerColorizer {
             matrix: Matrix::Bt709,
             short_side: self.short_side,
         };
-        Ok(self.worker.classes_blocking(self.next_id, job)?)
+        let id = self.next_id;
+        let loaded = self.current().map_err(|reason| {
+            crate::Error::Model(tincture_infer::Error::WorkerStopped { reason })
+        })?;
+        Ok(loaded.worker.classes_blocking(id, job)?)
     }
 }
 
 impl Colorizer for WorkerColorizer {
     fn name(&self) -> &str {
-        &self.name
+        &self.main.name
     }
 
     fn settings(&self) -> serde_json::Value {
-        let mut s = self.settings.clone();
+        let mut s = self.main.settings.clone();
         if let Some(o) = s.as_object_mut() {
             o.insert("hints".into(), self.hints.len().into());
+            if !self.others.is_empty() {
+                let mut others: Vec<&String> = self.others.keys().collect();
+                others.sort();
+                o.insert("shot_models".into(), serde_json::json!(others));
+            }
         }
         s
     }
 
     fn set_render_short_side(&mut self, short_side: Option<u32>) {
         self.short_side = short_side;
+    }
+
+    fn set_model(&mut self, model: Option<&str>) {
+        self.model = model.map(str::to_owned);
     }
 
     fn colorize(
@@ -156,8 +215,13 @@ impl Colorizer for WorkerColorizer {
             matrix,
             short_side: self.short_side,
         };
-        self.worker
-            .colorize_blocking(self.next_id, job)
+        let id = self.next_id;
+        let loaded = self
+            .current()
+            .map_err(|message| tincture_core::Error::Engine { message })?;
+        loaded
+            .worker
+            .colorize_blocking(id, job)
             .map_err(|e| tincture_core::Error::Engine {
                 message: e.to_string(),
             })

@@ -191,6 +191,30 @@ fn load_rgb(path: &Path, what: &str) -> Result<RgbImage> {
     })
 }
 
+/// A shot's model as the registry takes it: a model file relative to the
+/// project's folder made absolute, checked to exist; a name checked to be
+/// known.
+fn shot_model(
+    spec: &str,
+    project: &Project,
+    project_path: &Path,
+) -> std::result::Result<String, String> {
+    let registry = tincture_infer::ModelRegistry::standard();
+    let is_file = Path::new(spec)
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("json") || e.eq_ignore_ascii_case("onnx"));
+    if is_file {
+        let path = project.resolve(project_path, Path::new(spec));
+        if !path.is_file() {
+            return Err(format!("the model file {} does not exist", path.display()));
+        }
+        return Ok(path.to_string_lossy().into_owned());
+    }
+    registry.resolve(spec).map_err(|e| e.to_string())?;
+    Ok(spec.to_owned())
+}
+
 fn look_of(s: &ShotSettings) -> Look {
     let r = |r: tincture_core::project::Rolloff| Rolloff {
         threshold: r.threshold,
@@ -241,6 +265,7 @@ pub fn plan_of(project: &Project, project_path: &Path, source: PathBuf) -> Resul
         stabiliser: settings.stabiliser,
         model_prior: settings.model_prior,
         render_short_side: settings.render_short_side,
+        model: settings.model.clone(),
         references: project
             .references
             .iter()
@@ -250,6 +275,24 @@ pub fn plan_of(project: &Project, project_path: &Path, source: PathBuf) -> Resul
             .collect(),
     })
     .collect();
+    let mut shots = shots;
+    for (i, shot) in shots.iter_mut().enumerate() {
+        if let (true, Some(spec)) = (shot.model_prior, shot.model.clone()) {
+            // Said now, not mid-render: a shot's model that cannot be found.
+            let resolved = shot_model(&spec, project, project_path).map_err(|reason| {
+                Error::Project {
+                    path: project_path.to_path_buf(),
+                    reason: format!(
+                        "shot {} (frames {}–{}): {reason}; choose another model for it in Properties",
+                        i + 1,
+                        shot.start,
+                        shot.end
+                    ),
+                }
+            })?;
+            shot.model = Some(resolved);
+        }
+    }
     let mut references = Vec::new();
     for r in &project.references {
         let path = project.resolve(project_path, &r.path);
