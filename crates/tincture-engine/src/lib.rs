@@ -71,19 +71,24 @@ mod tests {
     #[test]
     fn background_threads_run_at_a_lower_priority() {
         let before = super::thread_niceness();
-        let (own, child) = std::thread::spawn(|| {
-            super::lower_thread_priority();
-            let own = super::thread_niceness();
-            let child = std::thread::spawn(super::thread_niceness)
-                .join()
-                .expect("the child thread");
-            (own, child)
-        })
-        .join()
-        .expect("the thread");
+        let spawn = |name: &str| std::thread::Builder::new().name(name.to_owned());
+        let (own, child) = spawn("lowered")
+            .spawn(move || {
+                super::lower_thread_priority();
+                let own = super::thread_niceness();
+                let child = spawn("lowered-child")
+                    .spawn(super::thread_niceness)
+                    .expect("starts")
+                    .join()
+                    .expect("the child thread");
+                (own, child)
+            })
+            .expect("starts")
+            .join()
+            .expect("the thread");
         if cfg!(target_os = "linux") {
             let base = before.expect("niceness is readable on Linux");
-            let lowered = (base.max(super::BACKGROUND_NICENESS)).min(19);
+            let lowered = base.clamp(super::BACKGROUND_NICENESS, 19);
             assert_eq!(own, Some(lowered), "the thread itself");
             assert_eq!(child, Some(lowered), "threads it starts inherit it");
             assert_eq!(
