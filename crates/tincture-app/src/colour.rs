@@ -6,7 +6,9 @@
 //! Requests are latest-wins: while the user scrubs, only the newest frame is
 //! coloured, and the viewer keeps the last result on screen, marked stale.
 //! The neural model (through the inference worker of `tincture-infer`) is
-//! started once and shared by every project snapshot.
+//! started once and shared by every project snapshot. The model's likely
+//! colours for the hint picker are worked out on a thread of their own
+//! ([`LIKELY_THREAD_NAME`]), so a stroke's colour never waits behind them.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -187,18 +189,6 @@ impl SharedModel {
         }
     }
 
-    /// The model's class distribution over `luma` (see
-    /// [`WorkerColorizer::classes`]).
-    fn classes(&self, luma: &LumaImage, index: u64) -> Result<Option<ClassMap>, String> {
-        let mut model = self
-            .model
-            .lock()
-            .map_err(|_| "the model worker failed earlier".to_owned())?;
-        model.set_render_short_side(None);
-        model.set_model(None);
-        model.classes(luma, index).map_err(|e| e.to_string())
-    }
-
     fn provider(&self) -> String {
         self.model
             .lock()
@@ -266,8 +256,26 @@ impl Colorizer for SharedModel {
 /// frame it is colouring.
 pub struct ColourWorker {
     commands: Sender<ColourCommand>,
+    likely: Sender<LikelyCommand>,
     stop: Arc<AtomicBool>,
     _thread: JoinHandle<()>,
+    _likely_thread: JoinHandle<()>,
+}
+
+/// Name of the thread that works out the model's likely colours for the
+/// hint picker, apart from the colour worker so a stroke never waits for it.
+pub const LIKELY_THREAD_NAME: &str = "tincture-likely";
+
+/// A command for the likely-colours thread.
+enum LikelyCommand {
+    /// The film now open.
+    Film(PathBuf),
+    /// The model's distribution over this frame; only the newest is done.
+    Frame(u64),
+    /// The film was closed.
+    Close,
+    /// End the thread.
+    Stop,
 }
 
 impl ColourWorker {
@@ -279,19 +287,39 @@ impl ColourWorker {
         let (commands, rx) = crossbeam_channel::unbounded();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let (likely, likely_rx) = crossbeam_channel::unbounded();
+        let (likely_ctx, likely_to_ui) = (ctx.clone(), to_ui.clone());
         let thread = std::thread::Builder::new()
             .name(COLOUR_THREAD_NAME.to_owned())
             .spawn(move || run(&rx, &ctx, &to_ui, &flag))?;
+        let likely_thread = std::thread::Builder::new()
+            .name(LIKELY_THREAD_NAME.to_owned())
+            .spawn(move || run_likely(&likely_rx, &likely_ctx, &likely_to_ui))?;
         Ok(Self {
             commands,
+            likely,
             stop,
             _thread: thread,
+            _likely_thread: likely_thread,
         })
     }
 
     /// Queues a command; never blocks. `false` when the worker has ended.
     pub fn send(&self, command: ColourCommand) -> bool {
-        self.commands.send(command).is_ok()
+        match command {
+            ColourCommand::Likely { index } => {
+                self.likely.send(LikelyCommand::Frame(index)).is_ok()
+            }
+            ColourCommand::Project { ref film, .. } => {
+                let _ = self.likely.send(LikelyCommand::Film(film.clone()));
+                self.commands.send(command).is_ok()
+            }
+            ColourCommand::Close => {
+                let _ = self.likely.send(LikelyCommand::Close);
+                self.commands.send(command).is_ok()
+            }
+            other => self.commands.send(other).is_ok(),
+        }
     }
 }
 
@@ -299,6 +327,70 @@ impl Drop for ColourWorker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.commands.send(ColourCommand::Stop);
+        let _ = self.likely.send(LikelyCommand::Stop);
+    }
+}
+
+/// The likely-colours thread: its own decoder and its own model worker
+/// (started the first time it is asked), at background priority.
+fn run_likely(rx: &Receiver<LikelyCommand>, ctx: &egui::Context, to_ui: &Sender<ColourMessage>) {
+    tincture_engine::lower_thread_priority();
+    let mut film: Option<PathBuf> = None;
+    let mut reader: Option<VideoReader> = None;
+    let mut model: Option<Result<WorkerColorizer, String>> = None;
+    while let Ok(first) = rx.recv() {
+        let mut frame = None;
+        for command in std::iter::once(first).chain(rx.try_iter()) {
+            match command {
+                LikelyCommand::Stop => return,
+                LikelyCommand::Film(f) => {
+                    if film.as_ref() != Some(&f) {
+                        film = Some(f);
+                        reader = None;
+                    }
+                }
+                LikelyCommand::Close => {
+                    film = None;
+                    reader = None;
+                    frame = None;
+                }
+                LikelyCommand::Frame(index) => frame = Some(index),
+            }
+        }
+        let (Some(index), Some(path)) = (frame, film.as_ref()) else {
+            continue;
+        };
+        let result = (|| -> Result<Option<ClassMap>, String> {
+            if reader.is_none() {
+                reader = Some(VideoReader::open(path).map_err(|e| e.to_string())?);
+            }
+            let Some(r) = reader.as_mut() else {
+                return Err("the film is not open".into());
+            };
+            let luma = r.seek(index).map_err(|e| e.to_string())?.frame.luma_unit();
+            let worker = model.get_or_insert_with(|| {
+                WorkerColorizer::start(&ModelChoice::default()).map_err(|e| e.to_string())
+            });
+            match worker {
+                // No model: no suggestions from it, and nothing to report.
+                Err(_) => Ok(None),
+                Ok(w) => w.classes(&luma, index).map_err(|e| e.to_string()),
+            }
+        })();
+        let message = match result {
+            Ok(map) => ColourMessage::Likely {
+                index,
+                map: map.map(Arc::new),
+            },
+            Err(e) => ColourMessage::Error(format!(
+                "The model's likely colours for frame {index} of {} failed: {e}",
+                path.display()
+            )),
+        };
+        if to_ui.send(message).is_err() {
+            return;
+        }
+        ctx.request_repaint();
     }
 }
 
@@ -482,24 +574,6 @@ impl State {
             });
         }
         Ok(())
-    }
-
-    /// The model's class distribution over frame `index`; `None` without a
-    /// model, or with one that gives none.
-    fn likely(&mut self, index: u64) -> Result<Option<ClassMap>, String> {
-        let Some(film) = self.film.clone() else {
-            return Err("no film is open".into());
-        };
-        let Some(model) = self.model() else {
-            return Ok(None);
-        };
-        self.decode(&film, index)?;
-        let Some(last) = self.last.as_ref() else {
-            return Err("the frame was not decoded".into());
-        };
-        model
-            .classes(&last.luma, index)
-            .map_err(|e| format!("frame {index} of {}: {e}", film.display()))
     }
 
     /// Frame `index` coloured by the current colorizer, at the film's size.
@@ -692,7 +766,6 @@ fn run(
         let mut project = None;
         let mut show = None;
         let mut compare = None;
-        let mut likely = None;
         let mut close = false;
         for command in std::iter::once(first).chain(rx.try_iter()) {
             match command {
@@ -702,7 +775,6 @@ fn run(
                     project = None;
                     show = None;
                     compare = None;
-                    likely = None;
                 }
                 ColourCommand::Project {
                     project: p,
@@ -714,7 +786,8 @@ fn run(
                     project = Some((p, project_path, film, revision));
                 }
                 ColourCommand::Show { index, generation } => show = Some((index, generation)),
-                ColourCommand::Likely { index } => likely = Some(index),
+                // Routed to the likely-colours thread by `ColourWorker::send`.
+                ColourCommand::Likely { .. } => {}
                 ColourCommand::Compare {
                     variants,
                     index,
@@ -756,22 +829,6 @@ fn run(
                     }
                 }
                 Err(e) => ColourMessage::Error(format!("Colouring frame {index} failed: {e}")),
-            };
-            if !send(message) {
-                return;
-            }
-        }
-        if let Some(index) = likely
-            && state.film.is_some()
-        {
-            let message = match state.likely(index) {
-                Ok(map) => ColourMessage::Likely {
-                    index,
-                    map: map.map(Arc::new),
-                },
-                Err(e) => ColourMessage::Error(format!(
-                    "The model's likely colours for frame {index} failed: {e}"
-                )),
             };
             if !send(message) {
                 return;
