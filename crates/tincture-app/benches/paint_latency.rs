@@ -154,6 +154,12 @@ fn open(film: &Path, state: &Path, model: bool) -> (Harness<'static, TinctureApp
     });
     harness.get_by_label("Brush").click();
     harness.run_steps(2);
+    // Choosing a painting tool asks the model for its likely colours on this
+    // frame (on a thread of its own, loading the model the first time);
+    // strokes are timed once that background work is done.
+    wait_for(&mut harness, "the model's likely colours", minute, |app| {
+        app.likely_colours_ready()
+    });
     (harness, state.to_owned())
 }
 
