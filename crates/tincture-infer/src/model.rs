@@ -603,11 +603,7 @@ impl Model {
         }
         let name = self.manifest.name.clone();
         let frame = input.frame;
-        let fail = |reason: String| Error::Inference {
-            model: name.clone(),
-            frame,
-            reason,
-        };
+        let fail = self.failure(frame);
         let feeds = self.feeds(input)?;
         let options = RunOptions::new()
             .map_err(|e| fail(e.to_string()))?
@@ -656,6 +652,16 @@ impl Model {
         }))
     }
 
+    /// An inference error on `frame` of this model, for a reason.
+    fn failure(&self, frame: u64) -> impl Fn(String) -> Error + use<> {
+        let model = self.manifest.name.clone();
+        move |reason| Error::Inference {
+            model: model.clone(),
+            frame,
+            reason,
+        }
+    }
+
     /// The graph's inputs for `input`, named as the manifest names them.
     fn feeds(
         &self,
@@ -669,12 +675,7 @@ impl Model {
             frame,
         } = input;
         let n = w * h;
-        let name = self.manifest.name.clone();
-        let fail = |reason: String| Error::Inference {
-            model: name.clone(),
-            frame,
-            reason,
-        };
+        let fail = self.failure(frame);
         if luma.len() != n {
             return Err(fail(format!(
                 "luma holds {} values for {w}x{h}",
@@ -731,12 +732,7 @@ impl Model {
             ..
         } = input;
         let n = w * h;
-        let name = self.manifest.name.clone();
-        let fail = |reason: String| Error::Inference {
-            model: name.clone(),
-            frame,
-            reason,
-        };
+        let fail = self.failure(frame);
         let norm = self.norm;
         let adapter = self.manifest.adapter;
         let feeds = self.feeds(input)?;
@@ -767,7 +763,7 @@ impl Model {
         let bad = data.iter().filter(|v| !v.is_finite()).count();
         if bad > 0 {
             return Err(Error::NonFinite {
-                model: name,
+                model: self.manifest.name.clone(),
                 frame,
                 count: bad,
             });
