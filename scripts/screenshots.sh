@@ -173,7 +173,12 @@ say "painting a hint (brush, picker, stroke) while recording the screen"
 xdotool key b
 sleep 1
 # The picker takes the lightness of the film under the pointer: the ground.
+# Below it, the model's likely colours there: the model runs on a thread of
+# its own the first time a painting tool is out, then a small move of the
+# pointer shows its colours for the pixel under it.
 xdotool mousemove --window "$wid" 600 560
+sleep 10
+xdotool mousemove --window "$wid" 602 561
 sleep 1
 shoot painting-picker.png
 ffmpeg -nostdin -hide_banner -loglevel error -y -f x11grab -video_size 1280x800 -framerate 10 \
@@ -182,7 +187,7 @@ ffmpeg -nostdin -hide_banner -loglevel error -y -f x11grab -video_size 1280x800 
 rec_pid=$!
 sleep 1
 # A warm earth colour on the picker (a* +30, b* +40), then a stroke along the ground.
-xdotool mousemove --window "$wid" 1108 190 click 1
+xdotool mousemove --window "$wid" 1108 213 click 1
 sleep 0.5
 xdotool mousemove --window "$wid" 330 555 mousedown 1
 for x in $(seq 350 25 870); do

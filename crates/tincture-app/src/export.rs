@@ -50,7 +50,7 @@ pub const RESOLUTIONS: &[(Option<u32>, &str)] = &[
 /// A shot's render resolution in words.
 pub fn shot_resolution_label(side: Option<u32>) -> String {
     match side {
-        None => "The render's (export's) choice".into(),
+        None => "Export's choice".into(),
         Some(s) => format!("{s} px (short side)"),
     }
 }
@@ -85,7 +85,7 @@ pub fn shot_resolution_ui(
 /// A shot's model in words: `None` is the render's own.
 pub fn shot_model_label(model: Option<&str>) -> String {
     match model {
-        None => "The render's (export's) model".into(),
+        None => "Export's model".into(),
         Some("builtin") => "Built-in colorizer".into(),
         Some(m) => Path::new(m)
             .file_name()
