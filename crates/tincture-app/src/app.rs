@@ -1926,9 +1926,8 @@ impl TinctureApp {
                 self.compare.shown = self.compare.variants.clone();
             }
             Some(crate::compare::CompareAction::Use(settings)) => {
-                self.edit(true, move |p| match p.shot_index(frame) {
-                    Some(i) => p.shots[i].settings = Some(settings),
-                    None => p.defaults = settings,
+                self.edit(true, move |p| {
+                    crate::compare::set_settings(p, frame, settings);
                 });
             }
             None => {}
@@ -2235,16 +2234,14 @@ impl TinctureApp {
         }
     }
 
-    /// Asks the colour worker for the model's class distribution over the
-    /// frame on screen, once per frame, while a painting tool is out.
+    /// Asks the likely-colours thread for the model's class distribution
+    /// over the frame on screen, once per frame, while a painting tool is out.
     fn ask_for_likely_colours(&mut self) {
         if self.likely_asked == Some(self.position) || self.doc.is_none() {
             return;
         }
         if let Some(colour) = &self.colour
-            && colour.send(ColourCommand::Likely {
-                index: self.position,
-            })
+            && colour.ask_likely(self.position)
         {
             self.likely_asked = Some(self.position);
             self.likely_here.clear();

@@ -71,12 +71,6 @@ pub enum ColourCommand {
         /// The UI's comparison counter.
         generation: u64,
     },
-    /// The model's likely colours over frame `index` (for the hint
-    /// picker's suggestions); only the newest pending one is done.
-    Likely {
-        /// Frame index.
-        index: u64,
-    },
     /// Forget the project (the film was closed).
     Close,
     /// End the worker.
@@ -307,9 +301,6 @@ impl ColourWorker {
     /// Queues a command; never blocks. `false` when the worker has ended.
     pub fn send(&self, command: ColourCommand) -> bool {
         match command {
-            ColourCommand::Likely { index } => {
-                self.likely.send(LikelyCommand::Frame(index)).is_ok()
-            }
             ColourCommand::Project { ref film, .. } => {
                 let _ = self.likely.send(LikelyCommand::Film(film.clone()));
                 self.commands.send(command).is_ok()
@@ -320,6 +311,13 @@ impl ColourWorker {
             }
             other => self.commands.send(other).is_ok(),
         }
+    }
+
+    /// Asks the likely-colours thread for the model's distribution over
+    /// frame `index` (for the hint picker); only the newest pending one is
+    /// worked out. `false` when the thread has ended.
+    pub fn ask_likely(&self, index: u64) -> bool {
+        self.likely.send(LikelyCommand::Frame(index)).is_ok()
     }
 }
 
@@ -581,9 +579,6 @@ impl State {
         let Some(film) = self.film.clone() else {
             return Err("no film is open".into());
         };
-        if self.colorizer.is_none() {
-            return Err("no project to colour with".into());
-        }
         self.decode(&film, index)?;
         let Some(colorizer) = self.colorizer.as_mut() else {
             return Err("no project to colour with".into());
@@ -786,8 +781,6 @@ fn run(
                     project = Some((p, project_path, film, revision));
                 }
                 ColourCommand::Show { index, generation } => show = Some((index, generation)),
-                // Routed to the likely-colours thread by `ColourWorker::send`.
-                ColourCommand::Likely { .. } => {}
                 ColourCommand::Compare {
                     variants,
                     index,

@@ -39,11 +39,17 @@ pub fn starting_variants(current: &ShotSettings) -> Vec<ShotSettings> {
 /// defaults when the film has no shots yet).
 pub fn with_settings(project: &Project, frame: u64, settings: &ShotSettings) -> Project {
     let mut p = project.clone();
-    match p.shot_index(frame) {
-        Some(i) => p.shots[i].settings = Some(settings.clone()),
-        None => p.defaults = settings.clone(),
-    }
+    set_settings(&mut p, frame, settings.clone());
     p
+}
+
+/// Gives the shot holding `frame` these settings (or makes them the
+/// defaults when the film has no shots yet).
+pub fn set_settings(project: &mut Project, frame: u64, settings: ShotSettings) {
+    match project.shot_index(frame) {
+        Some(i) => project.shots[i].settings = Some(settings),
+        None => project.defaults = settings,
+    }
 }
 
 /// What the window asks of the app this frame.

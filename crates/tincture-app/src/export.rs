@@ -56,15 +56,8 @@ pub fn shot_resolution_label(side: Option<u32>) -> String {
 }
 
 /// A shot's render resolution as a combo box named `name` for AccessKit:
-/// the render's own choice, or one of [`RESOLUTIONS`]. Returns whether it
-/// changed.
-pub fn shot_resolution_ui(
-    ui: &mut egui::Ui,
-    id_salt: &str,
-    name: &str,
-    side: &mut Option<u32>,
-) -> bool {
-    let before = *side;
+/// the render's own choice, or one of [`RESOLUTIONS`].
+pub fn shot_resolution_ui(ui: &mut egui::Ui, id_salt: &str, name: &str, side: &mut Option<u32>) {
     egui::ComboBox::from_id_salt(id_salt)
         .selected_text(shot_resolution_label(*side))
         .show_ui(ui, |ui| {
@@ -79,7 +72,6 @@ pub fn shot_resolution_ui(
             "The short side of the picture the model colours in this shot: larger resolves \
              finer colour, at more time per frame",
         );
-    *side != before
 }
 
 /// A shot's model in words: `None` is the render's own.
@@ -95,15 +87,14 @@ pub fn shot_model_label(model: Option<&str>) -> String {
 
 /// A shot's model as a combo box named `name` for AccessKit: the render's
 /// own, the built-in colorizer, the user models in `user_models`, or a
-/// model file picked with "Other model file…". Returns whether it changed.
+/// model file picked with "Other model file…".
 pub fn shot_model_ui(
     ui: &mut egui::Ui,
     id_salt: &str,
     name: &str,
     model: &mut Option<String>,
     user_models: &[String],
-) -> bool {
-    let before = model.clone();
+) {
     let mut pick_file = false;
     egui::ComboBox::from_id_salt(id_salt)
         .selected_text(shot_model_label(model.as_deref()))
@@ -141,7 +132,6 @@ pub fn shot_model_ui(
     {
         *model = Some(path.to_string_lossy().into_owned());
     }
-    *model != before
 }
 
 /// The engine's format for an entry of [`FORMATS`].

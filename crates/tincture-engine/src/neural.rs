@@ -184,11 +184,6 @@ impl Colorizer for WorkerColorizer {
         let mut s = self.main.settings.clone();
         if let Some(o) = s.as_object_mut() {
             o.insert("hints".into(), self.hints.len().into());
-            if !self.others.is_empty() {
-                let mut others: Vec<&String> = self.others.keys().collect();
-                others.sort();
-                o.insert("shot_models".into(), serde_json::json!(others));
-            }
         }
         s
     }

@@ -85,6 +85,14 @@ pub struct LikelyColour {
     pub probability: f32,
 }
 
+/// The `limit`-th largest probability among `modes` (`limit` >= 1, and
+/// `modes` holds at least that many).
+fn kth_mass(modes: &[LikelyColour], limit: usize) -> f32 {
+    let mut masses: Vec<f32> = modes.iter().map(|m| m.probability).collect();
+    masses.sort_by(|a, b| b.total_cmp(a));
+    masses[limit - 1]
+}
+
 impl ClassMap {
     /// The model's most likely colours at the point `(u, v)` of the picture
     /// (each 0..1), most likely first, at most `limit`, none under
@@ -101,7 +109,7 @@ impl ClassMap {
     ) -> Vec<LikelyColour> {
         let q = self.centres.len();
         let cells = self.width * self.height;
-        if q == 0 || cells == 0 || self.prob.len() != q * cells {
+        if limit == 0 || q == 0 || cells == 0 || self.prob.len() != q * cells {
             return Vec::new();
         }
         let x = ((u.clamp(0.0, 1.0) * self.width as f32) as usize).min(self.width - 1);
@@ -119,8 +127,17 @@ impl ClassMap {
         let mut order: Vec<usize> = (0..q).collect();
         order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
         let mut taken = vec![false; q];
-        let mut out = Vec::new();
+        let mut out: Vec<LikelyColour> = Vec::new();
+        // The mass no mode has gathered yet: once it cannot beat the
+        // `limit`-th mode found (or reach `min_probability`), no later
+        // mode can make the list.
+        let mut left: f32 = p.iter().sum();
         for &peak in &order {
+            // (A little slack for the float sum.)
+            let bound = left + 1e-5;
+            if bound < min_probability || out.len() >= limit && bound < kth_mass(&out, limit) {
+                break;
+            }
             // Each mode starts at the most likely class left; the modes are
             // ranked by the mass they gather.
             if taken[peak] || p[peak] <= 0.0 {
@@ -137,6 +154,7 @@ impl ClassMap {
                     b += p[c] * self.centres[c][1];
                 }
             }
+            left -= mass;
             if mass >= min_probability && mass > 0.0 {
                 out.push(LikelyColour {
                     ab: [a / mass, b / mass],
