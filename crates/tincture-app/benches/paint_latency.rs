@@ -6,10 +6,13 @@
 //! film it makes with the `ffmpeg` tool. It paints strokes with the brush
 //! through pointer events, as a user would, and times from the pointer's
 //! release to the first step where the "after" side shows the frame
-//! coloured with the project revision that holds the stroke: the colour
+//! coloured with the project revision that holds the stroke (stepping at
+//! most 60 times a second meanwhile, as a window with vsync): the colour
 //! worker rebuilds the project's colorizer, colours the frame (the solver
-//! at full resolution, the model's prior at its preview resolution when
-//! the model is on), and the texture is handed to the GPU. Target: 200 ms.
+//! at the preview's size, half size for this film, starting from the
+//! keyframe's colour before the stroke; the model's prior at its preview
+//! resolution when the model is on), brings the colour to full size along
+//! the luma's edges, and the texture is handed to the GPU. Target: 200 ms.
 //!
 //! Beside it, the baseline: the same frame coloured by the engine alone at
 //! full size, as an export does it (`plan_of` + `FilmColorizer::preview` +
@@ -49,6 +52,9 @@ const BURST: usize = 10;
 const FRAME: u64 = 10;
 /// The target, stroke end to updated preview.
 const TARGET_MS: f64 = 200.0;
+/// One refresh of a 60 Hz display: the shortest time between two steps
+/// while waiting for the colour.
+const REFRESH: Duration = Duration::from_micros(16_667);
 
 fn main() {
     if !common::benchmarking("paint_latency") {
@@ -198,9 +204,13 @@ fn paint(harness: &mut Harness<'_, TinctureApp>, i: usize) -> Instant {
 }
 
 /// Steps until the coloured frame holds the project as it is now; the
-/// time since `released`.
+/// time since `released`. Steps come at most once per display refresh, as
+/// in a window presenting with vsync (the window itself repaints only when a
+/// worker wakes it): stepping flat out would take a core from the colour
+/// worker that no real window takes.
 fn until_coloured(harness: &mut Harness<'_, TinctureApp>, released: Instant) -> f64 {
     loop {
+        let tick = Instant::now() + REFRESH;
         harness.step();
         let app = harness.state();
         let revision = app.document().map(|d| d.revision());
@@ -212,7 +222,7 @@ fn until_coloured(harness: &mut Harness<'_, TinctureApp>, released: Instant) -> 
             "the stroke never showed; error shown: {:?}",
             app.error()
         );
-        std::thread::sleep(Duration::from_micros(500));
+        std::thread::sleep(tick.saturating_duration_since(Instant::now()));
     }
 }
 

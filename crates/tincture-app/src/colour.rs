@@ -27,7 +27,7 @@ use tincture_core::project::Project;
 use tincture_engine::film::{FilmColorizer, FilmPlan, KeyColour};
 use tincture_engine::neural::{ModelChoice, WorkerColorizer};
 use tincture_engine::project::plan_of;
-use tincture_infer::model::{ClassMap, resize_area, resize_bilinear};
+use tincture_infer::model::{ClassMap, resize_area};
 use tincture_media::VideoReader;
 
 use crate::flicker::Sample;
@@ -407,8 +407,9 @@ struct State {
     revision: u64,
     /// The size the colour is solved at, when smaller than the film's (see [`preview_size`]).
     preview_size: Option<(usize, usize)>,
-    /// The last frame coloured, decoded, with its luma and the guided filter
-    /// prepared on it: a frame painted on is coloured again and again.
+    /// The last frame coloured, decoded, with its luma, and its luma at the
+    /// preview's size with the guided filter prepared on it: a frame painted
+    /// on is coloured again and again.
     last: Option<LastFrame>,
     /// Consecutive frames coloured, for their flicker.
     run: Option<PreviewRun>,
@@ -419,7 +420,29 @@ struct LastFrame {
     index: u64,
     frame: tincture_core::frame::Frame,
     luma: LumaImage,
-    guide: Option<GuidedFilter>,
+    small: Option<SmallLuma>,
+}
+
+/// A frame's luma at the preview's size, and the guided filter prepared on it
+/// that brings the chroma solved at that size back to the film's.
+struct SmallLuma {
+    luma: LumaImage,
+    guide: GuidedFilter,
+}
+
+impl SmallLuma {
+    fn of(luma: &LumaImage, (w, h): (usize, usize)) -> Self {
+        let data = resize_area(&luma.data, luma.width, luma.height, w, h);
+        let guide = GuidedFilter::new(&data, w, h, UPSAMPLE_RADIUS, UPSAMPLE_EPS);
+        Self {
+            luma: LumaImage {
+                width: w,
+                height: h,
+                data,
+            },
+            guide,
+        }
+    }
 }
 
 impl State {
@@ -441,12 +464,19 @@ impl State {
         project_path: Option<PathBuf>,
         film: PathBuf,
     ) -> Result<String, String> {
+        // The frame being painted is coloured again after every stroke: its
+        // keyframe's solve starts from the colour it had before.
+        let mut warm = self.last.as_ref().and_then(|l| {
+            let c = self.colorizer.as_ref()?.key_chroma(l.index)?;
+            Some((l.index, c.clone()))
+        });
         self.colorizer = None;
         self.project_path.clone_from(&project_path);
         if self.film.as_ref() != Some(&film) {
             self.reader = None;
             self.last = None;
             self.film = Some(film.clone());
+            warm = None;
         }
         let base = project_path.unwrap_or_else(|| film.with_extension("tincture.json"));
         let mut plan = plan_of(project, &base, film).map_err(|e| e.to_string())?;
@@ -475,10 +505,12 @@ impl State {
             Some((sw, sh)) => format!("{engine}; preview colour solved at {sw}x{sh}"),
             None => engine,
         };
-        self.colorizer = Some(FilmColorizer::preview(
-            plan,
-            model.map(|m| Box::new(m) as Box<dyn Colorizer>),
-        ));
+        let mut colorizer =
+            FilmColorizer::preview(plan, model.map(|m| Box::new(m) as Box<dyn Colorizer>));
+        if let Some((frame, chroma)) = warm {
+            colorizer.warm_start(frame, chroma);
+        }
+        self.colorizer = Some(colorizer);
         Ok(engine)
     }
 
@@ -568,7 +600,7 @@ impl State {
                 index,
                 frame,
                 luma,
-                guide: None,
+                small: None,
             });
         }
         Ok(())
@@ -584,23 +616,22 @@ impl State {
             return Err("no project to colour with".into());
         };
         let Some(LastFrame {
-            frame, luma, guide, ..
+            frame, luma, small, ..
         }) = self.last.as_mut()
         else {
             return Err("the frame was not decoded".into());
         };
         let (frame, luma) = (&*frame, &*luma);
         let chroma = match self.preview_size {
-            Some((sw, sh)) if (sw, sh) != (luma.width, luma.height) => {
-                let small = LumaImage {
-                    width: sw,
-                    height: sh,
-                    data: resize_area(&luma.data, luma.width, luma.height, sw, sh),
+            Some(size) if size != (luma.width, luma.height) => {
+                let small = match small {
+                    Some(s) if (s.luma.width, s.luma.height) == size => s,
+                    _ => small.insert(SmallLuma::of(luma, size)),
                 };
                 let c = colorizer
-                    .colorize(&small, index, frame.matrix)
+                    .colorize(&small.luma, index, frame.matrix)
                     .map_err(|e| format!("frame {index} of {}: {e}", film.display()))?;
-                upsample_chroma(&c, luma, guide)
+                upsample_chroma(&c, luma, &mut small.guide)
             }
             _ => colorizer
                 .colorize(luma, index, frame.matrix)
@@ -720,25 +751,30 @@ fn shrink_rgb(img: &RgbImage, (w, h): (usize, usize)) -> RgbImage {
     }
 }
 
-/// Chroma solved at a smaller size brought to `luma`'s: bilinear, then a
-/// guided filter on the full-size luma, so colour edges sit on luma edges.
-/// The filter prepared on `luma` is kept in `guide` for the next time.
-fn upsample_chroma(
-    small: &ChromaField,
-    luma: &LumaImage,
-    guide: &mut Option<GuidedFilter>,
-) -> ChromaField {
+/// Radius, in preview pixels, of the guided filter that brings the
+/// preview's chroma to the film's size (1.5 film pixels either side of a
+/// half-size pixel, rounded up).
+const UPSAMPLE_RADIUS: usize = 2;
+/// Its regularisation, in unit luma squared: luma steps well above
+/// `sqrt(1e-3)` ≈ 0.03 keep their colour edge.
+const UPSAMPLE_EPS: f32 = 1e-3;
+
+/// Chroma solved at a smaller size brought to `luma`'s by fast guided
+/// upsampling: the guided filter's coefficients on the small luma (`guide`),
+/// brought up bilinearly and applied to the full-size luma, so colour edges
+/// sit on the film's own luma edges.
+fn upsample_chroma(small: &ChromaField, luma: &LumaImage, guide: &mut GuidedFilter) -> ChromaField {
     let (w, h) = (luma.width, luma.height);
-    let up = |c: &[f32]| resize_bilinear(c, small.width, small.height, w, h);
-    let (cb, cr) = (up(&small.cb), up(&small.cr));
-    let factor = w as f32 / small.width.max(1) as f32;
-    let radius = (factor * 1.5).ceil() as usize;
-    let filter = guide.get_or_insert_with(|| GuidedFilter::new(&luma.data, w, h, radius, 1e-3));
+    let mut up = |c: &[f32]| {
+        let mut out = vec![0.0; w * h];
+        guide.upsample_into(c, &luma.data, w, h, &mut out);
+        out
+    };
     ChromaField {
         width: w,
         height: h,
-        cb: filter.filter(&cb),
-        cr: filter.filter(&cr),
+        cb: up(&small.cb),
+        cr: up(&small.cr),
     }
 }
 
@@ -919,7 +955,7 @@ mod tests {
                 .map(|i| if i % sw < 4 { -0.1 } else { 0.3 })
                 .collect(),
         };
-        let up = upsample_chroma(&small, &luma, &mut None);
+        let up = upsample_chroma(&small, &luma, &mut SmallLuma::of(&luma, (sw, sh)).guide);
         assert_eq!((up.width, up.height), (w, h));
         let at = |x: usize, y: usize| (up.cb[y * w + x], up.cr[y * w + x]);
         for y in 0..h {

@@ -120,9 +120,10 @@ impl ColorRange {
     }
 
     /// Code value of a unit-range chroma value, rounded and clamped to the legal range.
+    #[inline]
     pub fn chroma_code(self, value: f32, bit_depth: u8) -> u16 {
         let mid = f32::from(1u16 << (bit_depth - 1));
-        let code = (mid + value * self.chroma_scale(bit_depth)).round();
+        let code = round_half_away(mid + value * self.chroma_scale(bit_depth));
         let (lo, hi) = match self {
             Self::Limited => {
                 let k = f32::from(1u16 << (bit_depth - 8));
@@ -134,9 +135,61 @@ impl ColorRange {
     }
 }
 
+/// `x.round()` (halves away from zero), to the bit, without the call into
+/// the C library that `f32::round` makes when the build cannot assume
+/// SSE4.1: per-pixel code values are rounded millions of times a frame.
+#[inline]
+pub fn round_half_away(x: f32) -> f32 {
+    // From 2^23 on every f32 is a whole number; NaN and infinities stay.
+    if x.is_nan() || x.abs() >= 8_388_608.0 {
+        return x;
+    }
+    // |x| + 0.5 is exact in f64, and truncation is the floor of a positive number.
+    let r = (f64::from(x.abs()) + 0.5) as i32 as f32;
+    r.copysign(x)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn round_half_away_is_f32_round_to_the_bit() {
+        let mut xs = vec![
+            0.0f32,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            0.49999997,
+            -0.49999997,
+            8_388_607.5,
+            8_388_608.0,
+            -8_388_609.0,
+            1e30,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MIN_POSITIVE,
+        ];
+        // Every quarter step over a code range, and a spread of bit patterns.
+        xs.extend((-4096..4096).map(|k| k as f32 * 0.25));
+        let mut bits = 0x1234_5678u32;
+        for _ in 0..200_000 {
+            bits ^= bits << 13;
+            bits ^= bits >> 17;
+            bits ^= bits << 5;
+            xs.push(f32::from_bits(bits));
+        }
+        for x in xs {
+            let (ours, std) = (round_half_away(x), x.round());
+            assert!(
+                ours.to_bits() == std.to_bits() || (ours.is_nan() && std.is_nan()),
+                "{x:e}: {ours:e} against {std:e}"
+            );
+        }
+    }
 
     #[test]
     fn rgb_ycbcr_round_trip() {

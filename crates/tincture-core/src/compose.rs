@@ -5,7 +5,7 @@
 //! change of bit depth (for a codec that cannot carry the source's) alters
 //! code values, by an exact left shift upwards or a rounding shift downwards.
 
-use crate::color::{ColorRange, Matrix};
+use crate::color::{ColorRange, Matrix, round_half_away};
 use crate::frame::{ChromaField, ChromaPlanes, Frame, Plane, Subsampling};
 use rayon::prelude::*;
 
@@ -55,24 +55,27 @@ fn downsample_to_plane(
 ) -> Plane {
     let (sx, sy) = subsampling.shifts();
     let (cw, ch) = subsampling.chroma_size(width, height);
-    let mut data = Vec::with_capacity(cw * ch);
-    for cy in 0..ch {
-        let y0 = cy << sy;
-        let y1 = ((cy + 1) << sy).min(height);
-        for cx in 0..cw {
-            let x0 = cx << sx;
-            let x1 = ((cx + 1) << sx).min(width);
-            let mut sum = 0.0f32;
-            for yy in y0..y1 {
-                let row = &values[yy * width..];
-                for &v in &row[x0..x1] {
-                    sum += v;
+    let mut data = vec![0; cw * ch];
+    // Output rows in parallel; each code from its own block of pixels.
+    data.par_chunks_mut(cw.max(1))
+        .enumerate()
+        .for_each(|(cy, out)| {
+            let y0 = cy << sy;
+            let y1 = ((cy + 1) << sy).min(height);
+            for (cx, o) in out.iter_mut().enumerate() {
+                let x0 = cx << sx;
+                let x1 = ((cx + 1) << sx).min(width);
+                let mut sum = 0.0f32;
+                for yy in y0..y1 {
+                    let row = &values[yy * width..];
+                    for &v in &row[x0..x1] {
+                        sum += v;
+                    }
                 }
+                let n = ((y1 - y0) * (x1 - x0)) as f32;
+                *o = range.chroma_code(sum / n, bit_depth);
             }
-            let n = ((y1 - y0) * (x1 - x0)) as f32;
-            data.push(range.chroma_code(sum / n, bit_depth));
-        }
-    }
+        });
     Plane {
         width: cw,
         height: ch,
@@ -91,14 +94,20 @@ pub fn chroma_field_of(frame: &Frame) -> ChromaField {
     let mid = f32::from(1u16 << (frame.bit_depth - 1));
     let scale = frame.range.chroma_scale(frame.bit_depth);
     let mut field = ChromaField::neutral(w, h);
-    for y in 0..h {
-        let crow = (y >> sy) * chroma.cb.width;
-        for x in 0..w {
-            let ci = crow + (x >> sx);
-            field.cb[y * w + x] = (f32::from(chroma.cb.data[ci]) - mid) / scale;
-            field.cr[y * w + x] = (f32::from(chroma.cr.data[ci]) - mid) / scale;
-        }
-    }
+    // Rows in parallel; each pixel on its own.
+    field
+        .cb
+        .par_chunks_mut(w.max(1))
+        .zip(field.cr.par_chunks_mut(w.max(1)))
+        .enumerate()
+        .for_each(|(y, (cb, cr))| {
+            let crow = (y >> sy) * chroma.cb.width;
+            for x in 0..cb.len() {
+                let ci = crow + (x >> sx);
+                cb[x] = (f32::from(chroma.cb.data[ci]) - mid) / scale;
+                cr[x] = (f32::from(chroma.cr.data[ci]) - mid) / scale;
+            }
+        });
     field
 }
 
@@ -218,7 +227,7 @@ fn frame_to_rgb<T: Copy + Default + Send>(
             for (i, px) in row.chunks_exact_mut(3).enumerate() {
                 let (u, v) = m.limit_to_gamut(y[i], cb[i], cr[i]);
                 for (o, c) in px.iter_mut().zip(m.ycbcr_to_rgb([y[i], u, v])) {
-                    *o = cast((c.clamp(0.0, 1.0) * max).round());
+                    *o = cast(round_half_away(c.clamp(0.0, 1.0) * max));
                 }
             }
         });

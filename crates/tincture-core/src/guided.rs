@@ -162,31 +162,110 @@ impl GuidedFilter {
         let n = self.guide.len();
         assert_eq!(src.len(), n, "src must have the guide's size");
         assert_eq!(out.len(), n, "out must have the guide's size");
+        // q = mean(a) * I + mean(b).
+        let mut mean_a = std::mem::take(&mut self.tmp_c);
+        self.coefficients_into(src, &mut mean_a, out);
+        for ((q, &ma), &g) in out.iter_mut().zip(&mean_a).zip(&self.guide) {
+            *q += ma * g;
+        }
+        self.tmp_c = mean_a;
+    }
+
+    /// The filter's smoothed linear coefficients for `src`: the output is
+    /// `mean_a * guide + mean_b` at every pixel. Brought to a larger size
+    /// and applied to a larger guide, they upsample `src` along that
+    /// guide's edges (see [`upsample_into`](Self::upsample_into)).
+    fn coefficients_into(&mut self, src: &[f32], mean_a: &mut [f32], mean_b: &mut [f32]) {
         let (w, h, r) = (self.width, self.height, self.radius);
 
-        // mean_p -> tmp_b, mean(I * p) -> tmp_c.
+        // mean_p -> tmp_b, mean(I * p) -> mean_a (as scratch).
         box_mean_into(src, w, h, r, &mut self.scratch, &mut self.tmp_b);
         for ((ip, &g), &p) in self.tmp_a.iter_mut().zip(&self.guide).zip(src) {
             *ip = g * p;
         }
-        box_mean_into(&self.tmp_a, w, h, r, &mut self.scratch, &mut self.tmp_c);
+        box_mean_into(&self.tmp_a, w, h, r, &mut self.scratch, mean_a);
 
         // a -> tmp_a, b -> tmp_b.
-        for i in 0..n {
-            let mean_i = self.mean_i[i];
-            let mean_p = self.tmp_b[i];
-            let cov = self.tmp_c[i] - mean_i * mean_p;
-            let a = cov * self.inv_var[i];
-            self.tmp_a[i] = a;
-            self.tmp_b[i] = mean_p - a * mean_i;
+        for (((a_out, b_out), (&mean_i, &inv_var)), &mean_ip) in self
+            .tmp_a
+            .iter_mut()
+            .zip(self.tmp_b.iter_mut())
+            .zip(self.mean_i.iter().zip(&self.inv_var))
+            .zip(mean_a.iter())
+        {
+            let mean_p = *b_out;
+            let a = (mean_ip - mean_i * mean_p) * inv_var;
+            *a_out = a;
+            *b_out = mean_p - a * mean_i;
         }
+        box_mean_into(&self.tmp_a, w, h, r, &mut self.scratch, mean_a);
+        box_mean_into(&self.tmp_b, w, h, r, &mut self.scratch, mean_b);
+    }
 
-        // q = mean(a) * I + mean(b).
-        box_mean_into(&self.tmp_a, w, h, r, &mut self.scratch, &mut self.tmp_c);
-        box_mean_into(&self.tmp_b, w, h, r, &mut self.scratch, out);
-        for ((q, &ma), &g) in out.iter_mut().zip(&self.tmp_c).zip(&self.guide) {
-            *q += ma * g;
+    /// Fast guided upsampling (He & Sun, "Fast Guided Filter", 2015):
+    /// `src`, at this filter's size, brought to the size of `fine_guide`
+    /// (`fine_width` x `fine_height`, the same picture as this filter's
+    /// guide at a larger size). The filter's coefficients are computed at
+    /// the small size, brought up bilinearly (pixel centres aligned) and
+    /// applied to the fine guide, so the result's edges are the fine
+    /// guide's own. Rows of the output are computed in parallel.
+    ///
+    /// # Panics
+    /// When `src` does not have the guide's size, or `fine_guide` and `out`
+    /// do not hold `fine_width * fine_height` values.
+    pub fn upsample_into(
+        &mut self,
+        src: &[f32],
+        fine_guide: &[f32],
+        fine_width: usize,
+        fine_height: usize,
+        out: &mut [f32],
+    ) {
+        use rayon::prelude::*;
+        let n = self.guide.len();
+        assert_eq!(src.len(), n, "src must have the guide's size");
+        let fine = fine_width * fine_height;
+        assert_eq!(
+            fine_guide.len(),
+            fine,
+            "the fine guide must hold width * height values"
+        );
+        assert_eq!(out.len(), fine, "out must hold width * height values");
+        if n == 0 || fine == 0 {
+            out.fill(0.0);
+            return;
         }
+        let (mut mean_a, mut mean_b) = (vec![0.0; n], vec![0.0; n]);
+        self.coefficients_into(src, &mut mean_a, &mut mean_b);
+        let (sw, sh) = (self.width, self.height);
+        // Source position of each fine column: (left, right, weight of right).
+        let taps = |d: usize, s: usize| -> Vec<(usize, usize, f32)> {
+            let k = s as f32 / d as f32;
+            (0..d)
+                .map(|x| {
+                    let f = ((x as f32 + 0.5) * k - 0.5).clamp(0.0, (s - 1) as f32);
+                    let i = f as usize;
+                    (i, (i + 1).min(s - 1), f - i as f32)
+                })
+                .collect()
+        };
+        let (xs, ys) = (taps(fine_width, sw), taps(fine_height, sh));
+        let (ma, mb) = (&mean_a, &mean_b);
+        out.par_chunks_mut(fine_width)
+            .zip(fine_guide.par_chunks(fine_width))
+            .zip(&ys)
+            .for_each(|((row, guide), &(j0, j1, t))| {
+                let (a0, a1) = (&ma[j0 * sw..][..sw], &ma[j1 * sw..][..sw]);
+                let (b0, b1) = (&mb[j0 * sw..][..sw], &mb[j1 * sw..][..sw]);
+                for ((o, &g), &(i0, i1, u)) in row.iter_mut().zip(guide).zip(&xs) {
+                    let lerp2 = |r0: &[f32], r1: &[f32]| {
+                        let top = r0[i0] + (r0[i1] - r0[i0]) * u;
+                        let bot = r1[i0] + (r1[i1] - r1[i0]) * u;
+                        top + (bot - top) * t
+                    };
+                    *o = lerp2(a0, a1) * g + lerp2(b0, b1);
+                }
+            });
     }
 }
 
@@ -327,6 +406,42 @@ fn horizontal<const K: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upsampling_puts_colour_edges_on_the_fine_guides_edges() {
+        // Fine 40x12: dark left of x = 17 (an odd column, inside a coarse
+        // pixel), light right of it. Coarse 20x6: the same, area-averaged.
+        let (fw, fh, sw, sh) = (40, 12, 20, 6);
+        let fine: Vec<f32> = (0..fw * fh)
+            .map(|i| if i % fw < 17 { 0.2 } else { 0.8 })
+            .collect();
+        let coarse: Vec<f32> = (0..sw * sh)
+            .map(|i| {
+                let x = i % sw;
+                (fine[2 * x] + fine[2 * x + 1]) / 2.0
+            })
+            .collect();
+        // Coarse chroma: 0.3 where dark, -0.1 where light, blended in the
+        // mixed column, as a solve at that size gives it.
+        let src: Vec<f32> = coarse
+            .iter()
+            .map(|&l| 0.3 - (l - 0.2) / 0.6 * 0.4)
+            .collect();
+        let mut filter = GuidedFilter::new(&coarse, sw, sh, 2, 1e-3);
+        let mut out = vec![0.0; fw * fh];
+        filter.upsample_into(&src, &fine, fw, fh, &mut out);
+        for y in 0..fh {
+            let row = &out[y * fw..(y + 1) * fw];
+            for (x, &v) in row.iter().enumerate() {
+                let want = if x < 17 { 0.3 } else { -0.1 };
+                assert!((v - want).abs() < 0.02, "({x}, {y}): {v} against {want}");
+            }
+        }
+        // A flat input stays flat whatever the guide.
+        let flat = vec![0.125; sw * sh];
+        filter.upsample_into(&flat, &fine, fw, fh, &mut out);
+        assert!(out.iter().all(|&v| (v - 0.125).abs() < 1e-6));
+    }
 
     /// Brute-force clamped box mean, for checking the running sums.
     fn box_mean_naive(src: &[f32], w: usize, h: usize, r: usize) -> Vec<f32> {

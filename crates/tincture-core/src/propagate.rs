@@ -503,7 +503,9 @@ pub fn propagate_shot(
 
 /// The chroma of a keyframe from what steers it: hint strokes, a reference,
 /// the prior, each a [`DataTerm`] with its weight, solved against the
-/// keyframe's luma.
+/// keyframe's luma, from `initial` where given (the keyframe's colour
+/// before its latest stroke: the answer is the same, to the solver's
+/// tolerance, in fewer iterations).
 ///
 /// # Errors
 /// Sizes that differ.
@@ -511,8 +513,9 @@ pub fn solve_key(
     luma: &LumaImage,
     terms: &[DataTerm<'_>],
     params: SolverParams,
+    initial: Option<&ChromaField>,
 ) -> Result<ChromaField> {
-    ChromaSolver::new(luma, params)?.solve(terms, None)
+    ChromaSolver::new(luma, params)?.solve(terms, initial)
 }
 
 #[cfg(test)]

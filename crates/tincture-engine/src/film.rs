@@ -146,6 +146,8 @@ pub struct FilmColorizer {
     next: Option<u64>,
     backward: HashMap<u64, Confident>,
     key_cache: HashMap<u64, Confident>,
+    /// Where a keyframe's solve starts (see [`warm_start`](Self::warm_start)).
+    warm: HashMap<u64, ChromaField>,
     /// A digest of the whole plan (strokes, references, looks), so the
     /// settings digest changes with any of them.
     plan_digest: String,
@@ -253,9 +255,24 @@ impl FilmColorizer {
             next: None,
             backward: HashMap::new(),
             key_cache: HashMap::new(),
+            warm: HashMap::new(),
             plan_digest,
             preview: false,
         }
+    }
+
+    /// Starts the solve of keyframe `frame`'s colour from `chroma` (ignored
+    /// if its size is not the frame's): for the viewer, which colours the
+    /// frame being painted again after every stroke, from the colour it had
+    /// before. The answer is the same system's to the solver's tolerance;
+    /// the solve takes fewer iterations.
+    pub fn warm_start(&mut self, frame: u64, chroma: ChromaField) {
+        self.warm.insert(frame, chroma);
+    }
+
+    /// Keyframe `frame`'s solved colour, once a frame needed it.
+    pub fn key_chroma(&self, frame: u64) -> Option<&ChromaField> {
+        self.key_cache.get(&frame).map(|c| &c.chroma)
     }
 
     /// The plan this colorizer renders by.
@@ -416,7 +433,11 @@ impl FilmColorizer {
                     cr: &stroke_chroma.cr,
                     weight: &stroke_weight,
                 });
-                let chroma = solve_key(luma, &terms, params.solver)?;
+                let start = self
+                    .warm
+                    .remove(&frame)
+                    .filter(|c| (c.width, c.height) == (w, h));
+                let chroma = solve_key(luma, &terms, params.solver, start.as_ref())?;
                 let confidence = stroke_weight
                     .iter()
                     .map(|&s| if s > 0.0 { 1.0 } else { ref_conf })
@@ -554,5 +575,82 @@ impl Colorizer for FilmColorizer {
             }
         }
         self.step(shot, luma, frame_index, matrix, true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stroke(x: f32, rgb: [u8; 3]) -> StrokeHint {
+        StrokeHint {
+            points: vec![[x, 8.0], [x, 40.0]],
+            rgb,
+            size: 4.0,
+        }
+    }
+
+    fn painted(strokes: Vec<StrokeHint>) -> FilmPlan {
+        let mut plan = FilmPlan::whole_film("reel.mkv".into(), 10);
+        plan.keys.insert(
+            3,
+            KeyColour::Steered {
+                strokes,
+                reference: None,
+            },
+        );
+        plan
+    }
+
+    fn max_diff(a: &ChromaField, b: &ChromaField) -> f32 {
+        a.cb.iter()
+            .zip(&b.cb)
+            .chain(a.cr.iter().zip(&b.cr))
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn a_keyframe_solved_from_its_colour_before_a_stroke_gets_the_same_colour() {
+        // Dark left half, light right half; a red stroke on the left, then a
+        // blue one on the right.
+        let (w, h) = (64, 48);
+        let luma = LumaImage {
+            width: w,
+            height: h,
+            data: (0..w * h)
+                .map(|i| if i % w < 30 { 0.3 } else { 0.7 })
+                .collect(),
+        };
+        let m = Matrix::Bt709;
+        let mut first = FilmColorizer::preview(painted(vec![stroke(10.0, [200, 70, 60])]), None);
+        let before = first.colorize(&luma, 3, m).expect("colours");
+        let start = first.key_chroma(3).expect("the keyframe's colour").clone();
+        let both = painted(vec![
+            stroke(10.0, [200, 70, 60]),
+            stroke(50.0, [60, 90, 210]),
+        ]);
+        let cold = FilmColorizer::preview(both.clone(), None)
+            .colorize(&luma, 3, m)
+            .expect("colours");
+        let mut warm = FilmColorizer::preview(both.clone(), None);
+        warm.warm_start(3, start);
+        let warmed = warm.colorize(&luma, 3, m).expect("colours");
+        // The new stroke shows, and the answer is the cold solve's.
+        let right = 24 * w + 50;
+        assert!(
+            warmed.cb[right] - before.cb[right] > 0.1,
+            "the blue stroke shows"
+        );
+        assert!(
+            max_diff(&cold, &warmed) < 2e-3,
+            "{}",
+            max_diff(&cold, &warmed)
+        );
+        // A start of another size is not used.
+        let mut odd = FilmColorizer::preview(both, None);
+        odd.warm_start(3, ChromaField::neutral(8, 8));
+        let ignored = odd.colorize(&luma, 3, m).expect("colours");
+        assert_eq!(max_diff(&cold, &ignored), 0.0);
     }
 }
