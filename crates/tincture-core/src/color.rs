@@ -69,15 +69,15 @@ impl Matrix {
         let dr = 2.0 * (1.0 - kr) * cr;
         let db = 2.0 * (1.0 - kb) * cb;
         let dg = -(kr * dr + kb * db) / kg;
-        let mut t = 1.0f32;
-        for d in [dr, dg, db] {
-            if d > 1e-9 {
-                t = t.min((1.0 - y) / d);
-            } else if d < -1e-9 {
-                t = t.min(-y / d);
-            }
-        }
-        let t = t.clamp(0.0, 1.0);
+        // How far each of R, G, B may go before it leaves 0..1 (no bound
+        // where it barely moves); written without branches, as this runs
+        // for every pixel of every frame.
+        let reach = |d: f32| {
+            let room = if d > 0.0 { 1.0 - y } else { -y };
+            let t = room / d;
+            if d.abs() > 1e-9 { t } else { 1.0 }
+        };
+        let t = reach(dr).min(reach(dg)).min(reach(db)).clamp(0.0, 1.0);
         (cb * t, cr * t)
     }
 }
@@ -152,6 +152,59 @@ pub fn round_half_away(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gamut_limit_without_branches_is_the_plain_one_to_the_bit() {
+        // The limit as first written: a loop with a branch per channel.
+        fn plain(m: Matrix, y: f32, cb: f32, cr: f32) -> (f32, f32) {
+            if !(0.0..=1.0).contains(&y) {
+                return (0.0, 0.0);
+            }
+            let (kr, kb) = m.kr_kb();
+            let kg = 1.0 - kr - kb;
+            let dr = 2.0 * (1.0 - kr) * cr;
+            let db = 2.0 * (1.0 - kb) * cb;
+            let dg = -(kr * dr + kb * db) / kg;
+            let mut t = 1.0f32;
+            for d in [dr, dg, db] {
+                if d > 1e-9 {
+                    t = t.min((1.0 - y) / d);
+                } else if d < -1e-9 {
+                    t = t.min(-y / d);
+                }
+            }
+            let t = t.clamp(0.0, 1.0);
+            (cb * t, cr * t)
+        }
+        let mut bits = 0x9e37_79b9u32;
+        let mut next = move || {
+            bits ^= bits << 13;
+            bits ^= bits >> 17;
+            bits ^= bits << 5;
+            bits
+        };
+        let edge = [0.0f32, 1.0, -0.0, 1e-10, -1e-10, 0.5, 0.7, -0.7];
+        for k in 0..300_000 {
+            let mut v = [0.0f32; 3];
+            for x in &mut v {
+                *x = match next() % 4 {
+                    0 => edge[(next() % 8) as usize],
+                    1 => f32::from_bits(next()),
+                    _ => (next() % 20_001) as f32 / 10_000.0 - 0.5,
+                };
+            }
+            let m = [Matrix::Bt601, Matrix::Bt709, Matrix::Bt2020][k % 3];
+            let (ours, theirs) = (
+                m.limit_to_gamut(v[0], v[1], v[2]),
+                plain(m, v[0], v[1], v[2]),
+            );
+            let same = |a: f32, b: f32| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+            assert!(
+                same(ours.0, theirs.0) && same(ours.1, theirs.1),
+                "{m:?} {v:?}: {ours:?} against {theirs:?}"
+            );
+        }
+    }
 
     #[test]
     fn round_half_away_is_f32_round_to_the_bit() {
