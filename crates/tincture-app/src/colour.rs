@@ -752,8 +752,8 @@ fn shrink_rgb(img: &RgbImage, (w, h): (usize, usize)) -> RgbImage {
 }
 
 /// Radius, in preview pixels, of the guided filter that brings the
-/// preview's chroma to the film's size (1.5 film pixels either side of a
-/// half-size pixel, rounded up).
+/// preview's chroma to the film's size: windows of 5x5 preview pixels, wide
+/// enough to fit a line across a luma edge, small enough to keep detail.
 const UPSAMPLE_RADIUS: usize = 2;
 /// Its regularisation, in unit luma squared: luma steps well above
 /// `sqrt(1e-3)` ≈ 0.03 keep their colour edge.
