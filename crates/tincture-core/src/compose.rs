@@ -5,7 +5,7 @@
 //! change of bit depth (for a codec that cannot carry the source's) alters
 //! code values, by an exact left shift upwards or a rounding shift downwards.
 
-use crate::color::{ColorRange, Matrix, round_half_away};
+use crate::color::{ColorRange, Matrix, round_unsigned};
 use crate::frame::{ChromaField, ChromaPlanes, Frame, Plane, Subsampling};
 use rayon::prelude::*;
 
@@ -168,8 +168,8 @@ pub fn compose_frame(source: &Frame, chroma: Option<&ChromaField>, layout: Outpu
                         .zip(limited.cr.par_chunks_mut(w))
                         .zip(luma.data.par_chunks(w))
                         .for_each(|((cb, cr), y)| {
-                            for i in 0..y.len() {
-                                (cb[i], cr[i]) = m.limit_to_gamut(y[i], cb[i], cr[i]);
+                            for ((cb, cr), &y) in cb.iter_mut().zip(cr.iter_mut()).zip(y) {
+                                (*cb, *cr) = m.limit_to_gamut(y, *cb, *cr);
                             }
                         });
                     owned = limited;
@@ -239,10 +239,10 @@ fn frame_to_rgb<T: Copy + Default + Send>(
         .zip(luma.data.par_chunks(w))
         .zip(field.cb.par_chunks(w).zip(field.cr.par_chunks(w)))
         .for_each(|((row, y), (cb, cr))| {
-            for (i, px) in row.chunks_exact_mut(3).enumerate() {
-                let (u, v) = m.limit_to_gamut(y[i], cb[i], cr[i]);
-                for (o, c) in px.iter_mut().zip(m.ycbcr_to_rgb([y[i], u, v])) {
-                    *o = cast(round_half_away(c.clamp(0.0, 1.0) * max));
+            for (px, ((&y, &cb), &cr)) in row.chunks_exact_mut(3).zip(y.iter().zip(cb).zip(cr)) {
+                let (u, v) = m.limit_to_gamut(y, cb, cr);
+                for (o, c) in px.iter_mut().zip(m.ycbcr_to_rgb([y, u, v])) {
+                    *o = cast(round_unsigned(c.clamp(0.0, 1.0) * max) as f32);
                 }
             }
         });
