@@ -177,14 +177,6 @@ fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (f64, T) {
     (best, out)
 }
 
-fn max_diff(a: &ChromaField, b: &ChromaField) -> f32 {
-    a.cb.iter()
-        .zip(&b.cb)
-        .chain(a.cr.iter().zip(&b.cr))
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 struct Case {
     name: &'static str,
     terms: Vec<Term>,
@@ -289,7 +281,7 @@ fn run(w: usize, h: usize, with_baseline: bool) -> bool {
                 stats.iterations,
                 max_rel_res(&q),
                 q.energy,
-                max_diff(&ours, &reference)
+                ours.max_abs_diff(&reference)
             );
             continue;
         }
@@ -313,12 +305,12 @@ fn run(w: usize, h: usize, with_baseline: bool) -> bool {
             stats.iterations,
             max_rel_res(&q),
             q.energy,
-            max_diff(&ours, &reference),
+            ours.max_abs_diff(&reference),
             base_ms,
             base_stats.iterations,
             max_rel_res(&bq),
             bq.energy,
-            max_diff(&base, &reference),
+            base.max_abs_diff(&reference),
             base_ms / ms,
         );
     }

@@ -147,15 +147,19 @@ pub fn round_unsigned(x: f32) -> u32 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn chroma_codes_round_as_f32_round_then_clamp() {
-        let mut bits = 0x2545_f491u32;
-        let mut next = move || {
+    /// Deterministic pseudo-random 32-bit values from `seed` (non-zero).
+    fn xorshift(mut bits: u32) -> impl FnMut() -> u32 {
+        move || {
             bits ^= bits << 13;
             bits ^= bits >> 17;
             bits ^= bits << 5;
             bits
-        };
+        }
+    }
+
+    #[test]
+    fn chroma_codes_round_as_f32_round_then_clamp() {
+        let mut next = xorshift(0x2545_f491u32);
         for k in 0..200_000 {
             let value = match k % 3 {
                 0 => f32::from_bits(next()),
@@ -212,13 +216,7 @@ mod tests {
             let t = t.clamp(0.0, 1.0);
             (cb * t, cr * t)
         }
-        let mut bits = 0x9e37_79b9u32;
-        let mut next = move || {
-            bits ^= bits << 13;
-            bits ^= bits >> 17;
-            bits ^= bits << 5;
-            bits
-        };
+        let mut next = xorshift(0x9e37_79b9u32);
         let edge = [0.0f32, 1.0, -0.0, 1e-10, -1e-10, 0.5, 0.7, -0.7];
         for k in 0..300_000 {
             let mut v = [0.0f32; 3];

@@ -179,6 +179,18 @@ pub struct ChromaField {
 }
 
 impl ChromaField {
+    /// The largest difference between the two fields' values, over both
+    /// channels (fields of other sizes are compared over their common
+    /// prefix; compare sizes first).
+    pub fn max_abs_diff(&self, other: &Self) -> f32 {
+        self.cb
+            .iter()
+            .zip(&other.cb)
+            .chain(self.cr.iter().zip(&other.cr))
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
     /// All-neutral chroma (a faithful gray picture).
     pub fn neutral(width: usize, height: usize) -> Self {
         Self {

@@ -602,14 +602,6 @@ mod tests {
         plan
     }
 
-    fn max_diff(a: &ChromaField, b: &ChromaField) -> f32 {
-        a.cb.iter()
-            .zip(&b.cb)
-            .chain(a.cr.iter().zip(&b.cr))
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
-    }
-
     #[test]
     fn a_keyframe_solved_from_its_colour_before_a_stroke_gets_the_same_colour() {
         // Dark left half, light right half; a red stroke on the left, then a
@@ -643,14 +635,14 @@ mod tests {
             "the blue stroke shows"
         );
         assert!(
-            max_diff(&cold, &warmed) < 2e-3,
+            cold.max_abs_diff(&warmed) < 2e-3,
             "{}",
-            max_diff(&cold, &warmed)
+            cold.max_abs_diff(&warmed)
         );
         // A start of another size is not used.
         let mut odd = FilmColorizer::preview(both, None);
         odd.warm_start(3, ChromaField::neutral(8, 8));
         let ignored = odd.colorize(&luma, 3, m).expect("colours");
-        assert_eq!(max_diff(&cold, &ignored), 0.0);
+        assert_eq!(cold.max_abs_diff(&ignored), 0.0);
     }
 }
