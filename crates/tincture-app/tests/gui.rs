@@ -1902,6 +1902,13 @@ fn the_picker_follows_the_film_and_suggested_colours_can_be_picked() {
         return;
     };
 
+    // The model's likely colours arrive from a thread of their own and add a
+    // row to the picker: wait for them first, so no button moves between
+    // finding it and clicking it.
+    wait_for(&mut harness, "the model's likely colours", |app| {
+        app.likely_colours_ready()
+    });
+
     // Over each half the picker shows that half's lightness.
     let lightness_at = |harness: &mut Harness<'_, TinctureApp>, x: f32| {
         let p = harness.state().screen_point_of(x, 60.0).expect("on screen");
