@@ -56,21 +56,6 @@ fn downsample_to_plane(
     let (sx, sy) = subsampling.shifts();
     let (cw, ch) = subsampling.chroma_size(width, height);
     let mut data = vec![0; cw * ch];
-    if (sx, sy) == (0, 0) {
-        // 4:4:4, one code per pixel (the same code as a block of one).
-        data.par_chunks_mut(width.max(1))
-            .zip(values.par_chunks(width.max(1)))
-            .for_each(|(out, row)| {
-                for (o, &v) in out.iter_mut().zip(row) {
-                    *o = range.chroma_code(v, bit_depth);
-                }
-            });
-        return Plane {
-            width: cw,
-            height: ch,
-            data,
-        };
-    }
     // Output rows in parallel; each code from its own block of pixels.
     data.par_chunks_mut(cw.max(1))
         .enumerate()

@@ -238,18 +238,10 @@ impl GuidedFilter {
         let (mut mean_a, mut mean_b) = (vec![0.0; n], vec![0.0; n]);
         self.coefficients_into(src, &mut mean_a, &mut mean_b);
         let (sw, sh) = (self.width, self.height);
-        // Source position of each fine column: (left, right, weight of right).
-        let taps = |d: usize, s: usize| -> Vec<(usize, usize, f32)> {
-            let k = s as f32 / d as f32;
-            (0..d)
-                .map(|x| {
-                    let f = ((x as f32 + 0.5) * k - 0.5).clamp(0.0, (s - 1) as f32);
-                    let i = f as usize;
-                    (i, (i + 1).min(s - 1), f - i as f32)
-                })
-                .collect()
-        };
-        let (xs, ys) = (taps(fine_width, sw), taps(fine_height, sh));
+        let (xs, ys) = (
+            bilinear_taps(fine_width, sw),
+            bilinear_taps(fine_height, sh),
+        );
         let (ma, mb) = (&mean_a, &mean_b);
         out.par_chunks_mut(fine_width)
             .zip(fine_guide.par_chunks(fine_width))
@@ -267,6 +259,23 @@ impl GuidedFilter {
                 }
             });
     }
+}
+
+/// Where each of `dst` samples lies among `src` samples when resampling with
+/// pixel centres aligned: the sample before, the one after (clamped at the
+/// ends) and the weight of the one after.
+///
+/// # Panics
+/// When `src` is 0 and `dst` is not.
+pub fn bilinear_taps(dst: usize, src: usize) -> Vec<(usize, usize, f32)> {
+    let k = src as f32 / dst as f32;
+    (0..dst)
+        .map(|x| {
+            let f = ((x as f32 + 0.5) * k - 0.5).clamp(0.0, (src - 1) as f32);
+            let i = f as usize;
+            (i, (i + 1).min(src - 1), f - i as f32)
+        })
+        .collect()
 }
 
 /// Scratch space for [`box_mean_into`], kept between calls so repeated

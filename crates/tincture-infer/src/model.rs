@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::{OutputSelector, RunOptions, Session, SessionInputValue};
 use ort::value::{Tensor, TensorElementType, ValueType};
+use tincture_core::guided::bilinear_taps;
 use tincture_core::metrics::srgb_to_lab;
 
 use crate::error::{Error, Result};
@@ -845,20 +846,8 @@ pub fn resize_bilinear(src: &[f32], sw: usize, sh: usize, dw: usize, dh: usize) 
         return src.to_vec();
     }
     let mut out = vec![0.0f32; dw * dh];
-    let sx = sw as f32 / dw as f32;
-    let sy = sh as f32 / dh as f32;
-    let xs: Vec<(usize, usize, f32)> = (0..dw)
-        .map(|x| {
-            let f = ((x as f32 + 0.5) * sx - 0.5).clamp(0.0, (sw - 1) as f32);
-            let i = f as usize;
-            (i, (i + 1).min(sw - 1), f - i as f32)
-        })
-        .collect();
-    for y in 0..dh {
-        let f = ((y as f32 + 0.5) * sy - 0.5).clamp(0.0, (sh - 1) as f32);
-        let j = f as usize;
-        let j1 = (j + 1).min(sh - 1);
-        let t = f - j as f32;
+    let xs = bilinear_taps(dw, sw);
+    for (y, (j, j1, t)) in bilinear_taps(dh, sh).into_iter().enumerate() {
         let (r0, r1) = (&src[j * sw..(j + 1) * sw], &src[j1 * sw..(j1 + 1) * sw]);
         for (o, &(i, i1, u)) in out[y * dw..(y + 1) * dw].iter_mut().zip(&xs) {
             let top = r0[i] + (r0[i1] - r0[i]) * u;
