@@ -19,9 +19,9 @@ use crossbeam_channel::{Receiver, Sender};
 use eframe::egui;
 use tincture_core::color::Matrix;
 use tincture_core::colorize::Colorizer;
-use tincture_core::compose::{OutputLayout, compose_frame, frame_to_rgb8};
+use tincture_core::compose::compose_rgb8_444;
 use tincture_core::frame::RgbImage;
-use tincture_core::frame::{ChromaField, LumaImage, Subsampling};
+use tincture_core::frame::{ChromaField, LumaImage};
 use tincture_core::guided::GuidedFilter;
 use tincture_core::project::Project;
 use tincture_engine::film::{FilmColorizer, FilmPlan, KeyColour};
@@ -519,12 +519,12 @@ impl State {
         index: u64,
         generation: u64,
     ) -> Result<(RgbFrame, Option<Sample>), String> {
-        let out = self.colour_frame(index)?;
+        let (out, rgb) = self.colour_frame(index)?;
         let flicker = self.measure(index, &out);
         Ok((
             RgbFrame {
                 generation,
-                ..RgbFrame::from_rgb(index, out.width(), out.height(), &frame_to_rgb8(&out))
+                ..RgbFrame::from_rgb(index, out.width(), out.height(), &rgb)
             },
             flicker,
         ))
@@ -558,16 +558,11 @@ impl State {
             let mut own_frames = Vec::new();
             for f in index..index + count.max(1) {
                 match self.colour_frame(f) {
-                    Ok(out) => {
+                    Ok((out, rgb)) => {
                         if count > 1 {
                             metrics.measure(&out);
                         }
-                        own_frames.push(RgbFrame::from_rgb(
-                            f,
-                            out.width(),
-                            out.height(),
-                            &frame_to_rgb8(&out),
-                        ));
+                        own_frames.push(RgbFrame::from_rgb(f, out.width(), out.height(), &rgb));
                     }
                     Err(e) => {
                         outcome = Err(format!("variant {}: {e}", i + 1));
@@ -606,8 +601,12 @@ impl State {
         Ok(())
     }
 
-    /// Frame `index` coloured by the current colorizer, at the film's size.
-    fn colour_frame(&mut self, index: u64) -> Result<tincture_core::frame::Frame, String> {
+    /// Frame `index` coloured by the current colorizer, at the film's size
+    /// (4:4:4 at the film's bit depth), and as 8-bit RGB for the screen.
+    fn colour_frame(
+        &mut self,
+        index: u64,
+    ) -> Result<(tincture_core::frame::Frame, Vec<u8>), String> {
         let Some(film) = self.film.clone() else {
             return Err("no film is open".into());
         };
@@ -637,11 +636,7 @@ impl State {
                 .colorize(luma, index, frame.matrix)
                 .map_err(|e| format!("frame {index} of {}: {e}", film.display()))?,
         };
-        let layout = OutputLayout {
-            bit_depth: frame.bit_depth,
-            subsampling: Subsampling::S444,
-        };
-        Ok(compose_frame(frame, Some(&chroma), layout))
+        Ok(compose_rgb8_444(frame, &chroma))
     }
 
     /// Measures frame `index` as coloured, when it follows the frame

@@ -234,6 +234,78 @@ fn frame_to_rgb<T: Copy + Default + Send>(
     out
 }
 
+/// A frame coloured for display, in one pass over its pixels: the frame
+/// [`compose_frame`] builds from `source` and `chroma` at the source's bit
+/// depth in 4:4:4, and [`frame_to_rgb8`] of that frame, the same to the bit
+/// (each pixel's chroma gamut-limited, quantised to code values, read back
+/// and converted), without the three whole-frame copies the two calls make
+/// between them. The viewer's preview runs this on every coloured frame.
+///
+/// # Panics
+/// If `chroma` is not the source's size.
+pub fn compose_rgb8_444(source: &Frame, chroma: &ChromaField) -> (Frame, Vec<u8>) {
+    let (w, h) = (source.width(), source.height());
+    assert_eq!(
+        (chroma.width, chroma.height),
+        (w, h),
+        "the chroma is the frame's size"
+    );
+    let (depth, range, m) = (source.bit_depth, source.range, source.matrix);
+    let (offset, scale) = range.luma_offset_scale(depth);
+    let mid = f32::from(1u16 << (depth - 1));
+    let cscale = range.chroma_scale(depth);
+    let (mut cb_codes, mut cr_codes) = (vec![0u16; w * h], vec![0u16; w * h]);
+    let mut rgb = vec![0u8; 3 * w * h];
+    let row = w.max(1);
+    // Row by row in parallel; each pixel on its own.
+    rgb.par_chunks_mut(3 * row)
+        .zip(
+            cb_codes
+                .par_chunks_mut(row)
+                .zip(cr_codes.par_chunks_mut(row)),
+        )
+        .zip(source.y.data.par_chunks(row))
+        .zip(chroma.cb.par_chunks(row).zip(chroma.cr.par_chunks(row)))
+        .for_each(|(((out, (cb_out, cr_out)), ys), (cbs, crs))| {
+            let codes = cb_out.iter_mut().zip(cr_out.iter_mut());
+            let values = ys.iter().zip(cbs.iter().zip(crs));
+            for ((px, (cb_code, cr_code)), (&y, (&cb, &cr))) in
+                out.chunks_exact_mut(3).zip(codes).zip(values)
+            {
+                let y = (f32::from(y) - offset) / scale;
+                // As `compose_frame` writes the chroma...
+                let (u, v) = m.limit_to_gamut(y, cb, cr);
+                (*cb_code, *cr_code) = (range.chroma_code(u, depth), range.chroma_code(v, depth));
+                // ...and `frame_to_rgb8` reads it back.
+                let (u, v) = (
+                    (f32::from(*cb_code) - mid) / cscale,
+                    (f32::from(*cr_code) - mid) / cscale,
+                );
+                let (u, v) = m.limit_to_gamut(y, u, v);
+                for (o, c) in px.iter_mut().zip(m.ycbcr_to_rgb([y, u, v])) {
+                    *o = round_unsigned(c.clamp(0.0, 1.0) * 255.0) as u8;
+                }
+            }
+        });
+    let plane = |data| Plane {
+        width: w,
+        height: h,
+        data,
+    };
+    let frame = Frame {
+        bit_depth: depth,
+        y: source.y.clone(),
+        chroma: Some(ChromaPlanes {
+            subsampling: Subsampling::S444,
+            cb: plane(cb_codes),
+            cr: plane(cr_codes),
+        }),
+        range,
+        matrix: m,
+    };
+    (frame, rgb)
+}
+
 /// Recovers a luma code value from a 16-bit R'G'B' pixel written by
 /// [`frame_to_rgb16`]: the inverse an archivist uses to check an image sequence.
 pub fn luma_from_rgb16(rgb: [u16; 3], matrix: Matrix, range: ColorRange, bit_depth: u8) -> u16 {
@@ -323,6 +395,56 @@ mod tests {
                     "pixel {i}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn the_one_pass_preview_is_compose_then_rgb8_to_the_bit() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 40) as f32 / (1u64 << 24) as f32
+        };
+        for (depth, range, matrix) in [
+            (8, ColorRange::Limited, Matrix::Bt709),
+            (10, ColorRange::Limited, Matrix::Bt601),
+            (8, ColorRange::Full, Matrix::Bt601),
+            (10, ColorRange::Full, Matrix::Bt709),
+        ] {
+            let (w, h) = (61, 37);
+            let mut src = Frame::neutral(w, h, depth, None, range, matrix);
+            let max = f32::from((1u16 << depth) - 1);
+            // Every code somewhere, super-blacks and super-whites included.
+            for v in &mut src.y.data {
+                *v = (next() * (max + 1.0)).min(max) as u16;
+            }
+            let mut chroma = ChromaField::neutral(w, h);
+            for (i, (cb, cr)) in chroma.cb.iter_mut().zip(&mut chroma.cr).enumerate() {
+                // Out of gamut, at the bounds, negative zero, and ordinary.
+                (*cb, *cr) = match i % 5 {
+                    0 => (1.5 * (next() - 0.5), 1.5 * (next() - 0.5)),
+                    1 => (-0.0, 0.5),
+                    2 => (-0.5, -0.5),
+                    _ => (0.8 * (next() - 0.5), 0.8 * (next() - 0.5)),
+                };
+            }
+            let composed = compose_frame(
+                &src,
+                Some(&chroma),
+                OutputLayout {
+                    bit_depth: depth,
+                    subsampling: Subsampling::S444,
+                },
+            );
+            let (frame, rgb) = compose_rgb8_444(&src, &chroma);
+            assert_eq!(frame, composed, "{depth}-bit {range:?} {matrix:?}");
+            assert_eq!(
+                rgb,
+                frame_to_rgb8(&composed),
+                "{depth}-bit {range:?} {matrix:?}"
+            );
         }
     }
 
