@@ -465,10 +465,12 @@ impl State {
         film: PathBuf,
     ) -> Result<String, String> {
         // The frame being painted is coloured again after every stroke: its
-        // keyframe's solve starts from the colour it had before.
+        // keyframe's solve starts from the colour it had before, with the
+        // solver already built for its luma.
         let mut warm = self.last.as_ref().and_then(|l| {
-            let c = self.colorizer.as_ref()?.key_chroma(l.index)?;
-            Some((l.index, c.clone()))
+            let old = self.colorizer.as_mut()?;
+            let c = old.key_chroma(l.index)?.clone();
+            Some((l.index, c, old.take_key_solver(l.index)))
         });
         self.colorizer = None;
         self.project_path.clone_from(&project_path);
@@ -507,8 +509,11 @@ impl State {
         };
         let mut colorizer =
             FilmColorizer::preview(plan, model.map(|m| Box::new(m) as Box<dyn Colorizer>));
-        if let Some((frame, chroma)) = warm {
+        if let Some((frame, chroma, solver)) = warm {
             colorizer.warm_start(frame, chroma);
+            if let Some(solver) = solver {
+                colorizer.reuse_key_solver(frame, solver);
+            }
         }
         self.colorizer = Some(colorizer);
         Ok(engine)

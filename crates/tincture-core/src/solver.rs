@@ -1806,6 +1806,14 @@ impl ChromaSolver {
         self.params
     }
 
+    /// Whether this solver was built for a luma of `width` x `height` with
+    /// `params` (as brought into range): a solver kept for one frame serves
+    /// that frame's later solves, when nothing about them changed but the
+    /// data, without building the hierarchy again.
+    pub fn fits(&self, width: usize, height: usize, params: SolverParams) -> bool {
+        (self.width, self.height) == (width, height) && self.params == params.sanitized()
+    }
+
     /// How the last [`solve`](Self::solve) went.
     pub fn last_stats(&self) -> SolveStats {
         self.stats

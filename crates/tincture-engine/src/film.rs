@@ -19,7 +19,7 @@ use tincture_core::frame::{ChromaField, LumaImage, RgbImage};
 use tincture_core::look::Look;
 use tincture_core::motion::Confident;
 use tincture_core::propagate::{PropagationParams, Propagator, backward_segment, solve_key};
-use tincture_core::solver::DataTerm;
+use tincture_core::solver::{ChromaSolver, DataTerm};
 use tincture_core::transfer::{ReferenceColorizer, TransferSettings};
 use tincture_media::VideoReader;
 
@@ -148,6 +148,9 @@ pub struct FilmColorizer {
     key_cache: HashMap<u64, Confident>,
     /// Where a keyframe's solve starts (see [`warm_start`](Self::warm_start)).
     warm: HashMap<u64, ChromaField>,
+    /// A preview keeps the solver of the keyframe it solved last (see
+    /// [`take_key_solver`](Self::take_key_solver)).
+    key_solver: Option<(u64, ChromaSolver)>,
     /// A digest of the whole plan (strokes, references, looks), so the
     /// settings digest changes with any of them.
     plan_digest: String,
@@ -256,6 +259,7 @@ impl FilmColorizer {
             backward: HashMap::new(),
             key_cache: HashMap::new(),
             warm: HashMap::new(),
+            key_solver: None,
             plan_digest,
             preview: false,
         }
@@ -268,6 +272,29 @@ impl FilmColorizer {
     /// the solve takes fewer iterations.
     pub fn warm_start(&mut self, frame: u64, chroma: ChromaField) {
         self.warm.insert(frame, chroma);
+    }
+
+    /// The solver a preview colorizer built for keyframe `frame`'s luma, if
+    /// that keyframe is the last it solved; a colorizer built for the next
+    /// revision of the same film takes it with
+    /// [`reuse_key_solver`](Self::reuse_key_solver), so a stroke's solve
+    /// skips building the solver's hierarchy again.
+    pub fn take_key_solver(&mut self, frame: u64) -> Option<ChromaSolver> {
+        match self.key_solver.take() {
+            Some((f, solver)) if f == frame => Some(solver),
+            other => {
+                self.key_solver = other;
+                None
+            }
+        }
+    }
+
+    /// Solves keyframe `frame` with `solver`, built for that frame's luma by
+    /// an earlier colorizer of the same film (see
+    /// [`take_key_solver`](Self::take_key_solver)); it is set aside if its
+    /// size or parameters are not this plan's.
+    pub fn reuse_key_solver(&mut self, frame: u64, solver: ChromaSolver) {
+        self.key_solver = Some((frame, solver));
     }
 
     /// Keyframe `frame`'s solved colour, once a frame needed it.
@@ -437,7 +464,27 @@ impl FilmColorizer {
                     .warm
                     .remove(&frame)
                     .filter(|c| (c.width, c.height) == (w, h));
-                let chroma = solve_key(luma, &terms, params.solver, start.as_ref())?;
+                // A preview solves the keyframe it is painting again after
+                // every stroke: it keeps the solver (hierarchy and arrays)
+                // for the next time, and uses the one it was handed.
+                let kept = self
+                    .key_solver
+                    .take()
+                    .filter(|(f, solver)| *f == frame && solver.fits(w, h, params.solver));
+                let chroma = match kept {
+                    Some((_, mut solver)) => {
+                        let chroma = solver.solve(&terms, start.as_ref())?;
+                        self.key_solver = Some((frame, solver));
+                        chroma
+                    }
+                    None if self.preview => {
+                        let mut solver = ChromaSolver::new(luma, params.solver)?;
+                        let chroma = solver.solve(&terms, start.as_ref())?;
+                        self.key_solver = Some((frame, solver));
+                        chroma
+                    }
+                    None => solve_key(luma, &terms, params.solver, start.as_ref())?,
+                };
                 let confidence = stroke_weight
                     .iter()
                     .map(|&s| if s > 0.0 { 1.0 } else { ref_conf })
@@ -644,5 +691,48 @@ mod tests {
         odd.warm_start(3, ChromaField::neutral(8, 8));
         let ignored = odd.colorize(&luma, 3, m).expect("colours");
         assert_eq!(cold.max_abs_diff(&ignored), 0.0);
+    }
+
+    #[test]
+    fn a_keyframe_solver_handed_to_the_next_revision_gives_the_same_colour() {
+        let (w, h) = (64, 48);
+        let luma = LumaImage {
+            width: w,
+            height: h,
+            data: (0..w * h)
+                .map(|i| if i % w < 30 { 0.3 } else { 0.7 })
+                .collect(),
+        };
+        let m = Matrix::Bt709;
+        let one = painted(vec![stroke(10.0, [200, 70, 60])]);
+        let mut first = FilmColorizer::preview(one, None);
+        first.colorize(&luma, 3, m).expect("colours");
+        assert!(first.take_key_solver(4).is_none(), "frame 4 is no keyframe");
+        let solver = first
+            .take_key_solver(3)
+            .expect("a preview keeps its keyframe's solver");
+        let both = painted(vec![
+            stroke(10.0, [200, 70, 60]),
+            stroke(50.0, [60, 90, 210]),
+        ]);
+        let fresh = FilmColorizer::preview(both.clone(), None)
+            .colorize(&luma, 3, m)
+            .expect("colours");
+        let mut next = FilmColorizer::preview(both.clone(), None);
+        next.reuse_key_solver(3, solver);
+        let reused = next.colorize(&luma, 3, m).expect("colours");
+        assert_eq!(reused, fresh, "the same colour, to the bit");
+        // ...and it keeps the solver for the stroke after.
+        assert!(next.take_key_solver(3).is_some());
+        // A solver built for another size is set aside.
+        let small = LumaImage {
+            width: 32,
+            height: 24,
+            data: vec![0.5; 32 * 24],
+        };
+        let params = both.params.solver;
+        let mut odd = FilmColorizer::preview(both, None);
+        odd.reuse_key_solver(3, ChromaSolver::new(&small, params).expect("a solver"));
+        assert_eq!(odd.colorize(&luma, 3, m).expect("colours"), fresh);
     }
 }
