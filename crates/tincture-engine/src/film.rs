@@ -649,26 +649,36 @@ mod tests {
         plan
     }
 
-    #[test]
-    fn a_keyframe_solved_from_its_colour_before_a_stroke_gets_the_same_colour() {
-        // Dark left half, light right half; a red stroke on the left, then a
-        // blue one on the right.
-        let (w, h) = (64, 48);
-        let luma = LumaImage {
+    /// Dark left half, light right half.
+    fn halves(w: usize, h: usize) -> LumaImage {
+        LumaImage {
             width: w,
             height: h,
             data: (0..w * h)
                 .map(|i| if i % w < 30 { 0.3 } else { 0.7 })
                 .collect(),
-        };
+        }
+    }
+
+    /// A red stroke on the left, then a blue one on the right.
+    fn red_then_blue() -> FilmPlan {
+        painted(vec![
+            stroke(10.0, [200, 70, 60]),
+            stroke(50.0, [60, 90, 210]),
+        ])
+    }
+
+    #[test]
+    fn a_keyframe_solved_from_its_colour_before_a_stroke_gets_the_same_colour() {
+        // Dark left half, light right half; a red stroke on the left, then a
+        // blue one on the right.
+        let (w, h) = (64, 48);
+        let luma = halves(w, h);
         let m = Matrix::Bt709;
         let mut first = FilmColorizer::preview(painted(vec![stroke(10.0, [200, 70, 60])]), None);
         let before = first.colorize(&luma, 3, m).expect("colours");
         let start = first.key_chroma(3).expect("the keyframe's colour").clone();
-        let both = painted(vec![
-            stroke(10.0, [200, 70, 60]),
-            stroke(50.0, [60, 90, 210]),
-        ]);
+        let both = red_then_blue();
         let cold = FilmColorizer::preview(both.clone(), None)
             .colorize(&luma, 3, m)
             .expect("colours");
@@ -696,13 +706,7 @@ mod tests {
     #[test]
     fn a_keyframe_solver_handed_to_the_next_revision_gives_the_same_colour() {
         let (w, h) = (64, 48);
-        let luma = LumaImage {
-            width: w,
-            height: h,
-            data: (0..w * h)
-                .map(|i| if i % w < 30 { 0.3 } else { 0.7 })
-                .collect(),
-        };
+        let luma = halves(w, h);
         let m = Matrix::Bt709;
         let one = painted(vec![stroke(10.0, [200, 70, 60])]);
         let mut first = FilmColorizer::preview(one, None);
@@ -711,10 +715,7 @@ mod tests {
         let solver = first
             .take_key_solver(3)
             .expect("a preview keeps its keyframe's solver");
-        let both = painted(vec![
-            stroke(10.0, [200, 70, 60]),
-            stroke(50.0, [60, 90, 210]),
-        ]);
+        let both = red_then_blue();
         let fresh = FilmColorizer::preview(both.clone(), None)
             .colorize(&luma, 3, m)
             .expect("colours");
