@@ -120,6 +120,10 @@ fn main() {
             format!("median {}", ms(f)),
             m / f
         );
+        // The first stroke on the frame solves its keyframe from nothing;
+        // later ones start from the colour before them.
+        let each: Vec<String> = latencies.iter().map(|l| format!("{l:.0}")).collect();
+        println!("    each stroke in order, ms: {}", each.join(", "));
         let (burst, coloured) = burst_latency(&mut harness);
         println!(
             "    burst of {BURST} strokes, one per frame: last one shown {} after its release; \
