@@ -1682,22 +1682,7 @@ impl DenseCholesky {
                 }
             }
         }
-        for j in 0..n {
-            let mut d = a[j * n + j];
-            for k in 0..j {
-                d -= a[j * n + k] * a[j * n + k];
-            }
-            // The matrix is positive definite; guard against rounding anyway.
-            let d = d.max(1e-300).sqrt();
-            a[j * n + j] = d;
-            for i in j + 1..n {
-                let mut s = a[i * n + j];
-                for k in 0..j {
-                    s -= a[i * n + k] * a[j * n + k];
-                }
-                a[i * n + j] = s / d;
-            }
-        }
+        cholesky(a, n);
     }
 
     /// `level.x = A⁻¹ level.b`, both channels.
@@ -1710,20 +1695,7 @@ impl DenseCholesky {
                 let (p, i) = q.locate(c / q.width, c % q.width);
                 *v = f64::from(level.b[ch][p][i]);
             }
-            for i in 0..n {
-                let mut s = y[i];
-                for k in 0..i {
-                    s -= l[i * n + k] * y[k];
-                }
-                y[i] = s / l[i * n + i];
-            }
-            for i in (0..n).rev() {
-                let mut s = y[i];
-                for k in i + 1..n {
-                    s -= l[k * n + i] * y[k];
-                }
-                y[i] = s / l[i * n + i];
-            }
+            cholesky_solve(l, n, y);
             for (c, &v) in y.iter().enumerate() {
                 let (p, i) = q.locate(c / q.width, c % q.width);
                 level.x[ch][p][i] = v as f32;
@@ -2314,23 +2286,17 @@ impl Regions {
             let c = a.at(y[j] - y[i]);
             let (ri, rj) = (region[i], region[j]);
             let (ki, kj) = (ri as usize, rj as usize);
-            if ki < count {
-                crossings[ki].push(Crossing {
-                    inside: cell(i),
-                    outside: cell(j),
-                    w: c,
-                    other: rj,
-                });
-                smooth[ki * count + ki] += f64::from(c);
-            }
-            if kj < count {
-                crossings[kj].push(Crossing {
-                    inside: cell(j),
-                    outside: cell(i),
-                    w: c,
-                    other: ri,
-                });
-                smooth[kj * count + kj] += f64::from(c);
+            // Seen from each side that is a candidate.
+            for (inside, outside, k, other) in [(i, j, ki, rj), (j, i, kj, ri)] {
+                if k < count {
+                    crossings[k].push(Crossing {
+                        inside: cell(inside),
+                        outside: cell(outside),
+                        w: c,
+                        other,
+                    });
+                    smooth[k * count + k] += f64::from(c);
+                }
             }
             if ki < count && kj < count {
                 smooth[ki * count + kj] -= f64::from(c);
@@ -2413,15 +2379,7 @@ impl Regions {
 
     /// `(ZᵀAZ)⁻¹ v` in place, over the floating regions.
     fn solve(&self, v: &mut [f64]) {
-        let (n, l) = (self.floating.len(), &self.factor);
-        for i in 0..n {
-            let s: f64 = (0..i).map(|k| l[i * n + k] * v[k]).sum();
-            v[i] = (v[i] - s) / l[i * n + i];
-        }
-        for i in (0..n).rev() {
-            let s: f64 = (i + 1..n).map(|k| l[k * n + i] * v[k]).sum();
-            v[i] = (v[i] - s) / l[i * n + i];
-        }
+        cholesky_solve(&self.factor, self.floating.len(), v);
     }
 
     /// The A-DEF2 correction of a preconditioned residual `z` (level 0's
@@ -2524,6 +2482,25 @@ impl Regions {
     }
 }
 
+/// `y ← A⁻¹ y` for the factor `l` of `A` that [`cholesky`] leaves.
+#[inline]
+fn cholesky_solve(l: &[f64], n: usize, y: &mut [f64]) {
+    for i in 0..n {
+        let mut s = y[i];
+        for k in 0..i {
+            s -= l[i * n + k] * y[k];
+        }
+        y[i] = s / l[i * n + i];
+    }
+    for i in (0..n).rev() {
+        let mut s = y[i];
+        for k in i + 1..n {
+            s -= l[k * n + i] * y[k];
+        }
+        y[i] = s / l[i * n + i];
+    }
+}
+
 /// `Σ term(i)` for `i` in `0..n`, in eight f32 lanes (so it vectorises).
 #[inline]
 fn lanes_sum(n: usize, term: impl Fn(usize) -> f32) -> f32 {
@@ -2545,6 +2522,7 @@ fn cholesky(a: &mut [f64], n: usize) {
         for k in 0..j {
             d -= a[j * n + k] * a[j * n + k];
         }
+        // The matrix is positive definite; guard against rounding anyway.
         let d = d.max(1e-300).sqrt();
         a[j * n + j] = d;
         for i in j + 1..n {
@@ -3127,17 +3105,16 @@ mod tests {
         }
     }
 
-    /// A window: panes of `pane` x `pane` pixels (light, with a gentle
-    /// gradient) between one-pixel dark bars, `cols` x `rows` of them.
-    fn lattice(cols: usize, rows: usize, pane: usize) -> LumaImage {
-        let (w, h) = (cols * (pane + 1), rows * (pane + 1));
+    /// Dark one-pixel bars (luma 0.05) where `bar(x, y)`, on a horizontal
+    /// gradient elsewhere.
+    fn barred(w: usize, h: usize, bar: impl Fn(usize, usize) -> bool) -> LumaImage {
         let data = (0..w * h)
             .map(|i| {
                 let (x, y) = (i % w, i / w);
-                if x % (pane + 1) == pane || y % (pane + 1) == pane {
+                if bar(x, y) {
                     0.05
                 } else {
-                    0.55 + 0.1 * x as f32 / w as f32
+                    0.3 + 0.4 * x as f32 / w as f32
                 }
             })
             .collect();
@@ -3146,6 +3123,14 @@ mod tests {
             height: h,
             data,
         }
+    }
+
+    /// A window: `cols` x `rows` panes of `pane` x `pane` pixels between bars.
+    fn lattice(cols: usize, rows: usize, pane: usize) -> LumaImage {
+        let (w, h) = (cols * (pane + 1), rows * (pane + 1));
+        barred(w, h, |x, y| {
+            x % (pane + 1) == pane || y % (pane + 1) == pane
+        })
     }
 
     /// Hint squares of 6x6 pixels in the panes listed (`(column, row)`),
@@ -3211,22 +3196,9 @@ mod tests {
         // (34x34 pixels) are walled off by one-pixel dark bars, as in the
         // solver bench.
         let (w, h) = (320, 240);
-        let data = (0..w * h)
-            .map(|i| {
-                let (x, y) = (i % w, i / w);
-                let window = (100..240).contains(&x) && (50..190).contains(&y);
-                if window && (x % 35 == 0 || y % 35 == 0) {
-                    0.05
-                } else {
-                    0.3 + 0.4 * x as f32 / w as f32
-                }
-            })
-            .collect();
-        let luma = LumaImage {
-            width: w,
-            height: h,
-            data,
-        };
+        let luma = barred(w, h, |x, y| {
+            (100..240).contains(&x) && (50..190).contains(&y) && (x % 35 == 0 || y % 35 == 0)
+        });
         let (mut cb, mut cr, mut weight) = (
             vec![0.0f32; w * h],
             vec![0.0f32; w * h],
@@ -3438,21 +3410,7 @@ mod tests {
     /// A window grid of one-pixel dark lines on a gradient, odd-sized: the
     /// thin runs and the lumping along them are where multigrid is weakest.
     fn window(w: usize, h: usize) -> LumaImage {
-        let data = (0..w * h)
-            .map(|i| {
-                let (x, y) = (i % w, i / w);
-                if x % 12 == 5 || y % 10 == 4 {
-                    0.05
-                } else {
-                    0.3 + 0.4 * x as f32 / w as f32
-                }
-            })
-            .collect();
-        LumaImage {
-            width: w,
-            height: h,
-            data,
-        }
+        barred(w, h, |x, y| x % 12 == 5 || y % 10 == 4)
     }
 
     #[test]
