@@ -225,13 +225,20 @@ fn frame_to_rgb<T: Copy + Default + Send>(
         .zip(field.cb.par_chunks(w).zip(field.cr.par_chunks(w)))
         .for_each(|((row, y), (cb, cr))| {
             for (px, ((&y, &cb), &cr)) in row.chunks_exact_mut(3).zip(y.iter().zip(cb).zip(cr)) {
-                let (u, v) = m.limit_to_gamut(y, cb, cr);
-                for (o, c) in px.iter_mut().zip(m.ycbcr_to_rgb([y, u, v])) {
-                    *o = cast(round_unsigned(c.clamp(0.0, 1.0) * max) as f32);
+                for (o, c) in px.iter_mut().zip(rgb_codes(m, y, cb, cr, max)) {
+                    *o = cast(c as f32);
                 }
             }
         });
     out
+}
+
+/// One pixel's R'G'B' codes from 0 to `max`, its chroma gamut-limited at its luma first.
+#[inline]
+fn rgb_codes(m: Matrix, y: f32, cb: f32, cr: f32, max: f32) -> [u32; 3] {
+    let (u, v) = m.limit_to_gamut(y, cb, cr);
+    m.ycbcr_to_rgb([y, u, v])
+        .map(|c| round_unsigned(c.clamp(0.0, 1.0) * max))
 }
 
 /// A frame coloured for display, in one pass over its pixels: the frame
@@ -281,9 +288,8 @@ pub fn compose_rgb8_444(source: &Frame, chroma: &ChromaField) -> (Frame, Vec<u8>
                     (f32::from(*cb_code) - mid) / cscale,
                     (f32::from(*cr_code) - mid) / cscale,
                 );
-                let (u, v) = m.limit_to_gamut(y, u, v);
-                for (o, c) in px.iter_mut().zip(m.ycbcr_to_rgb([y, u, v])) {
-                    *o = round_unsigned(c.clamp(0.0, 1.0) * 255.0) as u8;
+                for (o, c) in px.iter_mut().zip(rgb_codes(m, y, u, v, 255.0)) {
+                    *o = c as u8;
                 }
             }
         });

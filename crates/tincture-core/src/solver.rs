@@ -2149,8 +2149,6 @@ struct Regions {
     /// factor of their `ZᵀAZ` (row-major, lower triangle).
     floating: Vec<usize>,
     factor: Vec<f64>,
-    /// Per candidate, its place in `floating` (`usize::MAX`: not floating).
-    place: Vec<usize>,
 }
 
 /// Union-find root of `i`, halving paths.
@@ -2309,7 +2307,6 @@ impl Regions {
             smooth,
             floating: Vec::new(),
             factor: Vec::new(),
-            place: vec![usize::MAX; count],
         }
     }
 
@@ -2329,6 +2326,14 @@ impl Regions {
                 let base = quad.at(y >> 1, 0);
                 f(p, base + lo..base + hi);
             }
+        }
+    }
+
+    /// Calls `f(parity, range)` for every cell of candidate `k` (see
+    /// [`cells_of`](Self::cells_of)).
+    fn for_cells(&self, quad: Quad, k: usize, mut f: impl FnMut(usize, std::ops::Range<usize>)) {
+        for &run in &self.runs[k] {
+            Self::cells_of(quad, run, &mut f);
         }
     }
 
@@ -2354,16 +2359,12 @@ impl Regions {
                 Some(s)
             })
             .collect();
-        self.floating.clear();
-        self.place.iter_mut().for_each(|p| *p = usize::MAX);
-        let mut data_sums = Vec::new();
-        for (k, s) in sums.into_iter().enumerate() {
-            if let Some(s) = s {
-                self.place[k] = self.floating.len();
-                self.floating.push(k);
-                data_sums.push(s);
-            }
-        }
+        let (floating, data_sums): (Vec<usize>, Vec<f64>) = sums
+            .into_iter()
+            .enumerate()
+            .filter_map(|(k, s)| Some((k, s?)))
+            .unzip();
+        self.floating = floating;
         let n = self.floating.len();
         let a = &mut self.factor;
         a.clear();
@@ -2398,15 +2399,13 @@ impl Regions {
             .par_iter()
             .map(|&k| {
                 let mut sum = [0.0f64; 2];
-                for &run in &self.runs[k] {
-                    Self::cells_of(quad, run, |p, cells| {
-                        let (d, f) = (&diag[p][cells.clone()], &fixed[p][cells.clone()]);
-                        for (ch, s) in sum.iter_mut().enumerate() {
-                            let (z, r) = (&zz[ch][p][cells.clone()], &r[ch][p][cells.clone()]);
-                            *s += f64::from(lanes_sum(d.len(), |i| (d[i] - f[i]) * z[i] - r[i]));
-                        }
-                    });
-                }
+                self.for_cells(quad, k, |p, cells| {
+                    let (d, f) = (&diag[p][cells.clone()], &fixed[p][cells.clone()]);
+                    for (ch, s) in sum.iter_mut().enumerate() {
+                        let (z, r) = (&zz[ch][p][cells.clone()], &r[ch][p][cells.clone()]);
+                        *s += f64::from(lanes_sum(d.len(), |i| (d[i] - f[i]) * z[i] - r[i]));
+                    }
+                });
                 for x in &self.crossings[k] {
                     let ((pi, i), (pj, j)) = (unpacked(x.inside), unpacked(x.outside));
                     for (ch, s) in sum.iter_mut().enumerate() {
@@ -2421,11 +2420,9 @@ impl Regions {
             self.solve(&mut s);
             for (&k, &m) in self.floating.iter().zip(&s) {
                 let m = m as f32;
-                for &run in &self.runs[k] {
-                    Self::cells_of(quad, run, |p, cells| {
-                        z[ch][p][cells].iter_mut().for_each(|v| *v -= m);
-                    });
-                }
+                self.for_cells(quad, k, |p, cells| {
+                    z[ch][p][cells].iter_mut().for_each(|v| *v -= m);
+                });
             }
         }
     }
@@ -2437,43 +2434,37 @@ impl Regions {
         if n == 0 {
             return;
         }
+        // Each candidate's place among the floating ones.
+        let mut place = vec![None; self.runs.len()];
+        for (u, &k) in self.floating.iter().enumerate() {
+            place[k] = Some(u);
+        }
         for ch in 0..2 {
             let mut y = vec![0.0f64; n];
             for (u, &k) in self.floating.iter().enumerate() {
-                for &run in &self.runs[k] {
-                    Self::cells_of(quad, run, |p, cells| {
-                        y[u] += r[ch][p][cells].iter().map(|&v| f64::from(v)).sum::<f64>();
-                    });
-                }
+                self.for_cells(quad, k, |p, cells| {
+                    y[u] += r[ch][p][cells].iter().map(|&v| f64::from(v)).sum::<f64>();
+                });
             }
             self.solve(&mut y);
-            let of = |other: u16| match self.place.get(other as usize) {
-                Some(&u) if u != usize::MAX => y[u] as f32,
-                _ => 0.0,
-            };
             for (u, &k) in self.floating.iter().enumerate() {
                 let v = y[u] as f32;
-                for &run in &self.runs[k] {
-                    Self::cells_of(quad, run, |p, cells| {
-                        let (d, f) = (&diag[p][cells.clone()], &fixed[p][cells.clone()]);
-                        x[ch][p][cells.clone()].iter_mut().for_each(|x| *x += v);
-                        let rr = &mut r[ch][p][cells];
-                        for ((r, &d), &f) in rr.iter_mut().zip(d).zip(f) {
-                            *r -= (d - f) * v;
-                        }
-                    });
-                }
+                self.for_cells(quad, k, |p, cells| {
+                    let (d, f) = (&diag[p][cells.clone()], &fixed[p][cells.clone()]);
+                    x[ch][p][cells.clone()].iter_mut().for_each(|x| *x += v);
+                    let rr = &mut r[ch][p][cells];
+                    for ((r, &d), &f) in rr.iter_mut().zip(d).zip(f) {
+                        *r -= (d - f) * v;
+                    }
+                });
                 for c in &self.crossings[k] {
                     let ((pi, i), (pj, j)) = (unpacked(c.inside), unpacked(c.outside));
-                    let outside = of(c.other);
+                    let other = place.get(c.other as usize).copied().flatten();
+                    let outside = other.map_or(0.0, |o| y[o] as f32);
                     r[ch][pi][i] -= c.w * (v - outside);
                     // A cell outside every floating region is seen from
                     // this side only.
-                    if self
-                        .place
-                        .get(c.other as usize)
-                        .is_none_or(|&u| u == usize::MAX)
-                    {
+                    if other.is_none() {
                         r[ch][pj][j] -= c.w * (outside - v);
                     }
                 }
@@ -3180,7 +3171,7 @@ mod tests {
             let [y, x0, x1] = runs[0];
             let is_pane = x1 - x0 == pane as u32;
             let at = (x0 as usize / (pane + 1), y as usize / (pane + 1));
-            let floats = regions.place[k] != usize::MAX;
+            let floats = regions.floating.contains(&k);
             assert_eq!(
                 floats,
                 !(is_pane && hinted.contains(&at)),

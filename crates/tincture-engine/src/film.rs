@@ -471,14 +471,13 @@ impl FilmColorizer {
                     .key_solver
                     .take()
                     .filter(|(f, solver)| *f == frame && solver.fits(w, h, params.solver));
-                let chroma = match kept {
-                    Some((_, mut solver)) => {
-                        let chroma = solver.solve(&terms, start.as_ref())?;
-                        self.key_solver = Some((frame, solver));
-                        chroma
-                    }
-                    None if self.preview => {
-                        let mut solver = ChromaSolver::new(luma, params.solver)?;
+                let solver = match kept {
+                    Some((_, solver)) => Some(solver),
+                    None if self.preview => Some(ChromaSolver::new(luma, params.solver)?),
+                    None => None,
+                };
+                let chroma = match solver {
+                    Some(mut solver) => {
                         let chroma = solver.solve(&terms, start.as_ref())?;
                         self.key_solver = Some((frame, solver));
                         chroma
