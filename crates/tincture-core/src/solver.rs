@@ -405,7 +405,6 @@ impl<'a> Stencil<'a> {
     /// Both channels at once, `x[ch]` holding channel `ch`'s arrays of
     /// parity `p`, `p ^ 1` and `p ^ 2` (each weight read once for both):
     /// with `MODE` [`RESIDUAL`], `out = rhs − diag x + Σ w x_nb`; with
-    /// [`SUBTRACT`], `out += Σ w x_nb − diag x` (`rhs` unused); with
     /// [`PRODUCT`], `out = diag x − Σ w x_nb` (the matrix times `x`), and
     /// then it returns `Σ out · x` per channel (otherwise 0).
     fn apply_both<const MODE: u8>(
@@ -431,14 +430,6 @@ impl<'a> Stencil<'a> {
                 }
                 [0.0; 2]
             }
-            SUBTRACT => {
-                for k in 0..n {
-                    let (a, b, c, d, dg) = (wl[k], wr[k], wu[k], wd[k], diag[k]);
-                    o0[k] += a * l0[k] + b * r0[k] + c * u0[k] + d * d0[k] - dg * x0[k];
-                    o1[k] += a * l1[k] + b * r1[k] + c * u1[k] + d * d1[k] - dg * x1[k];
-                }
-                [0.0; 2]
-            }
             _ => {
                 for k in 0..n {
                     let (a, b, c, d, dg) = (wl[k], wr[k], wu[k], wd[k], diag[k]);
@@ -453,8 +444,7 @@ impl<'a> Stencil<'a> {
 
 /// Modes of [`Stencil::apply_both`].
 const RESIDUAL: u8 = 0;
-const SUBTRACT: u8 = 1;
-const PRODUCT: u8 = 2;
+const PRODUCT: u8 = 1;
 
 /// The arrays of parity `p`, `p ^ 1` and `p ^ 2` of both channels of `x`.
 fn around_both(x: &Field, p: usize) -> [[&[f32]; 3]; 2] {
@@ -663,9 +653,6 @@ struct Level {
     segment_scratch: Vec<[f32; 4]>,
     b: Field,
     x: Field,
-    /// The first solution while a second coarse correction runs (W-cycle;
-    /// empty on the finest level, which never needs it).
-    saved: Field,
     /// Red residuals (parities 0 and 3), `[channel][0 or 1]`; also scratch.
     r_red: [[Vec<f32>; 2]; 2],
     /// Per channel, values on the next coarser grid in this level's array
@@ -684,7 +671,6 @@ impl Level {
         extra: &Phases,
         interp: Option<[Vec<f32>; 4]>,
         epsilon: f32,
-        finest: bool,
     ) -> Self {
         let mut fixed_diag = phases(quad);
         for (p, fd) in fixed_diag.iter_mut().enumerate() {
@@ -723,11 +709,6 @@ impl Level {
             segment_scratch: vec![[0.0; 4]; quad.width.max(quad.height)],
             b: field(quad),
             x: field(quad),
-            saved: if finest {
-                Default::default()
-            } else {
-                field(quad)
-            },
             r_red: [[z(), z()], [z(), z()]],
             scratch: [z(), z()],
         }
@@ -859,35 +840,17 @@ impl Level {
         });
     }
 
-    /// `b −= A x` on every cell.
-    fn residual_into_b(&mut self) {
-        let quad = self.quad;
-        let (right, down, diag, x) = (&self.right, &self.down, &self.diag, &self.x);
-        let [[b00, b01, b02, b03], [b10, b11, b12, b13]] = &mut self.b;
-        let arrays = [b00, b10, b01, b11, b02, b12, b03, b13].map(|a| &mut a[..]);
-        rows(
-            quad,
-            arrays,
-            |yy, [o00, o10, o01, o11, o02, o12, o03, o13]| {
-                for (p, outs) in [[o00, o10], [o01, o11], [o02, o12], [o03, o13]]
-                    .into_iter()
-                    .enumerate()
-                {
-                    let st = Stencil::new(quad, right, down, p, yy);
-                    st.apply_both::<SUBTRACT>(outs, [&[], &[]], &diag[p], around_both(x, p));
-                }
-                [0.0; 2]
-            },
-        );
-    }
-
-    /// One multigrid cycle on `levels[0]`: `x ≈ A⁻¹ b` from `x = 0`. A
-    /// symmetric operator (the post-smoother is the pre-smoother's adjoint,
-    /// restriction the transpose of interpolation), as conjugate gradients
-    /// need; with `w_cycle`, two coarse corrections per level (a W-cycle),
-    /// which sparse data need to carry colour across the whole frame, but
-    /// one where the coarse level is dominated by its data.
-    fn cycle(levels: &mut [Level], coarsest: &DenseCholesky, w_cycle: bool) {
+    /// One multigrid cycle on `levels[0]`: `x ≈ A⁻¹ b` from `x = 0`, or
+    /// with `warm`, `x ← x + C (b − A x)` from the `x` it holds, where `C`
+    /// is the cycle from zero (every step is such an update, so the cycle
+    /// is the same operator either way). A symmetric operator (the
+    /// post-smoother is the pre-smoother's adjoint, restriction the
+    /// transpose of interpolation), as conjugate gradients need; with
+    /// `w_cycle`, two coarse corrections per level (a W-cycle), which sparse
+    /// data need to carry colour across the whole frame, but one where the
+    /// coarse level is dominated by its data. The second correction goes on
+    /// from the first (a warm cycle on the coarse level).
+    fn cycle(levels: &mut [Level], coarsest: &DenseCholesky, w_cycle: bool, warm: bool) {
         let Some((fine, rest)) = levels.split_first_mut() else {
             return;
         };
@@ -896,7 +859,11 @@ impl Level {
             return;
         };
         let thin = fine.segments.iter().any(|s| !s.is_empty());
-        fine.relax_red_from_zero(thin);
+        if warm {
+            fine.relax(0);
+        } else {
+            fine.relax_red_from_zero(thin);
+        }
         if thin {
             fine.relax_segments(false);
         }
@@ -909,25 +876,9 @@ impl Level {
             coarse.quad,
             &mut coarse.b,
         );
-        Self::cycle(rest, coarsest, w_cycle);
+        Self::cycle(rest, coarsest, w_cycle, false);
         if w_cycle && rest.len() > 1 && !rest[0].data_dominated {
-            let coarse = &mut rest[0];
-            coarse.residual_into_b();
-            std::mem::swap(&mut coarse.x, &mut coarse.saved);
-            Self::cycle(rest, coarsest, w_cycle);
-            let coarse = &mut rest[0];
-            let (cq, saved) = (coarse.quad, &coarse.saved);
-            let [[x00, x01, x02, x03], [x10, x11, x12, x13]] = &mut coarse.x;
-            let arrays = [x00, x01, x02, x03, x10, x11, x12, x13].map(|a| &mut a[..]);
-            rows(cq, arrays, |yy, outs| {
-                let row = cq.at(yy, 0) - 1..cq.at(yy + 1, 0) - 1;
-                for (k, x) in outs.into_iter().enumerate() {
-                    for (x, &v) in x.iter_mut().zip(&saved[k / 4][k % 4][row.clone()]) {
-                        *x += v;
-                    }
-                }
-                [0.0; 2]
-            });
+            Self::cycle(rest, coarsest, w_cycle, true);
         }
         if let Some(coarse) = rest.first() {
             fine.prolong(coarse);
@@ -1771,8 +1722,7 @@ impl ChromaSolver {
             let mut quad = fine;
             let mut epsilon = params.neutral_weight;
             loop {
-                let mut level =
-                    Level::new(quad, right, down, &extra, None, epsilon, levels.is_empty());
+                let mut level = Level::new(quad, right, down, &extra, None, epsilon);
                 if quad.cells() <= COARSEST_CELLS {
                     levels.push(level);
                     break;
@@ -1931,6 +1881,24 @@ impl ChromaSolver {
         )
     }
 
+    /// `x += α p` for the channels with a step `α`.
+    fn step_x(&mut self, alpha: [Option<f32>; 2]) {
+        let quad = self.levels[0].quad;
+        let [[x00, x01, x02, x03], [x10, x11, x12, x13]] = &mut self.x;
+        let arrays = [x00, x01, x02, x03, x10, x11, x12, x13].map(|a| &mut a[..]);
+        let p = &self.p;
+        rows(quad, arrays, |yy, xs| {
+            let row = quad.at(yy, 0) - 1..quad.at(yy + 1, 0) - 1;
+            for (k, x) in xs.into_iter().enumerate() {
+                if let Some(a) = alpha[k / 4] {
+                    let pv = &p[k / 4][k % 4][row.clone()];
+                    x.iter_mut().zip(pv).for_each(|(x, &v)| *x += a * v);
+                }
+            }
+            [0.0; 2]
+        });
+    }
+
     /// Preconditioned conjugate gradients from `x` (or from 0 unless `warm`),
     /// counting iterations on from `iterations`.
     fn pcg(
@@ -1944,11 +1912,15 @@ impl ChromaSolver {
         let mut active = [0, 1].map(|ch| rnorm[ch] > tol * bnorm[ch]);
         let mut rz_old = [0.0f64; 2];
         let mut first = true;
+        // The step `x += α p` of the last iteration, per channel, is made in
+        // the next one's pass over `p` (or when the solve ends), which saves
+        // reading `p` twice.
+        let mut pending = [None; 2];
         while active.iter().any(|&a| a) && *iterations < self.params.max_iterations {
             *iterations += 1;
             // z = M r: the cycle reads level 0's b and leaves z in its x.
             std::mem::swap(&mut self.levels[0].b, &mut self.r);
-            Level::cycle(&mut self.levels, &self.coarsest, w_cycle);
+            Level::cycle(&mut self.levels, &self.coarsest, w_cycle, false);
             std::mem::swap(&mut self.levels[0].b, &mut self.r);
             let fine = &mut self.levels[0];
             self.regions.correct(
@@ -1980,6 +1952,7 @@ impl ChromaSolver {
                     continue;
                 }
                 if rz[ch].is_nan() || rz[ch] <= 0.0 {
+                    self.step_x(pending);
                     return Err(Breakdown);
                 }
                 beta[ch] = if first {
@@ -1989,13 +1962,21 @@ impl ChromaSolver {
                 };
                 rz_old[ch] = rz[ch];
             }
-            // p = z + β p.
+            // x += α p (the last iteration's step), then p = z + β p.
             let [[p00, p01, p02, p03], [p10, p11, p12, p13]] = &mut self.p;
-            let arrays = [p00, p01, p02, p03, p10, p11, p12, p13].map(|a| &mut a[..]);
-            rows(quad, arrays, |yy, out| {
+            let [[x00, x01, x02, x03], [x10, x11, x12, x13]] = &mut self.x;
+            let arrays = [
+                p00, p01, p02, p03, p10, p11, p12, p13, x00, x01, x02, x03, x10, x11, x12, x13,
+            ]
+            .map(|a| &mut a[..]);
+            rows(quad, arrays, |yy, mut out| {
                 let row = quad.at(yy, 0) - 1..quad.at(yy + 1, 0) - 1;
-                for (k, p) in out.into_iter().enumerate() {
+                let (ps, xs) = out.split_at_mut(8);
+                for (k, (p, x)) in ps.iter_mut().zip(xs).enumerate() {
                     let ch = k / 4;
+                    if let Some(a) = pending[ch] {
+                        x.iter_mut().zip(p.iter()).for_each(|(x, &v)| *x += a * v);
+                    }
                     if active[ch] {
                         let b = beta[ch];
                         for (p, &z) in p.iter_mut().zip(&z[ch][k % 4][row.clone()]) {
@@ -2023,50 +2004,24 @@ impl ChromaSolver {
                 }
                 alpha[ch] = Some((rz_old[ch] / pap[ch]) as f32);
             }
-            // x += α p, r −= α q.
-            let [[x00, x01, x02, x03], [x10, x11, x12, x13]] = &mut self.x;
+            // r −= α q; x += α p waits for the next pass over p.
             let [[r00, r01, r02, r03], [r10, r11, r12, r13]] = &mut self.r;
-            let arrays = [
-                x00, x01, x02, x03, x10, x11, x12, x13, r00, r01, r02, r03, r10, r11, r12, r13,
-            ]
-            .map(|a| &mut a[..]);
-            let pp = &self.p;
-            let rr = rows(quad, arrays, |yy, rows| {
+            let arrays = [r00, r01, r02, r03, r10, r11, r12, r13].map(|a| &mut a[..]);
+            let rr = rows(quad, arrays, |yy, rs| {
                 let row = quad.at(yy, 0) - 1..quad.at(yy + 1, 0) - 1;
-                let [
-                    x00,
-                    x01,
-                    x02,
-                    x03,
-                    x10,
-                    x11,
-                    x12,
-                    x13,
-                    r00,
-                    r01,
-                    r02,
-                    r03,
-                    r10,
-                    r11,
-                    r12,
-                    r13,
-                ] = rows;
-                let xs = [[x00, x01, x02, x03], [x10, x11, x12, x13]];
-                let rs = [[r00, r01, r02, r03], [r10, r11, r12, r13]];
                 let mut rr = [0.0; 2];
-                for (ch, (xs, rs)) in xs.into_iter().zip(rs).enumerate() {
+                for (k, r) in rs.into_iter().enumerate() {
+                    let ch = k / 4;
                     let Some(a) = alpha[ch] else {
                         continue;
                     };
-                    for (p, (x, r)) in xs.into_iter().zip(rs).enumerate() {
-                        let (pv, qv) = (&pp[ch][p][row.clone()], &q[ch][p][row.clone()]);
-                        x.iter_mut().zip(pv).for_each(|(x, &v)| *x += a * v);
-                        r.iter_mut().zip(qv).for_each(|(r, &v)| *r += -a * v);
-                        rr[ch] += dot(r, r);
-                    }
+                    let qv = &q[ch][k % 4][row.clone()];
+                    r.iter_mut().zip(qv).for_each(|(r, &v)| *r += -a * v);
+                    rr[ch] += dot(r, r);
                 }
                 rr
             });
+            pending = alpha;
             for ch in 0..2 {
                 if alpha[ch].is_some() {
                     rnorm[ch] = rr[ch].sqrt();
@@ -2077,9 +2032,11 @@ impl ChromaSolver {
             }
             self.levels[0].b = q;
             if broke {
+                self.step_x(pending);
                 return Err(Breakdown);
             }
         }
+        self.step_x(pending);
         let rel = [0, 1].map(|ch| {
             if bnorm[ch] > 0.0 {
                 (rnorm[ch] / bnorm[ch]) as f32
