@@ -10,10 +10,10 @@
 //! steered by hints and the model), and (c) one propagation step: colour
 //! carried from the previous frame, with uncovered and occluded bands to
 //! fill, from the carried colour as the warm start, which both solvers are
-//! given (the prior joins a propagated frame after the solve, without one). The multigrid
-//! solver is timed best of 5 after a warm-up, construction included; the
-//! baseline is then asked for the same final relative residual, so the two
-//! answers are equally good. Both residuals and energies are recomputed in
+//! given (the prior joins a propagated frame after the solve, without one).
+//! The multigrid solver is timed best of 7 after 3 warm-ups (the median is
+//! printed too), construction included; the baseline is then asked for the
+//! same final relative residual, so the two answers are equally good. Both residuals and energies are recomputed in
 //! `f64` by `measure_solution`.
 
 use std::time::Instant;
@@ -166,15 +166,26 @@ fn carried(previous: &ChromaField) -> Term {
     t
 }
 
-fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (f64, T) {
+/// Warm-up runs before timing: the first runs of a fresh process also pay
+/// for growing its heap (page faults), which a render in progress does not.
+const WARM_UPS: usize = 3;
+/// Timed runs.
+const RUNS: usize = 7;
+
+/// Best and median of [`RUNS`] timed runs of `f`, in ms, after [`WARM_UPS`].
+fn timed<T>(mut f: impl FnMut() -> T) -> ([f64; 2], T) {
     let mut out = f();
-    let mut best = f64::INFINITY;
-    for _ in 0..runs {
+    for _ in 1..WARM_UPS {
+        out = f();
+    }
+    let mut ms = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
         let t = Instant::now();
         out = f();
-        best = best.min(t.elapsed().as_secs_f64() * 1e3);
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    (best, out)
+    ms.sort_by(f64::total_cmp);
+    ([ms[0], ms[RUNS / 2]], out)
 }
 
 struct Case {
@@ -188,7 +199,9 @@ fn max_rel_res(q: &SolutionQuality) -> f64 {
     q.relative_residual[0].max(q.relative_residual[1])
 }
 
-fn run(w: usize, h: usize, with_baseline: bool) -> bool {
+/// Solves the three cases at `w` x `h`; returns whether every case met the
+/// target by its best and by its median time.
+fn run(w: usize, h: usize, with_baseline: bool) -> [bool; 2] {
     let luma = scene(w, h);
     let params = SolverParams::default();
     let previous = {
@@ -221,7 +234,7 @@ fn run(w: usize, h: usize, with_baseline: bool) -> bool {
             start: Some(start),
         },
     ];
-    let mut all_met = true;
+    let (mut all_met, mut all_median_met) = (true, true);
     println!(
         "\n{w}x{h}, both channels, {} threads",
         rayon::current_num_threads()
@@ -244,22 +257,22 @@ fn run(w: usize, h: usize, with_baseline: bool) -> bool {
     let mut notes = Vec::new();
     for case in &cases {
         let terms: Vec<DataTerm<'_>> = case.terms.iter().map(Term::as_term).collect();
-        let (ms, (ours, stats)) = best_of(5, || {
+        let ([ms, median], (ours, stats)) = timed(|| {
             let mut solver = ChromaSolver::new(&luma, params).expect("sizes match");
             let out = solver
                 .solve(&terms, case.start.as_ref())
                 .expect("sizes match");
             (out, solver.last_stats())
         });
-        let (new_ms, mut solver) =
-            best_of(5, || ChromaSolver::new(&luma, params).expect("sizes match"));
-        let (solve_ms, _) = best_of(5, || {
+        let ([new_ms, _], mut solver) =
+            timed(|| ChromaSolver::new(&luma, params).expect("sizes match"));
+        let ([solve_ms, _], _) = timed(|| {
             solver
                 .solve(&terms, case.start.as_ref())
                 .expect("sizes match")
         });
         notes.push(format!(
-            "{}: construction {new_ms:.1} ms + solve {solve_ms:.1} ms",
+            "{}: median {median:.1} ms; best construction {new_ms:.1} ms + best solve {solve_ms:.1} ms",
             case.name
         ));
         // The exact answer, to show how far each solver's stopping point is from it.
@@ -273,6 +286,7 @@ fn run(w: usize, h: usize, with_baseline: bool) -> bool {
             .expect("sizes match");
         let q = measure_solution(&luma, &terms, params, &ours).expect("sizes match");
         all_met &= ms <= TARGET_MS || !with_baseline;
+        all_median_met &= median <= TARGET_MS || !with_baseline;
         if !with_baseline {
             println!(
                 "{:<19} {:>8.1} {:>5} {:>8.1e} {:>13.7e} {:>8.1e} |",
@@ -317,7 +331,7 @@ fn run(w: usize, h: usize, with_baseline: bool) -> bool {
     for note in notes {
         println!("  {note}");
     }
-    all_met
+    [all_met, all_median_met]
 }
 
 fn main() {
@@ -331,14 +345,16 @@ fn main() {
         "chroma solver: multigrid-preconditioned CG (ours) vs Jacobi-PCG (baseline), same system"
     );
     println!(
-        "ours ms = best of 5 after a warm-up, construction + solve; CG solved to the residual ours reached"
+        "ours ms = best of {RUNS} after {WARM_UPS} warm-ups, construction + solve (median below); CG solved to the residual ours reached"
     );
     println!("rel.res = max over Cb, Cr of |b - Ax| / |b| in f64; energy up to a constant;");
     println!("err = max |chroma - exact| over both channels (exact: ours at tolerance 1e-7)");
-    let met = run(1280, 720, true);
+    let [best, median] = run(1280, 720, true);
+    let verdict = |met: bool| if met { "MET" } else { "NOT MET" };
     println!(
-        "\n1280x720 target {TARGET_MS} ms (both channels, every case): {}",
-        if met { "MET" } else { "NOT MET" }
+        "\n1280x720 target {TARGET_MS} ms (both channels, every case): {} by the best time, {} by the median",
+        verdict(best),
+        verdict(median)
     );
     run(1920, 1080, false);
 }
