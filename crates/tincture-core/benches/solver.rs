@@ -11,8 +11,8 @@
 //! carried from the previous frame, with uncovered and occluded bands to
 //! fill, from the carried colour as the warm start, which both solvers are
 //! given (the prior joins a propagated frame after the solve, without one).
-//! The multigrid solver is timed best of 7 after 3 warm-ups (the median is
-//! printed too), construction included; the baseline is then asked for the
+//! The multigrid solver is timed best of 7 after 3 s of warm-up (the median
+//! is printed too), construction included; the baseline is then asked for the
 //! same final relative residual, so the two answers are equally good. Both residuals and energies are recomputed in
 //! `f64` by `measure_solution`.
 
@@ -166,16 +166,19 @@ fn carried(previous: &ChromaField) -> Term {
     t
 }
 
-/// Warm-up runs before timing: the first runs of a fresh process also pay
-/// for growing its heap (page faults), which a render in progress does not.
-const WARM_UPS: usize = 3;
+/// Warm-up before timing, as criterion does by default: the first runs of a
+/// fresh process also pay for growing its heap (page faults), which a
+/// render in progress does not.
+const WARM_UP: std::time::Duration = std::time::Duration::from_secs(3);
 /// Timed runs.
 const RUNS: usize = 7;
 
-/// Best and median of [`RUNS`] timed runs of `f`, in ms, after [`WARM_UPS`].
+/// Best and median of [`RUNS`] timed runs of `f`, in ms, after running it
+/// for [`WARM_UP`].
 fn timed<T>(mut f: impl FnMut() -> T) -> ([f64; 2], T) {
+    let start = Instant::now();
     let mut out = f();
-    for _ in 1..WARM_UPS {
+    while start.elapsed() < WARM_UP {
         out = f();
     }
     let mut ms = Vec::with_capacity(RUNS);
@@ -345,7 +348,8 @@ fn main() {
         "chroma solver: multigrid-preconditioned CG (ours) vs Jacobi-PCG (baseline), same system"
     );
     println!(
-        "ours ms = best of {RUNS} after {WARM_UPS} warm-ups, construction + solve (median below); CG solved to the residual ours reached"
+        "ours ms = best of {RUNS} after {} s of warm-up, construction + solve (median below); CG solved to the residual ours reached",
+        WARM_UP.as_secs()
     );
     println!("rel.res = max over Cb, Cr of |b - Ax| / |b| in f64; energy up to a constant;");
     println!("err = max |chroma - exact| over both channels (exact: ours at tolerance 1e-7)");
