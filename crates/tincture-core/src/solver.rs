@@ -2043,8 +2043,7 @@ impl ChromaSolver {
             let row = quad.at(yy, 0) - 1..quad.at(yy + 1, 0) - 1;
             for (k, x) in xs.into_iter().enumerate() {
                 if let Some(a) = alpha[k / 4] {
-                    let pv = &p[k / 4][k % 4][row.clone()];
-                    x.iter_mut().zip(pv).for_each(|(x, &v)| *x += a * v);
+                    add_scaled(x, a, &p[k / 4][k % 4][row.clone()]);
                 }
             }
             [0.0; 2]
@@ -2068,7 +2067,10 @@ impl ChromaSolver {
         // the next one's pass over `p` (or when the solve ends), which saves
         // reading `p` twice.
         let mut pending = [None; 2];
-        while active.iter().any(|&a| a) && *iterations < self.params.max_iterations {
+        let broke = 'iterate: loop {
+            if !active.iter().any(|&a| a) || *iterations >= self.params.max_iterations {
+                break false;
+            }
             *iterations += 1;
             // z = M r: the cycle reads level 0's b and leaves z in its x.
             std::mem::swap(&mut self.levels[0].b, &mut self.r);
@@ -2104,8 +2106,7 @@ impl ChromaSolver {
                     continue;
                 }
                 if rz[ch].is_nan() || rz[ch] <= 0.0 {
-                    self.step_x(pending);
-                    return Err(Breakdown);
+                    break 'iterate true;
                 }
                 beta[ch] = if first {
                     0.0
@@ -2127,7 +2128,7 @@ impl ChromaSolver {
                 for (k, (p, x)) in ps.iter_mut().zip(xs).enumerate() {
                     let ch = k / 4;
                     if let Some(a) = pending[ch] {
-                        x.iter_mut().zip(p.iter()).for_each(|(x, &v)| *x += a * v);
+                        add_scaled(x, a, p);
                     }
                     if active[ch] {
                         let b = beta[ch];
@@ -2144,14 +2145,14 @@ impl ChromaSolver {
             let pap = Self::apply(&self.levels[0], &self.p, &mut q);
             // A channel is updated only if it and the active ones before it
             // did not break down.
-            let mut broke = false;
+            let mut pap_broke = false;
             let mut alpha = [None; 2];
             for ch in 0..2 {
                 if !active[ch] {
                     continue;
                 }
                 if pap[ch].is_nan() || pap[ch] <= 0.0 {
-                    broke = true;
+                    pap_broke = true;
                     break;
                 }
                 alpha[ch] = Some((rz_old[ch] / pap[ch]) as f32);
@@ -2167,8 +2168,7 @@ impl ChromaSolver {
                     let Some(a) = alpha[ch] else {
                         continue;
                     };
-                    let qv = &q[ch][k % 4][row.clone()];
-                    r.iter_mut().zip(qv).for_each(|(r, &v)| *r += -a * v);
+                    add_scaled(r, -a, &q[ch][k % 4][row.clone()]);
                     rr[ch] += dot(r, r);
                 }
                 rr
@@ -2183,12 +2183,14 @@ impl ChromaSolver {
                 }
             }
             self.levels[0].b = q;
-            if broke {
-                self.step_x(pending);
-                return Err(Breakdown);
+            if pap_broke {
+                break true;
             }
-        }
+        };
         self.step_x(pending);
+        if broke {
+            return Err(Breakdown);
+        }
         let rel = [0, 1].map(|ch| {
             if bnorm[ch] > 0.0 {
                 (rnorm[ch] / bnorm[ch]) as f32
@@ -2892,7 +2894,12 @@ fn norm(f: &Phases) -> f64 {
 fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     y.par_chunks_mut(CELLS_PER_TASK)
         .zip(x.par_chunks(CELLS_PER_TASK))
-        .for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, &x)| *y += a * x));
+        .for_each(|(y, x)| add_scaled(y, a, x));
+}
+
+/// `y += a x` on one thread (for a row, inside a parallel pass).
+fn add_scaled(y: &mut [f32], a: f32, x: &[f32]) {
+    y.iter_mut().zip(x).for_each(|(y, &x)| *y += a * x);
 }
 
 /// `y += a x`, returning `Σ y²`.
@@ -2900,7 +2907,7 @@ fn axpy_norm(y: &mut [f32], a: f32, x: &[f32]) -> f64 {
     y.par_chunks_mut(CELLS_PER_TASK)
         .zip(x.par_chunks(CELLS_PER_TASK))
         .map(|(y, x)| {
-            y.iter_mut().zip(x).for_each(|(y, &x)| *y += a * x);
+            add_scaled(y, a, x);
             dot(y, y)
         })
         .sum()

@@ -660,6 +660,14 @@ mod tests {
     }
 
     /// A red stroke on the left, then a blue one on the right.
+    /// A preview colorizer of the film with a red stroke on keyframe 3, and
+    /// that keyframe's colour.
+    fn red_stroke_coloured(luma: &LumaImage) -> (FilmColorizer, ChromaField) {
+        let mut film = FilmColorizer::preview(painted(vec![stroke(10.0, [200, 70, 60])]), None);
+        let colour = film.colorize(luma, 3, Matrix::Bt709).expect("colours");
+        (film, colour)
+    }
+
     fn red_then_blue() -> FilmPlan {
         painted(vec![
             stroke(10.0, [200, 70, 60]),
@@ -674,8 +682,7 @@ mod tests {
         let (w, h) = (64, 48);
         let luma = halves(w, h);
         let m = Matrix::Bt709;
-        let mut first = FilmColorizer::preview(painted(vec![stroke(10.0, [200, 70, 60])]), None);
-        let before = first.colorize(&luma, 3, m).expect("colours");
+        let (first, before) = red_stroke_coloured(&luma);
         let start = first.key_chroma(3).expect("the keyframe's colour").clone();
         let both = red_then_blue();
         let cold = FilmColorizer::preview(both.clone(), None)
@@ -707,9 +714,7 @@ mod tests {
         let (w, h) = (64, 48);
         let luma = halves(w, h);
         let m = Matrix::Bt709;
-        let one = painted(vec![stroke(10.0, [200, 70, 60])]);
-        let mut first = FilmColorizer::preview(one, None);
-        first.colorize(&luma, 3, m).expect("colours");
+        let (mut first, _) = red_stroke_coloured(&luma);
         assert!(first.take_key_solver(4).is_none(), "frame 4 is no keyframe");
         let solver = first
             .take_key_solver(3)
