@@ -2777,6 +2777,10 @@ impl eframe::App for TinctureApp {
             self.exporter.forget_flicker_at(film, &starts);
         }
         if self.error.is_some() && self.error != self.last_error {
+            // Every error the window shows goes to the log too (stderr).
+            if let Some(e) = &self.error {
+                tracing::error!("{e}");
+            }
             self.last_error.clone_from(&self.error);
         }
         self.advance_playback();

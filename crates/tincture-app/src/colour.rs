@@ -392,9 +392,28 @@ fn run_likely(rx: &Receiver<LikelyCommand>, ctx: &egui::Context, to_ui: &Sender<
     }
 }
 
+/// Why a frame was not coloured.
+#[derive(Debug)]
+enum Failure {
+    /// A newer request came in while it was being coloured: that one is
+    /// coloured instead, and nothing is shown for this one.
+    Stopped,
+    /// It could not be coloured; the message names the frame and the film.
+    Failed(String),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Self::Failed(message)
+    }
+}
+
 /// What the worker holds between requests.
 #[derive(Default)]
 struct State {
+    /// The worker's own inbox, so long work stops when a newer request is
+    /// waiting in it (latest wins within a frame's colouring too).
+    inbox: Option<Receiver<ColourCommand>>,
     model: Option<SharedModel>,
     /// Why the model could not start, once it was tried.
     model_error: Option<String>,
@@ -509,6 +528,9 @@ impl State {
         };
         let mut colorizer =
             FilmColorizer::preview(plan, model.map(|m| Box::new(m) as Box<dyn Colorizer>));
+        if let Some(inbox) = self.inbox.clone() {
+            colorizer.set_stop(Box::new(move || !inbox.is_empty()));
+        }
         if let Some((frame, chroma, solver)) = warm {
             colorizer.warm_start(frame, chroma);
             if let Some(solver) = solver {
@@ -523,7 +545,7 @@ impl State {
         &mut self,
         index: u64,
         generation: u64,
-    ) -> Result<(RgbFrame, Option<Sample>), String> {
+    ) -> Result<(RgbFrame, Option<Sample>), Failure> {
         let (out, rgb) = self.colour_frame(index)?;
         let flicker = self.measure(index, &out);
         Ok((
@@ -545,9 +567,9 @@ impl State {
         variants: &[Project],
         index: u64,
         count: u64,
-    ) -> Result<(Vec<Vec<RgbFrame>>, Vec<Option<Sample>>), String> {
+    ) -> Result<(Vec<Vec<RgbFrame>>, Vec<Option<Sample>>), Failure> {
         let Some(film) = self.film.clone() else {
-            return Err("no film is open".into());
+            return Err(Failure::Failed("no film is open".into()));
         };
         let project_path = self.project_path.clone();
         let own = (self.colorizer.take(), self.preview_size);
@@ -556,7 +578,7 @@ impl State {
         let mut outcome = Ok(());
         'variants: for (i, v) in variants.iter().enumerate() {
             if let Err(e) = self.set_project(v, project_path.clone(), film.clone()) {
-                outcome = Err(format!("variant {}: {e}", i + 1));
+                outcome = Err(Failure::Failed(format!("variant {}: {e}", i + 1)));
                 break;
             }
             let metrics = LiveMetrics::default();
@@ -569,8 +591,12 @@ impl State {
                         }
                         own_frames.push(RgbFrame::from_rgb(f, out.width(), out.height(), &rgb));
                     }
-                    Err(e) => {
-                        outcome = Err(format!("variant {}: {e}", i + 1));
+                    Err(Failure::Failed(e)) => {
+                        outcome = Err(Failure::Failed(format!("variant {}: {e}", i + 1)));
+                        break 'variants;
+                    }
+                    Err(Failure::Stopped) => {
+                        outcome = Err(Failure::Stopped);
                         break 'variants;
                     }
                 }
@@ -611,19 +637,23 @@ impl State {
     fn colour_frame(
         &mut self,
         index: u64,
-    ) -> Result<(tincture_core::frame::Frame, Vec<u8>), String> {
+    ) -> Result<(tincture_core::frame::Frame, Vec<u8>), Failure> {
         let Some(film) = self.film.clone() else {
-            return Err("no film is open".into());
+            return Err(Failure::Failed("no film is open".into()));
         };
         self.decode(&film, index)?;
         let Some(colorizer) = self.colorizer.as_mut() else {
-            return Err("no project to colour with".into());
+            return Err(Failure::Failed("no project to colour with".into()));
         };
         let Some(LastFrame {
             frame, luma, small, ..
         }) = self.last.as_mut()
         else {
-            return Err("the frame was not decoded".into());
+            return Err(Failure::Failed("the frame was not decoded".into()));
+        };
+        let failed = |e: tincture_core::Error| match e {
+            tincture_core::Error::Cancelled => Failure::Stopped,
+            e => Failure::Failed(format!("frame {index} of {}: {e}", film.display())),
         };
         let (frame, luma) = (&*frame, &*luma);
         let chroma = match self.preview_size {
@@ -634,12 +664,12 @@ impl State {
                 };
                 let c = colorizer
                     .colorize(&small.luma, index, frame.matrix)
-                    .map_err(|e| format!("frame {index} of {}: {e}", film.display()))?;
+                    .map_err(failed)?;
                 upsample_chroma(&c, luma, &mut small.guide)
             }
             _ => colorizer
                 .colorize(luma, index, frame.matrix)
-                .map_err(|e| format!("frame {index} of {}: {e}", film.display()))?,
+                .map_err(failed)?,
         };
         Ok(compose_rgb8_444(frame, &chroma))
     }
@@ -787,15 +817,21 @@ fn run(
     // The preview is background work next to the window: on a busy machine
     // the window keeps the CPU and the preview catches up.
     tincture_engine::lower_thread_priority();
-    let mut state = State::default();
+    let mut state = State {
+        inbox: Some(rx.clone()),
+        ..State::default()
+    };
     let send = |m: ColourMessage| {
         let ok = to_ui.send(m).is_ok();
         ctx.request_repaint();
         ok
     };
+    // A frame whose colouring a newer request stopped is coloured again
+    // after that request, unless the request replaces it.
+    let mut stopped_show = None;
     while let Ok(first) = rx.recv() {
         let mut project = None;
-        let mut show = None;
+        let mut show = stopped_show.take();
         let mut compare = None;
         let mut close = false;
         for command in std::iter::once(first).chain(rx.try_iter()) {
@@ -857,7 +893,14 @@ fn run(
                         flicker,
                     }
                 }
-                Err(e) => ColourMessage::Error(format!("Colouring frame {index} failed: {e}")),
+                Err(Failure::Failed(e)) => {
+                    ColourMessage::Error(format!("Colouring frame {index} failed: {e}"))
+                }
+                // A newer request waits: it is taken first.
+                Err(Failure::Stopped) => {
+                    stopped_show = Some((index, generation));
+                    continue;
+                }
             };
             if !send(message) {
                 return;
@@ -873,9 +916,10 @@ fn run(
                     frames,
                     flicker,
                 },
-                Err(e) => {
+                Err(Failure::Failed(e)) => {
                     ColourMessage::Error(format!("Comparing settings on frame {index} failed: {e}"))
                 }
+                Err(Failure::Stopped) => continue,
             };
             if !send(message) {
                 return;

@@ -38,6 +38,7 @@ fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,wgpu=warn,naga=warn")),
         )
+        .with_writer(std::io::stderr)
         .init();
     let Some(file) = parse_args(std::env::args_os().skip(1))? else {
         return Ok(());

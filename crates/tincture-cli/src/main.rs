@@ -386,8 +386,22 @@ fn render_cmd(args: RenderArgs) -> Result<u8, Failure> {
     };
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
-    if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)) {
+    // The first Ctrl-C stops the render cleanly within a frame (or a step
+    // of a backward pass) and keeps a valid partial file to resume; a
+    // second one exits at once.
+    if let Err(e) = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::Relaxed) {
+            eprintln!("tincture-cli: stopped at once by a second Ctrl-C");
+            std::process::exit(130);
+        }
+        eprintln!("tincture-cli: stopping after this step (Ctrl-C again to stop at once)");
+    }) {
         tracing::warn!("Ctrl-C will not stop cleanly: {e}");
+    }
+    let mut colorizer = colorizer;
+    if let Some(c) = colorizer.as_mut() {
+        let flag = cancel.clone();
+        c.set_stop(Box::new(move || flag.load(Ordering::Relaxed)));
     }
     let total = frames.map_or(count, |(a, b)| b.saturating_sub(a) + 1);
     let bar = metrics::progress(total);

@@ -43,4 +43,13 @@ pub trait Colorizer: Send {
     /// a user model's name or a model file), `None` for the engine's own.
     /// Engines with a single model ignore it.
     fn set_model(&mut self, _model: Option<&str>) {}
+
+    /// Gives the engine a check it asks between steps of long work inside
+    /// one `colorize` (a backward pass over a long shot): when it says
+    /// `true`, `colorize` ends early with [`crate::Error::Cancelled`].
+    /// Engines whose frames are quick ignore it.
+    fn set_stop(&mut self, _stop: Stop) {}
 }
+
+/// A check asked between steps of long work; `true` stops it.
+pub type Stop = Box<dyn Fn() -> bool + Send>;

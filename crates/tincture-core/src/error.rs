@@ -29,6 +29,10 @@ pub enum Error {
         /// The engine's own message.
         message: String,
     },
+    /// The work was stopped (Ctrl-C, Cancel, or a newer request) before it
+    /// finished; nothing is wrong with the input.
+    #[error("stopped before it finished (cancelled)")]
+    Cancelled,
     /// Buffers whose sizes do not agree were combined.
     #[error("size mismatch: {what}")]
     SizeMismatch {

@@ -237,15 +237,203 @@ pub fn backward_segment(
     let mut out: Vec<Confident> = Vec::with_capacity(last);
     let mut state = key.clone();
     for t in (0..last).rev() {
-        let (to_next, from_next) = flows(&lumas[t], &lumas[t + 1], &params.flow);
-        let weights = match_weights(&lumas[t], &lumas[t + 1], &to_next, &from_next, params.carry)?;
-        let carried = carry(&state, &to_next, &weights, params.carry)?;
-        let mut solver = ChromaSolver::new(&lumas[t], params.solver)?;
-        state = refine(&mut solver, &carried, params)?;
+        state = backward_step(&lumas[t], &lumas[t + 1], &state, params)?;
         out.push(state.clone());
     }
     out.reverse();
     Ok(out)
+}
+
+/// One frame of the backward pass: `next_state`, the colour carried to the
+/// frame after this one (`next`), carried back to this frame (`luma`) and
+/// re-fitted to its edges.
+///
+/// # Errors
+/// Sizes that differ.
+pub fn backward_step(
+    luma: &LumaImage,
+    next: &LumaImage,
+    next_state: &Confident,
+    params: &PropagationParams,
+) -> Result<Confident> {
+    let (to_next, from_next) = flows(luma, next, &params.flow);
+    let weights = match_weights(luma, next, &to_next, &from_next, params.carry)?;
+    let carried = carry(next_state, &to_next, &weights, params.carry)?;
+    let mut solver = ChromaSolver::new(luma, params.solver)?;
+    refine(&mut solver, &carried, params)
+}
+
+/// The bytes one frame's carried colour takes (two chroma planes and a
+/// confidence, `f32` each) at `pixels` pixels.
+pub const fn carried_bytes(pixels: usize) -> usize {
+    pixels * 3 * size_of::<f32>()
+}
+
+/// The backward pass of one stretch of a shot, under a memory budget,
+/// however long the stretch.
+///
+/// The colour carried back from keyframe `key` to each frame of
+/// `from..key` is asked for frame by frame, in order. Holding it for every
+/// frame would take [`carried_bytes`] a frame (about 11 MB at 1280x720):
+/// gigabytes for a shot of a few hundred frames. Instead the pass keeps
+/// *checkpoints*, the carried colour at a few frames, as many as the
+/// budget allows. A frame's colour is computed from the nearest checkpoint
+/// after it, walking back; on the way, checkpoints are left at even
+/// spacing for the frames that follow, and the ones behind the frame asked
+/// for are dropped. Each frame is the same computation from the same
+/// inputs as in one long walk, so the answer is the same to the bit; a
+/// stretch of `n` frames with room for `m` checkpoints costs about
+/// `n · (1 + log(n) / log(m))` steps instead of `n`.
+///
+/// Lumas are read in forward runs of at most [`luma_run`](Self::luma_run)
+/// frames (a film's decoder reads forward cheaply, and seeks back only to
+/// a keyframe).
+#[derive(Debug)]
+pub struct BackwardPass {
+    key: u64,
+    from: u64,
+    checkpoints: std::collections::BTreeMap<u64, Confident>,
+    max_checkpoints: usize,
+    luma_run: usize,
+    steps: u64,
+}
+
+/// Why a [`BackwardPass`] stopped early.
+pub type StopFn<'a> = dyn Fn() -> bool + 'a;
+
+impl BackwardPass {
+    /// A pass carrying `key_colour` (keyframe `key`'s) back over
+    /// `from..key`, keeping its checkpoints and luma runs within
+    /// `budget_bytes` (at least three checkpoints and a run of two frames,
+    /// whatever the budget).
+    pub fn new(from: u64, key: u64, key_colour: Confident, budget_bytes: usize) -> Self {
+        let pixels = key_colour.confidence.len().max(1);
+        let state = carried_bytes(pixels);
+        let luma = pixels * size_of::<f32>();
+        // A quarter of the budget for the run of lumas read forward, the
+        // rest for checkpoints.
+        let luma_run = (budget_bytes / 4 / luma).clamp(2, 64);
+        let max_checkpoints = (budget_bytes.saturating_sub(luma_run * luma) / state).max(3);
+        let mut checkpoints = std::collections::BTreeMap::new();
+        checkpoints.insert(key, key_colour);
+        Self {
+            key,
+            from,
+            checkpoints,
+            max_checkpoints,
+            luma_run,
+            steps: 0,
+        }
+    }
+
+    /// The keyframe this pass carries back from.
+    pub fn key(&self) -> u64 {
+        self.key
+    }
+
+    /// Whether `frame` gets its carried colour from this pass.
+    pub fn covers(&self, frame: u64) -> bool {
+        (self.from..self.key).contains(&frame)
+    }
+
+    /// How many checkpoints the budget allows (the keyframe's included).
+    pub fn max_checkpoints(&self) -> usize {
+        self.max_checkpoints
+    }
+
+    /// How many frames are read forward at a time.
+    pub fn luma_run(&self) -> usize {
+        self.luma_run
+    }
+
+    /// Backward steps computed so far (a frame recomputed counts again).
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Checkpoints held now.
+    pub fn held(&self) -> usize {
+        self.checkpoints.len()
+    }
+
+    /// The colour carried back to `frame` (which [`covers`](Self::covers)
+    /// must hold), reading lumas with `read`; `stop` is asked before every
+    /// step, and a `true` ends the pass with [`Error::Cancelled`].
+    ///
+    /// # Errors
+    /// A frame outside the pass, an error of `read`, sizes that differ, or
+    /// a stop.
+    pub fn carried(
+        &mut self,
+        frame: u64,
+        read: &mut dyn FnMut(u64) -> Result<LumaImage>,
+        params: &PropagationParams,
+        stop: &StopFn<'_>,
+    ) -> Result<Confident> {
+        if !self.covers(frame) {
+            return Err(Error::Engine {
+                message: format!(
+                    "frame {frame} is not carried back from keyframe {} (the pass covers {}..{})",
+                    self.key, self.from, self.key
+                ),
+            });
+        }
+        // Frames are asked for in order: what lies behind is not needed.
+        self.checkpoints = self.checkpoints.split_off(&frame);
+        if let Some(c) = self.checkpoints.remove(&frame) {
+            return Ok(c);
+        }
+        let Some((&top, _)) = self.checkpoints.iter().next() else {
+            return Err(Error::Engine {
+                message: format!("the backward pass lost keyframe {}", self.key),
+            });
+        };
+        // Frames top-1 down to `frame` are computed. All are kept when they
+        // fit the free checkpoint slots; else half the free slots take
+        // checkpoints at even spacing, and the other half is left for the
+        // first stretch, which is walked again next.
+        let count = (top - frame) as usize;
+        let free = self.max_checkpoints.saturating_sub(self.checkpoints.len());
+        let spacing = if free == 0 {
+            u64::MAX
+        } else if count <= free {
+            1
+        } else {
+            count.div_ceil((free / 2).max(1) + 1) as u64
+        };
+        let mut state = self.checkpoints[&top].clone();
+        let mut hi = top;
+        let mut hi_luma = read(hi)?;
+        let mut answer = None;
+        while hi > frame {
+            let lo = hi.saturating_sub(self.luma_run as u64 - 1).max(frame);
+            let mut run = Vec::with_capacity((hi - lo) as usize);
+            for f in lo..hi {
+                if stop() {
+                    return Err(Error::Cancelled);
+                }
+                run.push(read(f)?);
+            }
+            for t in (lo..hi).rev() {
+                if stop() {
+                    return Err(Error::Cancelled);
+                }
+                let Some(luma) = run.pop() else { break };
+                state = backward_step(&luma, &hi_luma, &state, params)?;
+                self.steps += 1;
+                hi_luma = luma;
+                if t == frame {
+                    answer = Some(state.clone());
+                } else if (t - frame).is_multiple_of(spacing) {
+                    self.checkpoints.insert(t, state.clone());
+                }
+            }
+            hi = lo;
+        }
+        answer.ok_or_else(|| Error::Engine {
+            message: format!("the backward pass did not reach frame {frame}"),
+        })
+    }
 }
 
 /// The forward pass of propagation, one frame at a time, in order (see the
@@ -590,6 +778,91 @@ mod tests {
         )
         .expect("propagation runs");
         out
+    }
+
+    /// The checkpointed pass gives every frame's carried colour to the bit
+    /// as one walk that keeps them all, within its checkpoint budget, at a
+    /// bounded number of extra steps, and reads frames only forward in runs.
+    #[test]
+    fn a_budgeted_backward_pass_equals_the_whole_walk() {
+        let (w, h, n) = (48, 32, 40usize);
+        let frames: Vec<_> = (0..n).map(|t| frame(w, h, t, 1.5)).collect();
+        let lumas: Vec<LumaImage> = frames.iter().map(|f| f.0.clone()).collect();
+        let params = PropagationParams::default();
+        let key = Confident::uniform(frames[n - 1].1.clone(), 1.0);
+        let whole = backward_segment(&lumas, &key, &params).expect("whole walk");
+        let state = carried_bytes(w * h);
+        let luma = w * h * 4;
+        // Budgets from the smallest (3 checkpoints, runs of 2) to one that
+        // holds every frame.
+        for budget in [0, 6 * state, 12 * state + 8 * luma, 64 * state] {
+            let mut pass = BackwardPass::new(0, (n - 1) as u64, key.clone(), budget);
+            let mut reads = Vec::new();
+            for f in 0..n - 1 {
+                let got = pass
+                    .carried(
+                        f as u64,
+                        &mut |i| {
+                            reads.push(i);
+                            Ok(lumas[i as usize].clone())
+                        },
+                        &params,
+                        &|| false,
+                    )
+                    .expect("carried");
+                assert!(
+                    got.chroma.cb == whole[f].chroma.cb
+                        && got.chroma.cr == whole[f].chroma.cr
+                        && got.confidence == whole[f].confidence,
+                    "budget {budget}: frame {f} differs from the whole walk"
+                );
+                assert!(
+                    pass.held() <= pass.max_checkpoints(),
+                    "budget {budget}: {} checkpoints held, {} allowed",
+                    pass.held(),
+                    pass.max_checkpoints()
+                );
+            }
+            let steps = pass.steps();
+            let limit = match pass.max_checkpoints() {
+                m if m >= n => n as u64,
+                m if m >= 8 => 3 * n as u64,
+                _ => (n * n / 4) as u64,
+            };
+            assert!(
+                steps >= (n - 1) as u64 && steps <= limit,
+                "budget {budget}: {steps} steps for {} frames with {} checkpoints (limit {limit})",
+                n - 1,
+                pass.max_checkpoints()
+            );
+            // Reads go forward within each run of frames.
+            let backward_jumps = reads.windows(2).filter(|p| p[1] < p[0]).count();
+            assert!(
+                backward_jumps as u64 <= steps.div_ceil(pass.luma_run() as u64 - 1) + n as u64,
+                "budget {budget}: {backward_jumps} backward seeks"
+            );
+        }
+    }
+
+    #[test]
+    fn a_stopped_backward_pass_says_cancelled() {
+        let (w, h, n) = (48, 32, 10usize);
+        let lumas: Vec<LumaImage> = (0..n).map(|t| frame(w, h, t, 1.5).0).collect();
+        let key = Confident::uniform(frame(w, h, n - 1, 1.5).1, 1.0);
+        let mut pass = BackwardPass::new(0, (n - 1) as u64, key, 1 << 30);
+        let asked = std::cell::Cell::new(0);
+        let stop = || {
+            asked.set(asked.get() + 1);
+            asked.get() > 3
+        };
+        let got = pass.carried(
+            0,
+            &mut |i| Ok(lumas[i as usize].clone()),
+            &PropagationParams::default(),
+            &stop,
+        );
+        assert!(matches!(got, Err(Error::Cancelled)), "{got:?}");
+        assert!(pass.steps() < n as u64 - 1, "stopped before the end");
     }
 
     #[test]

@@ -112,7 +112,7 @@ impl ExportJob {
         let output = spec.request.output.clone();
         let thread = std::thread::Builder::new()
             .name("tincture-export".into())
-            .spawn(move || run(spec, &flag, &tx))
+            .spawn(move || run(spec, flag, &tx))
             .map_err(|e| Error::Output {
                 path: output,
                 reason: format!("cannot start the export thread: {e}"),
@@ -148,7 +148,7 @@ impl Drop for ExportJob {
     }
 }
 
-fn run(spec: ExportSpec, cancel: &AtomicBool, tx: &Sender<ExportEvent>) {
+fn run(spec: ExportSpec, cancel: Arc<AtomicBool>, tx: &Sender<ExportEvent>) {
     // The export yields the CPU to the window; its decode thread and
     // FFmpeg's encoder threads, started below, inherit the priority.
     crate::lower_thread_priority();
@@ -178,8 +178,13 @@ fn run(spec: ExportSpec, cancel: &AtomicBool, tx: &Sender<ExportEvent>) {
             )?;
             request.colorizer = Some(Box::new(colorizer));
         }
+        // Cancel stops a long backward pass too, not only between frames.
+        if let Some(c) = request.colorizer.as_mut() {
+            let flag = cancel.clone();
+            c.set_stop(Box::new(move || flag.load(Ordering::Relaxed)));
+        }
         let mut first_frame: Option<Instant> = None;
-        render_with(request, cancel, |event| match event {
+        render_with(request, &cancel, |event| match event {
             RenderEvent::Started(start) => {
                 first_frame = Some(Instant::now());
                 send(ExportEvent::Started(start));

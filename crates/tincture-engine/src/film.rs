@@ -18,7 +18,7 @@ use tincture_core::colorize::Colorizer;
 use tincture_core::frame::{ChromaField, LumaImage, RgbImage};
 use tincture_core::look::Look;
 use tincture_core::motion::Confident;
-use tincture_core::propagate::{PropagationParams, Propagator, backward_segment, solve_key};
+use tincture_core::propagate::{BackwardPass, PropagationParams, Propagator, solve_key};
 use tincture_core::solver::{ChromaSolver, DataTerm};
 use tincture_core::transfer::{ReferenceColorizer, TransferSettings};
 use tincture_media::VideoReader;
@@ -136,6 +136,25 @@ const STROKE_WEIGHT: f32 = 4.0;
 /// Confidence of a keyframe steered by strokes only, away from them.
 const STEERED_CONFIDENCE: f32 = 0.5;
 
+/// The memory the backward pass may keep (checkpoints of carried colour
+/// and runs of luma read ahead) when `TINCTURE_PROPAGATION_BUDGET_MB` does
+/// not say: 1 GiB, whatever the shot's length.
+pub const DEFAULT_PROPAGATION_BUDGET: usize = 1 << 30;
+
+/// The backward pass's memory budget: `TINCTURE_PROPAGATION_BUDGET_MB`
+/// (mebibytes) when set and valid, else [`DEFAULT_PROPAGATION_BUDGET`].
+pub fn propagation_budget() -> usize {
+    std::env::var("TINCTURE_PROPAGATION_BUDGET_MB")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .and_then(|mb| mb.checked_mul(1 << 20))
+        .unwrap_or(DEFAULT_PROPAGATION_BUDGET)
+}
+
+/// Asked between frames of long work; `true` stops it with
+/// [`tincture_core::Error::Cancelled`].
+pub type StopCheck = tincture_core::colorize::Stop;
+
 /// The film colorizer (see the module docs).
 pub struct FilmColorizer {
     plan: FilmPlan,
@@ -144,8 +163,16 @@ pub struct FilmColorizer {
     reader: Option<VideoReader>,
     propagator: Propagator,
     next: Option<u64>,
-    backward: HashMap<u64, Confident>,
+    /// The backward pass of the stretch being coloured, within `budget`.
+    backward: Option<BackwardPass>,
+    budget: usize,
+    /// The keyframes' colour, for the keyframes around the frame coloured last.
     key_cache: HashMap<u64, Confident>,
+    /// The size frames are coloured at: that of the luma last asked for.
+    /// Frames read ahead are brought to it, so a preview that colours a
+    /// smaller picture of the film replays and reads ahead at that size.
+    work_size: Option<(usize, usize)>,
+    stop: Option<StopCheck>,
     /// Where a keyframe's solve starts (see [`warm_start`](Self::warm_start)).
     warm: HashMap<u64, ChromaField>,
     /// A preview keeps the solver of the keyframe it solved last (see
@@ -256,8 +283,11 @@ impl FilmColorizer {
             reader: None,
             propagator,
             next: None,
-            backward: HashMap::new(),
+            backward: None,
+            budget: propagation_budget(),
             key_cache: HashMap::new(),
+            work_size: None,
+            stop: None,
             warm: HashMap::new(),
             key_solver: None,
             plan_digest,
@@ -297,6 +327,28 @@ impl FilmColorizer {
         self.key_solver = Some((frame, solver));
     }
 
+    /// Stops long work (a backward pass, a replay) between frames when
+    /// `stop` says so: its `colorize` then ends with
+    /// [`tincture_core::Error::Cancelled`].
+    pub fn set_stop(&mut self, stop: StopCheck) {
+        self.stop = Some(stop);
+    }
+
+    /// Keeps the backward pass within `bytes` (see [`BackwardPass`]).
+    pub fn set_memory_budget(&mut self, bytes: usize) {
+        self.budget = bytes;
+        self.backward = None;
+    }
+
+    /// The backward pass's steps so far (frames recomputed count again).
+    pub fn backward_steps(&self) -> u64 {
+        self.backward.as_ref().map_or(0, BackwardPass::steps)
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s())
+    }
+
     /// Keyframe `frame`'s solved colour, once a frame needed it.
     pub fn key_chroma(&self, frame: u64) -> Option<&ChromaField> {
         self.key_cache.get(&frame).map(|c| &c.chroma)
@@ -326,7 +378,15 @@ impl FilmColorizer {
         let decoded = reader
             .seek(frame)
             .map_err(|e| engine_error(format!("reading ahead for propagation: {e}")))?;
-        Ok(decoded.frame.luma_unit())
+        let luma = decoded.frame.luma_unit();
+        Ok(match self.work_size {
+            Some((w, h)) if (w, h) != (luma.width, luma.height) => LumaImage {
+                width: w,
+                height: h,
+                data: tincture_infer::model::resize_area(&luma.data, luma.width, luma.height, w, h),
+            },
+            _ => luma,
+        })
     }
 
     /// The prior for `frame`: the model's proposal and the reference photos'
@@ -495,21 +555,21 @@ impl FilmColorizer {
         Ok(Some(colour))
     }
 
-    /// Makes sure the colour carried backward from the next keyframe of the
-    /// shot is ready for `frame`.
-    fn ensure_backward(
+    /// The colour carried backward to `frame` from the next keyframe of its
+    /// shot, if there is one.
+    fn carried_back(
         &mut self,
         shot: usize,
         frame: u64,
         matrix: Matrix,
-    ) -> tincture_core::Result<()> {
-        if self.backward.contains_key(&frame) || self.plan.keys.contains_key(&frame) {
-            return Ok(());
+    ) -> tincture_core::Result<Option<Confident>> {
+        if self.plan.keys.contains_key(&frame) {
+            return Ok(None);
         }
         let s = &self.plan.shots[shot];
         let (start, end) = (s.start, s.end);
         let Some(next_key) = self.plan.keys.range(frame..=end).next().map(|(k, _)| *k) else {
-            return Ok(());
+            return Ok(None);
         };
         let from = self
             .plan
@@ -517,22 +577,29 @@ impl FilmColorizer {
             .range(start..frame)
             .next_back()
             .map_or(start, |(k, _)| k + 1);
-        self.backward.retain(|k, _| *k >= from);
-        let mut lumas = Vec::with_capacity((next_key - from + 1) as usize);
-        for f in from..=next_key {
-            lumas.push(self.read_luma(f)?);
+        if !self
+            .backward
+            .as_ref()
+            .is_some_and(|b| b.key() == next_key && b.covers(frame))
+        {
+            self.backward = None;
+            let key_luma = self.read_luma(next_key)?;
+            let Some(key) = self.key_colour(shot, &key_luma, next_key, matrix)? else {
+                return Ok(None);
+            };
+            self.backward = Some(BackwardPass::new(from, next_key, key, self.budget));
         }
-        let Some(key_luma) = lumas.last().cloned() else {
-            return Ok(());
+        let Some(mut pass) = self.backward.take() else {
+            return Ok(None);
         };
-        let Some(key) = self.key_colour(shot, &key_luma, next_key, matrix)? else {
-            return Ok(());
-        };
-        let carried = backward_segment(&lumas, &key, &self.plan.params)?;
-        for (offset, c) in carried.into_iter().enumerate() {
-            self.backward.insert(from + offset as u64, c);
-        }
-        Ok(())
+        let params = self.plan.params;
+        let stop = self.stop.take();
+        let carried = pass.carried(frame, &mut |f| self.read_luma(f), &params, &|| {
+            stop.as_ref().is_some_and(|s| s())
+        });
+        self.stop = stop;
+        self.backward = Some(pass);
+        carried.map(Some)
     }
 
     fn step(
@@ -543,14 +610,25 @@ impl FilmColorizer {
         matrix: Matrix,
         with_prior: bool,
     ) -> tincture_core::Result<ChromaField> {
+        if self.stopped() {
+            return Err(tincture_core::Error::Cancelled);
+        }
         let key = self.key_colour(shot, luma, frame, matrix)?;
-        self.ensure_backward(shot, frame, matrix)?;
+        // Only the keyframes around this frame are needed from here on.
+        let s = &self.plan.shots[shot];
+        let before = self
+            .plan
+            .keys
+            .range(s.start..=frame)
+            .next_back()
+            .map_or(s.start, |(k, _)| *k);
+        self.key_cache.retain(|k, _| *k >= before);
+        let backward = self.carried_back(shot, frame, matrix)?;
         let prior = if key.is_some() || !with_prior {
             None
         } else {
             self.prior(shot, luma, frame, matrix)?
         };
-        let backward = self.backward.remove(&frame);
         let mut chroma = self
             .propagator
             .step(luma, key.as_ref(), backward, prior.as_ref())?;
@@ -563,6 +641,10 @@ impl FilmColorizer {
 impl Colorizer for FilmColorizer {
     fn name(&self) -> &str {
         "propagation"
+    }
+
+    fn set_stop(&mut self, stop: StopCheck) {
+        FilmColorizer::set_stop(self, stop);
     }
 
     fn settings(&self) -> serde_json::Value {
@@ -596,6 +678,14 @@ impl Colorizer for FilmColorizer {
                 self.plan.frame_count
             )));
         };
+        let size = (luma.width, luma.height);
+        if self.work_size != Some(size) {
+            // Colour kept at another size is of no use at this one.
+            self.work_size = Some(size);
+            self.backward = None;
+            self.key_cache.clear();
+            self.next = None;
+        }
         let shot_start = self.plan.shots[shot].start;
         let continuing = self.next == Some(frame_index) && frame_index != shot_start;
         if !continuing {

@@ -768,14 +768,21 @@ fn run_frames(
             let chroma = match req.colorizer.as_mut() {
                 Some(c) => {
                     let luma = decoded.frame.luma_unit();
-                    Some(
-                        c.colorize(&luma, index, decoded.frame.matrix)
-                            .map_err(|source| Error::Colorize {
+                    match c.colorize(&luma, index, decoded.frame.matrix) {
+                        Ok(chroma) => Some(chroma),
+                        // The colorizer stopped inside long work (a backward
+                        // pass) because the render was cancelled.
+                        Err(tincture_core::Error::Cancelled) if cancel.load(Ordering::Relaxed) => {
+                            break;
+                        }
+                        Err(source) => {
+                            return Err(Error::Colorize {
                                 path: req.input.clone(),
                                 frame: index,
                                 source,
-                            })?,
-                    )
+                            });
+                        }
+                    }
                 }
                 None => None,
             };

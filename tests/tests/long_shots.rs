@@ -1,0 +1,226 @@
+//! Real sizes and long shots, end to end on films made with the `ffmpeg`
+//! CLI: the viewer's half-size preview of an HD film colours the frames
+//! after a painted keyframe; the backward pass over a long shot gives the
+//! same colour in a small memory budget as in an unbounded one; and a stop
+//! asked for inside a backward pass ends it promptly.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tincture_core::Error;
+use tincture_core::color::Matrix;
+use tincture_core::colorize::Colorizer;
+use tincture_core::frame::{ChromaField, LumaImage};
+use tincture_engine::film::{FilmColorizer, FilmPlan, KeyColour, StrokeHint};
+use tincture_infer::model::resize_area;
+use tincture_media::VideoReader;
+use tincture_tests::{make_video, scene};
+
+/// A gray FFV1 film of the moving lavfi test scene.
+fn film(dir: &Path, name: &str, size: &str, frames: u32, pix_fmt: &str) -> std::path::PathBuf {
+    make_video(
+        &dir.join(name),
+        &scene(size, "24"),
+        frames,
+        &["-pix_fmt", pix_fmt, "-c:v", "ffv1"],
+    )
+}
+
+/// A plan with one keyframe at `key`, painted with a red stroke down the
+/// left of a `w` x `h` picture (coordinates in that picture's pixels).
+fn red_key_plan(source: &Path, frames: u64, key: u64, w: usize, h: usize) -> FilmPlan {
+    let mut plan = FilmPlan::whole_film(source.to_owned(), frames);
+    let x = w as f32 * 0.12;
+    plan.keys.insert(
+        key,
+        KeyColour::Steered {
+            strokes: vec![StrokeHint {
+                points: vec![[x, h as f32 * 0.1], [x, h as f32 * 0.9]],
+                rgb: [210, 40, 40],
+                size: w as f32 * 0.05,
+            }],
+            reference: None,
+        },
+    );
+    plan
+}
+
+fn luma_of(reader: &mut VideoReader, frame: u64) -> LumaImage {
+    reader
+        .seek(frame)
+        .expect("the frame decodes")
+        .frame
+        .luma_unit()
+}
+
+fn half(luma: &LumaImage) -> LumaImage {
+    let (w, h) = (luma.width.div_ceil(2), luma.height.div_ceil(2));
+    LumaImage {
+        width: w,
+        height: h,
+        data: resize_area(&luma.data, luma.width, luma.height, w, h),
+    }
+}
+
+/// Mean Cr over the column band around the stroke.
+fn red_under_stroke(c: &ChromaField) -> f32 {
+    let x0 = (c.width as f32 * 0.10) as usize;
+    let x1 = (c.width as f32 * 0.14) as usize;
+    let (y0, y1) = (c.height / 5, c.height * 4 / 5);
+    let mut sum = 0.0;
+    let mut n = 0.0;
+    for y in y0..y1 {
+        for x in x0..x1 {
+            sum += c.cr[y * c.width + x];
+            n += 1.0;
+        }
+    }
+    sum / n
+}
+
+/// The viewer colours films wider than 960 px at half size: the keyframe,
+/// the replay from it and the read-ahead must all be at that size. A
+/// 1280x720 film and a 2048x1556 10-bit scan, painted at frame 0, stepped
+/// to frame 20.
+#[test]
+fn a_half_size_preview_colours_frames_after_its_keyframe() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, size, pix_fmt) in [
+        ("hd.mkv", "1280x720", "gray"),
+        ("scan-2k.mkv", "2048x1556", "gray10le"),
+    ] {
+        let path = film(dir.path(), name, size, 24, pix_fmt);
+        let mut reader = VideoReader::open(&path).expect("the film opens");
+        let key = luma_of(&mut reader, 0);
+        let small_key = half(&key);
+        let plan = red_key_plan(&path, 24, 0, small_key.width, small_key.height);
+        let mut preview = FilmColorizer::preview(plan, None);
+        let at_key = preview
+            .colorize(&small_key, 0, Matrix::Bt709)
+            .expect("the keyframe colours");
+        // Clicking frame 20: replayed from the keyframe at the preview's size.
+        let small_20 = half(&luma_of(&mut reader, 20));
+        let at_20 = preview
+            .colorize(&small_20, 20, Matrix::Bt709)
+            .unwrap_or_else(|e| panic!("{name}: frame 20 colours: {e}"));
+        assert_eq!(
+            (at_20.width, at_20.height),
+            (small_20.width, small_20.height)
+        );
+        let (k, f) = (red_under_stroke(&at_key), red_under_stroke(&at_20));
+        assert!(k > 0.08, "{name}: the stroke is red on its keyframe ({k})");
+        assert!(
+            f > 0.5 * k,
+            "{name}: the painted red reached frame 20 ({f} against {k} on the keyframe)"
+        );
+        // A frame far from the keyframe, then back: still the same colour.
+        let again = preview
+            .colorize(&small_20, 20, Matrix::Bt709)
+            .expect("frame 20 again");
+        assert_eq!(again, at_20, "{name}: frame 20 coloured twice the same");
+    }
+}
+
+/// Colours frames `0..n` of `path` in order, its only keyframe the last,
+/// with the backward pass held to `budget` bytes.
+fn render_in_order(path: &Path, n: u64, budget: usize) -> (Vec<ChromaField>, u64) {
+    let mut reader = VideoReader::open(path).expect("the film opens");
+    let first = luma_of(&mut reader, 0);
+    let plan = red_key_plan(path, n, n - 1, first.width, first.height);
+    let mut colorizer = FilmColorizer::new(plan, None);
+    colorizer.set_memory_budget(budget);
+    let mut out = Vec::new();
+    for f in 0..n {
+        let luma = luma_of(&mut reader, f);
+        out.push(
+            colorizer
+                .colorize(&luma, f, Matrix::Bt709)
+                .unwrap_or_else(|e| panic!("frame {f}: {e}")),
+        );
+    }
+    (out, colorizer.backward_steps())
+}
+
+/// A shot whose only keyframe is its last frame: with room for a handful
+/// of frames' colour the render is the same to the bit as with room for
+/// all of them, at a bounded cost in recomputed frames.
+#[test]
+fn a_long_shot_in_a_small_budget_gives_the_same_colour() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let n = 48u64;
+    let path = film(dir.path(), "long.mkv", "160x120", n as u32, "gray");
+    let frame_bytes = tincture_core::propagate::carried_bytes(160 * 120);
+    let (all, steps_all) = render_in_order(&path, n, 1 << 30);
+    let (small, steps_small) = render_in_order(&path, n, 8 * frame_bytes);
+    assert_eq!(steps_all, n - 1, "with room for all, each frame once");
+    assert!(
+        steps_small > n - 1 && steps_small <= 4 * n,
+        "{steps_small} backward steps for {} frames in the small budget",
+        n - 1
+    );
+    for (f, (a, b)) in all.iter().zip(&small).enumerate() {
+        assert!(a == b, "frame {f} differs between the budgets");
+    }
+    assert!(
+        red_under_stroke(&all[0]) > 0.03,
+        "the last frame's red reaches the first ({})",
+        red_under_stroke(&all[0])
+    );
+}
+
+/// A stop asked for while the first frame waits on a backward pass over a
+/// long HD shot ends it within a second, with `Cancelled`.
+#[test]
+fn a_stop_inside_a_backward_pass_takes_effect_within_a_second() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let n = 240u64;
+    let path = make_video(
+        &dir.path().join("long-hd.mp4"),
+        &scene("1280x720", "24"),
+        n as u32,
+        &[
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "48",
+        ],
+    );
+    let mut reader = VideoReader::open(&path).expect("the film opens");
+    let first = luma_of(&mut reader, 0);
+    let plan = red_key_plan(&path, n, n - 1, first.width, first.height);
+    let mut colorizer = FilmColorizer::new(plan, None);
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    colorizer.set_stop(Box::new(move || flag.load(Ordering::Relaxed)));
+    let asked = Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let (flag, when) = (stop.clone(), asked.clone());
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(3));
+        *when.lock().expect("lock") = Some(Instant::now());
+        flag.store(true, Ordering::Relaxed);
+    });
+    let result = colorizer.colorize(&first, 0, Matrix::Bt709);
+    let ended = Instant::now();
+    stopper.join().expect("the stopper");
+    assert!(
+        matches!(result, Err(Error::Cancelled)),
+        "the pass was stopped, not finished: {:?}",
+        result.map(|c| c.width)
+    );
+    let asked = asked.lock().expect("lock").expect("the stop was asked");
+    let latency = ended.duration_since(asked);
+    assert!(
+        latency < Duration::from_secs(1),
+        "stopped {latency:?} after it was asked"
+    );
+    assert!(
+        colorizer.backward_steps() < n - 1,
+        "it stopped inside the pass"
+    );
+}
