@@ -2257,3 +2257,110 @@ fn compare_colours_the_frame_under_each_variant_and_one_is_taken() {
     harness.run_steps(2);
     assert_eq!(harness.state().comparison().offset, 3);
 }
+
+// ---- Real sizes -------------------------------------------------------------
+
+/// Paints a red stroke on frame 0 of a gray film of `size` (`pix_fmt`),
+/// steps to frame 20 and checks the red arrived there: the preview colours
+/// films wider than 960 px at half size, and the replay from the keyframe
+/// must be at that size too.
+fn painted_colour_follows_at(size: &str, pix_fmt: &str, test: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let film = dir.path().join(format!("film-{size}.mkv"));
+    let source = format!("testsrc2=size={size}:rate=24");
+    if let Err(e) = ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &source,
+        "-frames:v",
+        "24",
+        "-pix_fmt",
+        pix_fmt,
+        "-c:v",
+        "ffv1",
+        &film.to_string_lossy(),
+    ]) {
+        println!("skipping {test}: {e}");
+        return;
+    }
+    let (w, h) = {
+        let mut parts = size.split('x').map(|v| v.parse::<f32>().expect("size"));
+        (parts.next().expect("w"), parts.next().expect("h"))
+    };
+    let mut harness = harness_with(Some(film), &dir.path().join("state"), true, [1400.0, 900.0]);
+    wait_for_project(&mut harness);
+    model_off(&mut harness);
+    wait_for(&mut harness, "frame 0", |app| {
+        app.is_settled() && app.shown_frame() == Some(0)
+    });
+    harness.key_press(egui::Key::B);
+    harness.step();
+    harness.state_mut().set_hint_colour([210, 40, 40]);
+    let x = 0.12 * w;
+    paint_stroke(&mut harness, &[[x, 0.15 * h], [x, 0.5 * h], [x, 0.85 * h]]);
+    assert_eq!(
+        strokes_on(harness.state(), 0).len(),
+        1,
+        "the stroke is on frame 0"
+    );
+    let coloured = |frame: u64| {
+        move |app: &TinctureApp| {
+            app.coloured_frame() == Some(frame)
+                && app.coloured_revision() == app.document().map(|d| d.revision())
+        }
+    };
+    let limit = Duration::from_secs(180);
+    wait_for_within(&mut harness, "the stroke coloured", limit, coloured(0));
+    // The mean colour of a band down the stroke's middle.
+    let band = |app: &TinctureApp| {
+        let (mut sum, mut n) = ([0.0f64; 3], 0.0f64);
+        let xi = x as usize;
+        for y in (0.3 * h) as usize..(0.7 * h) as usize {
+            for dx in 0..3 {
+                if let Some((_, rgb)) = app.after_rgb_at(xi + dx, y) {
+                    for c in 0..3 {
+                        sum[c] += f64::from(rgb[c]);
+                    }
+                    n += 1.0;
+                }
+            }
+        }
+        sum.map(|v| v / n.max(1.0))
+    };
+    let key = band(harness.state());
+    assert!(
+        key[0] > key[1] + 30.0 && key[0] > key[2] + 30.0,
+        "{size}: red under the stroke on frame 0: {key:?}"
+    );
+    harness.state_mut().seek(20);
+    wait_for_within(&mut harness, "frame 20 coloured", limit, coloured(20));
+    assert!(
+        harness.state().error().is_none(),
+        "{size}: {:?}",
+        harness.state().error()
+    );
+    let after = band(harness.state());
+    assert!(
+        after[0] > after[1] + 15.0 && after[0] > after[2] + 15.0,
+        "{size}: the red reached frame 20: {after:?} (frame 0: {key:?})"
+    );
+}
+
+#[test]
+fn painted_colour_follows_to_frame_20_of_an_hd_film() {
+    painted_colour_follows_at(
+        "1280x720",
+        "gray",
+        "painted_colour_follows_to_frame_20_of_an_hd_film",
+    );
+}
+
+#[test]
+fn painted_colour_follows_to_frame_20_of_a_10_bit_2k_scan() {
+    painted_colour_follows_at(
+        "2048x1556",
+        "gray10le",
+        "painted_colour_follows_to_frame_20_of_a_10_bit_2k_scan",
+    );
+}
