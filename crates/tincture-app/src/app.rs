@@ -94,10 +94,46 @@ impl Picture {
     }
 }
 
+/// `image` as a texture of at most `max_side` pixels a side: itself when it
+/// fits, else scaled down by area averaging, keeping its aspect (a frame
+/// wider than the GPU's texture limit is shown smaller, never refused).
+pub fn fit_to_texture(image: &Arc<egui::ColorImage>, max_side: usize) -> Arc<egui::ColorImage> {
+    let [w, h] = image.size;
+    let max_side = max_side.max(1);
+    if w <= max_side && h <= max_side {
+        return Arc::clone(image);
+    }
+    let k = max_side as f64 / w.max(h) as f64;
+    let (dw, dh) = (
+        ((w as f64 * k).floor() as usize).clamp(1, max_side),
+        ((h as f64 * k).floor() as usize).clamp(1, max_side),
+    );
+    let span = |i: usize, s: usize, d: usize| (i * s / d, ((i + 1) * s).div_ceil(d).min(s));
+    let mut pixels = Vec::with_capacity(dw * dh);
+    for y in 0..dh {
+        let (y0, y1) = span(y, h, dh);
+        for x in 0..dw {
+            let (x0, x1) = span(x, w, dw);
+            let mut sum = [0u32; 3];
+            for yy in y0..y1 {
+                for c in &image.pixels[yy * w + x0..yy * w + x1] {
+                    sum[0] += u32::from(c.r());
+                    sum[1] += u32::from(c.g());
+                    sum[2] += u32::from(c.b());
+                }
+            }
+            let n = ((y1 - y0) * (x1 - x0)) as u32;
+            let [r, g, b] = sum.map(|v| ((v + n / 2) / n) as u8);
+            pixels.push(egui::Color32::from_rgb(r, g, b));
+        }
+    }
+    Arc::new(egui::ColorImage::new([dw, dh], pixels))
+}
+
 /// Shows `frame` in `slot`, reusing its texture when the size matches.
 fn upload(ctx: &egui::Context, slot: &mut Option<Picture>, frame: &RgbFrame, name: &str) {
     let size = [frame.width, frame.height];
-    let image = Arc::clone(&frame.image);
+    let image = fit_to_texture(&frame.image, ctx.input(|i| i.max_texture_side));
     let options = TextureOptions::LINEAR;
     let texture = match slot.take() {
         // Written over the texture in place: a whole-image `set` makes the
@@ -2960,5 +2996,41 @@ mod tests {
         assert_eq!(format_rate(24000.0 / 1001.0), "23.976");
         assert_eq!(format_rate(30000.0 / 1001.0), "29.97");
         assert_eq!(format_rate(12.5), "12.5");
+    }
+
+    #[test]
+    fn frames_wider_than_the_texture_limit_are_shown_scaled_down() {
+        // 8400x6: left half red, right half blue.
+        let (w, h) = (8400, 6);
+        let pixels = (0..w * h)
+            .map(|i| {
+                if i % w < w / 2 {
+                    egui::Color32::from_rgb(200, 10, 10)
+                } else {
+                    egui::Color32::from_rgb(10, 10, 200)
+                }
+            })
+            .collect();
+        let image = Arc::new(egui::ColorImage::new([w, h], pixels));
+        let fitted = fit_to_texture(&image, 8192);
+        assert_eq!(fitted.size, [8192, 5], "the aspect is kept");
+        assert_eq!(fitted.pixels[0], egui::Color32::from_rgb(200, 10, 10));
+        assert_eq!(fitted.pixels[8191], egui::Color32::from_rgb(10, 10, 200));
+        // A frame within the limit is the same picture, not a copy.
+        let small = fit_to_texture(&fitted, 8192);
+        assert!(Arc::ptr_eq(&small, &fitted));
+        // Two by two pixels averaged into one.
+        let quad = Arc::new(egui::ColorImage::new(
+            [2, 2],
+            vec![
+                egui::Color32::from_rgb(0, 0, 0),
+                egui::Color32::from_rgb(100, 0, 0),
+                egui::Color32::from_rgb(0, 200, 0),
+                egui::Color32::from_rgb(100, 200, 40),
+            ],
+        ));
+        let one = fit_to_texture(&quad, 1);
+        assert_eq!(one.size, [1, 1]);
+        assert_eq!(one.pixels[0], egui::Color32::from_rgb(50, 100, 10));
     }
 }

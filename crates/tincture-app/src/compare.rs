@@ -116,9 +116,10 @@ impl Compare {
                 variant
                     .iter()
                     .map(|f| {
+                        let side = ctx.input(|i| i.max_texture_side);
                         ctx.load_texture(
                             format!("compare-{}-{}", letter(i), f.index),
-                            (*f.image).clone(),
+                            (*crate::app::fit_to_texture(&f.image, side)).clone(),
                             egui::TextureOptions::LINEAR,
                         )
                     })

@@ -142,6 +142,11 @@ impl RgbFrame {
         }
     }
 
+    /// The bytes its picture takes.
+    pub fn bytes(&self) -> usize {
+        self.image.pixels.len() * size_of::<egui::Color32>()
+    }
+
     /// The colour of pixel (`x`, `y`) as RGB.
     pub fn rgb_at(&self, x: usize, y: usize) -> [u8; 3] {
         let c = self.image.pixels[y * self.width + x];
@@ -319,8 +324,11 @@ impl Batch {
     }
 }
 
-/// Decoded frames kept around the playhead.
+/// The most frames kept around the playhead.
 const CACHE_FRAMES: usize = 48;
+/// The most bytes of pictures kept around the playhead: 48 frames of a 2K
+/// scan would take 610 MB, of an 8K one 6.4 GB. Two frames are always kept.
+pub const CACHE_BYTES: usize = 256 << 20;
 /// Frames decoded ahead of the playhead while nothing else is asked.
 const READ_AHEAD: u64 = 12;
 
@@ -337,10 +345,18 @@ impl FrameCache {
 
     fn put(&mut self, frame: RgbFrame) {
         self.frames.retain(|f| f.index != frame.index);
-        if self.frames.len() >= CACHE_FRAMES {
+        let size = frame.bytes();
+        while self.frames.len() >= CACHE_FRAMES
+            || (self.frames.len() >= 2 && self.bytes() + size > CACHE_BYTES)
+        {
             self.frames.pop_front();
         }
         self.frames.push_back(frame);
+    }
+
+    /// The bytes of the pictures held.
+    fn bytes(&self) -> usize {
+        self.frames.iter().map(RgbFrame::bytes).sum()
     }
 
     fn clear(&mut self) {
@@ -696,6 +712,33 @@ mod tests {
 
     fn show(index: u64, generation: u64) -> Command {
         Command::Show { index, generation }
+    }
+
+    #[test]
+    fn the_frame_cache_is_bounded_in_bytes() {
+        // 2K frames (12.7 MB each as RGBA): the byte bound holds well below
+        // the frame count bound; small frames are held up to the count.
+        let frame =
+            |index: u64, w: usize, h: usize| RgbFrame::from_rgb(index, w, h, &vec![0u8; w * h * 3]);
+        let mut cache = FrameCache::default();
+        for i in 0..40 {
+            cache.put(frame(i, 2048, 1556));
+            assert!(cache.bytes() <= CACHE_BYTES, "{} bytes", cache.bytes());
+        }
+        assert_eq!(cache.frames.len(), CACHE_BYTES / (2048 * 1556 * 4));
+        assert!(cache.get(39).is_some() && cache.get(0).is_none());
+        let mut cache = FrameCache::default();
+        for i in 0..100 {
+            cache.put(frame(i, 160, 120));
+        }
+        assert_eq!(cache.frames.len(), CACHE_FRAMES);
+        // A single frame larger than the bound is still kept, with one more.
+        let mut cache = FrameCache::default();
+        cache.put(frame(0, 8192, 8192));
+        cache.put(frame(1, 8192, 8192));
+        assert_eq!(cache.frames.len(), 2);
+        cache.put(frame(2, 8192, 8192));
+        assert_eq!(cache.frames.len(), 2);
     }
 
     #[test]

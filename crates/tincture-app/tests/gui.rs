@@ -2364,3 +2364,33 @@ fn painted_colour_follows_to_frame_20_of_a_10_bit_2k_scan() {
         "painted_colour_follows_to_frame_20_of_a_10_bit_2k_scan",
     );
 }
+
+/// A frame wider than the GPU's texture limit (8192 px here) is shown
+/// scaled down, on both sides, and the window keeps running.
+#[test]
+fn a_frame_wider_than_the_texture_limit_is_shown_scaled_down() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let test = "a_frame_wider_than_the_texture_limit_is_shown_scaled_down";
+    let film = match make_clip(dir.path(), "wide.mkv", "8400x64", 3) {
+        Ok(f) => f,
+        Err(e) => {
+            println!("skipping {test}: {e}");
+            return;
+        }
+    };
+    let mut harness = harness_with(Some(film), &dir.path().join("state"), true, [1200.0, 700.0]);
+    wait_for_project(&mut harness);
+    model_off(&mut harness);
+    wait_for(&mut harness, "frame 0 shown and coloured", |app| {
+        app.is_settled() && app.shown_frame() == Some(0) && app.coloured_frame() == Some(0)
+    });
+    harness.state_mut().seek(2);
+    wait_for(&mut harness, "frame 2", |app| {
+        app.is_settled() && app.shown_frame() == Some(2)
+    });
+    assert!(
+        harness.state().error().is_none(),
+        "{:?}",
+        harness.state().error()
+    );
+}
