@@ -178,9 +178,10 @@ pub fn project_inputs(project: &Project, project_path: &Path) -> Vec<PathBuf> {
             .iter()
             .map(|r| project.resolve(project_path, &r.path)),
     );
-    inputs.extend(project.keyframes.iter().filter_map(|k| match &k.reference {
-        Some(KeyframeReference::Image { path }) => Some(project.resolve(project_path, path)),
-        None => None,
+    inputs.extend(project.keyframes.iter().filter_map(|k| {
+        k.reference
+            .as_ref()
+            .map(|KeyframeReference::Image { path }| project.resolve(project_path, path))
     }));
     inputs
 }
