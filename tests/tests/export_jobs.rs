@@ -55,6 +55,7 @@ fn request(input: &Path, output: &Path, reference: &Path, format: OutputFormat) 
         overwrite: false,
         threads: 2,
         metrics: None,
+        also_reads: vec![reference.to_owned()],
     }
 }
 

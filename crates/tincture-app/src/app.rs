@@ -607,6 +607,13 @@ impl TinctureApp {
         let (Some(doc), Some(io)) = (&self.doc, &self.io) else {
             return;
         };
+        // A project saved under a new name may not land on the film it colours.
+        if let (Some(p), Some(film)) = (&path, &self.film)
+            && let Err(e) = tincture_engine::output::check_not_input(p, &[film.as_path()])
+        {
+            self.error = Some(e.to_string());
+            return;
+        }
         match doc.to_save(path) {
             Ok((project, path)) => {
                 io.save(SaveJob {

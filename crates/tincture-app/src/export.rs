@@ -513,6 +513,19 @@ impl Exporter {
             return Err("An export is already running: wait for it, or cancel it first.".into());
         }
         check_destination(&settings.output, settings.overwrite)?;
+        // The engine's one output check, before anything starts: never the
+        // film, the project or its pictures, nor a folder holding them, and a
+        // folder only if Tincture made it (the export checks it again).
+        let reads = tincture_engine::project::project_inputs(&project, &project_path);
+        let inputs: Vec<&Path> = std::iter::once(film)
+            .chain(reads.iter().map(PathBuf::as_path))
+            .collect();
+        let kind = match settings.format {
+            OutputFormat::Video(_) => tincture_engine::output::Kind::File,
+            OutputFormat::Images(_) => tincture_engine::output::Kind::Sequence,
+        };
+        tincture_engine::output::check(&settings.output, &inputs, settings.overwrite, kind)
+            .map_err(|e| e.to_string())?;
         let metrics = LiveMetrics::default();
         let request = RenderRequest {
             input: film.to_owned(),
@@ -523,6 +536,8 @@ impl Exporter {
             overwrite: settings.overwrite,
             threads: 0,
             metrics: Some(metrics.clone()),
+            // The project's own files are added by the export job.
+            also_reads: Vec::new(),
         };
         let wake = ctx.clone();
         let spec = ExportSpec {

@@ -19,7 +19,8 @@ use tincture_core::metrics::{ImageScores, PSNR_CAP_DB, colorfulness, psnr_rgb, s
 use tincture_engine::neural::open_colorizer;
 use tincture_infer::{Hint, Model, NeuralColorizer};
 
-use crate::still::{STILL_MATRIX, compose_rgb, write_atomically};
+use crate::outputs::Outputs;
+use crate::still::{STILL_MATRIX, compose_rgb};
 use crate::{Failure, ModelArgs};
 
 /// Arguments of `eval-images`.
@@ -39,6 +40,9 @@ pub struct EvalArgs {
     /// Print a line of scores per picture.
     #[arg(long)]
     pub verbose: bool,
+    /// Replace the --json file if it exists.
+    #[arg(long)]
+    pub overwrite: bool,
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -336,6 +340,10 @@ fn report_json(
 /// cannot be read or coloured is reported and the run goes on; the exit
 /// code then says so (6 when the model failed on one, else 3).
 pub fn eval_images_cmd(args: &EvalArgs) -> Result<u8, Failure> {
+    let outputs = Outputs::new([args.dir.as_path()], args.overwrite);
+    if let Some(out) = &args.json {
+        outputs.check(out)?;
+    }
     let paths = list_images(&args.dir)?;
     if paths.is_empty() {
         return Err(Failure {
@@ -412,9 +420,7 @@ pub fn eval_images_cmd(args: &EvalArgs) -> Result<u8, Failure> {
             code: 1,
             message: e.to_string(),
         })?;
-        write_atomically(out, |partial| {
-            std::fs::write(partial, text + "\n").map_err(|e| e.to_string())
-        })?;
+        outputs.write_text(out, &(text + "\n"))?;
     }
     Ok(code)
 }

@@ -14,6 +14,7 @@
 
 mod eval;
 mod metrics;
+mod outputs;
 mod plot;
 mod project;
 mod shots;
@@ -183,6 +184,8 @@ impl From<EngineError> for Failure {
             EngineError::Reference { .. } => 5,
             EngineError::Model(m) => model_exit_code(m),
             EngineError::OutputExists { .. }
+            | EngineError::OutputIsInput { .. }
+            | EngineError::NotTinctureFolder { .. }
             | EngineError::Output { .. }
             | EngineError::WriteFailed { .. } => 4,
             EngineError::FrameRange { .. } => 2,
@@ -300,17 +303,19 @@ fn probe_cmd(file: PathBuf, json: bool) -> Result<(), Failure> {
 
 /// The film colorizer for `render --project`: the project is loaded, then
 /// built as the GUI's export builds it (film matched, references read, the
-/// model started when a shot uses its prior).
+/// model started when a shot uses its prior); with the files the project
+/// makes the render read.
 fn project_colorizer(
     project_path: &std::path::Path,
     input: &std::path::Path,
     accept_changed: bool,
     model: &ModelArgs,
-) -> Result<FilmColorizer, Failure> {
+) -> Result<(FilmColorizer, Vec<PathBuf>), Failure> {
     let project = tincture_core::project::Project::load(project_path).map_err(|e| Failure {
         code: 3,
         message: e.to_string(),
     })?;
+    let inputs = tincture_engine::project::project_inputs(&project, project_path);
     let colorizer = film_colorizer(
         &project,
         project_path,
@@ -326,7 +331,7 @@ fn project_colorizer(
         plan.keys.len(),
         plan.references.len()
     );
-    Ok(colorizer)
+    Ok((colorizer, inputs))
 }
 
 fn render_cmd(args: RenderArgs) -> Result<u8, Failure> {
@@ -356,6 +361,17 @@ fn render_cmd(args: RenderArgs) -> Result<u8, Failure> {
             output.display()
         ),
     })?;
+    // The output is checked before anything starts (the render checks it
+    // again, with the project's own files too).
+    let mut also_reads: Vec<PathBuf> = reference.iter().chain(&project).cloned().collect();
+    let inputs: Vec<&std::path::Path> = std::iter::once(input.as_path())
+        .chain(also_reads.iter().map(PathBuf::as_path))
+        .collect();
+    let kind = match format {
+        OutputFormat::Video(_) => tincture_engine::output::Kind::File,
+        OutputFormat::Images(_) => tincture_engine::output::Kind::Sequence,
+    };
+    tincture_engine::output::check(&output, &inputs, overwrite, kind)?;
     // Probe first: the frame range and the matrix depend on the source.
     let source = tincture_media::VideoReader::open(&input)
         .map_err(|e| Failure::from(EngineError::Media(e)))?;
@@ -375,12 +391,11 @@ fn render_cmd(args: RenderArgs) -> Result<u8, Failure> {
         (Some(path), _) => Some(Box::new(tincture_engine::reference::reference_colorizer(
             path, matrix,
         )?)),
-        (None, Some(p)) => Some(Box::new(project_colorizer(
-            p,
-            &input,
-            accept_changed,
-            &model,
-        )?)),
+        (None, Some(p)) => {
+            let (colorizer, inputs) = project_colorizer(p, &input, accept_changed, &model)?;
+            also_reads.extend(inputs);
+            Some(Box::new(colorizer))
+        }
         (None, None) if passthrough => None,
         (None, None) => Some(Box::new(start_worker(&model)?)),
     };
@@ -414,6 +429,7 @@ fn render_cmd(args: RenderArgs) -> Result<u8, Failure> {
         overwrite,
         threads,
         metrics: (!no_metrics).then(tincture_engine::live_metrics::LiveMetrics::default),
+        also_reads,
     };
     let last = frames.map_or(count.saturating_sub(1), |(_, b)| b);
     let on_event = |event: RenderEvent| match event {

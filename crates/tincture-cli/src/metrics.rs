@@ -32,8 +32,8 @@ use tincture_engine::neural::open_colorizer;
 use tincture_infer::NeuralColorizer;
 use tincture_media::{DecodedFrame, VideoReader};
 
+use crate::outputs::Outputs;
 use crate::plot::{Panel, Plot, StripColumn, write_strip};
-use crate::still::write_atomically;
 use crate::{Failure, ModelArgs, parse_frames};
 
 /// A reference whose mean CIE chroma (C*ab) lies below this on the frames
@@ -60,6 +60,9 @@ pub struct MetricsArgs {
     /// Frames to measure, inclusive: `A-B`, `A-` (to the end) or `N`.
     #[arg(long, value_name = "A-B")]
     pub frames: Option<String>,
+    /// Replace the --json and --plot files if they exist.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// Arguments of `eval`.
@@ -113,6 +116,9 @@ pub struct EvalVideoArgs {
     /// Frames to evaluate, inclusive: `A-B`, `A-` (to the end) or `N`.
     #[arg(long, value_name = "A-B")]
     pub frames: Option<String>,
+    /// Replace the --json, --plot and --strip files if they exist.
+    #[arg(long)]
+    pub overwrite: bool,
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -328,6 +334,13 @@ fn file_name(path: &Path) -> String {
 /// that cannot be used (another length or size, gray, unreadable), 4 when
 /// an output cannot be written.
 pub fn metrics_cmd(args: &MetricsArgs) -> Result<u8, Failure> {
+    let outputs = Outputs::new(
+        std::iter::once(args.video.as_path()).chain(args.reference.as_deref()),
+        args.overwrite,
+    );
+    for out in args.json.iter().chain(&args.plot) {
+        outputs.check(out)?;
+    }
     let video = VideoReader::open(&args.video).map_err(media_failure)?;
     let count = video.frame_count();
     let range = frame_range(&args.video, args.frames.as_deref(), count)?;
@@ -404,7 +417,7 @@ pub fn metrics_cmd(args: &MetricsArgs) -> Result<u8, Failure> {
             first_frame: range.0,
             report: &report,
         };
-        write_json(out, &json)?;
+        write_json(&outputs, out, &json)?;
     }
     if let Some(out) = &args.plot {
         let title = match &args.reference {
@@ -420,7 +433,7 @@ pub fn metrics_cmd(args: &MetricsArgs) -> Result<u8, Failure> {
                 frames_label(range)
             ),
         };
-        crate::plot::write_png(out, &plot_of(title, &report, None, range.0))?;
+        crate::plot::write_png(&outputs, out, &plot_of(title, &report, None, range.0))?;
     }
     Ok(0)
 }
@@ -451,14 +464,12 @@ fn check_reference(video: &VideoReader, reference: &VideoReader) -> Result<(), F
     Ok(())
 }
 
-fn write_json(out: &Path, value: &impl Serialize) -> Result<(), Failure> {
+fn write_json(outputs: &Outputs, out: &Path, value: &impl Serialize) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Failure {
         code: 1,
         message: e.to_string(),
     })?;
-    write_atomically(out, |partial| {
-        std::fs::write(partial, text + "\n").map_err(|e| e.to_string())
-    })
+    outputs.write_text(out, &(text + "\n"))
 }
 
 /// The gray input of a truth frame: its own Y' plane, its chroma dropped.
@@ -667,6 +678,13 @@ fn keyframe_engine(gt: &Path, keys: &[u64], count: u64) -> Result<Engine, Failur
 /// 6 when the model cannot be used, 4 when an output cannot be written.
 pub fn eval_cmd(args: &EvalVideoArgs) -> Result<u8, Failure> {
     let gt = &args.gt;
+    let outputs = Outputs::new(
+        std::iter::once(gt.as_path()).chain(args.reference_photo.iter().map(PathBuf::as_path)),
+        args.overwrite,
+    );
+    for out in args.json.iter().chain(&args.strip).chain(&args.plot) {
+        outputs.check(out)?;
+    }
     let reader = VideoReader::open(gt).map_err(media_failure)?;
     let count = reader.frame_count();
     let range = frame_range(gt, args.frames.as_deref(), count)?;
@@ -794,10 +812,10 @@ pub fn eval_cmd(args: &EvalVideoArgs) -> Result<u8, Failure> {
                 cdc: &floor.cdc,
             },
         };
-        write_json(out, &json)?;
+        write_json(&outputs, out, &json)?;
     }
     if let Some(out) = &args.strip {
-        write_strip(out, &strip, &engine_name)?;
+        write_strip(&outputs, out, &strip, &engine_name)?;
         eprintln!("strip: {}", out.display());
     }
     if let Some(out) = &args.plot {
@@ -806,7 +824,11 @@ pub fn eval_cmd(args: &EvalVideoArgs) -> Result<u8, Failure> {
             file_name(gt),
             frames_label(range)
         );
-        crate::plot::write_png(out, &plot_of(title, &report, Some(&floor), range.0))?;
+        crate::plot::write_png(
+            &outputs,
+            out,
+            &plot_of(title, &report, Some(&floor), range.0),
+        )?;
     }
     Ok(0)
 }

@@ -15,7 +15,7 @@ use tincture_core::frame::RgbImage;
 use tincture_core::video_metrics::SeriesSummary;
 
 use crate::Failure;
-use crate::still::write_atomically;
+use crate::outputs::Outputs;
 
 /// Width of every plot, pixels.
 pub const PLOT_WIDTH: u32 = 1600;
@@ -295,16 +295,16 @@ pub fn render(plot: &Plot<'_>) -> Result<(u32, u32, Vec<u8>), String> {
     Ok((w, h, buf))
 }
 
-/// Draws `plot` and writes it to `out` as a PNG, atomically.
+/// Draws `plot` and writes it to `out` as a PNG, atomically, by `outputs`' rules.
 ///
 /// # Errors
 /// Exit code 1 when it cannot be drawn, 4 when it cannot be written.
-pub fn write_png(out: &Path, plot: &Plot<'_>) -> Result<(), Failure> {
+pub fn write_png(outputs: &Outputs, out: &Path, plot: &Plot<'_>) -> Result<(), Failure> {
     let (w, h, buf) = render(plot).map_err(|e| Failure {
         code: 1,
         message: format!("{}: cannot draw the plot: {e}", out.display()),
     })?;
-    write_atomically(out, |partial| {
+    outputs.write(out, |partial| {
         let img = image::RgbImage::from_raw(w, h, buf)
             .ok_or_else(|| "the plot's buffer does not match its size".to_owned())?;
         img.save_with_format(partial, image::ImageFormat::Png)
@@ -334,7 +334,12 @@ const STRIP_HEADER: u32 = 70;
 ///
 /// # Errors
 /// Exit code 1 when it cannot be drawn, 4 when it cannot be written.
-pub fn write_strip(out: &Path, columns: &[StripColumn], title: &str) -> Result<(), Failure> {
+pub fn write_strip(
+    outputs: &Outputs,
+    out: &Path,
+    columns: &[StripColumn],
+    title: &str,
+) -> Result<(), Failure> {
     let fail = |e: String| Failure {
         code: 1,
         message: format!("{}: cannot draw the strip: {e}", out.display()),
@@ -387,7 +392,7 @@ pub fn write_strip(out: &Path, columns: &[StripColumn], title: &str) -> Result<(
         }
         root.present().map_err(|e| fail(e.to_string()))?;
     }
-    write_atomically(out, |partial| {
+    outputs.write(out, |partial| {
         let img = image::RgbImage::from_raw(w, h, buf)
             .ok_or_else(|| "the strip's buffer does not match its size".to_owned())?;
         img.save_with_format(partial, image::ImageFormat::Png)

@@ -8,6 +8,7 @@ use tincture_core::shots::Shot;
 use tincture_engine::project::{check_source, new_project};
 
 use crate::Failure;
+use crate::outputs::Outputs;
 
 /// What `project` does.
 #[derive(clap::Subcommand)]
@@ -88,8 +89,8 @@ pub fn set_shots(project: &mut Project, shots: &[Shot]) {
 /// `project`: returns the exit code.
 ///
 /// # Errors
-/// 2 for an existing output without --overwrite, 3 for a project or film
-/// that cannot be used, 4 when the project cannot be written.
+/// 3 for a project or film that cannot be used, 4 when the project cannot
+/// be written (an existing one without --overwrite, or the film itself).
 pub fn project_cmd(command: &ProjectCommand) -> Result<u8, Failure> {
     match command {
         ProjectCommand::New {
@@ -97,16 +98,11 @@ pub fn project_cmd(command: &ProjectCommand) -> Result<u8, Failure> {
             output: out,
             overwrite,
         } => {
-            if out.exists() && !overwrite {
-                return Err(Failure {
-                    code: 2,
-                    message: format!(
-                        "{}: the project already exists; choose another name or pass --overwrite",
-                        out.display()
-                    ),
-                });
-            }
+            let outputs = Outputs::new([film.as_path()], *overwrite);
+            outputs.check(out)?;
             let project = new_project(film)?;
+            // Checked again and saved atomically (flushed, renamed into place).
+            outputs.check(out)?;
             project.save(out).map_err(output)?;
             let s = &project.source;
             eprintln!(

@@ -14,7 +14,7 @@ use tincture_media::VideoReader;
 
 use crate::Failure;
 use crate::metrics::progress;
-use crate::still::write_atomically;
+use crate::outputs::Outputs;
 
 /// Arguments of `shots`.
 #[derive(clap::Args)]
@@ -45,6 +45,9 @@ pub struct ShotsArgs {
     /// Reel name of the EDL's events (letters, digits and _, at most 8).
     #[arg(long, value_name = "NAME", default_value = "AX")]
     pub reel: String,
+    /// Replace the --edl and --json files if they exist (--project is always updated in place).
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// What `shots --json` writes.
@@ -88,6 +91,15 @@ fn media_failure(e: tincture_media::Error) -> Failure {
 /// be read or does not fit the film (the message names the line), 4 when
 /// an output cannot be written.
 pub fn shots_cmd(args: &ShotsArgs) -> Result<u8, Failure> {
+    let outputs = Outputs::new(
+        std::iter::once(args.video.as_path())
+            .chain(args.import.as_deref())
+            .chain(args.project.as_deref()),
+        args.overwrite,
+    );
+    for out in args.edl.iter().chain(&args.json) {
+        outputs.check(out)?;
+    }
     let mut reader = VideoReader::open(&args.video).map_err(media_failure)?;
     let film = Film {
         path: args.video.clone(),
@@ -155,7 +167,7 @@ pub fn shots_cmd(args: &ShotsArgs) -> Result<u8, Failure> {
             film.drop_frame(),
             film.timecode.as_deref(),
         );
-        write_text(out, text)?;
+        outputs.write_text(out, &text)?;
         eprintln!(
             "wrote the EDL ({} events) to {}",
             shots.len(),
@@ -175,16 +187,9 @@ pub fn shots_cmd(args: &ShotsArgs) -> Result<u8, Failure> {
             code: 1,
             message: e.to_string(),
         })?;
-        write_text(out, text + "\n")?;
+        outputs.write_text(out, &(text + "\n"))?;
     }
     Ok(0)
-}
-
-/// Writes `text` to `out` through a temporary file, renamed into place.
-fn write_text(out: &Path, text: String) -> Result<(), Failure> {
-    write_atomically(out, |partial| {
-        std::fs::write(partial, text).map_err(|e| e.to_string())
-    })
 }
 
 /// Decodes every frame's luma and finds the cuts.

@@ -1,7 +1,7 @@
 //! `colorize-image`: one still picture through the neural colorizer, and the
 //! pure helpers around it that `eval-images` shares: taking a picture's
-//! luma, composing luma with the model's chroma into R'G'B', and writing a
-//! file so it appears complete or not at all.
+//! luma and composing luma with the model's chroma into R'G'B'. The picture
+//! is written by the rules of [`crate::outputs`].
 //!
 //! Stills use BT.601 full range: Y' = 0.299 R' + 0.587 G' + 0.114 B' on the
 //! sRGB values. The output's Y' is the input's; only Cb and Cr come from the
@@ -13,11 +13,10 @@ use std::path::{Path, PathBuf};
 use image::DynamicImage;
 use tincture_core::color::Matrix;
 use tincture_core::frame::{ChromaField, LumaImage};
-use tincture_engine::Error as EngineError;
 use tincture_engine::neural::open_colorizer;
-use tincture_engine::render::partial_path;
 use tincture_infer::Hints;
 
+use crate::outputs::Outputs;
 use crate::{Failure, ModelArgs};
 
 /// The matrix stills are composed with.
@@ -119,37 +118,6 @@ pub fn compose_rgb(luma: &LumaImage, chroma: &ChromaField, max: f32) -> Vec<u16>
     out
 }
 
-/// Writes `out` through `write`, which is given a temporary name beside it
-/// (`NAME.tincture-partial.EXT`); renames it into place when complete and
-/// removes it on failure, so the output appears complete or not at all.
-///
-/// # Errors
-/// Exit code 4, naming `out`, when the folder is missing or writing fails.
-pub fn write_atomically(
-    out: &Path,
-    write: impl FnOnce(&Path) -> Result<(), String>,
-) -> Result<(), Failure> {
-    let fail = |reason: String| Failure {
-        code: 4,
-        message: format!("{}: cannot write the output: {reason}", out.display()),
-    };
-    let dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !dir.is_dir() {
-        return Err(fail(format!("the folder {} does not exist", dir.display())));
-    }
-    let partial = partial_path(out);
-    let written = write(&partial).and_then(|()| {
-        std::fs::rename(&partial, out).map_err(|e| format!("cannot move it into place: {e}"))
-    });
-    written.map_err(|reason| {
-        let _ = std::fs::remove_file(&partial);
-        fail(reason)
-    })
-}
-
 /// Encodes R'G'B' code values (see [`compose_rgb`]) as `format` into `path`.
 fn encode(
     path: &Path,
@@ -213,9 +181,11 @@ pub fn colorize_image_cmd(args: &ColorizeImageArgs) -> Result<(), Failure> {
             out.display()
         ),
     })?;
-    if out.exists() && !args.overwrite {
-        return Err(EngineError::OutputExists { path: out.clone() }.into());
-    }
+    let outputs = Outputs::new(
+        std::iter::once(args.input.as_path()).chain(args.hints.as_deref()),
+        args.overwrite,
+    );
+    outputs.check(out)?;
     let img = read_image(&args.input)?;
     let luma = luma_of(&img);
     let hints = match &args.hints {
@@ -225,7 +195,7 @@ pub fn colorize_image_cmd(args: &ColorizeImageArgs) -> Result<(), Failure> {
     let mut colorizer = open_colorizer(&args.model.choice())?;
     let chroma = colorizer.colorize_with(&luma, &hints, 0, STILL_MATRIX)?;
     let rgb = compose_rgb(&luma, &chroma, format.max());
-    write_atomically(out, |partial| {
+    outputs.write(out, |partial| {
         encode(partial, format, (img.width(), img.height()), rgb)
     })?;
     let model = colorizer.model();

@@ -225,6 +225,7 @@ fn export(gray: &Path, out: &Path, reference: &Path, metrics: bool) -> f64 {
         overwrite: true,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         metrics: live.clone(),
+        also_reads: Vec::new(),
     };
     let t0 = Instant::now();
     render(req, &AtomicBool::new(false), |_| {}).expect("render");

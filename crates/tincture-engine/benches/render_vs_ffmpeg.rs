@@ -70,6 +70,7 @@ fn tincture_render(clip: &Path, out: &Path, reference: Option<&Path>) -> u64 {
         overwrite: true,
         threads: threads(),
         metrics: None,
+        also_reads: Vec::new(),
     };
     match render(req, &AtomicBool::new(false), |_| {}).expect("render") {
         tincture_engine::render::Outcome::Completed { frames, .. } => frames,
@@ -192,6 +193,7 @@ fn memory(dir: &Path, frames: u32) {
         overwrite: true,
         threads: threads(),
         metrics: None,
+        also_reads: Vec::new(),
     };
     let mut samples = Vec::new();
     let t0 = Instant::now();

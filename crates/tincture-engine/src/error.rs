@@ -36,6 +36,35 @@ pub enum Error {
         /// The output.
         path: PathBuf,
     },
+    /// The output is one of the command's inputs, or a folder holding one
+    /// (see [`crate::output`]).
+    #[error(
+        "{}: Tincture will not write there: {what} {}, which this command reads, and Tincture \
+         never overwrites or removes its inputs; choose another output path",
+        output.display(),
+        input.display()
+    )]
+    OutputIsInput {
+        /// The output asked for.
+        output: PathBuf,
+        /// The input it would harm.
+        input: PathBuf,
+        /// How they are related: "it is the same file as", "it is a folder holding"...
+        what: String,
+    },
+    /// An existing folder chosen for an image sequence that Tincture did
+    /// not make, or that holds files Tincture did not write.
+    #[error(
+        "{}: Tincture will not replace this folder: {reason}; Tincture only replaces an image \
+         sequence it made itself and never removes anything else: choose an empty or new folder",
+        path.display()
+    )]
+    NotTinctureFolder {
+        /// The folder.
+        path: PathBuf,
+        /// Why it is not Tincture's to replace.
+        reason: String,
+    },
     /// The output cannot be written.
     #[error("{}: cannot write the output: {reason}", path.display())]
     Output {

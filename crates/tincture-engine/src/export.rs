@@ -16,7 +16,7 @@ use tincture_core::colorize::Colorizer;
 use tincture_core::project::Project;
 
 use crate::neural::{ModelChoice, WorkerColorizer};
-use crate::project::film_colorizer;
+use crate::project::{film_colorizer, project_inputs};
 use crate::render::{Outcome, RenderEvent, RenderRequest, Start, render_with};
 use crate::{Error, Result};
 
@@ -167,6 +167,10 @@ fn run(spec: ExportSpec, cancel: Arc<AtomicBool>, tx: &Sender<ExportEvent>) {
     let started = Instant::now();
     let result = (|| {
         if let Some(p) = project {
+            // The project's own files are inputs too: the output may be none of them.
+            request
+                .also_reads
+                .extend(project_inputs(&p.project, &p.project_path));
             let colorizer = film_colorizer(
                 &p.project,
                 &p.project_path,

@@ -10,6 +10,7 @@ pub mod export;
 pub mod film;
 pub mod live_metrics;
 pub mod neural;
+pub mod output;
 pub mod project;
 pub mod reference;
 pub mod render;

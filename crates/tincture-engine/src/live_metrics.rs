@@ -299,9 +299,10 @@ pub(crate) struct Sidecar<'a> {
 /// partial name first, then renamed.
 pub(crate) fn write_json_atomic(path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {
     let text = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
-    let tmp = crate::render::partial_path(path);
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+    crate::output::write_atomically(path, |tmp| {
+        std::fs::write(tmp, text).map_err(|e| e.to_string())
+    })
+    .map_err(std::io::Error::other)
 }
 
 #[cfg(test)]

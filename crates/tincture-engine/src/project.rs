@@ -163,6 +163,29 @@ pub fn film_colorizer<E: From<Error>>(
     Ok(FilmColorizer::new(plan, prior))
 }
 
+/// Every file a render by `project` (saved at `project_path`) reads: the
+/// project itself, its film, its reference photos and its keyframes'
+/// pictures, resolved against the project's folder. A render's output may
+/// be none of them ([`crate::output`]).
+pub fn project_inputs(project: &Project, project_path: &Path) -> Vec<PathBuf> {
+    let mut inputs = vec![
+        project_path.to_owned(),
+        project.resolve(project_path, &project.source.path),
+    ];
+    inputs.extend(
+        project
+            .references
+            .iter()
+            .map(|r| project.resolve(project_path, &r.path)),
+    );
+    inputs.extend(project.keyframes.iter().filter_map(|k| {
+        k.reference
+            .as_ref()
+            .map(|KeyframeReference::Image { path }| project.resolve(project_path, path))
+    }));
+    inputs
+}
+
 /// `"24000/1001"` as `(24000, 1001)`; `(0, 0)` when unreadable.
 fn parse_rate(text: &str) -> (u32, u32) {
     let mut parts = text.split(['/', ':']);

@@ -28,7 +28,7 @@ use tincture_media::{
 
 use crate::error::KeptPartial;
 use crate::live_metrics::{LiveMetrics, MetricsThread, Sidecar, sidecar_path, write_json_atomic};
-use crate::{Error, Result};
+use crate::{Error, Result, output};
 
 /// Export formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -89,6 +89,19 @@ pub struct RenderRequest {
     /// Measure the output while rendering (flicker, colourfulness) and write
     /// the series beside it as `NAME.metrics.json`; `None` skips this.
     pub metrics: Option<LiveMetrics>,
+    /// The other files the render reads (a project, its reference photos, a
+    /// reference photo): like `input`, the output may be none of them nor a
+    /// folder holding one (see [`crate::output`]).
+    pub also_reads: Vec<PathBuf>,
+}
+
+impl RenderRequest {
+    /// Every file the render reads: the source film and [`Self::also_reads`].
+    pub fn inputs(&self) -> Vec<&Path> {
+        std::iter::once(self.input.as_path())
+            .chain(self.also_reads.iter().map(PathBuf::as_path))
+            .collect()
+    }
 }
 
 /// Progress, reported after every frame.
@@ -253,12 +266,12 @@ pub fn resume_record_path(output: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Frames of an image-sequence partial folder that are there, in order from `first`.
+/// Frames of an image-sequence partial folder that are there, in order
+/// from `first`. Each is decoded whole: a file cut short keeps a valid
+/// header, so reading headers alone would keep a damaged frame.
 fn images_kept(dir: &Path, format: ImageFormat, first: u64, last: u64) -> u64 {
     (first..=last)
-        .take_while(|&i| {
-            image::image_dimensions(dir.join(ImageSequenceWriter::file_name(format, i))).is_ok()
-        })
+        .take_while(|&i| image::open(dir.join(ImageSequenceWriter::file_name(format, i))).is_ok())
         .count() as u64
 }
 
@@ -306,22 +319,37 @@ enum Sink {
     Images(ImageSequenceWriter),
 }
 
-fn check_output(req: &RenderRequest) -> Result<()> {
-    if req.output.exists() && !req.overwrite {
-        return Err(Error::OutputExists {
-            path: req.output.clone(),
-        });
+/// What the output of `format` is: a file or a folder of frames.
+fn output_kind(format: OutputFormat) -> output::Kind {
+    match format {
+        OutputFormat::Video(_) => output::Kind::File,
+        OutputFormat::Images(_) => output::Kind::Sequence,
     }
-    let dir = req
-        .output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !dir.is_dir() {
-        return Err(Error::Output {
-            path: req.output.clone(),
-            reason: format!("the folder {} does not exist", dir.display()),
-        });
+}
+
+/// The one output check ([`output::check`]) for the render's output, the
+/// files written beside it (partial, settings record, temporary segments,
+/// the metrics sidecar) and a partial folder left by an earlier render.
+fn check_output(req: &RenderRequest) -> Result<()> {
+    let inputs = req.inputs();
+    let kind = output_kind(req.format);
+    output::check(&req.output, &inputs, req.overwrite, kind)?;
+    for beside in [
+        partial_path(&req.output),
+        resume_record_path(&req.output),
+        temp_path(&req.output, "tincture-resume"),
+        temp_path(&req.output, "tincture-join"),
+        temp_path(&req.output, "tincture-probe"),
+    ] {
+        output::check_not_input(&beside, &inputs)?;
+    }
+    if req.metrics.is_some() && kind == output::Kind::File {
+        output::check(
+            &sidecar_path(&req.output),
+            &inputs,
+            req.overwrite,
+            output::Kind::File,
+        )?;
     }
     // Probe writability beside the output, so the message is about the real place.
     let probe = temp_path(&req.output, "tincture-probe");
@@ -393,7 +421,10 @@ pub fn render_with(
     let (start, kept) = decide_start(&req, &partial, &record);
     let resuming = kept > 0;
     let from = first + kept;
-    if !resuming {
+    if !resuming && partial.is_dir() {
+        // Only a partial sequence of Tincture's is removed.
+        output::remove_sequence_folder(&partial)?;
+    } else if !resuming {
         remove_partial(&partial);
     }
     // A resumed video is rendered apart, video only, and joined afterwards.
@@ -449,12 +480,14 @@ pub fn render_with(
             };
             let sink = ImageSequenceWriter::create(&partial, format)?;
             if !resuming {
-                std::fs::write(partial.join("tincture-settings.json"), &settings_json).map_err(
-                    |e| Error::Output {
-                        path: req.output.clone(),
-                        reason: e.to_string(),
-                    },
-                )?;
+                std::fs::write(
+                    partial.join(tincture_media::SEQUENCE_SETTINGS),
+                    &settings_json,
+                )
+                .map_err(|e| Error::Output {
+                    path: req.output.clone(),
+                    reason: e.to_string(),
+                })?;
             }
             (layout, Sink::Images(sink))
         }
@@ -617,21 +650,12 @@ pub fn render_with(
             resume_from: first + frames,
         });
     }
-    if req.output.exists() && req.overwrite {
-        let removed = if req.output.is_dir() {
-            std::fs::remove_dir_all(&req.output)
-        } else {
-            std::fs::remove_file(&req.output)
-        };
-        removed.map_err(|e| Error::Output {
-            path: req.output.clone(),
-            reason: e.to_string(),
-        })?;
-    }
-    std::fs::rename(&partial, &req.output).map_err(|e| Error::Output {
-        path: req.output.clone(),
-        reason: e.to_string(),
-    })?;
+    // Checked again: the output may have appeared while the frames were
+    // rendered. A file is replaced atomically by the rename; a folder only
+    // when it is an image sequence of Tincture's.
+    let kind = output_kind(req.format);
+    output::check(&req.output, &req.inputs(), req.overwrite, kind)?;
+    output::replace(&partial, &req.output, kind)?;
     let _ = std::fs::remove_file(&record_path);
     if let (Some(thread), Some(live)) = (metrics_thread, &req.metrics) {
         thread.finish();
@@ -686,12 +710,16 @@ fn join_into_partial(
     Ok(frames)
 }
 
+/// Removes a partial output: a file, or a sequence folder of Tincture's
+/// (one that is not is left where it is).
 fn remove_partial(partial: &Path) {
-    let _ = if partial.is_dir() {
-        std::fs::remove_dir_all(partial)
+    if partial.is_dir() {
+        if let Err(e) = output::remove_sequence_folder(partial) {
+            tracing::warn!("{e}");
+        }
     } else {
-        std::fs::remove_file(partial)
-    };
+        let _ = std::fs::remove_file(partial);
+    }
 }
 
 type Decoded = tincture_media::Result<(DecodedFrame, Vec<StreamPacket>)>;
@@ -822,4 +850,42 @@ fn run_frames(
     drop(rx);
     let _ = decoder.join();
     (written, outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tincture_core::color::{ColorRange, Matrix};
+    use tincture_core::frame::Frame;
+
+    #[test]
+    fn resume_keeps_only_frames_that_decode_whole() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let seq = dir.path().join("out.tincture-partial");
+        let mut writer = ImageSequenceWriter::create(&seq, ImageFormat::Png).expect("creates");
+        let mut frame = Frame::neutral(96, 64, 8, None, ColorRange::Limited, Matrix::Bt709);
+        frame.y.data.iter_mut().enumerate().for_each(|(i, v)| {
+            *v = 16 + ((i * 37) % 200) as u16;
+        });
+        for i in 0..4 {
+            writer.write_frame(&frame, i).expect("writes");
+        }
+        assert!(seq.join(tincture_media::SEQUENCE_MARKER).exists());
+        let names: Vec<String> = std::fs::read_dir(&seq)
+            .expect("reads")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.contains("tincture-partial")),
+            "no temporary frame left: {names:?}"
+        );
+        assert_eq!(images_kept(&seq, ImageFormat::Png, 0, 3), 4);
+        // Frame 2 cut short: its header still reads, its pixels do not.
+        let cut = seq.join(ImageSequenceWriter::file_name(ImageFormat::Png, 2));
+        let bytes = std::fs::read(&cut).expect("reads");
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("writes");
+        assert!(image::image_dimensions(&cut).is_ok(), "the header is whole");
+        assert_eq!(images_kept(&seq, ImageFormat::Png, 0, 3), 2);
+    }
 }

@@ -552,20 +552,64 @@ impl ImageFormat {
     }
 }
 
+/// The marker file Tincture writes into every image-sequence folder it
+/// creates. Only a folder that holds it (or the `tincture-settings.json`
+/// that renders have always written) is ever emptied by Tincture, and then
+/// only of the files [`is_sequence_file`] names.
+pub const SEQUENCE_MARKER: &str = ".tincture-sequence";
+
+/// The settings record a render keeps inside an image-sequence folder.
+pub const SEQUENCE_SETTINGS: &str = "tincture-settings.json";
+
+/// Whether `name` is a file Tincture writes into an image-sequence folder:
+/// a frame (`frame_NNNNNN.png` / `.tif`), a frame being written
+/// (`frame_NNNNNN.tincture-partial.png`), the marker, the settings record
+/// or the metrics sidecar (`metrics.json`).
+pub fn is_sequence_file(name: &str) -> bool {
+    if [SEQUENCE_MARKER, SEQUENCE_SETTINGS, "metrics.json"].contains(&name) {
+        return true;
+    }
+    let Some(rest) = name.strip_prefix("frame_") else {
+        return false;
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let tail = &rest[digits..];
+    digits >= 6
+        && [
+            ".png",
+            ".tif",
+            ".tincture-partial.png",
+            ".tincture-partial.tif",
+        ]
+        .contains(&tail)
+}
+
 /// Writes one image file per frame into a folder, named by frame index
 /// (`frame_000123.png`), so chunks rendered apart land side by side.
+/// Each frame is written under a temporary name, flushed to disk and
+/// renamed, so a frame file is whole or absent. The folder gets the
+/// [`SEQUENCE_MARKER`].
 pub struct ImageSequenceWriter {
     dir: PathBuf,
     format: ImageFormat,
 }
 
 impl ImageSequenceWriter {
-    /// Creates the folder.
+    /// Creates the folder (or opens it, to resume) and marks it as Tincture's.
     ///
     /// # Errors
-    /// When the folder cannot be created.
+    /// When the folder or its marker cannot be created.
     pub fn create(dir: &Path, format: ImageFormat) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| output_error(dir, e))?;
+        let marker = dir.join(SEQUENCE_MARKER);
+        if !marker.exists() {
+            std::fs::write(
+                &marker,
+                "An image sequence written by Tincture. Tincture may replace the frame files \
+                 here when asked to overwrite; it never removes anything else.\n",
+            )
+            .map_err(|e| output_error(&marker, e))?;
+        }
         Ok(Self {
             dir: dir.to_owned(),
             format,
@@ -577,16 +621,21 @@ impl ImageSequenceWriter {
         format!("frame_{index:06}.{}", format.extension())
     }
 
-    /// Writes frame `index`.
+    /// Writes frame `index`: under a temporary name, flushed to disk, then
+    /// renamed into place.
     ///
     /// # Errors
     /// When encoding or writing the image fails.
     pub fn write_frame(&mut self, frame: &Frame, index: u64) -> Result<()> {
         let path = self.dir.join(Self::file_name(self.format, index));
+        let partial = self.dir.join(format!(
+            "frame_{index:06}.tincture-partial.{}",
+            self.format.extension()
+        ));
         let (w, h) = (frame.width() as u32, frame.height() as u32);
         let err = |e: image::ImageError| {
             // A file cut short by a failed write is removed: it is not a frame.
-            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(&partial);
             match e {
                 image::ImageError::IoError(io) => io_write_error(&path, index, &io),
                 e => Error::Encode {
@@ -596,21 +645,40 @@ impl ImageSequenceWriter {
                 },
             }
         };
+        let kind = match self.format {
+            ImageFormat::Png => image::ImageFormat::Png,
+            ImageFormat::Tiff16 => image::ImageFormat::Tiff,
+        };
         let sixteen = self.format == ImageFormat::Tiff16 || frame.bit_depth > 8;
         let result = if sixteen {
             let rgb = frame_to_rgb16(frame);
-            image::ImageBuffer::<image::Rgb<u16>, _>::from_raw(w, h, rgb).map(|b| b.save(&path))
+            image::ImageBuffer::<image::Rgb<u16>, _>::from_raw(w, h, rgb)
+                .map(|b| b.save_with_format(&partial, kind))
         } else {
             let rgb = frame_to_rgb8(frame);
-            image::ImageBuffer::<image::Rgb<u8>, _>::from_raw(w, h, rgb).map(|b| b.save(&path))
+            image::ImageBuffer::<image::Rgb<u8>, _>::from_raw(w, h, rgb)
+                .map(|b| b.save_with_format(&partial, kind))
         };
         match result {
-            Some(r) => r.map_err(err),
-            None => Err(Error::Encode {
-                path,
-                frame: index,
-                reason: "buffer size mismatch".into(),
-            }),
+            Some(r) => r.map_err(err)?,
+            None => {
+                return Err(Error::Encode {
+                    path,
+                    frame: index,
+                    reason: "buffer size mismatch".into(),
+                });
+            }
         }
+        let placed = sync_file(&partial).and_then(|()| std::fs::rename(&partial, &path));
+        placed.map_err(|e| err(image::ImageError::IoError(e)))
     }
+}
+
+/// Flushes a written file's contents to disk (before it is renamed into
+/// place, so a power cut cannot leave a complete-looking empty file).
+///
+/// # Errors
+/// When the file cannot be opened or flushed.
+pub fn sync_file(path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(path)?.sync_all()
 }

@@ -26,8 +26,8 @@ mod remux;
 pub use convert::{layout_of_pixel, pixel_name};
 pub use decode::{DecodedFrame, StreamPacket, VideoReader};
 pub use encode::{
-    Container, ImageFormat, ImageSequenceWriter, PassthroughStream, VideoCodec, VideoWriter,
-    VideoWriterConfig,
+    Container, ImageFormat, ImageSequenceWriter, PassthroughStream, SEQUENCE_MARKER,
+    SEQUENCE_SETTINGS, VideoCodec, VideoWriter, VideoWriterConfig, is_sequence_file, sync_file,
 };
 pub use error::{Error, Result};
 pub use probe::{ColourTags, MediaInfo, StreamInfo, StreamKind, VideoInfo, probe};

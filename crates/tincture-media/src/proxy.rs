@@ -267,7 +267,8 @@ impl ProxyWriter {
         })
     }
 
-    /// Ends the part being written: renamed into place when whole, removed otherwise.
+    /// Ends the part being written: flushed to disk and renamed into place
+    /// when whole, removed otherwise.
     fn close(&mut self) -> Result<()> {
         let (Some(part), Some(chunk)) = (self.current.take(), self.at) else {
             return Ok(());
@@ -276,12 +277,17 @@ impl ProxyWriter {
         let whole = part.written == self.files.chunk_len(chunk);
         let finished = part.writer.finish();
         if whole && finished.is_ok() {
-            std::fs::rename(&partial, self.files.chunk_path(chunk)).map_err(|e| {
-                crate::Error::Output {
-                    path: self.files.chunk_path(chunk),
-                    reason: e.to_string(),
-                }
-            })?;
+            // Flushed to disk before the rename, so a power cut cannot leave
+            // a part under its final name that is not whole.
+            crate::sync_file(&partial)
+                .and_then(|()| std::fs::rename(&partial, self.files.chunk_path(chunk)))
+                .map_err(|e| {
+                    let _ = std::fs::remove_file(&partial);
+                    crate::Error::Output {
+                        path: self.files.chunk_path(chunk),
+                        reason: e.to_string(),
+                    }
+                })?;
         } else {
             let _ = std::fs::remove_file(&partial);
         }
