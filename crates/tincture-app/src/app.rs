@@ -197,6 +197,13 @@ pub struct TinctureApp {
     pass: Option<(u64, u64)>,
     /// The last error shown, kept for the status bar once its banner is gone.
     last_error: Option<String>,
+    /// What the user asked for that would leave unsaved work: the "Unsaved
+    /// changes" window asks first (save, discard or cancel).
+    leaving: Option<Leave>,
+    /// What to do once the save started from that window is written.
+    after_save: Option<Leave>,
+    /// The window may close: the user chose to leave unsaved work.
+    may_quit: bool,
     background_cancel: Arc<AtomicBool>,
     doc: Option<Document>,
     /// The project revision the colour worker has.
@@ -348,6 +355,9 @@ impl TinctureApp {
             compare: crate::compare::Compare::default(),
             error,
             runtime,
+            leaving: None,
+            after_save: None,
+            may_quit: false,
             exporter: Exporter::default(),
             after_revision: None,
             paint: PaintState::default(),
@@ -653,11 +663,100 @@ impl TinctureApp {
                 }
                 self.autosave_note = Some(format!("Saved {}", path.display()));
                 self.recent = recent;
+                if self.saving.is_none()
+                    && let Some(action) = self.after_save.take()
+                {
+                    self.request(action);
+                }
             }
             Err(e) => {
                 self.autosave_note = None;
+                // The save failed: stay, with the work unsaved.
+                self.after_save = None;
                 self.error = Some(e);
             }
+        }
+    }
+
+    /// Does `action`, or, when the project has unsaved changes, asks first
+    /// (save, discard or cancel) in the "Unsaved changes" window.
+    pub fn request(&mut self, action: Leave) {
+        if self.doc.as_ref().is_some_and(Document::has_unsaved_work) {
+            self.leaving = Some(action);
+        } else {
+            self.leave(action);
+        }
+    }
+
+    /// What is waiting on the "Unsaved changes" window, if it is open.
+    pub fn unsaved_prompt(&self) -> Option<&Leave> {
+        self.leaving.as_ref()
+    }
+
+    fn leave(&mut self, action: Leave) {
+        match action {
+            Leave::Close => self.close(),
+            Leave::Open(path) => self.open_any(path),
+            Leave::OpenFilmDialog => self.open_dialog(),
+            Leave::OpenProjectDialog => self.open_project_dialog(),
+            Leave::Quit => {
+                self.may_quit = true;
+                self.ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            }
+        }
+    }
+
+    /// The "Unsaved changes" window: Save (then go on once it is written),
+    /// Discard (go on; the work stays in the autosave until the next
+    /// start), or Cancel.
+    fn unsaved_ui(&mut self, ctx: &egui::Context) {
+        let Some(action) = self.leaving.clone() else {
+            return;
+        };
+        let name = self
+            .doc
+            .as_ref()
+            .and_then(|d| d.path().map(worker::display_name))
+            .unwrap_or_else(|| "The untitled project".to_owned());
+        let what = match &action {
+            Leave::Close => "closing it".to_owned(),
+            Leave::Open(path) => format!("opening {}", worker::display_name(path)),
+            Leave::OpenFilmDialog => "opening another film".to_owned(),
+            Leave::OpenProjectDialog => "opening another project".to_owned(),
+            Leave::Quit => "quitting".to_owned(),
+        };
+        let mut choice = None;
+        egui::Modal::new(egui::Id::new("unsaved changes")).show(ctx, |ui| {
+            ui.heading("Unsaved changes");
+            ui.label(format!(
+                "{name} has changes that are not saved. Save them before {what}?"
+            ));
+            ui.horizontal(|ui| {
+                if ui.button("Save").clicked() {
+                    choice = Some(0);
+                }
+                if ui.button("Discard").clicked() {
+                    choice = Some(1);
+                }
+                if ui.button("Cancel").clicked() {
+                    choice = Some(2);
+                }
+            });
+        });
+        match choice {
+            Some(0) => {
+                self.leaving = None;
+                self.save_or_ask();
+                if self.saving.is_some() {
+                    self.after_save = Some(action);
+                }
+            }
+            Some(1) => {
+                self.leaving = None;
+                self.leave(action);
+            }
+            Some(2) => self.leaving = None,
+            _ => {}
         }
     }
 
@@ -1073,7 +1172,7 @@ impl TinctureApp {
             one,
         ] = pressed;
         if open {
-            self.open_dialog();
+            self.request(Leave::OpenFilmDialog);
         }
         if save_as {
             self.save_as_dialog();
@@ -1310,11 +1409,11 @@ impl TinctureApp {
             .clicked()
         {
             ui.close();
-            self.open_dialog();
+            self.request(Leave::OpenFilmDialog);
         }
         if ui.button("Open Project…").clicked() {
             ui.close();
-            self.open_project_dialog();
+            self.request(Leave::OpenProjectDialog);
         }
         let has_doc = self.doc.is_some();
         if ui
@@ -1357,7 +1456,7 @@ impl TinctureApp {
             for path in recent {
                 if ui.button(path.display().to_string()).clicked() {
                     ui.close();
-                    self.open_any(path);
+                    self.request(Leave::Open(path));
                 }
             }
         });
@@ -1366,11 +1465,12 @@ impl TinctureApp {
             .clicked()
         {
             ui.close();
-            self.close();
+            self.request(Leave::Close);
         }
         ui.separator();
         if ui.button("Quit").clicked() {
-            ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+            ui.close();
+            self.request(Leave::Quit);
         }
     }
 
@@ -2805,6 +2905,22 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ("N", "next frame marked red on the flicker graph"),
 ];
 
+/// Something that leaves the open project: asked about first when it has
+/// unsaved changes (see [`TinctureApp::request`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Leave {
+    /// File > Close.
+    Close,
+    /// Opening a film or project (Recent, a dropped file).
+    Open(PathBuf),
+    /// File > Open Film….
+    OpenFilmDialog,
+    /// File > Open Project….
+    OpenProjectDialog,
+    /// File > Quit, or the window's close button.
+    Quit,
+}
+
 impl eframe::App for TinctureApp {
     fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.handle_messages();
@@ -2838,7 +2954,16 @@ impl eframe::App for TinctureApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let dropped = ui.input(|i| i.raw.dropped_files.first().map(|f| f.path().to_owned()));
         if let Some(path) = dropped {
-            self.open_any(path);
+            self.request(Leave::Open(path));
+        }
+        // The window's close button asks first too, when work is unsaved.
+        if ui.ctx().input(|i| i.viewport().close_requested())
+            && !self.may_quit
+            && self.doc.as_ref().is_some_and(Document::has_unsaved_work)
+        {
+            ui.ctx()
+                .send_viewport_cmd(egui::ViewportCommand::CancelClose);
+            self.leaving = Some(Leave::Quit);
         }
         self.keyboard_ui(ui);
         self.menu_bar_ui(ui);
@@ -2853,6 +2978,7 @@ impl eframe::App for TinctureApp {
         });
         let ctx = ui.ctx().clone();
         self.windows_ui(&ctx);
+        self.unsaved_ui(&ctx);
         let compared = self
             .compare
             .window_ui(&ctx, self.position, &self.user_models);

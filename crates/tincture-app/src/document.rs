@@ -38,6 +38,8 @@ pub struct Document {
     revision: u64,
     autosaved_revision: u64,
     last_autosave: Instant,
+    /// The user changed it (or it was recovered from an autosave).
+    touched: bool,
 }
 
 impl Document {
@@ -58,6 +60,7 @@ impl Document {
     pub fn recovered(project: Project, path: Option<PathBuf>, saved: Option<Project>) -> Self {
         let mut doc = Self::with(project, path, saved);
         doc.revision = 1;
+        doc.touched = true;
         doc
     }
 
@@ -71,6 +74,7 @@ impl Document {
             revision: 0,
             autosaved_revision: 0,
             last_autosave: Instant::now(),
+            touched: false,
         }
     }
 
@@ -87,6 +91,13 @@ impl Document {
     /// Whether there is work not yet saved to the project file.
     pub fn is_dirty(&self) -> bool {
         self.saved.as_ref() != Some(&self.project)
+    }
+
+    /// Whether closing it would leave work the user did unsaved: it
+    /// differs from its file, or, never saved, the user changed it (a film
+    /// just opened, with only what Tincture found in it, is not asked about).
+    pub fn has_unsaved_work(&self) -> bool {
+        self.is_dirty() && (self.saved.is_some() || self.touched)
     }
 
     /// Counts changes; a new value means the project changed.
@@ -106,6 +117,7 @@ impl Document {
             }
             self.redo.clear();
             self.revision += 1;
+            self.touched = true;
         }
     }
 

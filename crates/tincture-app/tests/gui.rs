@@ -2394,3 +2394,89 @@ fn a_frame_wider_than_the_texture_limit_is_shown_scaled_down() {
         harness.state().error()
     );
 }
+
+/// Closing a project or opening another film with unsaved work asks first:
+/// Cancel keeps it open, Save writes it and then goes on, Discard goes on.
+#[test]
+fn leaving_unsaved_work_asks_first() {
+    use tincture_app::app::Leave;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(film) = fixture_or_skip(dir.path(), "leaving_unsaved_work_asks_first") else {
+        return;
+    };
+    let mut harness = harness(
+        Some(film.clone()),
+        &dir.path().join("state"),
+        [1000.0, 700.0],
+    );
+    wait_for_project(&mut harness);
+    // Saved and unchanged: Close goes at once.
+    let project = dir.path().join("reel.tincture.json");
+    harness.state_mut().save(Some(project.clone()));
+    wait_for(&mut harness, "the save", |app| !app.is_saving());
+    harness.state_mut().request(Leave::Open(film.clone()));
+    wait_for_project(&mut harness);
+    assert!(harness.state().unsaved_prompt().is_none());
+
+    // A change, then File > Close: the window asks; Cancel keeps everything.
+    harness.get_by_label("Add keyframe here").click();
+    harness.run_steps(2);
+    assert!(
+        harness
+            .state()
+            .document()
+            .expect("project")
+            .has_unsaved_work()
+    );
+    harness.get_by_label("File").click();
+    harness.run_steps(2);
+    harness.get_by_label("Close").click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().unsaved_prompt(), Some(&Leave::Close));
+    harness.get_by_label("Unsaved changes");
+    harness.get_by_label("Cancel").click();
+    harness.run_steps(2);
+    assert!(harness.state().unsaved_prompt().is_none());
+    assert!(
+        harness
+            .state()
+            .document()
+            .expect("still open")
+            .has_unsaved_work()
+    );
+
+    // Opening another film asks too; Discard opens it.
+    harness.state_mut().request(Leave::Open(film.clone()));
+    harness.run_steps(2);
+    assert!(matches!(
+        harness.state().unsaved_prompt(),
+        Some(Leave::Open(_))
+    ));
+    harness.get_by_label("Discard").click();
+    wait_for_project(&mut harness);
+    let doc = harness.state().document().expect("the film, opened again");
+    assert!(
+        doc.project().keyframes.is_empty() && !doc.has_unsaved_work(),
+        "a new project: {:?}",
+        doc.project().keyframes,
+    );
+
+    // Save, from the window: the project is written, then closed.
+    harness.state_mut().open_any(project.clone());
+    wait_for_project(&mut harness);
+    harness.get_by_label("Add keyframe here").click();
+    harness.run_steps(2);
+    harness.state_mut().request(Leave::Close);
+    harness.run_steps(2);
+    harness.get_by_label("Save").click();
+    wait_for(&mut harness, "saved and closed", |app| {
+        !app.is_saving() && app.document().is_none()
+    });
+    let saved = std::fs::read_to_string(&project).expect("the project file");
+    let saved: serde_json::Value = serde_json::from_str(&saved).expect("json");
+    assert_eq!(
+        saved["keyframes"].as_array().map(Vec::len),
+        Some(1),
+        "the keyframe was saved before closing"
+    );
+}

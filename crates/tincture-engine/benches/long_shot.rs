@@ -52,10 +52,25 @@ fn film(w: usize, h: usize, frames: u64) -> PathBuf {
         return path;
     }
     let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
         .arg(format!("testsrc2=size={w}x{h}:rate=24"))
         .args(["-frames:v", &frames.to_string()])
-        .args(["-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast"])
+        .args([
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ])
         .args(["-g", "48"])
         .arg(&path)
         .status()
@@ -71,7 +86,10 @@ fn colorizer(path: &Path, frames: u64, w: usize, h: usize) -> FilmColorizer {
         frames - 1,
         KeyColour::Steered {
             strokes: vec![StrokeHint {
-                points: vec![[w as f32 * 0.2, h as f32 * 0.2], [w as f32 * 0.2, h as f32 * 0.8]],
+                points: vec![
+                    [w as f32 * 0.2, h as f32 * 0.2],
+                    [w as f32 * 0.2, h as f32 * 0.8],
+                ],
                 rgb: [210, 40, 40],
                 size: 24.0,
             }],
@@ -127,7 +145,10 @@ fn measure(size: &str, frames: u64, budget: Option<usize>) -> (u64, f64) {
     std::io::Read::read_to_string(&mut stdout, &mut text).expect("the child's output");
     // SAFETY: waits for our own child, with valid pointers to locals.
     let r = unsafe { libc::wait4(pid, &raw mut status, 0, &raw mut usage) };
-    assert!(r == pid && status == 0, "the child failed ({status}): {text}");
+    assert!(
+        r == pid && status == 0,
+        "the child failed ({status}): {text}"
+    );
     let seconds = text
         .lines()
         .find_map(|l| l.strip_prefix("SECONDS "))
@@ -178,7 +199,9 @@ fn list<T: std::str::FromStr>(args: &[String], flag: &str, default: &str) -> Vec
         .position(|a| a == flag)
         .and_then(|i| args.get(i + 1))
         .map_or(default, String::as_str);
-    text.split(',').filter_map(|v| v.trim().parse().ok()).collect()
+    text.split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect()
 }
 
 fn main() {
@@ -223,7 +246,11 @@ fn main() {
             let keep_all = tincture_core::propagate::carried_bytes(w * h) as f64 * frames as f64;
             let (base, base_text, base_secs) = if gb(keep_all) <= baseline_max {
                 let (b, s) = measure(size, frames, Some(usize::MAX));
-                (Some(b), format!("{:.2} GB", gb(b as f64)), format!("{s:.1}"))
+                (
+                    Some(b),
+                    format!("{:.2} GB", gb(b as f64)),
+                    format!("{s:.1}"),
+                )
             } else {
                 (None, "not run".to_owned(), "-".to_owned())
             };
@@ -241,7 +268,11 @@ fn main() {
     }
     println!(
         "target: peak RSS at most 1.5 GB whatever the length: {} (worst {:.2} GB)",
-        if worst <= 1_500_000_000 { "MET" } else { "NOT MET" },
+        if worst <= 1_500_000_000 {
+            "MET"
+        } else {
+            "NOT MET"
+        },
         gb(worst as f64)
     );
     let longest = lengths.iter().copied().max().unwrap_or(600);
@@ -252,7 +283,11 @@ fn main() {
              it was asked (one backward step: {:.0} ms); target 1 s: {}",
             latency.as_secs_f64() * 1e3,
             step.as_secs_f64() * 1e3,
-            if latency <= Duration::from_secs(1) { "MET" } else { "NOT MET" }
+            if latency <= Duration::from_secs(1) {
+                "MET"
+            } else {
+                "NOT MET"
+            }
         );
     }
 }
