@@ -2126,7 +2126,7 @@ impl TinctureApp {
             return;
         };
         let frame = after.index;
-        let path = folder.join(format!("frame-{frame:06}.png"));
+        let path = fresh_pin_path(&folder, frame);
         io.pin(frame, Arc::clone(&after.image), path);
         self.pinning = Some(frame);
     }
@@ -2904,6 +2904,21 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ("[ / ]", "smaller / larger brush"),
     ("N", "next frame marked red on the flicker graph"),
 ];
+
+/// Where a frame pinned as keyframe `frame` is written in `folder`: a name
+/// no earlier picture has (`frame-NNNNNN.png`, then `frame-NNNNNN-2.png`...),
+/// so pinning the frame again keeps the earlier picture and undo brings it
+/// back.
+pub fn fresh_pin_path(folder: &Path, frame: u64) -> PathBuf {
+    let first = folder.join(format!("frame-{frame:06}.png"));
+    if !first.exists() {
+        return first;
+    }
+    (2u32..)
+        .map(|n| folder.join(format!("frame-{frame:06}-{n}.png")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}
 
 /// Something that leaves the open project: asked about first when it has
 /// unsaved changes (see [`TinctureApp::request`]).

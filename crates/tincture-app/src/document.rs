@@ -732,7 +732,13 @@ fn pin(frame: u64, image: &eframe::egui::ColorImage, path: &Path) -> IoResult {
             let partial = path.with_extension("partial.png");
             picture
                 .save_with_format(&partial, image::ImageFormat::Png)
-                .and_then(|()| std::fs::rename(&partial, path).map_err(image::ImageError::IoError))
+                .and_then(|()| {
+                    // On disk before it replaces anything.
+                    std::fs::File::open(&partial)
+                        .and_then(|f| f.sync_all())
+                        .and_then(|()| std::fs::rename(&partial, path))
+                        .map_err(image::ImageError::IoError)
+                })
                 .map_err(|e| {
                     format!(
                         "Could not pin frame {frame}: cannot write {}: {e}",

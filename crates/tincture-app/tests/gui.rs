@@ -1773,6 +1773,50 @@ fn pinned_frames_and_reference_photos_steer_the_shot() {
     assert!(p[0] > p[2] + 40, "the picture is the coloured frame: {p:?}");
     harness.get_by_label("Reference of keyframe 4");
 
+    // Pinned again (after a blue stroke): a new picture; undo brings back
+    // the first, which is still on disk as it was.
+    let first_bytes = std::fs::read(&pinned).expect("the first picture");
+    harness.key_press(egui::Key::B);
+    harness.step();
+    harness.state_mut().set_hint_colour(RIGHT_COLOUR);
+    paint_stroke(&mut harness, &[[40.0, 30.0], [40.0, 90.0]]);
+    wait_for(&mut harness, "frame 4 coloured again", |app| {
+        app.coloured_frame() == Some(4)
+            && app.coloured_revision() == app.document().map(|d| d.revision())
+            && app.can_pin()
+    });
+    harness.key_press(egui::Key::V);
+    harness.run_steps(2);
+    harness.get_by_label("Pin this frame as keyframe").click();
+    let reference_of_4 = |app: &TinctureApp| {
+        app.document()
+            .and_then(|d| d.project().keyframe(4).and_then(|k| k.reference.clone()))
+            .map(|tincture_core::project::KeyframeReference::Image { path }| path)
+    };
+    wait_for(&mut harness, "the second pin", |app| {
+        reference_of_4(app).is_some_and(|p| p != pinned)
+    });
+    let second = reference_of_4(harness.state()).expect("the second picture");
+    assert!(second.exists());
+    assert_eq!(
+        std::fs::read(&pinned).expect("the first picture"),
+        first_bytes,
+        "the first picture is kept as it was"
+    );
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    harness.step();
+    assert_eq!(
+        reference_of_4(harness.state()),
+        Some(pinned.clone()),
+        "undo brings back the first picture"
+    );
+    harness.key_press_modifiers(
+        egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
+        egui::Key::Z,
+    );
+    harness.step();
+    assert_eq!(reference_of_4(harness.state()), Some(second));
+
     // A period photo of another size entirely joins the shot's references.
     let photo = dir.path().join("street-1952.png");
     write_picture(&photo, 900, 40, |x, _| [200, (x % 256) as u8, 60]);
@@ -1872,8 +1916,8 @@ fn pinned_frames_and_reference_photos_steer_the_shot() {
             .state()
             .document()
             .and_then(|d| d.project().keyframe(4))
-            .is_some_and(|k| k.reference.is_none() && k.strokes.len() == 1),
-        "the reference goes, the hints stay"
+            .is_some_and(|k| k.reference.is_none() && k.strokes.len() == 2),
+        "the reference goes, the hints (two strokes) stay"
     );
 }
 
