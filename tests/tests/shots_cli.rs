@@ -179,6 +179,47 @@ fn shots_are_found_written_and_read_back() {
         assert!(message.contains(words), "`{words}` in {message}");
     }
 
+    // A list with gaps (events 1 and 4 only): the gaps become shots, and
+    // the project it is stored in loads.
+    let gappy: String = list
+        .lines()
+        .filter(|l| !["002 ", "003 ", "005 "].iter().any(|n| l.starts_with(n)))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let gaps = d.join("gaps.edl");
+    std::fs::write(&gaps, gappy).expect("write");
+    let project = d.join("film.tincture.json");
+    ok(&cli(&["project", "new", s(&film), "-o", s(&project)]));
+    let o = cli(&[
+        "shots",
+        s(&film),
+        "--import",
+        s(&gaps),
+        "--project",
+        s(&project),
+    ]);
+    ok(&o);
+    assert!(
+        text(&o).contains("2 stretches of the film out"),
+        "{}",
+        text(&o)
+    );
+    ok(&cli(&["project", "check", s(&project)]));
+    let stored = d.join("stored.json");
+    ok(&cli(&[
+        "shots",
+        s(&film),
+        "--project",
+        s(&project),
+        "--from-project",
+        "--json",
+        s(&stored),
+    ]));
+    assert_eq!(
+        shots_of(&read_json(&stored)),
+        vec![(0, 29), (30, 57), (58, 87), (88, 103)]
+    );
+
     // A malformed line: exit 3, the line named.
     let broken = d.join("broken.edl");
     std::fs::write(

@@ -237,7 +237,18 @@ fn import(path: &Path, film: &Film) -> Result<Vec<Shot>, Failure> {
         .shots(start, film.rate)
         .map_err(|e| input(e.to_string()))?;
     check_inside(&edl, &shots, film).map_err(input)?;
-    Ok(shots)
+    // A project needs every frame in a shot: what the list leaves out
+    // becomes shots of its own.
+    let filled = tincture_core::shots::fill_gaps(&shots, film.frame_count);
+    let added = filled.len() - shots.len();
+    if added > 0 {
+        eprintln!(
+            "{}: the list leaves {added} stretch{} of the film out; each is a shot of its own",
+            path.display(),
+            if added == 1 { "" } else { "es" }
+        );
+    }
+    Ok(filled)
 }
 
 /// Refuses an event that lies past the film's last frame.

@@ -67,6 +67,43 @@ impl Shot {
     }
 }
 
+/// Shots that cover every frame of a film of `frame_count` frames:
+/// `shots` (in order, not overlapping) with a shot of its own for every
+/// stretch they leave out (before the first, between two, after the last).
+/// An edit list names only the shots its editor cut; a project needs every
+/// frame in a shot. Shots past the film's end are cut at its last frame.
+pub fn fill_gaps(shots: &[Shot], frame_count: u64) -> Vec<Shot> {
+    let Some(last) = frame_count.checked_sub(1) else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(shots.len() * 2 + 1);
+    let mut next = 0u64;
+    for s in shots {
+        if s.start > last || s.end < s.start || s.start < next {
+            continue;
+        }
+        if s.start > next {
+            out.push(Shot {
+                start: next,
+                end: s.start - 1,
+            });
+        }
+        let end = s.end.min(last);
+        out.push(Shot {
+            start: s.start,
+            end,
+        });
+        next = end + 1;
+    }
+    if next <= last {
+        out.push(Shot {
+            start: next,
+            end: last,
+        });
+    }
+    out
+}
+
 /// Tuning of [`ShotDetector`]; the defaults suit film and video from 8 to
 /// 60 frames per second.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -386,6 +423,31 @@ pub fn detect_shots<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gaps_between_listed_shots_become_shots() {
+        let shot = |start, end| Shot { start, end };
+        let listed = [shot(10, 19), shot(30, 39), shot(40, 44)];
+        assert_eq!(
+            fill_gaps(&listed, 60),
+            vec![
+                shot(0, 9),
+                shot(10, 19),
+                shot(20, 29),
+                shot(30, 39),
+                shot(40, 44),
+                shot(45, 59)
+            ]
+        );
+        // Covered already: unchanged. Past the end: cut. Nothing: one shot.
+        assert_eq!(fill_gaps(&[shot(0, 59)], 60), vec![shot(0, 59)]);
+        assert_eq!(fill_gaps(&[shot(0, 80)], 60), vec![shot(0, 59)]);
+        assert_eq!(fill_gaps(&[], 60), vec![shot(0, 59)]);
+        assert!(fill_gaps(&[shot(0, 5)], 0).is_empty());
+        // Every frame in exactly one shot, in order.
+        let filled = fill_gaps(&listed, 60);
+        assert!(filled.windows(2).all(|w| w[1].start == w[0].end + 1));
+    }
 
     const W: usize = 96;
     const H: usize = 64;
