@@ -205,3 +205,33 @@ fn metrics_json_is_replaced_only_with_overwrite() {
     assert_eq!(res.status.code(), Some(4), "{}", stderr(&res));
     assert_eq!(std::fs::read(&video).expect("read"), before);
 }
+
+/// A render whose partial file another Tincture is writing is refused with
+/// a message naming the output and who holds it; nothing is written.
+#[test]
+fn a_partial_file_in_use_is_not_written_twice() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let source = make_video(
+        &dir.path().join("reel.mkv"),
+        &scene("64x48", "24"),
+        4,
+        &["-pix_fmt", "gray", "-c:v", "ffv1"],
+    );
+    let out = dir.path().join("reel_colour.mkv");
+    let partial = dir.path().join("reel_colour.tincture-partial.mkv");
+    let held = tincture_engine::lock::FileLock::acquire(&partial, "a render").expect("held");
+    let res = cli(&["render", s(&source), "-o", s(&out), "--passthrough"]);
+    let err = stderr(&res);
+    assert_eq!(res.status.code(), Some(4), "{err}");
+    assert!(err.contains("in use by another Tincture"), "{err}");
+    assert!(!out.exists() && !partial.exists(), "nothing written");
+    drop(held);
+    ok(&cli(&[
+        "render",
+        s(&source),
+        "-o",
+        s(&out),
+        "--passthrough",
+    ]));
+    assert!(out.exists());
+}

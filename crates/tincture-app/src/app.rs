@@ -204,6 +204,8 @@ pub struct TinctureApp {
     after_save: Option<Leave>,
     /// The window may close: the user chose to leave unsaved work.
     may_quit: bool,
+    /// The lock on the open project's autosave: no other Tincture writes it.
+    autosave_lock: Option<tincture_engine::lock::FileLock>,
     background_cancel: Arc<AtomicBool>,
     doc: Option<Document>,
     /// The project revision the colour worker has.
@@ -358,6 +360,7 @@ impl TinctureApp {
             leaving: None,
             after_save: None,
             may_quit: false,
+            autosave_lock: None,
             exporter: Exporter::default(),
             after_revision: None,
             paint: PaintState::default(),
@@ -399,6 +402,7 @@ impl TinctureApp {
         self.error = None;
         self.relink = None;
         self.opening = Some(path.to_owned());
+        self.autosave_lock = None;
         self.position = 0;
         self.generation += 1;
         self.open_generation = self.generation;
@@ -810,6 +814,17 @@ impl TinctureApp {
 
     fn autosave(&mut self, structural: bool) {
         let now = Instant::now();
+        // Saved under a new name: its autosave moved, and so does the lock.
+        if let Some(doc) = self.doc.take() {
+            let locked = self.lock_autosave(&doc);
+            self.doc = Some(doc);
+            if let Err(e) = locked {
+                if self.error.is_none() {
+                    self.error = Some(format!("Autosave is off: {e}"));
+                }
+                return;
+            }
+        }
         let (Some(doc), Some(io)) = (&mut self.doc, &self.io) else {
             return;
         };
@@ -1022,10 +1037,43 @@ impl TinctureApp {
                 None => Document::untitled(project),
             },
         };
+        // A project (or film) open in another Tincture is not opened here
+        // too: both would write its autosave.
+        self.autosave_lock = None;
+        if let Err(e) = self.lock_autosave(&doc) {
+            let name = doc.path().map_or_else(
+                || worker::display_name(&doc.project().source.path),
+                worker::display_name,
+            );
+            self.close();
+            self.error = Some(format!("{name} is not opened here: {e}"));
+            return;
+        }
         self.doc = Some(doc);
         self.colour_revision = None;
         self.record_session();
         self.autosave(true);
+    }
+
+    /// Holds the lock on `doc`'s autosave (taken anew when its path moved,
+    /// after Save As).
+    fn lock_autosave(&mut self, doc: &Document) -> Result<(), String> {
+        let target = doc.autosave_path(&self.state);
+        let lock_file = tincture_engine::lock::lock_path(&target);
+        if self
+            .autosave_lock
+            .as_ref()
+            .is_some_and(|l| l.path() == lock_file)
+        {
+            return Ok(());
+        }
+        if let Some(dir) = target.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let lock = tincture_engine::lock::FileLock::acquire(&target, "this project")
+            .map_err(|e| e.to_string())?;
+        self.autosave_lock = Some(lock);
+        Ok(())
     }
 
     /// Shows a decoded film frame unless it is stale: from before the

@@ -2524,3 +2524,33 @@ fn leaving_unsaved_work_asks_first() {
         "the keyframe was saved before closing"
     );
 }
+
+/// Two windows on the same film would write the same autosave: the second
+/// says the project is open elsewhere and does not open it; once the first
+/// closes it, it opens.
+#[test]
+fn a_project_open_in_another_window_is_not_opened_twice() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(film) = fixture_or_skip(
+        dir.path(),
+        "a_project_open_in_another_window_is_not_opened_twice",
+    ) else {
+        return;
+    };
+    let state = dir.path().join("state");
+    let mut first = harness(Some(film.clone()), &state, [1000.0, 700.0]);
+    wait_for_project(&mut first);
+    let mut second = harness(Some(film.clone()), &state, [1000.0, 700.0]);
+    wait_for(&mut second, "the refusal", |app| app.error().is_some());
+    let error = second.state().error().expect("an error").to_owned();
+    assert!(
+        error.contains("is in use by another Tincture") && error.contains("fixture.mkv"),
+        "{error}"
+    );
+    assert!(second.state().document().is_none());
+    first.state_mut().close();
+    first.step();
+    second.state_mut().open(film);
+    wait_for_project(&mut second);
+    assert!(second.state().error().is_none());
+}

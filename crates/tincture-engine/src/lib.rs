@@ -9,6 +9,7 @@ pub mod error;
 pub mod export;
 pub mod film;
 pub mod live_metrics;
+pub mod lock;
 pub mod neural;
 pub mod output;
 pub mod project;

@@ -413,6 +413,14 @@ pub fn render_with(
     let partial = partial_path(&req.output);
     let record_path = resume_record_path(&req.output);
     check_output(&req)?;
+    // Another Tincture (a window, a farm's second try) writing this same
+    // partial file would corrupt it: one at a time.
+    let _lock =
+        crate::lock::FileLock::acquire(&partial, &format!("the output {}", req.output.display()))
+            .map_err(|e| Error::Output {
+            path: req.output.clone(),
+            reason: e.to_string(),
+        })?;
 
     let info = reader.info().clone();
     let v = &info.video;
