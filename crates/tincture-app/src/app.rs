@@ -870,9 +870,10 @@ impl TinctureApp {
                 Message::Frame(frame) => self.frame_arrived(&frame),
                 Message::Thumbnail(frame) => {
                     if frame.generation == self.open_generation {
+                        let side = self.ctx.input(|i| i.max_texture_side);
                         let texture = self.ctx.load_texture(
                             format!("thumb-{}", frame.index),
-                            Arc::clone(&frame.image),
+                            fit_to_texture(&frame.image, side),
                             TextureOptions::LINEAR,
                         );
                         self.thumbs.push((frame.index, texture));
@@ -2247,9 +2248,10 @@ impl TinctureApp {
 
     fn set_ref_thumb(&mut self, path: &Path, thumb: &crate::document::Thumbnail) {
         let image = egui::ColorImage::from_rgb([thumb.width, thumb.height], &thumb.rgb);
+        let side = self.ctx.input(|i| i.max_texture_side);
         let texture = self.ctx.load_texture(
             format!("reference-{}", path.display()),
-            image.clone(),
+            fit_to_texture(&Arc::new(image.clone()), side),
             TextureOptions::LINEAR,
         );
         self.ref_thumbs.insert(path.to_owned(), Some(texture));
