@@ -2,11 +2,36 @@
 //! the `ffmpeg` tool (synthetic scenes with known motion), the CLI binary,
 //! and frame comparisons.
 
+use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use tincture_core::frame::Frame;
 use tincture_media::VideoReader;
+
+/// The environment variable that turns every skipped test into a failed
+/// one. `.ci/run` sets it: CI has `../shared`, root, ffmpeg and the ONNX
+/// Runtime, so there a test that would skip has lost something it needs.
+pub const REQUIRE_FIXTURES: &str = "TINCTURE_REQUIRE_FIXTURES";
+
+/// Whether tests may not skip: [`REQUIRE_FIXTURES`] is set to anything but
+/// an empty string or `0`.
+pub fn fixtures_required() -> bool {
+    std::env::var_os(REQUIRE_FIXTURES).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Every test that cannot run here (no fixture, no `../shared`, no ffmpeg,
+/// no runtime, no way to make a full disk) calls this, then returns: it
+/// prints `skipping TEST: REASON`, or, under [`REQUIRE_FIXTURES`], fails the
+/// test with the reason instead.
+#[track_caller]
+pub fn skip_or_fail(test: &str, reason: impl Display) {
+    assert!(
+        !fixtures_required(),
+        "{test} cannot be skipped under {REQUIRE_FIXTURES}: {reason}"
+    );
+    println!("skipping {test}: {reason}");
+}
 
 /// Runs the `ffmpeg` tool with `args`, panicking with its output on failure.
 pub fn ffmpeg(args: &[&str]) {
@@ -186,4 +211,152 @@ pub fn ok(o: &Output) {
         String::from_utf8_lossy(&o.stdout),
         stderr(o)
     );
+}
+
+// ---- A disk that fills up ---------------------------------------------------
+
+/// Set (to `limit`) to make the full-disk tests use the file-size limit even
+/// where a tmpfs could be mounted, to check that way on a privileged machine.
+pub const SMALL_DISK: &str = "TINCTURE_SMALL_DISK";
+
+/// Marks the child process a full-disk test re-runs itself in.
+const SMALL_DISK_CHILD: &str = "TINCTURE_SMALL_DISK_CHILD";
+
+/// A folder that can take only about so many bytes, for the full-disk tests.
+///
+/// Two ways, both checked by the same tests:
+/// * where `mount` is allowed (root with `CAP_SYS_ADMIN`), a tmpfs of that
+///   size is mounted on the folder: a real full disk, and writes fail with
+///   `ENOSPC` ("the disk is full");
+/// * elsewhere (a container without `CAP_SYS_ADMIN`, a plain user) the test
+///   runs again in a child process of its own, which, once its fixtures are
+///   made, may write no file past that size (`RLIMIT_FSIZE`, with `SIGXFSZ`
+///   ignored so the write fails with `EFBIG` instead of killing the process).
+///   The limit is the whole process's, which is why the test runs alone in
+///   a child: the exports under test write from threads of the test process,
+///   and the other tests of the binary must not be limited. An `EFBIG` is not
+///   a full disk, so the export then reports "writing failed", not "the disk
+///   is full"; everything else (the partial file kept, valid, named) is the same.
+#[derive(Debug)]
+pub enum SmallDisk {
+    /// A tmpfs mounted on the folder, unmounted on drop.
+    Tmpfs(PathBuf),
+    /// This (child) process may write files up to this many bytes once
+    /// [`SmallDisk::fill_from_now`] is called.
+    FileSizeLimit(u64),
+}
+
+impl SmallDisk {
+    /// Makes the empty folder `dir` a disk of about `bytes` for the test
+    /// named `test` (its full name, as `cargo test -- --exact` takes it).
+    ///
+    /// Returns `None` when the test has already run, and passed, in a child
+    /// process under the file-size limit: the caller then returns. Panics
+    /// when that child fails.
+    pub fn make(dir: &Path, bytes: u64, test: &str) -> Option<Self> {
+        std::fs::create_dir(dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        if std::env::var_os(SMALL_DISK_CHILD).is_some() {
+            return Some(Self::FileSizeLimit(bytes));
+        }
+        let forced = std::env::var_os(SMALL_DISK).is_some_and(|v| v == "limit");
+        let why_not = if forced {
+            format!("{SMALL_DISK}=limit")
+        } else {
+            match Command::new("mount")
+                .args([
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &format!("size={bytes}"),
+                    "tincture-test",
+                ])
+                .arg(dir)
+                .output()
+            {
+                Ok(o) if o.status.success() => return Some(Self::Tmpfs(dir.to_owned())),
+                Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_owned(),
+                Err(e) => format!("mount cannot run: {e}"),
+            }
+        };
+        println!("{test}: no tmpfs ({why_not}); running it again under a file-size limit");
+        let out = Command::new(std::env::current_exe().expect("test executable"))
+            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .env(SMALL_DISK_CHILD, "1")
+            .output()
+            .expect("run the test in a child process");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        println!("{text}");
+        assert!(
+            out.status.success() && text.contains("test result: ok. 1 passed"),
+            "{test} failed under the file-size limit: {:?}",
+            out.status
+        );
+        None
+    }
+
+    /// From now on the disk is small: a no-op for a tmpfs; for the limit,
+    /// this process can no longer write a file past the size, until the
+    /// returned guard is dropped.
+    pub fn fill_from_now(&self) -> FileSizeGuard {
+        let Self::FileSizeLimit(bytes) = *self else {
+            return FileSizeGuard(None);
+        };
+        let mut old = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: plain system calls on the process's own signal disposition
+        // and limits, with valid pointers to local values.
+        unsafe {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            assert_eq!(libc::getrlimit(libc::RLIMIT_FSIZE, &raw mut old), 0);
+            let new = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: old.rlim_max,
+            };
+            assert_eq!(
+                libc::setrlimit(libc::RLIMIT_FSIZE, &raw const new),
+                0,
+                "setrlimit(RLIMIT_FSIZE): {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        FileSizeGuard(Some(old))
+    }
+
+    /// The words of the export's error on this disk: "the disk is full"
+    /// on a tmpfs, "writing failed" under the file-size limit.
+    pub fn failure_words(&self) -> &'static str {
+        match self {
+            Self::Tmpfs(_) => "the disk is full",
+            Self::FileSizeLimit(_) => "writing failed",
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        if let Self::Tmpfs(dir) = self {
+            let _ = Command::new("umount").arg(&*dir).status();
+        }
+    }
+}
+
+/// Lifts the file-size limit of [`SmallDisk::fill_from_now`] when dropped.
+#[derive(Debug)]
+pub struct FileSizeGuard(Option<libc::rlimit>);
+
+impl Drop for FileSizeGuard {
+    fn drop(&mut self) {
+        if let Some(old) = self.0.take() {
+            // SAFETY: restores the limit read before, from a valid local.
+            unsafe {
+                libc::setrlimit(libc::RLIMIT_FSIZE, &raw const old);
+            }
+        }
+    }
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use tincture_core::metrics::srgb8_to_lab;
-use tincture_tests::{cli, shared_dir};
+use tincture_tests::{cli, shared_dir, skip_or_fail};
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
@@ -96,7 +96,10 @@ fn builtin_model_keeps_luma_and_follows_hints() {
 #[test]
 fn bw_photos_before_after_grid() {
     let Some(shared) = shared_dir() else {
-        println!("skipped: ../shared is absent (the historical B&W photos live there)");
+        skip_or_fail(
+            "bw_photos_before_after_grid",
+            "../shared is absent (the historical B&W photos live there)",
+        );
         return;
     };
     let photos = shared.join("data/images/bw_photos");
@@ -113,7 +116,10 @@ fn bw_photos_before_after_grid() {
     for name in names {
         let input = photos.join(name);
         if !input.is_file() {
-            println!("skipped: {} is missing", input.display());
+            skip_or_fail(
+                "bw_photos_before_after_grid",
+                format!("{} is missing", input.display()),
+            );
             return;
         }
         let out = dir.path().join(format!("{name}.png"));

@@ -5,7 +5,6 @@
 //! keeps a valid partial file.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tincture_core::project::{Keyframe, KeyframeReference};
@@ -15,7 +14,7 @@ use tincture_engine::render::{
 };
 use tincture_media::{ImageFormat, VideoCodec, VideoReader};
 use tincture_tests::{
-    assert_luma_identical, decode_all, ffmpeg, ffprobe, frame_hashes, make_reference, s,
+    SmallDisk, assert_luma_identical, decode_all, ffmpeg, ffprobe, frame_hashes, make_reference, s,
 };
 
 /// A gray FFV1 film with PCM audio in Matroska.
@@ -314,50 +313,33 @@ fn an_image_sequence_resumes_into_its_partial_folder() {
     assert_eq!(pngs, 50);
 }
 
-/// Unmounts the tmpfs however the test ends.
-struct Mount(PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
+/// A disk that fills midway (a 3 MB tmpfs, or, where none can be mounted,
+/// a 3 MB file-size limit: see [`SmallDisk`]).
 #[test]
 fn a_full_disk_keeps_a_valid_partial_file_and_says_so() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
+    let small = d.join("small");
+    let Some(disk) = SmallDisk::make(
+        &small,
+        3 << 20,
+        "a_full_disk_keeps_a_valid_partial_file_and_says_so",
+    ) else {
+        return;
+    };
     // About 15 MB of FFV1 for a 3 MB disk.
     let src = film(d, "640x480", 4);
     let reference = make_reference(&d.join("ref.png"));
-    let small = d.join("small");
-    std::fs::create_dir(&small).expect("mkdir");
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs", s(&small)])
-        .output();
-    match mounted {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => {
-            println!(
-                "skipped: cannot mount a small tmpfs (needs root): {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            );
-            return;
-        }
-        Err(e) => {
-            println!("skipped: cannot run mount: {e}");
-            return;
-        }
-    }
-    let _guard = Mount(small.clone());
     let out = small.join("out.mkv");
+    let full = disk.fill_from_now();
     let job = ExportJob::spawn(request(&src, &out, &reference, FFV1)).expect("spawn");
     let (events, _) = run(&job, None);
+    drop(full);
     let Some(ExportEvent::Failed(message)) = events.last() else {
         panic!("a full disk fails the export: {:?}", events.last());
     };
     let partial = partial_path(&out);
-    assert!(message.contains("the disk is full"), "{message}");
+    assert!(message.contains(disk.failure_words()), "{message}");
     assert!(message.contains(s(&out)), "names the output: {message}");
     assert!(message.contains(" frame "), "names the frame: {message}");
     assert!(

@@ -13,7 +13,8 @@
 //!
 //! Skips, saying why, when ../shared or the Python environment
 //! (tests/python/.venv, made by `make test` when ../shared exists, or
-//! `TINCTURE_PYTHON`) is absent.
+//! `TINCTURE_PYTHON`) is absent; fails instead under
+//! `TINCTURE_REQUIRE_FIXTURES` (as in CI).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use tincture_core::flow::FlowParams;
 use tincture_core::frame::RgbImage;
 use tincture_core::video_metrics::{FlowPair, LumaFlow, MetricsStream, StreamOptions};
 use tincture_media::VideoReader;
+use tincture_tests::skip_or_fail;
 
 /// Frames checked per clip (the Python SSIM and CIEDE2000 are the slow part).
 const FRAMES: usize = 24;
@@ -178,14 +180,19 @@ fn check_clip(clip: &Path, python: &Path) -> usize {
 
 #[test]
 fn metrics_agree_with_the_python_reference_on_shared_clips() {
+    const TEST: &str = "metrics_agree_with_the_python_reference_on_shared_clips";
     let Some(shared) = tincture_tests::shared_dir() else {
-        println!("skipped: ../shared is absent (the shared colour clips are needed)");
+        skip_or_fail(
+            TEST,
+            "../shared is absent (the shared colour clips are needed)",
+        );
         return;
     };
     let Some(python) = python() else {
-        println!(
-            "skipped: no Python for the reference metrics (tests/python/.venv is made by make test \
-             when ../shared exists; or set TINCTURE_PYTHON to a Python with numpy and scikit-image)"
+        skip_or_fail(
+            TEST,
+            "no Python for the reference metrics (tests/python/.venv is made by make test \
+             when ../shared exists; or set TINCTURE_PYTHON to a Python with numpy and scikit-image)",
         );
         return;
     };

@@ -1,12 +1,13 @@
 //! The README's propagation strip: one shared colour clip, made gray and
 //! coloured back from its first frame alone, shown every 10 frames as gray
 //! input, the model frame by frame, propagation (stabilised) and the truth.
-//! Skips, saying why, without `../shared`.
+//! Skips, saying why, without `../shared` (fails instead under
+//! `TINCTURE_REQUIRE_FIXTURES`, as in CI).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tincture_tests::{cli_path, shared_dir};
+use tincture_tests::{cli_path, shared_dir, skip_or_fail};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -18,12 +19,18 @@ fn repo() -> PathBuf {
 #[test]
 fn propagation_strip_of_a_shared_clip() {
     let Some(shared) = shared_dir() else {
-        println!("skipped: ../shared is absent, so there is no shared clip to draw");
+        skip_or_fail(
+            "propagation_strip_of_a_shared_clip",
+            "../shared is absent, so there is no shared clip to draw",
+        );
         return;
     };
     let clip = shared.join("data/video/color/c07_davis_blackswan.mp4");
     if !clip.is_file() {
-        println!("skipped: {} is missing", clip.display());
+        skip_or_fail(
+            "propagation_strip_of_a_shared_clip",
+            format!("{} is missing", clip.display()),
+        );
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");

@@ -15,6 +15,7 @@ use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use tincture_app::document::StateDir;
 use tincture_app::{AppOptions, TinctureApp};
 use tincture_engine::render::Start;
+use tincture_tests::{SmallDisk, skip_or_fail};
 
 const FIXTURE_FRAMES: u64 = 30;
 
@@ -65,15 +66,12 @@ fn make_clip_from(dir: &Path, name: &str, source: &str, frames: u64) -> Result<P
     Ok(path)
 }
 
-/// The fixture film, or `None` (with the reason printed) when ffmpeg is missing.
+/// The fixture film, or `None` (with the reason printed) when ffmpeg is
+/// missing; under `TINCTURE_REQUIRE_FIXTURES` that fails the test instead.
 fn fixture_or_skip(dir: &Path, test: &str) -> Option<PathBuf> {
-    match make_fixture(dir) {
-        Ok(path) => Some(path),
-        Err(reason) => {
-            println!("skipping {test}: {reason}");
-            None
-        }
-    }
+    make_fixture(dir)
+        .inspect_err(|reason| skip_or_fail(test, reason))
+        .ok()
 }
 
 /// The app on `file`, remembering its state in `state` (a temporary
@@ -271,7 +269,10 @@ fn a_long_gop_film_gets_a_scrub_proxy_and_jumps_show_the_right_frames() {
         .arg(&film)
         .output();
     if !made.as_ref().is_ok_and(|o| o.status.success()) {
-        println!("skipping a_long_gop_film_gets_a_scrub_proxy: the ffmpeg CLI failed: {made:?}");
+        skip_or_fail(
+            "a_long_gop_film_gets_a_scrub_proxy",
+            format!("the ffmpeg CLI failed: {made:?}"),
+        );
         return;
     }
     let state = dir.path().join("state");
@@ -392,7 +393,10 @@ fn empty_window_without_a_film() {
             harness.get_by_label(&format!("ONNX Runtime {version}"));
         }
         tincture_app::RuntimeStatus::Failed(text) => {
-            println!("ONNX Runtime not available here: {text}");
+            skip_or_fail(
+                "empty_window_without_a_film (its ONNX Runtime half)",
+                format!("ONNX Runtime not available here: {text}"),
+            );
             harness.get_by_label_contains("ONNX Runtime unavailable");
         }
         tincture_app::RuntimeStatus::Checking => unreachable!(),
@@ -418,9 +422,9 @@ fn readme_screenshot() {
         found.into_iter().next()
     });
     let Some(film) = film else {
-        println!(
-            "skipping readme_screenshot: no b01*.mp4 in {}",
-            films.display()
+        skip_or_fail(
+            "readme_screenshot",
+            format!("no b01*.mp4 in {}", films.display()),
         );
         return;
     };
@@ -764,7 +768,7 @@ fn assert_export_luma(film: &Path, output: &Path, first: usize, frames: u64) {
 fn export_to_ffv1_through_the_dialog() {
     let dir = tempfile::tempdir().expect("temp dir");
     let Some(film) = make_clip(dir.path(), "reel.mkv", "64x48", EXPORT_FRAMES)
-        .inspect_err(|e| println!("skipping export_to_ffv1_through_the_dialog: {e}"))
+        .inspect_err(|e| skip_or_fail("export_to_ffv1_through_the_dialog", e))
         .ok()
     else {
         return;
@@ -844,9 +848,7 @@ fn a_cancelled_export_keeps_its_partial_file_and_resumes() {
     // Long enough that Cancel lands midway (a frame takes tens of milliseconds).
     let frames = 60;
     let Some(film) = make_clip(dir.path(), "reel.mkv", "160x120", frames)
-        .inspect_err(|e| {
-            println!("skipping a_cancelled_export_keeps_its_partial_file_and_resumes: {e}")
-        })
+        .inspect_err(|e| skip_or_fail("a_cancelled_export_keeps_its_partial_file_and_resumes", e))
         .ok()
     else {
         return;
@@ -934,19 +936,74 @@ fn a_cancelled_export_keeps_its_partial_file_and_resumes() {
     assert_eq!(flicker, frames - 2);
 }
 
-/// Unmounts a read-only tmpfs however the test ends.
-struct Unmount(PathBuf);
+/// `capget`/`capset`'s header (`_LINUX_CAPABILITY_VERSION_3`, this thread).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
 
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+/// `capget`/`capset`'s data: capabilities 0-31, then 32-63.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const CAP_VERSION_3: u32 = 0x2008_0522;
+/// The capability that lets root write where the permissions say no.
+const CAP_DAC_OVERRIDE: u32 = 1;
+
+/// This thread's capabilities.
+fn thread_caps() -> std::io::Result<[CapData; 2]> {
+    let mut header = CapHeader {
+        version: CAP_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget with a valid header and room for version 3's two entries.
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &raw mut header, data.as_mut_ptr()) };
+    if rc == 0 {
+        Ok(data)
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
-/// Makes `dir` a folder nobody may write to: mode 0o555, or, where that
-/// does not stop writes (root), a read-only tmpfs mounted on it. Returns
-/// the unmount guard, or why it cannot.
-fn make_unwritable(dir: &Path) -> Result<Option<Unmount>, String> {
+/// Sets this thread's capabilities (lowering the effective set needs no privilege).
+fn set_thread_caps(data: &[CapData; 2]) -> std::io::Result<()> {
+    let mut header = CapHeader {
+        version: CAP_VERSION_3,
+        pid: 0,
+    };
+    // SAFETY: capset with a valid header and version 3's two entries.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &raw mut header, data.as_ptr()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// While alive, the test's thread runs without `CAP_DAC_OVERRIDE` in its
+/// effective set, so root too is refused a folder of mode 0o555; dropping
+/// it gives the capability back. Capabilities are per thread, and the app
+/// checks the export folder on the thread that runs the harness, this one.
+struct WithoutDacOverride([CapData; 2]);
+
+impl Drop for WithoutDacOverride {
+    fn drop(&mut self) {
+        let _ = set_thread_caps(&self.0);
+    }
+}
+
+/// Makes `dir` a folder the test may not write to, with no privilege: mode
+/// 0o555; where that does not stop writes (root, whose `CAP_DAC_OVERRIDE`
+/// passes over permissions), also without that capability on this thread.
+/// Returns the guard that gives it back, or why the folder stays writable.
+fn make_unwritable(dir: &Path) -> Result<Option<WithoutDacOverride>, String> {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::create_dir(dir).map_err(|e| e.to_string())?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555))
@@ -960,22 +1017,13 @@ fn make_unwritable(dir: &Path) -> Result<Option<Unmount>, String> {
     if !writable(dir) {
         return Ok(None);
     }
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "ro,size=1m", "tincture-test"])
-        .arg(dir)
-        .output()
-        .map_err(|e| {
-            format!("chmod does not stop writes here (root?) and mount cannot run: {e}")
-        })?;
-    if !mounted.status.success() {
-        return Err(format!(
-            "chmod does not stop writes here (root?) and a read-only tmpfs cannot be mounted: {}",
-            String::from_utf8_lossy(&mounted.stderr).trim()
-        ));
-    }
-    let guard = Unmount(dir.to_owned());
+    let caps = thread_caps().map_err(|e| format!("chmod does not stop writes; capget: {e}"))?;
+    let mut lowered = caps;
+    lowered[0].effective &= !(1 << CAP_DAC_OVERRIDE);
+    set_thread_caps(&lowered).map_err(|e| format!("chmod does not stop writes; capset: {e}"))?;
+    let guard = WithoutDacOverride(caps);
     if writable(dir) {
-        return Err("even a read-only mount is writable here".into());
+        return Err("a folder of mode 0o555 is writable even without CAP_DAC_OVERRIDE".into());
     }
     Ok(Some(guard))
 }
@@ -984,7 +1032,12 @@ fn make_unwritable(dir: &Path) -> Result<Option<Unmount>, String> {
 fn an_unwritable_export_folder_is_reported_and_the_app_keeps_running() {
     let dir = tempfile::tempdir().expect("temp dir");
     let Some(film) = make_clip(dir.path(), "reel.mkv", "64x48", 12)
-        .inspect_err(|e| println!("skipping an_unwritable_export_folder_is_reported: {e}"))
+        .inspect_err(|e| {
+            skip_or_fail(
+                "an_unwritable_export_folder_is_reported_and_the_app_keeps_running",
+                e,
+            );
+        })
         .ok()
     else {
         return;
@@ -1013,7 +1066,11 @@ fn an_unwritable_export_folder_is_reported_and_the_app_keeps_running() {
     let guard = match make_unwritable(&locked) {
         Ok(g) => g,
         Err(reason) => {
-            println!("skipping the read-only half of this test: {reason}");
+            skip_or_fail(
+                "an_unwritable_export_folder_is_reported_and_the_app_keeps_running \
+                 (its read-only half)",
+                reason,
+            );
             return;
         }
     };
@@ -1043,38 +1100,21 @@ fn an_unwritable_export_folder_is_reported_and_the_app_keeps_running() {
 
 // ---- A full disk ------------------------------------------------------------
 
-/// Mounts a tmpfs of `size` (`1m`) on the empty folder `dir`; the guard
-/// unmounts it. Fails (with the reason) where mounting needs a root this
-/// test does not have.
-fn mount_small_disk(dir: &Path, size: &str) -> Result<Unmount, String> {
-    std::fs::create_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let mounted = Command::new("mount")
-        .args([
-            "-t",
-            "tmpfs",
-            "-o",
-            &format!("size={size}"),
-            "tincture-test",
-        ])
-        .arg(dir)
-        .output()
-        .map_err(|e| format!("mount cannot run: {e}"))?;
-    if !mounted.status.success() {
-        return Err(format!(
-            "cannot mount a small tmpfs (needs root): {}",
-            String::from_utf8_lossy(&mounted.stderr).trim()
-        ));
-    }
-    Ok(Unmount(dir.to_owned()))
-}
-
 /// An export that fills the disk midway, started from the Export window:
 /// the banner says the disk is full and names the partial file it kept,
 /// which is a valid film whose frames have the source's luma, bit for bit;
 /// and the window goes on working.
 #[test]
 fn a_full_disk_during_an_export_keeps_a_valid_partial_and_says_so() {
+    const TEST: &str = "a_full_disk_during_an_export_keeps_a_valid_partial_and_says_so";
     let dir = tempfile::tempdir().expect("temp dir");
+    let small = dir.path().join("small-disk");
+    // A 1 MB disk: a tmpfs, or this test again in a child process that may
+    // not write files past 1 MB (see `SmallDisk`). Declared before the
+    // harness, so it unmounts after the app has let go.
+    let Some(disk) = SmallDisk::make(&small, 1 << 20, TEST) else {
+        return;
+    };
     // Noisy gray 320x240 is about 70 kB a frame in FFV1: 48 frames need
     // over 3 MB, so a 1 MB disk fills a few frames in.
     let frames = 48;
@@ -1084,20 +1124,8 @@ fn a_full_disk_during_an_export_keeps_a_valid_partial_and_says_so() {
         "testsrc2=size=320x240:rate=24,noise=alls=40:allf=t",
         frames,
     );
-    let Some(film) = film
-        .inspect_err(|e| println!("skipping a_full_disk_during_an_export: {e}"))
-        .ok()
-    else {
+    let Some(film) = film.inspect_err(|e| skip_or_fail(TEST, e)).ok() else {
         return;
-    };
-    let small = dir.path().join("small-disk");
-    // Declared before the harness, so it unmounts after the app has let go.
-    let _disk = match mount_small_disk(&small, "1m") {
-        Ok(guard) => guard,
-        Err(reason) => {
-            println!("skipping a_full_disk_during_an_export: {reason}");
-            return;
-        }
     };
     let mut harness = harness(
         Some(film.clone()),
@@ -1108,8 +1136,10 @@ fn a_full_disk_during_an_export_keeps_a_valid_partial_and_says_so() {
     model_off(&mut harness);
     let output = small.join("reel-colour.mkv");
     fill_export_dialog(&mut harness, &output);
+    let full = disk.fill_from_now();
     click_export(&mut harness);
     wait_for_export(&mut harness);
+    drop(full);
 
     let error = harness
         .state()
@@ -1117,12 +1147,12 @@ fn a_full_disk_during_an_export_keeps_a_valid_partial_and_says_so() {
         .expect("the banner reports the full disk")
         .to_owned();
     let partial = tincture_engine::render::partial_path(&output);
-    assert!(error.contains("the disk is full"), "{error}");
+    assert!(error.contains(disk.failure_words()), "{error}");
     assert!(
         error.contains(&format!("the partial file {} with", partial.display())),
         "names the kept partial file: {error}"
     );
-    harness.get_by_label_contains("the disk is full");
+    harness.get_by_label_contains(disk.failure_words());
     assert!(
         harness.state().exporter().notice().is_none(),
         "no success notice"
@@ -1265,7 +1295,7 @@ fn snapshot_export_progress_panel() {
     // Long enough to be caught running (a frame takes tens of milliseconds).
     let frames = 240;
     let Some(film) = make_clip(dir.path(), "reel.mkv", "160x120", frames)
-        .inspect_err(|e| println!("skipping snapshot_export_progress_panel: {e}"))
+        .inspect_err(|e| skip_or_fail("snapshot_export_progress_panel", e))
         .ok()
     else {
         return;
@@ -1408,9 +1438,7 @@ fn halves_at_frame_4(
     test: &str,
     height: f32,
 ) -> Option<(PathBuf, Harness<'static, TinctureApp>)> {
-    let (truth, film) = halves(dir)
-        .inspect_err(|e| println!("skipping {test}: {e}"))
-        .ok()?;
+    let (truth, film) = halves(dir).inspect_err(|e| skip_or_fail(test, e)).ok()?;
     let mut harness = harness_with(Some(film), &dir.join("state"), true, [1100.0, height]);
     wait_for_project(&mut harness);
     model_off(&mut harness);
@@ -1613,7 +1641,7 @@ fn flicker_marks_lead_to_the_frames_that_stand_out() {
     let film = match make_clip_from(dir.path(), "flash.mkv", source, 24) {
         Ok(film) => film,
         Err(e) => {
-            println!("skipping flicker_marks_lead_to_the_frames_that_stand_out: {e}");
+            skip_or_fail("flicker_marks_lead_to_the_frames_that_stand_out", e);
             return;
         }
     };
@@ -1693,8 +1721,9 @@ fn the_heavy_parallel_work_runs_below_the_window() {
     let dir = tempfile::tempdir().expect("temp dir");
     let _harness = harness(None, dir.path(), [800.0, 600.0]);
     let Some(window) = tincture_engine::thread_niceness() else {
-        println!(
-            "skipping the_heavy_parallel_work_runs_below_the_window: no thread priorities here"
+        skip_or_fail(
+            "the_heavy_parallel_work_runs_below_the_window",
+            "no thread priorities here",
         );
         return;
     };

@@ -252,6 +252,104 @@ mod tests {
         }
     }
 
+    /// The published matrices, so a swapped or mistyped coefficient fails
+    /// (a round trip alone passes with any invertible matrix). Y'CbCr of pure
+    /// red, green and blue are the rows of each standard's R'G'B' to Y'CbCr
+    /// matrix read by column: BT.601 Cb = -0.168736 R - 0.331264 G + 0.5 B,
+    /// Cr = 0.5 R - 0.418688 G - 0.081312 B; BT.709 Cb = -0.114572 R -
+    /// 0.385428 G + 0.5 B, Cr = 0.5 R - 0.454153 G - 0.045847 B; BT.2020
+    /// Cb = -0.139630 R - 0.360370 G + 0.5 B, Cr = 0.5 R - 0.459786 G -
+    /// 0.040214 B.
+    #[test]
+    fn matrices_have_the_published_coefficients() {
+        let close = |got: [f32; 3], want: [f32; 3], what: &str| {
+            for c in 0..3 {
+                assert!(
+                    (got[c] - want[c]).abs() < 1e-4,
+                    "{what}: got {got:?}, want {want:?}"
+                );
+            }
+        };
+        assert_eq!(Matrix::Bt601.kr_kb(), (0.299, 0.114));
+        assert_eq!(Matrix::Bt709.kr_kb(), (0.2126, 0.0722));
+        assert_eq!(Matrix::Bt2020.kr_kb(), (0.2627, 0.0593));
+        let table: [(Matrix, [[f32; 3]; 3]); 3] = [
+            (
+                Matrix::Bt601,
+                [
+                    [0.299, -0.168_736, 0.5],
+                    [0.587, -0.331_264, -0.418_688],
+                    [0.114, 0.5, -0.081_312],
+                ],
+            ),
+            (
+                Matrix::Bt709,
+                [
+                    [0.2126, -0.114_572, 0.5],
+                    [0.7152, -0.385_428, -0.454_153],
+                    [0.0722, 0.5, -0.045_847],
+                ],
+            ),
+            (
+                Matrix::Bt2020,
+                [
+                    [0.2627, -0.139_630, 0.5],
+                    [0.6780, -0.360_370, -0.459_786],
+                    [0.0593, 0.5, -0.040_214],
+                ],
+            ),
+        ];
+        let primaries = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+        for (m, ycbcr) in table {
+            for (rgb, want) in primaries.iter().zip(ycbcr) {
+                close(m.rgb_to_ycbcr(*rgb), want, &format!("{m:?} {rgb:?}"));
+                close(
+                    m.ycbcr_to_rgb(want),
+                    *rgb,
+                    &format!("{m:?} back to {rgb:?}"),
+                );
+            }
+            // White has Y' 1; every gray has no chroma and Y' equal to its level.
+            close(
+                m.rgb_to_ycbcr([1.0; 3]),
+                [1.0, 0.0, 0.0],
+                &format!("{m:?} white"),
+            );
+            for v in [0.0, 0.18, 0.5] {
+                close(
+                    m.rgb_to_ycbcr([v; 3]),
+                    [v, 0.0, 0.0],
+                    &format!("{m:?} gray {v}"),
+                );
+            }
+        }
+        // The inverse's published form: BT.601 R = Y + 1.402 Cr,
+        // G = Y - 0.344136 Cb - 0.714136 Cr, B = Y + 1.772 Cb; BT.709
+        // R = Y + 1.5748 Cr, G = Y - 0.187324 Cb - 0.468124 Cr, B = Y + 1.8556 Cb.
+        let (y, cb, cr) = (0.5f32, 0.1f32, -0.2f32);
+        close(
+            Matrix::Bt601.ycbcr_to_rgb([y, cb, cr]),
+            [
+                y + 1.402 * cr,
+                y - 0.344_136 * cb - 0.714_136 * cr,
+                y + 1.772 * cb,
+            ],
+            "BT.601 inverse",
+        );
+        close(
+            Matrix::Bt709.ycbcr_to_rgb([y, cb, cr]),
+            [
+                y + 1.5748 * cr,
+                y - 0.187_324 * cb - 0.468_124 * cr,
+                y + 1.8556 * cb,
+            ],
+            "BT.709 inverse",
+        );
+        // Untagged video: SD is BT.601, HD is BT.709.
+        assert_eq!(Matrix::default_for_height(576), Matrix::Bt601);
+        assert_eq!(Matrix::default_for_height(1080), Matrix::Bt709);
+    }
+
     #[test]
     fn gamut_limit_keeps_rgb_in_range_and_hue() {
         let m = Matrix::Bt709;

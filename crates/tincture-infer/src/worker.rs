@@ -403,3 +403,112 @@ fn absorb(
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RenderSettings;
+    use crate::model::{ExecutionChoice, Model};
+    use crate::onnx_writer::{Attr, Graph};
+
+    /// A colorizer on an eccv16-shaped graph that answers ab = (20, -30)
+    /// everywhere (runs on the real ONNX Runtime).
+    fn constant_colorizer(dir: &std::path::Path) -> NeuralColorizer {
+        let mut g = Graph::new();
+        g.input("L", [1, 1, 256, 256])
+            .output("ab", [1, 2, 256, 256])
+            .constant("zero", &[1], &[0.0])
+            .constant("bias", &[1, 2, 1, 1], &[20.0, -30.0])
+            .node("Mul", &["L", "zero"], &["l0"], &[])
+            .node("Concat", &["l0", "l0"], &["z"], &[("axis", Attr::Int(1))])
+            .node("Add", &["z", "bias"], &["ab"], &[]);
+        let path = dir.join("constant.onnx");
+        g.write(&path).expect("write graph");
+        let model = Model::open_onnx(&path, ExecutionChoice::Cpu, 1).expect("open the graph");
+        NeuralColorizer::new(model, RenderSettings::default())
+    }
+
+    fn job(frame: u64) -> Job {
+        Job {
+            luma: Arc::new(LumaImage {
+                width: 64,
+                height: 48,
+                data: vec![0.5; 64 * 48],
+            }),
+            hints: Vec::new(),
+            frame,
+            matrix: Matrix::Bt709,
+            short_side: None,
+        }
+    }
+
+    /// Latest wins: of previews that wait together only the newest runs;
+    /// the stale ones are dropped (and said to be), and batches still run,
+    /// in order. The commands are all queued before the worker loop starts,
+    /// so which previews wait together does not depend on timing: a worker
+    /// that coloured every preview fails this.
+    #[test]
+    fn waiting_previews_are_dropped_but_the_newest() {
+        const PREVIEWS: u64 = 8;
+        let dir = tempfile::tempdir().expect("tmp");
+        let colorizer = constant_colorizer(dir.path());
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (etx, events) = crossbeam_channel::unbounded();
+        for generation in 1..=PREVIEWS {
+            tx.send(Command::Preview {
+                generation,
+                job: job(generation),
+            })
+            .expect("queued");
+        }
+        tx.send(Command::Batch {
+            id: 100,
+            job: job(100),
+        })
+        .expect("queued");
+        tx.send(Command::Batch {
+            id: 101,
+            job: job(101),
+        })
+        .expect("queued");
+        // With every sender gone, the loop ends once the queue is done.
+        drop(tx);
+        run(colorizer, &rx, &etx, &AtomicBool::new(false));
+        drop(etx);
+
+        let mut ran = Vec::new();
+        let mut dropped = Vec::new();
+        let mut batches = Vec::new();
+        for event in events.iter() {
+            match event {
+                WorkerEvent::Preview {
+                    generation,
+                    frame,
+                    result,
+                } => {
+                    let chroma = result.expect("preview ok");
+                    assert_eq!((chroma.width, chroma.height), (64, 48));
+                    assert_eq!(frame, generation, "the preview's own frame");
+                    ran.push(generation);
+                }
+                WorkerEvent::Dropped { generation } => dropped.push(generation),
+                WorkerEvent::Batch { id, result, .. } => {
+                    result.expect("batch ok");
+                    batches.push(id);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(
+            (ran.len() as u64) < PREVIEWS,
+            "every one of {PREVIEWS} previews was coloured: {ran:?}"
+        );
+        assert_eq!(ran, [PREVIEWS], "only the newest preview runs");
+        assert_eq!(
+            dropped,
+            (1..PREVIEWS).collect::<Vec<_>>(),
+            "the stale previews are reported dropped, oldest first"
+        );
+        assert_eq!(batches, [100, 101], "batches all run, in order");
+    }
+}

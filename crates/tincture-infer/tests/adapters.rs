@@ -318,6 +318,7 @@ fn worker_runs_latest_preview_batches_and_reports_errors() {
     worker.batch(100, job(7)).expect("queued");
     worker.batch(101, job(8)).expect("queued");
     let mut seen = Vec::new();
+    let mut ran = Vec::new();
     let mut batches = Vec::new();
     while batches.len() < 2 {
         match worker.events().recv().expect("event") {
@@ -325,6 +326,7 @@ fn worker_runs_latest_preview_batches_and_reports_errors() {
                 generation, result, ..
             } => {
                 result.expect("preview ok");
+                ran.push(generation);
                 seen.push(generation);
             }
             WorkerEvent::Dropped { generation } => seen.push(generation),
@@ -335,6 +337,16 @@ fn worker_runs_latest_preview_batches_and_reports_errors() {
             other => panic!("unexpected {other:?}"),
         }
     }
+    // Which previews wait together depends on timing here; the worker's
+    // unit test `waiting_previews_are_dropped_but_the_newest` checks the
+    // dropping itself with a queue filled before the worker starts. Here:
+    // the previews that ran ran in order, the newest always runs (nothing
+    // supersedes it), and every preview either ran or was dropped.
+    assert!(
+        ran.windows(2).all(|w| w[0] < w[1]),
+        "previews ran oldest first: {ran:?}"
+    );
+    assert_eq!(ran.last(), Some(&5), "the newest preview runs: {ran:?}");
     seen.sort_unstable();
     assert_eq!(
         seen,
