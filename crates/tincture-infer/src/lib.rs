@@ -1,10 +1,13 @@
 //! Tincture's link to ONNX Runtime (through `ort`, loaded dynamically).
 //!
 //! The runtime is a shared library that `make run`/`make test` fetch into
-//! the project's `third_party/onnxruntime/`. [`find_runtime`] looks for it
-//! there, then at `ORT_DYLIB_PATH`, then in the system library folders;
-//! [`load_runtime`] loads it once per process and reports clearly when it
-//! is missing, instead of panicking.
+//! the project's `third_party/onnxruntime/` and `make install` puts in
+//! `PREFIX/lib/tincture/`. [`find_runtime`] looks for it beside the
+//! executable, in its install folders and in the checkout it was built in,
+//! then at `ORT_DYLIB_PATH`, then in the system library folders; never in
+//! the current folder or its ancestors (a film's folder could hold any
+//! library). [`load_runtime`] loads it once per process and reports clearly
+//! when it is missing, instead of panicking.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -29,7 +32,8 @@ pub use worker::{InferenceWorker, Job, WorkerEvent};
 /// Where a runtime library was found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RuntimeSource {
-    /// The project's `third_party/onnxruntime` folder.
+    /// Tincture's own folders: beside the executable, its install folder
+    /// (`PREFIX/lib/tincture`), or the checkout's `third_party/onnxruntime`.
     Project,
     /// The `ORT_DYLIB_PATH` environment variable.
     Environment,
@@ -66,34 +70,59 @@ fn library_in(dir: &Path) -> Option<PathBuf> {
     found.pop()
 }
 
-/// The project folders to search: `third_party/onnxruntime` in the current
-/// folder, beside the executable, and in each of their ancestors.
-pub fn project_dirs() -> Vec<PathBuf> {
-    ancestor_dirs(&Path::new("third_party").join("onnxruntime"))
-}
-
-/// `sub` inside the current folder, the executable's folder and each of
-/// their ancestors, nearest first, without repeats: where Tincture looks for
-/// the files it ships beside itself (the runtime, the built-in model).
-pub fn ancestor_dirs(sub: &Path) -> Vec<PathBuf> {
-    let mut roots = Vec::new();
-    if let Ok(cwd) = std::env::current_dir() {
-        roots.push(cwd);
-    }
-    if let Some(dir) = std::env::current_exe()
+/// The folder of the running executable.
+fn exe_dir() -> Option<PathBuf> {
+    std::env::current_exe()
         .ok()
         .and_then(|e| e.parent().map(Path::to_owned))
-    {
-        roots.push(dir);
-    }
-    let mut dirs = Vec::new();
-    for root in roots {
-        for ancestor in root.ancestors() {
-            let d = ancestor.join(sub);
-            if !dirs.contains(&d) {
-                dirs.push(d);
-            }
+}
+
+/// Tincture's own folders to search for the runtime (see [`shipped_dirs`]).
+pub fn project_dirs() -> Vec<PathBuf> {
+    shipped_dirs(
+        &[
+            Path::new("."),
+            &Path::new("..").join("lib").join("tincture"),
+        ],
+        &Path::new("third_party").join("onnxruntime"),
+    )
+}
+
+/// Where Tincture looks for what it ships beside itself (the runtime, the
+/// built-in model), nearest first, without repeats: each of `installed`
+/// taken from the executable's folder (an install puts the binaries in
+/// `PREFIX/bin` and the rest in `PREFIX/lib/tincture` and
+/// `PREFIX/share/tincture`), then `in_checkout` in each ancestor of the
+/// executable's folder (a build in `target/` of a checkout). Never the
+/// current folder: a user works in folders that could hold anything.
+pub fn shipped_dirs(installed: &[&Path], in_checkout: &Path) -> Vec<PathBuf> {
+    shipped_dirs_from(exe_dir().as_deref(), installed, in_checkout)
+}
+
+/// [`shipped_dirs`] for an executable in `exe_dir`.
+pub fn shipped_dirs_from(
+    exe_dir: Option<&Path>,
+    installed: &[&Path],
+    in_checkout: &Path,
+) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let Some(exe_dir) = exe_dir else {
+        return dirs;
+    };
+    let mut push = |d: PathBuf| {
+        if !dirs.contains(&d) {
+            dirs.push(d);
         }
+    };
+    for rel in installed {
+        push(if rel == &Path::new(".") {
+            exe_dir.to_owned()
+        } else {
+            exe_dir.join(rel)
+        });
+    }
+    for ancestor in exe_dir.ancestors() {
+        push(ancestor.join(in_checkout));
     }
     dirs
 }
@@ -205,6 +234,43 @@ pub fn runtime() -> Result<(RuntimeInfo, ort::environment::Environment)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shipped_files_are_looked_for_beside_the_executable_and_its_install_only() {
+        let exe = Path::new("/opt/films/bin");
+        let dirs = shipped_dirs_from(
+            Some(exe),
+            &[
+                Path::new("."),
+                &Path::new("..").join("lib").join("tincture"),
+            ],
+            &Path::new("third_party").join("onnxruntime"),
+        );
+        let want: Vec<PathBuf> = [
+            "/opt/films/bin",
+            "/opt/films/bin/../lib/tincture",
+            "/opt/films/bin/third_party/onnxruntime",
+            "/opt/films/third_party/onnxruntime",
+            "/opt/third_party/onnxruntime",
+            "/third_party/onnxruntime",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        assert_eq!(dirs, want);
+        // The running process's list holds nothing of the current folder
+        // that is not also the executable's.
+        let cwd = std::env::current_dir().expect("cwd");
+        let exe_dir = std::env::current_exe().expect("exe");
+        for d in project_dirs() {
+            assert!(
+                !d.starts_with(&cwd)
+                    || exe_dir.starts_with(d.parent().and_then(Path::parent).unwrap_or(&d)),
+                "{} comes from the current folder",
+                d.display()
+            );
+        }
+    }
 
     #[test]
     fn search_order_and_missing_runtime() {

@@ -31,8 +31,10 @@ pub struct ModelRegistry {
 }
 
 impl ModelRegistry {
-    /// The standard places: `TINCTURE_BUILTIN_MODELS`, then `models/` in the
-    /// current folder, beside the executable and in their ancestors; user
+    /// The standard places: `TINCTURE_BUILTIN_MODELS`, then beside the
+    /// executable (`models/`) and its install (`PREFIX/share/tincture/models`),
+    /// then `models/` in the checkout it was built in (never the current
+    /// folder, see [`crate::shipped_dirs`]); user
     /// models in `TINCTURE_MODELS` and `$XDG_DATA_HOME/tincture/models`
     /// (default `~/.local/share/tincture/models`).
     pub fn standard() -> Self {
@@ -40,7 +42,11 @@ impl ModelRegistry {
             .map(PathBuf::from)
             .into_iter()
             .collect();
-        for d in crate::ancestor_dirs(Path::new("models")) {
+        let installed = Path::new("..")
+            .join("share")
+            .join("tincture")
+            .join("models");
+        for d in crate::shipped_dirs(&[Path::new("models"), &installed], Path::new("models")) {
             if !builtin_dirs.contains(&d) {
                 builtin_dirs.push(d);
             }
