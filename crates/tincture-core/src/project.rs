@@ -633,14 +633,31 @@ impl Project {
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let project = Self::load_unvalidated(path)?;
-        let mut problems = match project.validate() {
+        project.checked(path)
+    }
+
+    /// Reads a project from the bytes of a file, as [`load`](Self::load)
+    /// does after reading it: parsed, migrated and validated. `path` is only
+    /// used in messages and advice.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load), but never `Read`.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Self> {
+        Self::parse_unvalidated(bytes, path)?.checked(path)
+    }
+
+    /// `self` if it passes [`validate`](Self::validate) and
+    /// [`model_path_problems`](Self::model_path_problems), else every
+    /// problem, naming the file at `path`.
+    fn checked(self, path: &Path) -> Result<Self> {
+        let mut problems = match self.validate() {
             Ok(()) => Vec::new(),
             Err(ProjectError::Invalid { problems, .. }) => problems,
             Err(other) => return Err(other),
         };
-        problems.extend(project.model_path_problems());
+        problems.extend(self.model_path_problems());
         if problems.is_empty() {
-            Ok(project)
+            Ok(self)
         } else {
             Err(ProjectError::Invalid {
                 path: Some(path.to_owned()),
@@ -677,7 +694,13 @@ impl Project {
             });
         }
         let bytes = fs::read(path).map_err(read_error)?;
-        let doc: Value = serde_json::from_slice(&bytes).map_err(|e| syntax_error(path, &e))?;
+        Self::parse_unvalidated(&bytes, path)
+    }
+
+    /// Parses and migrates a project from the bytes of the file at `path`
+    /// (used only in messages), without validating it.
+    fn parse_unvalidated(bytes: &[u8], path: &Path) -> Result<Self> {
+        let doc: Value = serde_json::from_slice(bytes).map_err(|e| syntax_error(path, &e))?;
         let before = document_version(&doc, path, u64::from(PROJECT_VERSION))?;
         let schema_error = |e: serde_json::Error| ProjectError::Schema {
             path: path.to_owned(),
@@ -688,7 +711,7 @@ impl Project {
         };
         if before == u64::from(PROJECT_VERSION) {
             // Already current: read from the text so errors carry line numbers.
-            serde_json::from_slice(&bytes).map_err(schema_error)
+            serde_json::from_slice(bytes).map_err(schema_error)
         } else {
             let doc = migrate(doc, path)?;
             serde_json::from_value(doc).map_err(schema_error)
