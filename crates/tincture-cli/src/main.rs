@@ -216,16 +216,40 @@ fn model_exit_code(e: &tincture_infer::Error) -> u8 {
     }
 }
 
-fn parse_frames(text: &str, count: u64) -> Option<(u64, u64)> {
-    let last_frame = count.checked_sub(1)?;
-    match text.split_once('-') {
-        Some((a, "")) => Some((a.trim().parse().ok()?, last_frame)),
-        Some((a, b)) => Some((a.trim().parse().ok()?, b.trim().parse().ok()?)),
+/// Reads `--frames` (`A-B`, `A-` or `N`) against a film of `count` frames.
+///
+/// # Errors
+/// The reason, for text that is not a range or a range outside the film
+/// (checked here, so no later arithmetic sees a number beyond it).
+fn parse_frames(text: &str, count: u64) -> Result<(u64, u64), String> {
+    let film = match count.checked_sub(1) {
+        Some(last) => format!("the film has frames 0-{last}"),
+        None => "the film has no frames".to_owned(),
+    };
+    let number = |t: &str| -> Result<u64, String> {
+        t.trim().parse().map_err(|_| {
+            format!(
+                "`{}` is not a frame number; expected A-B, A- or N ({film})",
+                t.trim()
+            )
+        })
+    };
+    let last_frame = count.checked_sub(1).ok_or_else(|| film.clone())?;
+    let (a, b) = match text.split_once('-') {
+        Some((a, "")) => (number(a)?, last_frame),
+        Some((a, b)) => (number(a)?, number(b)?),
         None => {
-            let n = text.trim().parse().ok()?;
-            Some((n, n))
+            let n = number(text)?;
+            (n, n)
         }
+    };
+    if a > b {
+        return Err(format!("the range {a}-{b} runs backwards ({film})"));
     }
+    if b > last_frame {
+        return Err(format!("frame {b} lies past the end ({film})"));
+    }
+    Ok((a, b))
 }
 
 fn probe_cmd(file: PathBuf, json: bool) -> Result<(), Failure> {
@@ -378,9 +402,9 @@ fn render_cmd(args: RenderArgs) -> Result<u8, Failure> {
     let (count, matrix) = (source.frame_count(), source.matrix());
     drop(source);
     let frames = match frames {
-        Some(text) => Some(parse_frames(&text, count).ok_or_else(|| Failure {
+        Some(text) => Some(parse_frames(&text, count).map_err(|reason| Failure {
             code: 2,
-            message: format!("--frames {text}: expected A-B, A- or N with frame numbers (the film has frames 0-{})", count - 1),
+            message: format!("--frames {text}: {reason}"),
         })?),
         None => None,
     };
@@ -541,10 +565,30 @@ mod tests {
 
     #[test]
     fn frame_ranges() {
-        assert_eq!(parse_frames("10-19", 100), Some((10, 19)));
-        assert_eq!(parse_frames("40-", 100), Some((40, 99)));
-        assert_eq!(parse_frames("7", 100), Some((7, 7)));
-        assert_eq!(parse_frames("a-b", 100), None);
-        assert_eq!(parse_frames("1-2", 0), None);
+        assert_eq!(parse_frames("10-19", 100), Ok((10, 19)));
+        assert_eq!(parse_frames("40-", 100), Ok((40, 99)));
+        assert_eq!(parse_frames("7", 100), Ok((7, 7)));
+        assert!(
+            parse_frames("a-b", 100)
+                .expect_err("not numbers")
+                .contains("`a` is not a frame number")
+        );
+        assert!(
+            parse_frames("1-2", 0)
+                .expect_err("no frames")
+                .contains("no frames")
+        );
+        // Numbers from scripts: no overflow past the film's end.
+        let huge = parse_frames("0-18446744073709551615", 100).expect_err("past the end");
+        assert!(
+            huge.contains("past the end (the film has frames 0-99)"),
+            "{huge}"
+        );
+        assert!(parse_frames("99999999999999999999", 100).is_err());
+        assert!(
+            parse_frames("5-3", 100)
+                .expect_err("backwards")
+                .contains("backwards")
+        );
     }
 }

@@ -218,23 +218,10 @@ fn frame_range(path: &Path, text: Option<&str>, count: u64) -> Result<(u64, u64)
     let Some(text) = text else {
         return Ok((0, count - 1));
     };
-    let (a, b) = parse_frames(text, count).ok_or_else(|| Failure {
+    let (a, b) = parse_frames(text, count).map_err(|reason| Failure {
         code: 2,
-        message: format!(
-            "--frames {text}: expected A-B, A- or N with frame numbers ({} has frames 0-{})",
-            path.display(),
-            count - 1
-        ),
+        message: format!("--frames {text}: {}: {reason}", path.display()),
     })?;
-    if a > b || b >= count {
-        return Err(EngineError::FrameRange {
-            path: path.to_owned(),
-            first: a,
-            last: b,
-            count,
-        }
-        .into());
-    }
     Ok((a, b))
 }
 

@@ -243,7 +243,8 @@ pub fn write_cmx3600(
     ));
     for (i, shot) in shots.iter().enumerate() {
         let length = shot.frames();
-        let source_in = source_start + shot.start;
+        // Saturating: shots come from Tincture, but a list is no place to panic.
+        let source_in = source_start.saturating_add(shot.start);
         out.push_str(&format!(
             "\n{:03}  {reel:<8} {:<5} {:<4} {:>3} {} {} {} {}\n",
             i + 1,
@@ -251,14 +252,14 @@ pub fn write_cmx3600(
             "C",
             "",
             base.format(source_in),
-            base.format(source_in + length),
+            base.format(source_in.saturating_add(length)),
             base.format(record),
-            base.format(record + length),
+            base.format(record.saturating_add(length)),
         ));
         if !title.is_empty() {
             out.push_str(&format!("* FROM CLIP NAME: {title}\n"));
         }
-        record += length;
+        record = record.saturating_add(length);
     }
     out
 }

@@ -25,6 +25,28 @@ pub const PROJECT_VERSION: u32 = 1;
 /// Highest accepted [`ShotSettings::saturation`] (1.0 leaves chroma as computed).
 pub const SATURATION_MAX: f32 = 4.0;
 
+/// Most points one stroke may hold. A painted stroke holds a few hundred; a
+/// file with more was damaged or made to harm.
+pub const MAX_STROKE_POINTS: usize = 100_000;
+
+/// Most strokes one keyframe may hold.
+pub const MAX_STROKES_PER_KEYFRAME: usize = 10_000;
+
+/// Largest brush diameter, in pixels, a stroke may have (the painting tools
+/// give 1 to 200).
+pub const MAX_BRUSH_SIZE: f32 = 4096.0;
+
+/// Largest film side, in pixels, a project may record (no film is larger;
+/// FFmpeg's own decoders stop at 16384).
+pub const MAX_FRAME_SIDE: u32 = 65_536;
+
+/// Longest fingerprint accepted, in hex digits (Tincture writes 64).
+pub const MAX_FINGERPRINT_LEN: usize = 128;
+
+/// Largest project file read, in bytes. A real project with thousands of
+/// keyframes stays far below; a larger file is refused before it is read.
+pub const MAX_PROJECT_BYTES: u64 = 256 << 20;
+
 /// At most this many problems are spelled out in an [`ProjectError::Invalid`] message.
 const PROBLEMS_SHOWN: usize = 10;
 
@@ -603,17 +625,45 @@ impl Project {
     ///
     /// # Errors
     /// Any [`ProjectError`] but `Write` and `Encode`; each names the file.
+    ///
+    /// Besides [`validate`](Self::validate), a loaded file's shot models
+    /// must be registry names or files inside the project's own folder
+    /// ([`model_path_problems`](Self::model_path_problems)): a file from
+    /// elsewhere does not choose which code Tincture loads.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let project = Self::load_unvalidated(path)?;
-        project.validate().map_err(|e| match e {
-            ProjectError::Invalid { problems, .. } => ProjectError::Invalid {
+        project.checked(path)
+    }
+
+    /// Reads a project from the bytes of a file, as [`load`](Self::load)
+    /// does after reading it: parsed, migrated and validated. `path` is only
+    /// used in messages and advice.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load), but never `Read`.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Self> {
+        Self::parse_unvalidated(bytes, path)?.checked(path)
+    }
+
+    /// `self` if it passes [`validate`](Self::validate) and
+    /// [`model_path_problems`](Self::model_path_problems), else every
+    /// problem, naming the file at `path`.
+    fn checked(self, path: &Path) -> Result<Self> {
+        let mut problems = match self.validate() {
+            Ok(()) => Vec::new(),
+            Err(ProjectError::Invalid { problems, .. }) => problems,
+            Err(other) => return Err(other),
+        };
+        problems.extend(self.model_path_problems());
+        if problems.is_empty() {
+            Ok(self)
+        } else {
+            Err(ProjectError::Invalid {
                 path: Some(path.to_owned()),
                 problems,
-            },
-            other => other,
-        })?;
-        Ok(project)
+            })
+        }
     }
 
     /// Like [`load`](Self::load) but without [`validate`](Self::validate),
@@ -625,11 +675,32 @@ impl Project {
     /// version, or does not fit the schema.
     pub fn load_unvalidated(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = fs::read(path).map_err(|source| ProjectError::Read {
+        let read_error = |source| ProjectError::Read {
             path: path.to_owned(),
             source,
-        })?;
-        let doc: Value = serde_json::from_slice(&bytes).map_err(|e| syntax_error(path, &e))?;
+        };
+        let size = fs::metadata(path).map_err(read_error)?.len();
+        if size > MAX_PROJECT_BYTES {
+            return Err(ProjectError::Schema {
+                path: path.to_owned(),
+                schema: PROJECT_VERSION,
+                detail: format!(
+                    "the file is {size} bytes; Tincture reads project files of at most {} MiB, \
+                     far more than any real project needs",
+                    MAX_PROJECT_BYTES >> 20
+                ),
+                at: None,
+                advice: damaged_advice(path),
+            });
+        }
+        let bytes = fs::read(path).map_err(read_error)?;
+        Self::parse_unvalidated(&bytes, path)
+    }
+
+    /// Parses and migrates a project from the bytes of the file at `path`
+    /// (used only in messages), without validating it.
+    fn parse_unvalidated(bytes: &[u8], path: &Path) -> Result<Self> {
+        let doc: Value = serde_json::from_slice(bytes).map_err(|e| syntax_error(path, &e))?;
         let before = document_version(&doc, path, u64::from(PROJECT_VERSION))?;
         let schema_error = |e: serde_json::Error| ProjectError::Schema {
             path: path.to_owned(),
@@ -640,7 +711,7 @@ impl Project {
         };
         if before == u64::from(PROJECT_VERSION) {
             // Already current: read from the text so errors carry line numbers.
-            serde_json::from_slice(&bytes).map_err(schema_error)
+            serde_json::from_slice(bytes).map_err(schema_error)
         } else {
             let doc = migrate(doc, path)?;
             serde_json::from_value(doc).map_err(schema_error)
@@ -858,6 +929,28 @@ impl Project {
                 s.width, s.height
             ));
         }
+        if s.width > MAX_FRAME_SIDE || s.height > MAX_FRAME_SIDE {
+            problems.push(format!(
+                "source.width/height: the film is recorded as {}x{} pixels, larger than any film \
+                 ({MAX_FRAME_SIDE} pixels a side at most); relink the project to the film so its \
+                 size is read again",
+                s.width, s.height
+            ));
+        }
+        if s.fingerprint.len() > MAX_FINGERPRINT_LEN
+            || !s.fingerprint.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            let shown: String = s.fingerprint.chars().take(24).collect();
+            problems.push(format!(
+                "source.fingerprint: {shown:?}{} is not a fingerprint (hex digits, at most \
+                 {MAX_FINGERPRINT_LEN}); relink the project to the film so it is computed again",
+                if shown.len() < s.fingerprint.len() {
+                    "..."
+                } else {
+                    ""
+                }
+            ));
+        }
         if s.frame_count == 0 {
             problems.push(
                 "the film is recorded as having no frames; relink the project to the film so its length is read again"
@@ -965,12 +1058,20 @@ impl Project {
                     stroke.canvas[0], stroke.canvas[1], s.width, s.height
                 ));
             }
+            if kf.strokes.len() > MAX_STROKES_PER_KEYFRAME {
+                problems.push(format!(
+                    "keyframes[frame {f}].strokes: {} strokes, more than the {MAX_STROKES_PER_KEYFRAME} \
+                     Tincture accepts on one keyframe (painting never makes that many); the file \
+                     is damaged: restore it from a backup or delete this keyframe's strokes",
+                    kf.strokes.len()
+                ));
+            }
             for (i, stroke) in kf.strokes.iter().enumerate() {
                 if hex_to_rgb8(&stroke.color).is_none() {
+                    let shown: String = stroke.color.chars().take(24).collect();
                     problems.push(format!(
-                        "keyframe {f}, stroke {i}: colour {:?} is not of the form \"#rrggbb\"; \
+                        "keyframe {f}, stroke {i}: colour {shown:?} is not of the form \"#rrggbb\"; \
                          pick the stroke's colour again",
-                        stroke.color
                     ));
                 }
                 if stroke.size.is_finite() && stroke.size <= 0.0 {
@@ -978,7 +1079,14 @@ impl Project {
                         "keyframe {f}, stroke {i}: brush size {} is not positive; repaint the stroke",
                         stroke.size
                     ));
+                } else if stroke.size.is_finite() && stroke.size > MAX_BRUSH_SIZE {
+                    problems.push(format!(
+                        "keyframe {f}, stroke {i}: brush size {} px is larger than the \
+                         {MAX_BRUSH_SIZE} px Tincture accepts; repaint the stroke",
+                        stroke.size
+                    ));
                 }
+                stroke_point_problems(f, i, stroke, problems);
             }
             if let Some(KeyframeReference::Image { path }) = &kf.reference
                 && path.as_os_str().is_empty()
@@ -1019,6 +1127,39 @@ impl Project {
         }
     }
 
+    /// Shot models that name a file outside the project's own folder: an
+    /// absolute path, or one whose `..` climbs out of it. A shot's model is
+    /// either a name the model registry resolves (`builtin`, a user model)
+    /// or a manifest or ONNX file beside the project, so opening a project
+    /// from elsewhere never makes Tincture load code from an arbitrary
+    /// place. [`load`](Self::load) checks this; [`validate`](Self::validate)
+    /// does not, so the window can hold a model the user picked from
+    /// anywhere while they work.
+    pub fn model_path_problems(&self) -> Vec<String> {
+        let settings = std::iter::once(("the default settings".to_owned(), &self.defaults)).chain(
+            self.shots.iter().enumerate().filter_map(|(i, s)| {
+                let label = format!("shot {} (frames {}–{})", i + 1, s.start, s.end);
+                s.settings.as_ref().map(|st| (label, st))
+            }),
+        );
+        let mut problems = Vec::new();
+        for (label, s) in settings {
+            let Some(model) = s.model.as_deref() else {
+                continue;
+            };
+            if !model_stays_in_project(model) {
+                problems.push(format!(
+                    "{label}: model {model:?} is a file outside the project's folder; Tincture \
+                     loads a shot's model only by name (builtin, or a model installed in \
+                     Tincture's models folder) or from the project's own folder: copy the model \
+                     there and name it by a path relative to the project (say \"models/m.json\"), \
+                     or install it and name it"
+                ));
+            }
+        }
+        problems
+    }
+
     /// Numbers that JSON cannot hold; checked by both `validate` and `save`.
     fn non_finite_problems(&self) -> Vec<String> {
         let mut problems = self.keyframe_non_finite();
@@ -1052,6 +1193,68 @@ impl Project {
         }
         problems
     }
+}
+
+/// How far, in pixels, a stroke's points may lie outside its canvas: the
+/// canvas's larger side. The painting tools keep points inside the frame;
+/// this leaves room for strokes written by scripts that overshoot, and
+/// refuses coordinates no frame could mean.
+fn stroke_margin(canvas: [u32; 2]) -> f32 {
+    canvas[0].max(canvas[1]) as f32
+}
+
+/// Problems with the points of stroke `i` of the keyframe at `frame`: too
+/// many, or lying far outside the canvas (non-finite ones are reported by
+/// `keyframe_non_finite`).
+fn stroke_point_problems(frame: u64, i: usize, stroke: &Stroke, problems: &mut Vec<String>) {
+    if stroke.points.len() > MAX_STROKE_POINTS {
+        problems.push(format!(
+            "keyframe {frame}, stroke {i}: points: {} points, more than the {MAX_STROKE_POINTS} \
+             Tincture accepts in one stroke (painting never makes that many); the file is \
+             damaged: restore it from a backup or delete the stroke",
+            stroke.points.len()
+        ));
+        return;
+    }
+    let [w, h] = stroke.canvas.map(|v| v as f32);
+    let m = stroke_margin(stroke.canvas);
+    let outside = stroke.points.iter().position(|&[x, y]| {
+        x.is_finite() && y.is_finite() && !((-m..=w + m).contains(&x) && (-m..=h + m).contains(&y))
+    });
+    if let Some(j) = outside {
+        let [x, y] = stroke.points[j];
+        problems.push(format!(
+            "keyframe {frame}, stroke {i}: points[{j}] ({x}, {y}) lies far outside the {}x{} \
+             canvas (more than {m} px beyond its edge); repaint the stroke",
+            stroke.canvas[0], stroke.canvas[1]
+        ));
+    }
+}
+
+/// Whether a shot's model text stays inside the project's folder: a plain
+/// name, or a relative path that never climbs above its start.
+fn model_stays_in_project(model: &str) -> bool {
+    use std::path::Component;
+    // Both separators count, whatever the platform, so a file written on
+    // Windows is judged the same here.
+    let unified = model.replace('\\', "/");
+    let path = Path::new(&unified);
+    if path.is_absolute() || unified.starts_with('/') || unified.contains(':') {
+        return false;
+    }
+    let mut depth = 0usize;
+    for c in path.components() {
+        match c {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return false,
+            },
+            Component::RootDir | Component::Prefix(_) => return false,
+        }
+    }
+    true
 }
 
 fn settings_numbers(s: &ShotSettings) -> [(&'static str, f32); 6] {
@@ -1320,6 +1523,94 @@ mod tests {
             found.iter().any(|m| m.contains(needle)),
             "no problem containing {needle:?} in {found:#?}"
         );
+    }
+
+    #[test]
+    fn project_validate_refuses_hostile_numbers_and_counts() {
+        let mut p = full_project();
+        p.keyframes[0].strokes[0].points[1] = [1e30, 5.0];
+        assert_problem(
+            &p,
+            "keyframe 12, stroke 0: points[1] (1000000000000000000000000000000, 5) lies far outside the 1280x720 canvas",
+        );
+        // Within the margin (the canvas's larger side) is fine.
+        p.keyframes[0].strokes[0].points[1] = [-1279.0, 2000.0];
+        p.validate().unwrap();
+
+        let mut p = full_project();
+        p.keyframes[0].strokes[0].size = 1e9;
+        assert_problem(&p, "brush size 1000000000 px is larger than the 4096 px");
+
+        let mut p = full_project();
+        p.keyframes[0].strokes[0].points = vec![[1.0, 1.0]; MAX_STROKE_POINTS + 1];
+        assert_problem(&p, "100001 points, more than the 100000");
+
+        let mut p = full_project();
+        p.keyframes[0].strokes = vec![stroke("#102030"); MAX_STROKES_PER_KEYFRAME + 1];
+        assert_problem(&p, "10001 strokes, more than the 10000");
+
+        let mut p = full_project();
+        p.source.fingerprint = "abcdéf0123456789".to_owned();
+        assert_problem(
+            &p,
+            "source.fingerprint: \"abcdéf0123456789\" is not a fingerprint",
+        );
+        p.source.fingerprint = "a".repeat(MAX_FINGERPRINT_LEN + 1);
+        assert_problem(&p, "source.fingerprint");
+        p.source.fingerprint = String::new();
+        p.validate().unwrap();
+
+        let mut p = full_project();
+        p.source.width = u32::MAX;
+        assert_problem(&p, "source.width/height");
+    }
+
+    #[test]
+    fn project_load_refuses_models_outside_its_folder() {
+        let dir = TempDir::new("models");
+        let path = dir.join("film.json");
+        for (model, ok) in [
+            ("builtin", true),
+            ("sepia-v2", true),
+            ("models/m.json", true),
+            ("./m.onnx", true),
+            ("models/../m.onnx", true),
+            ("/opt/evil/m.onnx", false),
+            ("../m.json", false),
+            ("models/../../m.json", false),
+            ("..\\m.onnx", false),
+            ("C:\\models\\m.onnx", false),
+        ] {
+            let mut p = full_project();
+            p.shots[1].settings.as_mut().unwrap().model = Some(model.to_owned());
+            // The window may hold any model while the user works.
+            p.validate().unwrap();
+            p.save(&path).unwrap();
+            match Project::load(&path) {
+                Ok(_) => assert!(ok, "{model} should be refused"),
+                Err(e) => {
+                    assert!(!ok, "{model} should load: {e}");
+                    let msg = e.to_string();
+                    assert!(msg.contains("film.json"), "{msg}");
+                    assert!(msg.contains("shot 2 (frames 100–199)"), "{msg}");
+                    assert!(msg.contains("copy the model there"), "{msg}");
+                }
+            }
+        }
+        let mut p = full_project();
+        p.defaults.model = Some("/tmp/m.onnx".to_owned());
+        assert!(p.model_path_problems()[0].starts_with("the default settings"));
+    }
+
+    #[test]
+    fn project_load_refuses_a_huge_file_before_reading_it() {
+        let dir = TempDir::new("huge");
+        let path = dir.join("film.json");
+        let f = File::create(&path).unwrap();
+        f.set_len(MAX_PROJECT_BYTES + 1).unwrap();
+        let msg = Project::load(&path).unwrap_err().to_string();
+        assert!(msg.contains("film.json"), "{msg}");
+        assert!(msg.contains("at most 256 MiB"), "{msg}");
     }
 
     #[test]

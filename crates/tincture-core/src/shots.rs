@@ -63,7 +63,7 @@ pub struct Shot {
 impl Shot {
     /// Number of frames in the shot (0 if `end < start`).
     pub fn frames(&self) -> u64 {
-        (self.end + 1).saturating_sub(self.start)
+        self.end.saturating_add(1).saturating_sub(self.start)
     }
 }
 

@@ -30,10 +30,14 @@ impl TimecodeBase {
     }
 
     /// Formats a frame count as `HH:MM:SS:FF` (`;` before the frames for drop-frame).
+    ///
+    /// Hours wrap at 24, as on a timecode clock. Any count is accepted: the
+    /// arithmetic is done in 128 bits, so a count read from a damaged file
+    /// cannot overflow it.
     pub fn format(self, frames: u64) -> String {
-        let fps = u64::from(self.fps);
-        let mut n = frames;
-        let d = self.dropped_per_minute();
+        let fps = u128::from(self.fps.max(1));
+        let mut n = u128::from(frames);
+        let d = u128::from(self.dropped_per_minute());
         if d > 0 {
             let per_10min = fps * 600 - d * 9;
             let per_min = fps * 60 - d;
@@ -59,28 +63,37 @@ impl TimecodeBase {
     }
 
     /// Parses `HH:MM:SS:FF` (or with `;`/`.` before the frames) into a frame count.
+    ///
+    /// `None` for anything else, including a timecode whose frame count does
+    /// not fit in 64 bits (a huge hour field in a damaged tag).
     pub fn parse(self, text: &str) -> Option<u64> {
-        let parts: Vec<u64> = text
-            .split([':', ';', '.'])
-            .map(|p| p.trim().parse().ok())
-            .collect::<Option<_>>()?;
-        let [h, m, s, f] = parts[..] else { return None };
-        let fps = u64::from(self.fps);
+        let mut fields = text.split([':', ';', '.']);
+        let mut next = || -> Option<u64> { fields.next()?.trim().parse().ok() };
+        let (h, m, s, f) = (next()?, next()?, next()?, next()?);
+        if fields.next().is_some() {
+            return None;
+        }
+        let fps = u64::from(self.fps.max(1));
         if m >= 60 || s >= 60 || f >= fps {
             return None;
         }
-        let minutes = h * 60 + m;
-        let total = (minutes * 60 + s) * fps + f;
+        let minutes = h.checked_mul(60)?.checked_add(m)?;
+        let total = minutes
+            .checked_mul(60)?
+            .checked_add(s)?
+            .checked_mul(fps)?
+            .checked_add(f)?;
         let d = self.dropped_per_minute();
-        Some(total - d * (minutes - minutes / 10))
+        total.checked_sub(d.checked_mul(minutes - minutes / 10)?)
     }
 }
 
 /// The timecode of frame `offset` of a film whose first frame is at `start`.
-/// `None` if `start` is not a valid timecode at this rate.
+/// `None` if `start` is not a valid timecode at this rate, or if the sum
+/// does not fit in a frame count.
 pub fn offset_timecode(start: &str, offset: u64, rate: f64) -> Option<String> {
     let base = TimecodeBase::for_rate(rate, start.contains(';'));
-    Some(base.format(base.parse(start)? + offset))
+    Some(base.format(base.parse(start)?.checked_add(offset)?))
 }
 
 /// The timecode shown for frame `index`: from the film's start timecode, or
@@ -123,5 +136,31 @@ mod tests {
         assert_eq!(offset_timecode("aa:00:00:00", 1, 24.0), None);
         assert_eq!(offset_timecode("00:00:00:30", 1, 24.0), None);
         assert_eq!(frame_timecode(25, 25.0, None), "00:00:01:00");
+        assert_eq!(offset_timecode("00:00:00:00:00", 1, 24.0), None);
+        assert_eq!(offset_timecode("00:00:00", 1, 24.0), None);
+    }
+
+    /// Numbers from a damaged tag or list: no overflow, no panic.
+    #[test]
+    fn huge_timecodes_are_refused_not_overflowed() {
+        let b = TimecodeBase::for_rate(24.0, false);
+        assert_eq!(b.parse("99999999999999999:00:00:00"), None);
+        assert_eq!(b.parse("18446744073709551615:00:00:00"), None);
+        let last = b
+            .parse("128102389400760:00:00:00")
+            .expect("fits in 64 bits");
+        assert_eq!(
+            offset_timecode("128102389400760:00:00:00", u64::MAX, 24.0),
+            None
+        );
+        assert_eq!(b.format(last), "00:00:00:00");
+        let df = TimecodeBase::for_rate(60000.0 / 1001.0, true);
+        for n in [u64::MAX, u64::MAX - 1, u64::MAX / 2] {
+            assert_eq!(df.format(n).len(), 11);
+            assert_eq!(b.format(n).len(), 11);
+        }
+        let odd = TimecodeBase::for_rate(f64::INFINITY, false);
+        assert!(odd.format(u64::MAX).len() >= 11);
+        assert_eq!(TimecodeBase::for_rate(f64::NAN, false).fps, 1);
     }
 }

@@ -521,7 +521,7 @@ pub fn render_with(
     let end_of = |i: u64| {
         reader
             .pts_of(i)
-            .map(|p| (p + reader.duration_of(i)) as f64 * tb)
+            .map(|p| p.saturating_add(reader.duration_of(i)) as f64 * tb)
     };
     let end_seconds = end_of(last);
     let ends: Vec<Option<f64>> = (from..=last).map(end_of).collect();
@@ -770,6 +770,22 @@ fn run_frames(
                         })
                     }),
                 };
+                // Frames are counted here, not taken on the decoder's word: a
+                // damaged packet it skipped would shift every later frame.
+                let item = item.and_then(|f| {
+                    if f.index == i {
+                        Ok(f)
+                    } else {
+                        Err(tincture_media::Error::Decode {
+                            path: reader.path().to_owned(),
+                            frame: i,
+                            reason: format!(
+                                "the decoder gave frame {} where frame {i} was due (a damaged or missing packet)",
+                                f.index
+                            ),
+                        })
+                    }
+                });
                 let failed = item.is_err();
                 let mut packets = reader.take_packets();
                 if i == last && !failed {
@@ -830,7 +846,7 @@ fn run_frames(
                 Sink::Video(w) => {
                     w.write_frame(
                         &out,
-                        decoded.pts - t_first,
+                        decoded.pts.saturating_sub(t_first),
                         durations[(index - first) as usize],
                         index,
                     )?;

@@ -174,6 +174,10 @@ fn one() -> u32 {
     1
 }
 
+/// The largest tensor dimension, render side or size multiple a manifest
+/// may state, in pixels.
+pub const MAX_TENSOR_SIDE: u32 = 16_384;
+
 /// The newest manifest format this build reads.
 pub const MANIFEST_SCHEMA: u32 = 1;
 
@@ -188,16 +192,26 @@ impl Manifest {
             path: path.to_owned(),
             reason: format!("cannot read it: {e}"),
         })?;
-        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| Error::Manifest {
-            path: path.to_owned(),
-            reason: format!("not a valid model manifest: {e}"),
-        })?;
-        manifest.check(path)?;
+        let manifest = Self::parse(&text, path)?;
         let model = path
             .parent()
             .unwrap_or_else(|| Path::new("."))
             .join(&manifest.file);
         Ok((manifest, model))
+    }
+
+    /// Reads and checks a manifest from its text; `path` is only used in
+    /// messages.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load), but never for reading.
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let manifest: Manifest = serde_json::from_str(text).map_err(|e| Error::Manifest {
+            path: path.to_owned(),
+            reason: format!("not a valid model manifest: {e}"),
+        })?;
+        manifest.check(path)?;
+        Ok(manifest)
     }
 
     /// The normalisation in force: the manifest's, or the adapter's default.
@@ -247,6 +261,35 @@ impl Manifest {
         })?;
         if self.size_multiple == Some(0) {
             return Err(bad("size_multiple must be at least 1".into()));
+        }
+        // Numbers that size tensors: bounded, so a damaged manifest cannot
+        // ask for an absurd allocation.
+        if let Some(m) = self.size_multiple
+            && m > MAX_TENSOR_SIDE
+        {
+            return Err(bad(format!(
+                "size_multiple {m} is larger than any picture side ({MAX_TENSOR_SIDE} at most)"
+            )));
+        }
+        if let Some(side) = self.render_short_side
+            && !(1..=MAX_TENSOR_SIDE).contains(&side)
+        {
+            return Err(bad(format!(
+                "render_short_side {side} lies outside 1..{MAX_TENSOR_SIDE} pixels"
+            )));
+        }
+        for spec in self.inputs.iter().chain(&self.outputs) {
+            if let Some(d) = spec
+                .shape
+                .iter()
+                .flatten()
+                .find(|&&d| !(1..=i64::from(MAX_TENSOR_SIDE)).contains(&d))
+            {
+                return Err(bad(format!(
+                    "`{}`: dimension {d} lies outside 1..{MAX_TENSOR_SIDE} (use null for a dynamic size)",
+                    spec.name
+                )));
+            }
         }
         Ok(())
     }

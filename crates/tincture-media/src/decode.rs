@@ -141,6 +141,107 @@ fn check_readable(path: &Path) -> Result<()> {
     }
 }
 
+/// Demuxers that open further files or addresses named inside the file
+/// (playlists, lists of files, stream descriptions): a film given to
+/// Tincture is read, never followed somewhere else.
+const REFUSED_FORMATS: &[&str] = &[
+    "hls",
+    "applehttp",
+    "concat",
+    "dash",
+    "imf",
+    "webm_dash_manifest",
+    "sdp",
+    "rtsp",
+    "rtp",
+];
+
+/// How many bytes of a file are probed before it is opened.
+const PROBE_BYTES: u64 = 1 << 20;
+
+/// `Some(name)` when FFmpeg's name for a format (a comma-separated list of
+/// aliases, such as `mov,mp4,m4a`) names a refused demuxer.
+fn refused_format(name: &str) -> Option<&str> {
+    name.split(',')
+        .find(|n| REFUSED_FORMATS.contains(&n.trim()))
+}
+
+/// The demuxer FFmpeg would pick for the file's first bytes, probed without
+/// opening it as media.
+fn probed_format_name(path: &Path, url: &CStr) -> Option<String> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(PROBE_BYTES)
+        .read_to_end(&mut head)
+        .ok()?;
+    let size = head.len();
+    // FFmpeg's probes may read this far past the end of the data.
+    head.resize(size + ffi::AVPROBE_PADDING_SIZE as usize, 0);
+    let probe = ffi::AVProbeData {
+        filename: url.as_ptr(),
+        buf: head.as_mut_ptr(),
+        buf_size: i32::try_from(size).ok()?,
+        mime_type: std::ptr::null(),
+    };
+    // SAFETY: `probe` points at a padded buffer and a NUL-terminated name
+    // that outlive the call; the result is a static format description.
+    let format = unsafe { ffi::av_probe_input_format(&raw const probe, 1) };
+    if format.is_null() {
+        return None;
+    }
+    // SAFETY: a registered demuxer's name is a static C string.
+    Some(c_name(unsafe { (*format).name }))
+}
+
+/// Opens a media file for reading through FFmpeg, local files only: the
+/// path is given as a `file:` URL with the protocol whitelist set to
+/// `file` (so nothing the file names is fetched from the network, nor
+/// through other protocols), and playlist-style demuxers (HLS, concat...)
+/// are refused before they open anything and again after opening.
+///
+/// # Errors
+/// [`Error::Unreadable`] for a name that is not valid UTF-8 (FFmpeg takes
+/// text), [`Error::Refused`] for a playlist, [`Error::NotMedia`] when
+/// FFmpeg cannot open it.
+pub(crate) fn open_input(path: &Path) -> Result<Input> {
+    crate::init();
+    let Some(text) = path.to_str() else {
+        return Err(Error::Unreadable {
+            path: path.to_owned(),
+            reason: "its name is not valid UTF-8, which FFmpeg cannot take; rename the file".into(),
+        });
+    };
+    let url = format!("file:{text}");
+    let refuse = |kind: &str| Error::Refused {
+        path: path.to_owned(),
+        kind: kind.to_owned(),
+        reason: "a playlist or list of other files; Tincture reads only the file it is given"
+            .into(),
+    };
+    let c_url = std::ffi::CString::new(url.as_str()).map_err(|_| Error::Unreadable {
+        path: path.to_owned(),
+        reason: "its name holds a NUL character; rename the file".into(),
+    })?;
+    if let Some(name) = probed_format_name(path, &c_url)
+        && let Some(kind) = refused_format(&name)
+    {
+        return Err(refuse(kind));
+    }
+    let mut options = ffmpeg_next::Dictionary::new();
+    options.set("protocol_whitelist", "file");
+    let input =
+        ffmpeg_next::format::input_with_dictionary(&url, options).map_err(|e| Error::NotMedia {
+            path: path.to_owned(),
+            reason: av_err(e),
+        })?;
+    if let Some(kind) = refused_format(input.format().name()) {
+        return Err(refuse(kind));
+    }
+    Ok(input)
+}
+
 impl VideoReader {
     /// Opens a film for reading and indexes its video stream.
     ///
@@ -155,12 +256,11 @@ impl VideoReader {
             path: path.to_owned(),
             reason,
         };
-        let mut input = ffmpeg_next::format::input(path).map_err(|e| {
-            if looks_like_text(path) {
+        let mut input = open_input(path).map_err(|e| match e {
+            Error::NotMedia { .. } if looks_like_text(path) => {
                 not_media("it is a text file".into())
-            } else {
-                not_media(av_err(e))
             }
+            e => e,
         })?;
         let container = input.format().name().to_owned();
         if container == "tty" {
@@ -243,12 +343,17 @@ impl VideoReader {
         let sar = [stream_sar, par.sample_aspect_ratio]
             .into_iter()
             .find(|r| r.num > 0 && r.den > 0)
-            .map_or(Rational::new(1, 1), Rational::from);
-        let dar = Rational::new(
-            width as i32 * sar.numerator(),
-            height as i32 * sar.denominator(),
-        )
-        .reduce();
+            .map_or(Rational::new(1, 1), Rational::from)
+            .reduce();
+        let dar = display_aspect(width, height, sar).ok_or_else(|| Error::Absurd {
+            path: path.to_owned(),
+            field: "the sample aspect ratio".into(),
+            value: format!("{}:{}", sar.numerator(), sar.denominator()),
+            reason: format!(
+                "no film's pixels are that shape (Tincture accepts 1:{MAX_SAR} to {MAX_SAR}:1); \
+                 the tag is damaged: set it again, say with ffmpeg's -aspect or setsar"
+            ),
+        })?;
         let avg_rate = stream.avg_frame_rate();
         let rate = if avg_rate.numerator() > 0 {
             avg_rate
@@ -295,7 +400,8 @@ impl VideoReader {
 
         let index = build_index(&mut input, stream_index, path)?;
         let variable = index.pts.as_ref().is_some_and(|pts| {
-            let mut deltas = pts.windows(2).map(|w| w[1] - w[0]);
+            // In 128 bits: timestamps from a damaged file may lie anywhere.
+            let mut deltas = pts.windows(2).map(|w| i128::from(w[1]) - i128::from(w[0]));
             let first = deltas.next();
             first.is_some_and(|d0| deltas.any(|d| (d - d0).abs() > 1))
         });
@@ -381,9 +487,9 @@ impl VideoReader {
     pub fn duration_of(&self, index: u64) -> i64 {
         let Some(pts) = &self.index.pts else { return 1 };
         let i = index as usize;
-        match (pts.get(i), pts.get(i + 1)) {
-            (Some(a), Some(b)) => (b - a).max(1),
-            _ if i >= 1 && i < pts.len() => (pts[i] - pts[i - 1]).max(1),
+        match (pts.get(i), pts.get(i.saturating_add(1))) {
+            (Some(a), Some(b)) => b.saturating_sub(*a).max(1),
+            _ if i >= 1 && i < pts.len() => pts[i].saturating_sub(pts[i - 1]).max(1),
             _ => 1,
         }
     }
@@ -591,6 +697,20 @@ impl VideoReader {
     }
 
     fn current_frame(&self, index: u64) -> Result<Frame> {
+        let (w, h) = (self.scratch.width(), self.scratch.height());
+        let v = &self.info.video;
+        if (w, h) != (v.width, v.height) {
+            return Err(Error::Absurd {
+                path: self.path.clone(),
+                field: format!("the size of frame {index}"),
+                value: format!("{w}x{h}"),
+                reason: format!(
+                    "the film's frames are {}x{}, and Tincture works on films of one frame size; \
+                     split the film where the size changes, or scale it to one size first",
+                    v.width, v.height
+                ),
+            });
+        }
         frame_from_av(&self.scratch, self.range, self.matrix).ok_or_else(|| {
             Error::UnsupportedPixelFormat {
                 path: self.path.clone(),
@@ -693,6 +813,38 @@ impl VideoReader {
             }
         }
     }
+}
+
+/// The widest (or tallest) pixel shape accepted: anamorphic film is 2:1,
+/// so this leaves room for any real film and refuses damaged tags.
+const MAX_SAR: i64 = 100;
+
+/// The display aspect ratio of a `width` x `height` picture with sample
+/// aspect `sar`, reduced; `None` when `sar` lies outside 1:[`MAX_SAR`] to
+/// [`MAX_SAR`]:1.
+fn display_aspect(width: u32, height: u32, sar: Rational) -> Option<Rational> {
+    let (num, den) = (i64::from(sar.numerator()), i64::from(sar.denominator()));
+    if num <= 0 || den <= 0 || num > den * MAX_SAR || den > num * MAX_SAR {
+        return None;
+    }
+    let (mut a, mut b) = (i64::from(width) * num, i64::from(height) * den);
+    let g = gcd(a, b);
+    if g > 0 {
+        (a, b) = (a / g, b / g);
+    }
+    // Both fit in i64 (sides and SAR terms are 32-bit); after reduction they
+    // usually fit FFmpeg's 32-bit rationals too, else the nearest one is used.
+    match (i32::try_from(a), i32::try_from(b)) {
+        (Ok(a), Ok(b)) => Some(Rational::new(a, b)),
+        _ => Some(Rational::from(a as f64 / b as f64)),
+    }
+}
+
+fn gcd(mut a: i64, mut b: i64) -> i64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a.abs()
 }
 
 fn build_index(input: &mut Input, stream_index: usize, path: &Path) -> Result<Index> {

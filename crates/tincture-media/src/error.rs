@@ -60,6 +60,31 @@ pub enum Error {
         /// The minimum side.
         min: u32,
     },
+    /// A file Tincture refuses to open: a playlist or list of other files
+    /// (HLS, concat...), whose demuxer would open files or addresses the
+    /// file names.
+    #[error("{}: Tincture does not open {kind} files ({reason}); open the film file itself", path.display())]
+    Refused {
+        /// The file.
+        path: PathBuf,
+        /// FFmpeg's name for the file's format.
+        kind: String,
+        /// Why.
+        reason: String,
+    },
+    /// A number in the file that no film has (an aspect ratio of 100000:1,
+    /// a frame size that changes mid-stream...).
+    #[error("{}: {field} is {value}: {reason}", path.display())]
+    Absurd {
+        /// The file.
+        path: PathBuf,
+        /// What the number is (`sample aspect ratio`, `frame 12 size`).
+        field: String,
+        /// The value as read.
+        value: String,
+        /// Why it is refused and what to do.
+        reason: String,
+    },
     /// No decoder for the video codec.
     #[error("{}: no decoder for video codec {codec} in this FFmpeg build", path.display())]
     NoDecoder {

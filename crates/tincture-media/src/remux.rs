@@ -41,11 +41,7 @@ pub struct StreamTail {
 const SEEK_MARGIN: f64 = 2.0;
 
 fn open(path: &Path) -> Result<Input> {
-    crate::init();
-    format::input(path).map_err(|e| Error::NotMedia {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })
+    crate::decode::open_input(path)
 }
 
 fn video_index(input: &Input, path: &Path) -> Result<usize> {
