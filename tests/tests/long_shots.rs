@@ -200,11 +200,14 @@ fn a_stop_inside_a_backward_pass_takes_effect_within_a_second() {
     colorizer.set_stop(Box::new(move || flag.load(Ordering::Relaxed)));
     let asked = Arc::new(std::sync::Mutex::new(None::<Instant>));
     let (flag, when) = (stop.clone(), asked.clone());
-    let stopper = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(3));
-        *when.lock().expect("lock") = Some(Instant::now());
-        flag.store(true, Ordering::Relaxed);
-    });
+    let stopper = std::thread::Builder::new()
+        .name("stopper".into())
+        .spawn(move || {
+            std::thread::sleep(Duration::from_secs(3));
+            *when.lock().expect("lock") = Some(Instant::now());
+            flag.store(true, Ordering::Relaxed);
+        })
+        .expect("the stopper starts");
     let result = colorizer.colorize(&first, 0, Matrix::Bt709);
     let ended = Instant::now();
     stopper.join().expect("the stopper");

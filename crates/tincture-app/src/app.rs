@@ -204,6 +204,9 @@ pub struct TinctureApp {
     after_save: Option<Leave>,
     /// The window may close: the user chose to leave unsaved work.
     may_quit: bool,
+    /// Shot models from outside the opened project's folder, waiting for
+    /// the user to allow them: nothing is coloured until they answer.
+    foreign_models: Vec<String>,
     /// The lock on the open project's autosave: no other Tincture writes it.
     autosave_lock: Option<tincture_engine::lock::FileLock>,
     background_cancel: Arc<AtomicBool>,
@@ -361,6 +364,7 @@ impl TinctureApp {
             after_save: None,
             may_quit: false,
             autosave_lock: None,
+            foreign_models: Vec::new(),
             exporter: Exporter::default(),
             after_revision: None,
             paint: PaintState::default(),
@@ -1050,10 +1054,76 @@ impl TinctureApp {
             self.error = Some(format!("{name} is not opened here: {e}"));
             return;
         }
+        // A project from elsewhere may name model files anywhere: a model
+        // is code the colour engine runs, so the user allows them first.
+        self.foreign_models = doc.project().model_path_problems();
         self.doc = Some(doc);
         self.colour_revision = None;
         self.record_session();
         self.autosave(true);
+    }
+
+    /// Shot models from outside the project's folder that wait for the
+    /// user's answer (one sentence each).
+    pub fn foreign_models(&self) -> &[String] {
+        &self.foreign_models
+    }
+
+    /// The user's answer about those models: `true` uses them, `false`
+    /// gives those shots the export's model instead (one undo step).
+    pub fn answer_foreign_models(&mut self, allow: bool) {
+        if self.foreign_models.is_empty() {
+            return;
+        }
+        self.foreign_models.clear();
+        if !allow {
+            self.edit(true, |p| {
+                let outside = |m: &Option<String>| {
+                    m.as_deref()
+                        .is_some_and(|m| !tincture_core::project::model_stays_in_project(m))
+                };
+                if outside(&p.defaults.model) {
+                    p.defaults.model = None;
+                }
+                for s in &mut p.shots {
+                    if let Some(st) = s.settings.as_mut()
+                        && outside(&st.model)
+                    {
+                        st.model = None;
+                    }
+                }
+            });
+        }
+    }
+
+    /// The window asking about models from outside the project's folder.
+    fn foreign_models_ui(&mut self, ctx: &egui::Context) {
+        if self.foreign_models.is_empty() {
+            return;
+        }
+        let mut answer = None;
+        egui::Modal::new(egui::Id::new("foreign models")).show(ctx, |ui| {
+            ui.heading("Models from outside the project's folder");
+            ui.label(
+                "This project names colorizer models that are not Tincture's and not in the \
+                 project's own folder. A model is run by the colour engine: use them only if \
+                 you trust where the project came from.",
+            );
+            for p in &self.foreign_models {
+                ui.label(RichText::new(p).weak());
+            }
+            ui.horizontal(|ui| {
+                if ui.button("Use these models").clicked() {
+                    answer = Some(true);
+                }
+                if ui.button("Use the export's model instead").clicked() {
+                    answer = Some(false);
+                }
+            });
+        });
+        if let Some(a) = answer {
+            self.answer_foreign_models(a);
+        }
     }
 
     /// Holds the lock on `doc`'s autosave (taken anew when its path moved,
@@ -1103,6 +1173,9 @@ impl TinctureApp {
         let (Some(colour), Some(doc), Some(film)) = (&self.colour, &self.doc, &self.film) else {
             return;
         };
+        if !self.foreign_models.is_empty() {
+            return;
+        }
         if self.colour_revision != Some(doc.revision()) {
             colour.send(ColourCommand::Project {
                 project: Box::new(doc.project().clone()),
@@ -3044,6 +3117,7 @@ impl eframe::App for TinctureApp {
         let ctx = ui.ctx().clone();
         self.windows_ui(&ctx);
         self.unsaved_ui(&ctx);
+        self.foreign_models_ui(&ctx);
         let compared = self
             .compare
             .window_ui(&ctx, self.position, &self.user_models);

@@ -185,11 +185,12 @@ impl Document {
                     .path
                     .file_stem()
                     .map_or_else(|| "film".into(), |s| s.to_string_lossy().into_owned());
-                let tag = if self.project.source.fingerprint.len() >= 12 {
-                    &self.project.source.fingerprint[..12]
-                } else {
-                    "untitled"
-                };
+                let tag = self
+                    .project
+                    .source
+                    .fingerprint
+                    .get(..12)
+                    .unwrap_or("untitled");
                 state
                     .root
                     .join(format!("{name}-{tag}.untitled.autosave.json"))
@@ -773,12 +774,12 @@ fn check_reference(path: &Path, shot: Option<usize>, join: bool) -> IoResult {
 }
 
 fn recover(session: &Session) -> IoResult {
-    let outcome = Project::load(&session.autosave)
+    let outcome = Project::load_asking_for_models(&session.autosave)
         .map(|project| {
             let saved = session
                 .project
                 .as_deref()
-                .and_then(|p| Project::load(p).ok());
+                .and_then(|p| Project::load_asking_for_models(p).ok());
             (project, saved)
         })
         .map_err(|e| format!("Could not recover: {e}"));

@@ -395,7 +395,9 @@ fn decode(reader: &mut VideoReader, index: u64) -> Result<RgbFrame, String> {
 
 /// Opens a project and its film: the messages to send, and the reader.
 fn open_project(path: &Path, film: Option<&Path>) -> (Vec<Message>, Option<VideoReader>) {
-    let project = match Project::load(path) {
+    // Shot models from outside the project's folder are asked about in
+    // the window before anything is coloured with them.
+    let project = match Project::load_asking_for_models(path) {
         Ok(p) => p,
         Err(e) => return (vec![Message::Error(e.to_string())], None),
     };

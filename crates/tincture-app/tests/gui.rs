@@ -2583,3 +2583,45 @@ fn a_project_open_in_another_window_is_not_opened_twice() {
     wait_for_project(&mut second);
     assert!(second.state().error().is_none());
 }
+
+/// A project naming a model file outside its folder opens, but asks before
+/// anything is coloured with it; "Use the export's model instead" takes the
+/// model away from those shots.
+#[test]
+fn models_from_outside_the_projects_folder_are_asked_about() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(film) = fixture_or_skip(
+        dir.path(),
+        "models_from_outside_the_projects_folder_are_asked_about",
+    ) else {
+        return;
+    };
+    let state = dir.path().join("state");
+    let mut harness = harness_with(Some(film), &state, true, [1000.0, 700.0]);
+    wait_for_project(&mut harness);
+    let project = dir.path().join("reel.tincture.json");
+    harness.state_mut().edit(true, |p| {
+        p.defaults.model = Some("/somewhere/else/model.onnx".into());
+    });
+    harness.state_mut().save(Some(project.clone()));
+    wait_for(&mut harness, "the save", |app| !app.is_saving());
+    harness.state_mut().close();
+    harness.step();
+    harness.state_mut().open_any(project);
+    wait_for_project(&mut harness);
+    assert_eq!(harness.state().foreign_models().len(), 1);
+    harness.run_steps(3);
+    harness.get_by_label("Models from outside the project's folder");
+    assert_eq!(
+        harness.state().coloured_frame(),
+        None,
+        "nothing coloured yet"
+    );
+    harness
+        .get_by_label("Use the export's model instead")
+        .click();
+    harness.run_steps(2);
+    assert!(harness.state().foreign_models().is_empty());
+    let doc = harness.state().document().expect("project");
+    assert_eq!(doc.project().defaults.model, None);
+}

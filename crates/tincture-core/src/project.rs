@@ -636,6 +636,26 @@ impl Project {
         project.checked(path)
     }
 
+    /// Reads and validates a project like [`load`](Self::load), but leaves
+    /// shot models outside the project's folder to the caller, which asks
+    /// the user first (the window does; see
+    /// [`model_path_problems`](Self::model_path_problems)).
+    ///
+    /// # Errors
+    /// As [`load`](Self::load), but for those models.
+    pub fn load_asking_for_models(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let project = Self::load_unvalidated(path)?;
+        match project.validate() {
+            Ok(()) => Ok(project),
+            Err(ProjectError::Invalid { problems, .. }) => Err(ProjectError::Invalid {
+                path: Some(path.to_owned()),
+                problems,
+            }),
+            Err(other) => Err(other),
+        }
+    }
+
     /// Reads a project from the bytes of a file, as [`load`](Self::load)
     /// does after reading it: parsed, migrated and validated. `path` is only
     /// used in messages and advice.
@@ -1233,7 +1253,7 @@ fn stroke_point_problems(frame: u64, i: usize, stroke: &Stroke, problems: &mut V
 
 /// Whether a shot's model text stays inside the project's folder: a plain
 /// name, or a relative path that never climbs above its start.
-fn model_stays_in_project(model: &str) -> bool {
+pub fn model_stays_in_project(model: &str) -> bool {
     use std::path::Component;
     // Both separators count, whatever the platform, so a file written on
     // Windows is judged the same here.

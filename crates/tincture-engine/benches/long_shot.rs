@@ -174,11 +174,14 @@ fn cancel_latency(size: &str, frames: u64) -> (Duration, Duration) {
     c.set_stop(Box::new(move || f.load(Ordering::Relaxed)));
     let asked = Arc::new(std::sync::Mutex::new(None));
     let (f, a) = (flag.clone(), asked.clone());
-    let stopper = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(3));
-        *a.lock().expect("lock") = Some(Instant::now());
-        f.store(true, Ordering::Relaxed);
-    });
+    let stopper = std::thread::Builder::new()
+        .name("stopper".into())
+        .spawn(move || {
+            std::thread::sleep(Duration::from_secs(3));
+            *a.lock().expect("lock") = Some(Instant::now());
+            f.store(true, Ordering::Relaxed);
+        })
+        .expect("the stopper starts");
     let started = Instant::now();
     let result = c.colorize(&first, 0, Matrix::Bt709);
     let ended = Instant::now();
