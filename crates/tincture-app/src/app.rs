@@ -204,6 +204,8 @@ pub struct TinctureApp {
     after_save: Option<Leave>,
     /// The window may close: the user chose to leave unsaved work.
     may_quit: bool,
+    /// Why the open film has no scrub proxy, when its budget said no.
+    proxy_note: Option<String>,
     /// Shot models from outside the opened project's folder, waiting for
     /// the user to allow them: nothing is coloured until they answer.
     foreign_models: Vec<String>,
@@ -365,6 +367,7 @@ impl TinctureApp {
             may_quit: false,
             autosave_lock: None,
             foreign_models: Vec::new(),
+            proxy_note: None,
             exporter: Exporter::default(),
             after_revision: None,
             paint: PaintState::default(),
@@ -407,6 +410,7 @@ impl TinctureApp {
         self.relink = None;
         self.opening = Some(path.to_owned());
         self.autosave_lock = None;
+        self.proxy_note = None;
         self.position = 0;
         self.generation += 1;
         self.open_generation = self.generation;
@@ -922,6 +926,12 @@ impl TinctureApp {
                         self.pass = (done < total).then_some((done, total));
                     }
                 }
+                Message::ProxyNote { generation, text } => {
+                    if generation == self.open_generation {
+                        tracing::info!("{text}");
+                        self.proxy_note = Some(text);
+                    }
+                }
                 Message::Runtime(Ok(version)) => self.runtime = RuntimeStatus::Ready(version),
                 Message::Runtime(Err(text)) => self.runtime = RuntimeStatus::Failed(text),
             }
@@ -1061,6 +1071,11 @@ impl TinctureApp {
         self.colour_revision = None;
         self.record_session();
         self.autosave(true);
+    }
+
+    /// Why the open film has no scrub proxy, when its budget said no.
+    pub fn proxy_note(&self) -> Option<&str> {
+        self.proxy_note.as_deref()
     }
 
     /// Shot models from outside the project's folder that wait for the
@@ -1621,6 +1636,11 @@ impl TinctureApp {
                             );
                             let dirty = if doc.is_dirty() { " •" } else { "" };
                             ui.label(format!("{name}{dirty}"));
+                        }
+                        if let Some(note) = &self.proxy_note {
+                            ui.separator();
+                            ui.add(egui::Label::new(RichText::new("No scrub proxy").weak()))
+                                .on_hover_text(note);
                         }
                         if let Some(note) = &self.autosave_note {
                             ui.separator();

@@ -203,6 +203,14 @@ pub enum Message {
         total: u64,
     },
     /// The outcome of loading ONNX Runtime: its version, or why it did not load.
+    /// Why the film being opened gets no scrub proxy, or stopped getting
+    /// one (its budget), for the status bar.
+    ProxyNote {
+        /// The [`Command::Open`] generation it belongs to.
+        generation: u64,
+        /// What to tell the user.
+        text: String,
+    },
     Runtime(Result<String, String>),
 }
 
@@ -627,12 +635,37 @@ pub fn spawn_background(
             let Ok(mut reader) = VideoReader::open(&path) else {
                 return;
             };
+            let note = |text: String| {
+                outbox.send(Message::ProxyNote { generation, text });
+            };
+            let gb = |b: u64| b as f64 / 1e9;
             let mut proxy = work.proxies.as_ref().and_then(|settings| {
                 let proxy = ScrubProxy::for_film(&settings.root, &reader)?;
+                // The budget holds for this film's proxy too: one that
+                // would not fit is not started.
+                let video = &reader.info().video;
+                use tincture_core::frame::Subsampling;
+                let share = match reader.subsampling() {
+                    Some(Subsampling::S420) => 0.5,
+                    Some(Subsampling::S422) => 1.0,
+                    Some(Subsampling::S444) => 2.0,
+                    None => 0.0,
+                };
+                let estimate = proxy.estimated_bytes(video.width, video.height, share);
+                if estimate > settings.budget {
+                    note(format!(
+                        "No scrub proxy: this film's would take about {:.1} GB, over the {:.1} GB \
+                         budget (TINCTURE_PROXY_BUDGET_GB); far jumps decode from the film itself",
+                        gb(estimate),
+                        gb(settings.budget)
+                    ));
+                    return None;
+                }
                 evict_proxies(&settings.root, proxy.dir(), settings.budget);
                 let writer = proxy.writer();
                 (!writer.complete()).then_some(writer)
             });
+            let budget = work.proxies.as_ref().map_or(u64::MAX, |s| s.budget);
             if !work.detect && proxy.is_none() {
                 return;
             }
@@ -662,6 +695,26 @@ pub fn spawn_background(
                     // Scrubbing still works from the film itself, only slower.
                     tracing::warn!("the scrub proxy is not built further: {e}");
                     proxy = None;
+                }
+                // Measured as it grows (each part written whole): a proxy
+                // over the budget is removed, as if it had not fitted.
+                if done % tincture_media::PROXY_CHUNK == 0
+                    && let Some(writer) = proxy.take()
+                {
+                    let bytes = writer.bytes_on_disk();
+                    if bytes > budget {
+                        let dir = writer.dir().to_owned();
+                        drop(writer);
+                        let _ = std::fs::remove_dir_all(&dir);
+                        note(format!(
+                            "No scrub proxy: this film's grew past the {:.1} GB budget \
+                             (TINCTURE_PROXY_BUDGET_GB) and was removed; far jumps decode from \
+                             the film itself",
+                            gb(budget)
+                        ));
+                    } else {
+                        proxy = Some(writer);
+                    }
                 }
             }
             if let Some(Err(e)) = proxy.map(tincture_media::ProxyWriter::finish) {

@@ -2625,3 +2625,78 @@ fn models_from_outside_the_projects_folder_are_asked_about() {
     let doc = harness.state().document().expect("project");
     assert_eq!(doc.project().defaults.model, None);
 }
+
+/// The scrub-proxy budget holds for the film being opened: a film whose
+/// proxy would not fit gets none, and says so for the status bar.
+#[test]
+fn a_film_whose_proxy_would_not_fit_gets_none_and_says_so() {
+    use tincture_app::worker::{BackgroundWork, Message, ProxySettings, spawn_background};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let test = "a_film_whose_proxy_would_not_fit_gets_none_and_says_so";
+    let frames = 60;
+    let film = dir.path().join("long-gop.mkv");
+    if let Err(e) = ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=24",
+        "-frames:v",
+        &frames.to_string(),
+        "-pix_fmt",
+        "gray",
+        "-c:v",
+        "ffv1",
+        "-g",
+        &frames.to_string(),
+        &film.to_string_lossy(),
+    ]) {
+        skip_or_fail(test, e);
+        return;
+    }
+    let root = dir.path().join("proxies");
+    for (budget, fits) in [(1_000_000u64, false), (1_000_000_000, true)] {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let work = BackgroundWork {
+            thumbnails: 0,
+            detect: false,
+            proxies: Some(ProxySettings {
+                root: root.clone(),
+                budget,
+            }),
+        };
+        spawn_background(
+            egui::Context::default(),
+            tx,
+            film.clone(),
+            7,
+            work,
+            std::sync::Arc::default(),
+        )
+        .expect("the pass starts");
+        let mut note = None;
+        let limit = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < limit {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(Message::ProxyNote { generation, text }) => {
+                    assert_eq!(generation, 7);
+                    note = Some(text);
+                }
+                Ok(Message::Pass { done, total, .. }) if done == total => break,
+                Ok(_) | Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let built = std::fs::read_dir(&root).map_or(0, |d| d.count());
+        if fits {
+            assert!(note.is_none(), "{note:?}");
+            assert_eq!(built, 1, "a proxy within the budget is built");
+        } else {
+            let note = note.expect("the note");
+            assert!(
+                note.contains("No scrub proxy") && note.contains("TINCTURE_PROXY_BUDGET_GB"),
+                "{note}"
+            );
+            assert_eq!(built, 0, "nothing written over the budget");
+        }
+    }
+}

@@ -97,6 +97,21 @@ impl ScrubProxy {
         &self.files.dir
     }
 
+    /// About how many bytes the whole proxy will take: the film's samples
+    /// (every plane at the source's depth, 2 bytes a sample above 8 bits)
+    /// at FFV1's usual lossless ratio on scanned film, taken high (3/4 of
+    /// the samples' size), so a proxy judged to fit does.
+    pub fn estimated_bytes(&self, width: u32, height: u32, chroma_planes_share: f64) -> u64 {
+        let pixels = u64::from(width) * u64::from(height);
+        let sample = if self.bit_depth > 8 { 2.0 } else { 1.0 };
+        let planes = if self.gray {
+            1.0
+        } else {
+            1.0 + chroma_planes_share
+        };
+        (pixels as f64 * planes * sample * 0.75 * self.files.frame_count as f64) as u64
+    }
+
     /// Number of proxy files the film needs.
     pub fn chunks(&self) -> u64 {
         self.files.frame_count.div_ceil(PROXY_CHUNK)
@@ -199,6 +214,22 @@ pub struct ProxyWriter {
 }
 
 impl ProxyWriter {
+    /// The folder of the proxy's files.
+    pub fn dir(&self) -> &Path {
+        &self.files.dir
+    }
+
+    /// The bytes the proxy's files take on disk now.
+    pub fn bytes_on_disk(&self) -> u64 {
+        std::fs::read_dir(&self.files.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
     /// Whether every part is built (the pass can be skipped).
     pub fn complete(&self) -> bool {
         (0..self.files.frame_count.div_ceil(PROXY_CHUNK)).all(|c| self.files.built(c))
