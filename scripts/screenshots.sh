@@ -95,6 +95,16 @@ for _ in $(seq 50); do
 done
 xdotool getmouselocation >/dev/null 2>&1 || { say "error: Xvfb did not start:"; cat "$work/xvfb.log"; exit 1; }
 
+# Shown as archives scan: at HD. A film smaller than 1920x1080 is shown as a
+# 1920x1080 10-bit scan of it (pillarboxed, FFV1), made here first.
+height="$(ffprobe -v error -select_streams v:0 -show_entries stream=height -of csv=p=0 "$FILM")"
+if [ "${height:-0}" -lt 1080 ]; then
+    hd="$work/$(basename "${FILM%.*}")-1080p.mkv"
+    say "making a 1920x1080 10-bit scan of $(basename "$FILM")"
+    ffmpeg -nostdin -hide_banner -loglevel error -y -i "$FILM" \
+        -vf "scale=-2:1080:flags=lanczos,pad=1920:1080:(ow-iw)/2:0,format=gray10le" -c:v ffv1 -an "$hd"
+    FILM="$hd"
+fi
 frames="$(ffprobe -v error -select_streams v:0 -count_packets -show_entries stream=nb_read_packets \
     -of csv=p=0 "$FILM")"
 say "film: $FILM ($frames frames)"

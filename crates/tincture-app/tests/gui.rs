@@ -429,7 +429,23 @@ fn readme_screenshot() {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut harness = harness_with(Some(film), dir.path(), true, [1280.0, 800.0]);
+    // Shown as an archive holds it at HD: the 4:3 reel pillarboxed in a
+    // 1920x1080 10-bit scan.
+    let hd = dir.path().join("b01-1080p.mkv");
+    if let Err(e) = ffmpeg(&[
+        "-i",
+        &film.to_string_lossy(),
+        "-vf",
+        "scale=-2:1080:flags=lanczos,pad=1920:1080:(ow-iw)/2:0,format=gray10le",
+        "-c:v",
+        "ffv1",
+        "-an",
+        &hd.to_string_lossy(),
+    ]) {
+        skip_or_fail("readme_screenshot", e);
+        return;
+    }
+    let mut harness = harness_with(Some(hd), dir.path(), true, [1280.0, 800.0]);
     wait_for(&mut harness, "the first frame", |app| app.is_settled());
     // The timeline as an archivist sees it a moment after opening: all
     // thumbnails made and the shots found.
