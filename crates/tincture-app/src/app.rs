@@ -206,6 +206,8 @@ pub struct TinctureApp {
     may_quit: bool,
     /// Why the open film has no scrub proxy, when its budget said no.
     proxy_note: Option<String>,
+    /// The frame and project revision whose colouring failed last.
+    colour_failed: Option<(u64, u64)>,
     /// Shot models from outside the opened project's folder, waiting for
     /// the user to allow them: nothing is coloured until they answer.
     foreign_models: Vec<String>,
@@ -368,6 +370,7 @@ impl TinctureApp {
             autosave_lock: None,
             foreign_models: Vec::new(),
             proxy_note: None,
+            colour_failed: None,
             exporter: Exporter::default(),
             after_revision: None,
             paint: PaintState::default(),
@@ -969,6 +972,8 @@ impl TinctureApp {
                 ColourMessage::Engine(text) => self.engine = Some(text),
                 ColourMessage::Error(text) => {
                     self.colouring = false;
+                    // Not asked again until the frame or the project changes.
+                    self.colour_failed = self.doc.as_ref().map(|d| (self.position, d.revision()));
                     self.compare.pending = false;
                     self.error = Some(text);
                 }
@@ -1188,7 +1193,9 @@ impl TinctureApp {
         let (Some(colour), Some(doc), Some(film)) = (&self.colour, &self.doc, &self.film) else {
             return;
         };
-        if !self.foreign_models.is_empty() {
+        if !self.foreign_models.is_empty()
+            || self.colour_failed == Some((self.position, doc.revision()))
+        {
             return;
         }
         if self.colour_revision != Some(doc.revision()) {

@@ -285,7 +285,16 @@ impl ColourWorker {
         let (likely_ctx, likely_to_ui) = (ctx.clone(), to_ui.clone());
         let thread = std::thread::Builder::new()
             .name(COLOUR_THREAD_NAME.to_owned())
-            .spawn(move || run(&rx, &ctx, &to_ui, &flag))?;
+            .spawn(move || {
+                crate::worker::run_guarded(
+                    "colour",
+                    || run(&rx, &ctx, &to_ui, &flag),
+                    |text| {
+                        let _ = to_ui.send(ColourMessage::Error(text));
+                        ctx.request_repaint();
+                    },
+                );
+            })?;
         let likely_thread = std::thread::Builder::new()
             .name(LIKELY_THREAD_NAME.to_owned())
             .spawn(move || run_likely(&likely_rx, &likely_ctx, &likely_to_ui))?;

@@ -245,7 +245,15 @@ impl FrameWorker {
         let stop_flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name(FRAME_THREAD_NAME.to_owned())
-            .spawn(move || run_frames(&rx, &outbox, &stop_flag, proxies.as_deref()))?;
+            .spawn(move || {
+                run_guarded(
+                    "frame",
+                    || run_frames(&rx, &outbox, &stop_flag, proxies.as_deref()),
+                    |text| {
+                        outbox.send(Message::Error(text));
+                    },
+                );
+            })?;
         Ok(Self {
             commands,
             stop,
@@ -329,6 +337,31 @@ impl Batch {
             }
         }
         batch
+    }
+}
+
+/// Runs a worker thread's `body` until it returns. A panic inside it (a
+/// bug) is logged and reported with `report`, and `body` starts again with
+/// fresh state, so the window shows what went wrong instead of waiting
+/// forever on a thread that died.
+pub fn run_guarded(thread: &str, mut body: impl FnMut(), mut report: impl FnMut(String)) {
+    loop {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut body)) {
+            Ok(()) => return,
+            Err(payload) => {
+                let what = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".to_owned());
+                let text = format!(
+                    "Tincture's {thread} thread stopped on an internal error ({what}) and was \
+                     restarted; what it was doing was not finished. Please report this, with the log."
+                );
+                tracing::error!("{text}");
+                report(text);
+            }
+        }
     }
 }
 
@@ -767,6 +800,27 @@ mod tests {
 
     fn show(index: u64, generation: u64) -> Command {
         Command::Show { index, generation }
+    }
+
+    #[test]
+    fn a_panicking_worker_is_reported_and_restarted() {
+        let mut runs = 0;
+        let mut reports = Vec::new();
+        run_guarded(
+            "colour",
+            || {
+                runs += 1;
+                assert!(runs > 1, "solver went wrong");
+            },
+            |text| reports.push(text),
+        );
+        assert_eq!(runs, 2, "started again after the panic");
+        assert_eq!(reports.len(), 1);
+        assert!(
+            reports[0].contains("colour thread") && reports[0].contains("solver went wrong"),
+            "{}",
+            reports[0]
+        );
     }
 
     #[test]
