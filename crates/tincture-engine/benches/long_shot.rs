@@ -216,6 +216,15 @@ fn main() {
         child(w, h, frames, budget);
         return;
     }
+    // `cargo test --all-targets` runs bench binaries too: this one takes
+    // an hour, so it runs only under `cargo bench`.
+    if !args.iter().any(|a| a == "--bench") {
+        println!(
+            "long-shot bench: skipped outside `cargo bench` (run `cargo bench -p tincture-engine \
+             --bench long_shot`)"
+        );
+        return;
+    }
     let sizes: Vec<String> = list(&args, "--sizes", "720p,1080p");
     let lengths: Vec<u64> = list(&args, "--lengths", "100,600,2400");
     let baseline_max: f64 = list(&args, "--baseline-max-gb", "12")
