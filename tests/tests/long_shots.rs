@@ -227,3 +227,56 @@ fn a_stop_inside_a_backward_pass_takes_effect_within_a_second() {
         "it stopped inside the pass"
     );
 }
+
+/// A chunk that starts inside a shot replays from the keyframe before it,
+/// not from the shot's start (a keyframe sets the whole forward state),
+/// and equals the same frames of a whole render to the bit.
+#[test]
+fn a_chunk_replays_from_the_keyframe_before_it_and_equals_a_whole_render() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let n = 24u64;
+    let path = film(dir.path(), "chunks.mkv", "160x120", n as u32, "gray");
+    let plan = || {
+        let mut plan = red_key_plan(&path, n, 8, 160, 120);
+        let blue = KeyColour::Steered {
+            strokes: vec![StrokeHint {
+                points: vec![[120.0, 20.0], [120.0, 100.0]],
+                rgb: [40, 60, 200],
+                size: 8.0,
+            }],
+            reference: None,
+        };
+        plan.keys.insert(20, blue);
+        plan
+    };
+    let mut reader = VideoReader::open(&path).expect("the film opens");
+    let lumas: Vec<LumaImage> = (0..n).map(|f| luma_of(&mut reader, f)).collect();
+    let mut whole = FilmColorizer::new(plan(), None);
+    let all: Vec<ChromaField> = (0..n)
+        .map(|f| {
+            whole
+                .colorize(&lumas[f as usize], f, Matrix::Bt709)
+                .expect("whole")
+        })
+        .collect();
+    assert_eq!(whole.replayed_frames(), 0);
+    // (chunk start, frames replayed: since the keyframe before it, or the
+    // shot's start when there is none; none at a keyframe)
+    for (start, replayed) in [(14u64, 6u64), (20, 0), (5, 5), (8, 0)] {
+        let mut chunk = FilmColorizer::new(plan(), None);
+        for f in start..n {
+            let got = chunk
+                .colorize(&lumas[f as usize], f, Matrix::Bt709)
+                .expect("chunk");
+            assert!(
+                got == all[f as usize],
+                "chunk from {start}: frame {f} differs from the whole render"
+            );
+        }
+        assert_eq!(
+            chunk.replayed_frames(),
+            replayed,
+            "chunk from {start}: frames replayed"
+        );
+    }
+}

@@ -183,6 +183,8 @@ pub struct FilmColorizer {
     plan_digest: String,
     /// Out-of-order frames replay from the keyframe before them, not the shot's start.
     preview: bool,
+    /// Frames replayed so far to enter shots in the middle.
+    replayed: u64,
 }
 
 impl std::fmt::Debug for FilmColorizer {
@@ -292,6 +294,7 @@ impl FilmColorizer {
             key_solver: None,
             plan_digest,
             preview: false,
+            replayed: 0,
         }
     }
 
@@ -338,6 +341,12 @@ impl FilmColorizer {
     pub fn set_memory_budget(&mut self, bytes: usize) {
         self.budget = bytes;
         self.backward = None;
+    }
+
+    /// Frames replayed so far to enter shots in the middle (a `--frames`
+    /// chunk, a preview's jump).
+    pub fn replayed_frames(&self) -> u64 {
+        self.replayed
     }
 
     /// The backward pass's steps so far (frames recomputed count again).
@@ -690,24 +699,31 @@ impl Colorizer for FilmColorizer {
         let continuing = self.next == Some(frame_index) && frame_index != shot_start;
         if !continuing {
             self.propagator.reset(self.plan.shots[shot].stabiliser);
-            // Entering a shot in the middle: replay it from its start, so the
-            // result equals that of a render that began there. A preview
-            // replays only from the last keyframe before the frame (the
-            // carried colour starts there), without the prior, which joins
-            // only each frame's output: the colour is the render's, the
-            // stabiliser's history shorter.
-            let start = if self.preview {
-                self.plan
-                    .keys
-                    .range(shot_start..frame_index)
-                    .next_back()
-                    .map_or(frame_index, |(k, _)| *k)
-            } else {
-                shot_start
+            // Entering a shot in the middle. A keyframe sets the whole
+            // forward state (its colour passes exactly, the stabiliser holds
+            // it, the prior's share and running mean start afresh), so what
+            // came before it never reaches the frames after it: a render
+            // replays from the last keyframe at or before the frame (the
+            // shot's start when there is none), and equals one that began at
+            // the shot's start. A chunk of a farm thus pays for the frames
+            // since the keyframe before it, not for the whole shot. A
+            // preview replays from that keyframe too, without the prior,
+            // which joins only each frame's output.
+            let last_key = self
+                .plan
+                .keys
+                .range(shot_start..=frame_index)
+                .next_back()
+                .map(|(k, _)| *k);
+            let start = match last_key {
+                Some(k) => k,
+                None if self.preview => frame_index,
+                None => shot_start,
             };
             for f in start..frame_index {
                 let l = self.read_luma(f)?;
                 self.step(shot, &l, f, matrix, !self.preview)?;
+                self.replayed += 1;
             }
         }
         self.step(shot, luma, frame_index, matrix, true)
