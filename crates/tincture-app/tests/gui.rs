@@ -213,7 +213,14 @@ fn opens_film_and_steps_through_frames() {
     harness.drop_at(end);
     wait_for_frame(&mut harness, FIXTURE_FRAMES - 1);
 
-    // Settles (no endless repaints), and every control has an accessible name.
+    // Settles (no endless repaints) once the background pass over the film
+    // has sent its last message, and every control has an accessible name.
+    wait_for_within(
+        &mut harness,
+        "the background pass",
+        Duration::from_secs(180),
+        |app| app.shots_detected(),
+    );
     harness.run();
 }
 
