@@ -25,6 +25,19 @@ fn runtime_lib() -> Option<PathBuf> {
         })
 }
 
+/// The checkout's runtime library, or `None` (skipped, or failed under CI)
+/// when setup has not fetched it.
+fn runtime_or_skip(test: &str) -> Option<PathBuf> {
+    let lib = runtime_lib();
+    if lib.is_none() {
+        skip_or_fail(
+            test,
+            "no ONNX Runtime in third_party/ (run scripts/setup.sh)",
+        );
+    }
+    lib
+}
+
 fn copy(from: &Path, to: &Path) {
     std::fs::create_dir_all(to.parent().expect("a folder")).expect("mkdir");
     std::fs::copy(from, to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));

@@ -2723,3 +2723,47 @@ fn a_film_whose_proxy_would_not_fit_gets_none_and_says_so() {
         }
     }
 }
+
+/// A log sink for one thread's tracing events.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every error the window shows also goes to the log, with the file named.
+#[test]
+fn errors_shown_in_the_window_go_to_the_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "not a film\n").expect("write");
+    let log = LogBuffer::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // The window's own logic runs on this thread, inside the harness.
+    let shown = tracing::subscriber::with_default(subscriber, || {
+        let mut harness = harness(Some(notes), dir.path(), [1000.0, 700.0]);
+        wait_for(&mut harness, "the open to fail", |app| {
+            app.error().is_some()
+        });
+        harness.run_steps(2);
+        harness.state().error().expect("error").to_owned()
+    });
+    let text = String::from_utf8_lossy(&log.0.lock().expect("log lock")).into_owned();
+    assert!(shown.contains("notes.txt"), "{shown}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("ERROR") && l.contains(&shown)),
+        "the error is logged: {text}"
+    );
+}
