@@ -45,6 +45,8 @@ fn propagation_strip_of_a_shared_clip() {
             "--frames",
             "0-49",
             "--cpu",
+            // The README's picture, redrawn on purpose.
+            "--overwrite",
             "--strip",
         ])
         .arg(&strip)

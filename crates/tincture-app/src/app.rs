@@ -124,7 +124,7 @@ pub fn fit_to_texture(image: &Arc<egui::ColorImage>, max_side: usize) -> Arc<egu
             }
             let n = ((y1 - y0) * (x1 - x0)) as u32;
             let [r, g, b] = sum.map(|v| ((v + n / 2) / n) as u8);
-            pixels.push(egui::Color32::from_rgb(r, g, b));
+            pixels.push(Color32::from_rgb(r, g, b));
         }
     }
     Arc::new(egui::ColorImage::new([dw, dh], pixels))
@@ -741,7 +741,7 @@ impl TinctureApp {
             Leave::Quit => "quitting".to_owned(),
         };
         let mut choice = None;
-        egui::Modal::new(egui::Id::new("unsaved changes")).show(ctx, |ui| {
+        egui::Modal::new(egui::Id::unique("unsaved changes")).show(ctx, |ui| {
             ui.heading("Unsaved changes");
             ui.label(format!(
                 "{name} has changes that are not saved. Save them before {what}?"
@@ -1122,7 +1122,7 @@ impl TinctureApp {
             return;
         }
         let mut answer = None;
-        egui::Modal::new(egui::Id::new("foreign models")).show(ctx, |ui| {
+        egui::Modal::new(egui::Id::unique("foreign models")).show(ctx, |ui| {
             ui.heading("Models from outside the project's folder");
             ui.label(
                 "This project names colorizer models that are not Tincture's and not in the \
@@ -3304,17 +3304,17 @@ mod tests {
         let pixels = (0..w * h)
             .map(|i| {
                 if i % w < w / 2 {
-                    egui::Color32::from_rgb(200, 10, 10)
+                    Color32::from_rgb(200, 10, 10)
                 } else {
-                    egui::Color32::from_rgb(10, 10, 200)
+                    Color32::from_rgb(10, 10, 200)
                 }
             })
             .collect();
         let image = Arc::new(egui::ColorImage::new([w, h], pixels));
         let fitted = fit_to_texture(&image, 8192);
         assert_eq!(fitted.size, [8192, 5], "the aspect is kept");
-        assert_eq!(fitted.pixels[0], egui::Color32::from_rgb(200, 10, 10));
-        assert_eq!(fitted.pixels[8191], egui::Color32::from_rgb(10, 10, 200));
+        assert_eq!(fitted.pixels[0], Color32::from_rgb(200, 10, 10));
+        assert_eq!(fitted.pixels[8191], Color32::from_rgb(10, 10, 200));
         // A frame within the limit is the same picture, not a copy.
         let small = fit_to_texture(&fitted, 8192);
         assert!(Arc::ptr_eq(&small, &fitted));
@@ -3322,14 +3322,14 @@ mod tests {
         let quad = Arc::new(egui::ColorImage::new(
             [2, 2],
             vec![
-                egui::Color32::from_rgb(0, 0, 0),
-                egui::Color32::from_rgb(100, 0, 0),
-                egui::Color32::from_rgb(0, 200, 0),
-                egui::Color32::from_rgb(100, 200, 40),
+                Color32::from_rgb(0, 0, 0),
+                Color32::from_rgb(100, 0, 0),
+                Color32::from_rgb(0, 200, 0),
+                Color32::from_rgb(100, 200, 40),
             ],
         ));
         let one = fit_to_texture(&quad, 1);
         assert_eq!(one.size, [1, 1]);
-        assert_eq!(one.pixels[0], egui::Color32::from_rgb(50, 100, 10));
+        assert_eq!(one.pixels[0], Color32::from_rgb(50, 100, 10));
     }
 }

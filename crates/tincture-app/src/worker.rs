@@ -202,7 +202,6 @@ pub enum Message {
         /// Frames in the film.
         total: u64,
     },
-    /// The outcome of loading ONNX Runtime: its version, or why it did not load.
     /// Why the film being opened gets no scrub proxy, or stopped getting
     /// one (its budget), for the status bar.
     ProxyNote {
@@ -211,6 +210,7 @@ pub enum Message {
         /// What to tell the user.
         text: String,
     },
+    /// The outcome of loading ONNX Runtime: its version, or why it did not load.
     Runtime(Result<String, String>),
 }
 

@@ -115,11 +115,19 @@ pub fn shipped_dirs_from(
         }
     };
     for rel in installed {
-        push(if rel == &Path::new(".") {
-            exe_dir.to_owned()
-        } else {
-            exe_dir.join(rel)
-        });
+        // `..` taken lexically, so the folders read as an install's
+        // (`PREFIX/lib/tincture`, not `PREFIX/bin/../lib/tincture`).
+        let mut dir = exe_dir.to_owned();
+        for c in rel.components() {
+            match c {
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    dir = dir.parent().map_or(dir.clone(), Path::to_owned);
+                }
+                other => dir.push(other),
+            }
+        }
+        push(dir);
     }
     for ancestor in exe_dir.ancestors() {
         push(ancestor.join(in_checkout));
@@ -248,7 +256,7 @@ mod tests {
         );
         let want: Vec<PathBuf> = [
             "/opt/films/bin",
-            "/opt/films/bin/../lib/tincture",
+            "/opt/films/lib/tincture",
             "/opt/films/bin/third_party/onnxruntime",
             "/opt/films/third_party/onnxruntime",
             "/opt/third_party/onnxruntime",
