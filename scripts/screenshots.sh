@@ -155,6 +155,20 @@ coloured() {
     fi
 }
 
+# Waits up to $3 seconds until frame $1 has been coloured more than $2 times.
+coloured_again() {
+    local waited=0
+    while [ "$(grep -Ec "index=$1 .*frame coloured|frame coloured.*index=$1( |$)" "$log" || true)" -le "$2" ]; do
+        if [ "$waited" -ge $(($3 * 10)) ]; then
+            say "warning: frame $1 was not coloured again within $3 s"
+            return 0
+        fi
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    say "frame $1 is coloured with the stroke"
+}
+
 mkdir -p screenshots
 shoot() {
     # Let the thumbnails, the status bar and a repaint catch up first.
@@ -186,9 +200,9 @@ sleep 1
 # Below it, the model's likely colours there: the model runs on a thread of
 # its own the first time a painting tool is out, then a small move of the
 # pointer shows its colours for the pixel under it.
-xdotool mousemove --window "$wid" 600 560
+xdotool mousemove --window "$wid" 600 515
 sleep 10
-xdotool mousemove --window "$wid" 602 561
+xdotool mousemove --window "$wid" 602 516
 sleep 1
 shoot painting-picker.png
 ffmpeg -nostdin -hide_banner -loglevel error -y -f x11grab -video_size 1280x800 -framerate 10 \
@@ -199,14 +213,17 @@ sleep 1
 # A warm earth colour on the picker (a* +30, b* +40), then a stroke along the ground.
 xdotool mousemove --window "$wid" 1108 213 click 1
 sleep 0.5
-xdotool mousemove --window "$wid" 330 555 mousedown 1
-for x in $(seq 350 25 870); do
-    xdotool mousemove --window "$wid" "$x" $((555 + (x % 50) / 10))
+seen="$(grep -Ec "index=$target .*frame coloured|frame coloured.*index=$target( |$)" "$log" || true)"
+xdotool mousemove --window "$wid" 320 512 mousedown 1
+for x in $(seq 340 25 880); do
+    xdotool mousemove --window "$wid" "$x" $((512 + (x % 50) / 10))
     sleep 0.05
 done
 xdotool mouseup 1
 xdotool mousemove --window "$wid" 1140 700
-sleep 2
+# Shot once the stroke's colour is on screen: frame $target coloured again.
+coloured_again "$target" "$seen" 60
+sleep 1
 import -window "$wid" screenshots/painting-hint.png
 say "wrote screenshots/painting-hint.png"
 # Step on through the shot, a frame at a time: the colour follows the ground.
@@ -226,7 +243,7 @@ for i in $(seq 1 60); do
     xdotool key Right
     # Under Xvfb with no window manager a key alone does not always wake the
     # window at once: the pointer stirs a pixel until the frame is coloured.
-    for _ in $(seq 50); do
+    for _ in $(seq 300); do
         grep -Eq "index=$i .*frame coloured|frame coloured.*index=$i( |$)" "$log" && break
         xdotool mousemove_relative -- 1 0
         sleep 0.1
