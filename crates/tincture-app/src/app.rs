@@ -1631,7 +1631,12 @@ impl TinctureApp {
                         if self.colouring {
                             ui.separator();
                             ui.spinner();
-                            ui.label(format!("Colouring frame {}…", self.position));
+                            // Labels on the left give way (cut short) to the
+                            // workers' status on the right, never run under it.
+                            ui.add(
+                                egui::Label::new(format!("Colouring frame {}…", self.position))
+                                    .truncate(),
+                            );
                         }
                         // The colour engine is named in the Properties panel and
                         // in Help > About; the status bar keeps room for the workers.
@@ -1642,7 +1647,7 @@ impl TinctureApp {
                                 worker::display_name,
                             );
                             let dirty = if doc.is_dirty() { " •" } else { "" };
-                            ui.label(format!("{name}{dirty}"));
+                            ui.add(egui::Label::new(format!("{name}{dirty}")).truncate());
                         }
                         if let Some(note) = &self.proxy_note {
                             ui.separator();
