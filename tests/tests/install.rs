@@ -58,12 +58,9 @@ fn run(bin: &Path, cwd: &Path, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn an_installed_tincture_finds_its_runtime_and_model_from_any_folder() {
-    let test = "an_installed_tincture_finds_its_runtime_and_model_from_any_folder";
-    let Some(lib) = runtime_lib() else {
-        skip_or_fail(
-            test,
-            "no ONNX Runtime in third_party/ (run scripts/setup.sh)",
-        );
+    let Some(lib) =
+        runtime_or_skip("an_installed_tincture_finds_its_runtime_and_model_from_any_folder")
+    else {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
@@ -109,12 +106,7 @@ fn an_installed_tincture_finds_its_runtime_and_model_from_any_folder() {
 
 #[test]
 fn the_current_folder_is_not_searched_for_a_runtime() {
-    let test = "the_current_folder_is_not_searched_for_a_runtime";
-    let Some(lib) = runtime_lib() else {
-        skip_or_fail(
-            test,
-            "no ONNX Runtime in third_party/ (run scripts/setup.sh)",
-        );
+    let Some(lib) = runtime_or_skip("the_current_folder_is_not_searched_for_a_runtime") else {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");

@@ -798,7 +798,7 @@ mod tests {
         for budget in [0, 6 * state, 12 * state + 8 * luma, 64 * state] {
             let mut pass = BackwardPass::new(0, (n - 1) as u64, key.clone(), budget);
             let mut reads = Vec::new();
-            for f in 0..n - 1 {
+            for (f, want) in whole.iter().enumerate() {
                 let got = pass
                     .carried(
                         f as u64,
@@ -811,9 +811,9 @@ mod tests {
                     )
                     .expect("carried");
                 assert!(
-                    got.chroma.cb == whole[f].chroma.cb
-                        && got.chroma.cr == whole[f].chroma.cr
-                        && got.confidence == whole[f].confidence,
+                    got.chroma.cb == want.chroma.cb
+                        && got.chroma.cr == want.chroma.cr
+                        && got.confidence == want.confidence,
                     "budget {budget}: frame {f} differs from the whole walk"
                 );
                 assert!(
@@ -1027,7 +1027,7 @@ mod tests {
         }];
         let prior = |t: usize| {
             let mut c = ChromaField::neutral(w, h);
-            c.cr.fill(if t % 2 == 0 { 0.3 } else { 0.1 });
+            c.cr.fill(if t.is_multiple_of(2) { 0.3 } else { 0.1 });
             Confident::uniform(c, 1.0)
         };
         // The square's mean cr over the last 10 frames, and its mean change

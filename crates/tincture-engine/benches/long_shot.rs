@@ -125,6 +125,8 @@ fn child(w: usize, h: usize, frames: u64, budget: Option<usize>) {
 }
 
 /// Runs the child for one case: its peak RSS in bytes and its seconds.
+// The child is reaped with `wait4`, which also gives its peak memory.
+#[allow(clippy::zombie_processes)]
 fn measure(size: &str, frames: u64, budget: Option<usize>) -> (u64, f64) {
     let exe = std::env::current_exe().expect("the bench binary");
     let mut cmd = Command::new(exe);
