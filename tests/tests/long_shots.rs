@@ -280,3 +280,109 @@ fn a_chunk_replays_from_the_keyframe_before_it_and_equals_a_whole_render() {
         );
     }
 }
+
+/// A project for `film` whose only keyframe is its last frame (`frames`
+/// frames), painted red on the left, with the model off.
+fn project_keyed_at_end(
+    dir: &Path,
+    film: &Path,
+    frames: u64,
+    w: f64,
+    h: f64,
+) -> std::path::PathBuf {
+    let path = dir.join("long.tincture.json");
+    let made = tincture_tests::cli(&[
+        "project",
+        "new",
+        tincture_tests::s(film),
+        "-o",
+        tincture_tests::s(&path),
+    ]);
+    tincture_tests::ok(&made);
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+    doc["defaults"]["model_prior"] = serde_json::json!(false);
+    doc["keyframes"] = serde_json::json!([{
+        "frame": frames - 1,
+        "strokes": [{
+            "points": [[0.2 * w, 0.2 * h], [0.2 * w, 0.8 * h]],
+            "color": "#d22828",
+            "size": 24.0,
+            "canvas": [w as u32, h as u32]
+        }]
+    }]);
+    std::fs::write(&path, serde_json::to_string_pretty(&doc).expect("json")).expect("write");
+    path
+}
+
+/// Sends SIGINT to `child`.
+fn interrupt(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+/// Ctrl-C while the first frame waits on the backward pass of a long 720p
+/// shot: the render stops within a second or so (exit 130), where it used
+/// to finish the whole pass first; a second Ctrl-C exits at once.
+#[test]
+fn ctrl_c_inside_a_backward_pass_stops_the_render_promptly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let frames = 240u64;
+    let film = make_video(
+        &dir.path().join("long-hd.mp4"),
+        &scene("1280x720", "24"),
+        frames as u32,
+        &[
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "48",
+        ],
+    );
+    let project = project_keyed_at_end(dir.path(), &film, frames, 1280.0, 720.0);
+    for presses in [1, 2] {
+        let out = dir.path().join(format!("out-{presses}.mkv"));
+        let mut child = std::process::Command::new(tincture_tests::cli_path())
+            .args(["render", tincture_tests::s(&film), "--project"])
+            .arg(&project)
+            .arg("-o")
+            .arg(&out)
+            .args(["--no-metrics"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the render starts");
+        // Well inside the backward pass (239 frames to carry back first).
+        std::thread::sleep(Duration::from_secs(4));
+        assert!(
+            child.try_wait().expect("status").is_none(),
+            "the render was still in its backward pass"
+        );
+        let asked = Instant::now();
+        interrupt(&child);
+        if presses == 2 {
+            std::thread::sleep(Duration::from_millis(20));
+            interrupt(&child);
+        }
+        let result = child.wait_with_output().expect("wait");
+        let took = asked.elapsed();
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        eprintln!("{presses} Ctrl-C: the render stopped {took:?} after it was asked");
+        assert_eq!(result.status.code(), Some(130), "{stderr}");
+        assert!(
+            took < Duration::from_secs(3),
+            "{presses} Ctrl-C: stopped {took:?} after it was asked; {stderr}"
+        );
+        assert!(!out.exists(), "no output under the final name");
+        if presses == 2 {
+            assert!(stderr.contains("stopped at once"), "{stderr}");
+        }
+    }
+}
