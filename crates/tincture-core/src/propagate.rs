@@ -310,9 +310,11 @@ impl BackwardPass {
         let pixels = key_colour.confidence.len().max(1);
         let state = carried_bytes(pixels);
         let luma = pixels * size_of::<f32>();
-        // A quarter of the budget for the run of lumas read forward, the
-        // rest for checkpoints.
-        let luma_run = (budget_bytes / 4 / luma).clamp(2, 64);
+        // At most an eighth of the budget, and 16 frames, for the run of
+        // lumas read forward (a run of 16 decodes at most a GOP more than
+        // it needs, little beside a backward step), the rest for
+        // checkpoints.
+        let luma_run = (budget_bytes / 8 / luma).clamp(2, 16);
         let max_checkpoints = (budget_bytes.saturating_sub(luma_run * luma) / state).max(3);
         let mut checkpoints = std::collections::BTreeMap::new();
         checkpoints.insert(key, key_colour);

@@ -138,8 +138,9 @@ const STEERED_CONFIDENCE: f32 = 0.5;
 
 /// The memory the backward pass may keep (checkpoints of carried colour
 /// and runs of luma read ahead) when `TINCTURE_PROPAGATION_BUDGET_MB` does
-/// not say: 1 GiB, whatever the shot's length.
-pub const DEFAULT_PROPAGATION_BUDGET: usize = 1 << 30;
+/// not say: 768 MiB, whatever the shot's length, so that a whole render at
+/// 1080p (decoder, solver, encoder and all) stays within 1.5 GB.
+pub const DEFAULT_PROPAGATION_BUDGET: usize = 768 << 20;
 
 /// The backward pass's memory budget: `TINCTURE_PROPAGATION_BUDGET_MB`
 /// (mebibytes) when set and valid, else [`DEFAULT_PROPAGATION_BUDGET`].
