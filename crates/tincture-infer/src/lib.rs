@@ -93,10 +93,20 @@ pub fn project_dirs() -> Vec<PathBuf> {
 /// taken from the executable's folder (an install puts the binaries in
 /// `PREFIX/bin` and the rest in `PREFIX/lib/tincture` and
 /// `PREFIX/share/tincture`), then `in_checkout` in each ancestor of the
-/// executable's folder (a build in `target/` of a checkout). Never the
-/// current folder: a user works in folders that could hold anything.
+/// executable's folder (a build in `target/` of a checkout) and in the
+/// checkout it was built from. Never the current folder: a user works in
+/// folders that could hold anything.
 pub fn shipped_dirs(installed: &[&Path], in_checkout: &Path) -> Vec<PathBuf> {
-    shipped_dirs_from(exe_dir().as_deref(), installed, in_checkout)
+    let mut dirs = shipped_dirs_from(exe_dir().as_deref(), installed, in_checkout);
+    // The checkout this binary was built from, wherever cargo put the
+    // binary (`CARGO_TARGET_DIR` may lie outside the checkout).
+    if let Some(checkout) = Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2) {
+        let d = checkout.join(in_checkout);
+        if !dirs.contains(&d) {
+            dirs.push(d);
+        }
+    }
+    dirs
 }
 
 /// [`shipped_dirs`] for an executable in `exe_dir`.
