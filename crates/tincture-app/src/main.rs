@@ -33,6 +33,7 @@ fn parse_args(
 }
 
 fn main() -> anyhow::Result<()> {
+    tincture_engine::keep_heap_bounded();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -531,6 +531,7 @@ fn runtime_cmd() -> Result<(), Failure> {
 }
 
 fn main() -> ExitCode {
+    tincture_engine::keep_heap_bounded();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")

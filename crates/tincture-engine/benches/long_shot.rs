@@ -210,6 +210,8 @@ fn list<T: std::str::FromStr>(args: &[String], flag: &str, default: &str) -> Vec
 }
 
 fn main() {
+    // As the binaries do.
+    tincture_engine::keep_heap_bounded();
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {
         let (w, h) = size_of_name(&args[i + 1]);
