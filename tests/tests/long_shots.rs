@@ -170,16 +170,13 @@ fn a_long_shot_in_a_small_budget_gives_the_same_colour() {
     );
 }
 
-/// A stop asked for while the first frame waits on a backward pass over a
-/// long HD shot ends it within a second, with `Cancelled`.
-#[test]
-fn a_stop_inside_a_backward_pass_takes_effect_within_a_second() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let n = 240u64;
-    let path = make_video(
-        &dir.path().join("long-hd.mp4"),
+/// A 1280x720 H.264 film of `frames` frames (a keyframe every 48), as an
+/// access copy would be.
+fn long_hd_film(dir: &Path, frames: u64) -> std::path::PathBuf {
+    make_video(
+        &dir.join("long-hd.mp4"),
         &scene("1280x720", "24"),
-        n as u32,
+        frames as u32,
         &[
             "-pix_fmt",
             "yuv420p",
@@ -190,7 +187,16 @@ fn a_stop_inside_a_backward_pass_takes_effect_within_a_second() {
             "-g",
             "48",
         ],
-    );
+    )
+}
+
+/// A stop asked for while the first frame waits on a backward pass over a
+/// long HD shot ends it within a second, with `Cancelled`.
+#[test]
+fn a_stop_inside_a_backward_pass_takes_effect_within_a_second() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let n = 240u64;
+    let path = long_hd_film(dir.path(), n);
     let mut reader = VideoReader::open(&path).expect("the film opens");
     let first = luma_of(&mut reader, 0);
     let plan = red_key_plan(&path, n, n - 1, first.width, first.height);
@@ -331,21 +337,7 @@ fn interrupt(child: &std::process::Child) {
 fn ctrl_c_inside_a_backward_pass_stops_the_render_promptly() {
     let dir = tempfile::tempdir().expect("temp dir");
     let frames = 240u64;
-    let film = make_video(
-        &dir.path().join("long-hd.mp4"),
-        &scene("1280x720", "24"),
-        frames as u32,
-        &[
-            "-pix_fmt",
-            "yuv420p",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "48",
-        ],
-    );
+    let film = long_hd_film(dir.path(), frames);
     let project = project_keyed_at_end(dir.path(), &film, frames, 1280.0, 720.0);
     for presses in [1, 2] {
         let out = dir.path().join(format!("out-{presses}.mkv"));
