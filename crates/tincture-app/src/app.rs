@@ -825,24 +825,26 @@ impl TinctureApp {
 
     fn autosave(&mut self, structural: bool) {
         let now = Instant::now();
+        let Some(target) = self
+            .doc
+            .as_ref()
+            .filter(|d| d.autosave_due(structural, now))
+            .map(|d| d.autosave_path(&self.state))
+        else {
+            return;
+        };
         // Saved under a new name: its autosave moved, and so does the lock.
-        if let Some(doc) = self.doc.take() {
-            let locked = self.lock_autosave(&doc);
-            self.doc = Some(doc);
-            if let Err(e) = locked {
-                if self.error.is_none() {
-                    self.error = Some(format!("Autosave is off: {e}"));
-                }
-                return;
+        if let Err(e) = self.lock_autosave(&target) {
+            if self.error.is_none() {
+                self.error = Some(format!("Autosave is off: {e}"));
             }
+            return;
         }
         let (Some(doc), Some(io)) = (&mut self.doc, &self.io) else {
             return;
         };
-        if doc.autosave_due(structural, now) {
-            io.autosave(doc.project().clone(), doc.autosave_path(&self.state));
-            doc.mark_autosaved(now);
-        }
+        io.autosave(doc.project().clone(), target);
+        doc.mark_autosaved(now);
     }
 
     fn record_session(&self) {
@@ -1060,7 +1062,7 @@ impl TinctureApp {
         // A project (or film) open in another Tincture is not opened here
         // too: both would write its autosave.
         self.autosave_lock = None;
-        if let Err(e) = self.lock_autosave(&doc) {
+        if let Err(e) = self.lock_autosave(&doc.autosave_path(&self.state)) {
             let name = doc.path().map_or_else(
                 || worker::display_name(&doc.project().source.path),
                 worker::display_name,
@@ -1146,11 +1148,10 @@ impl TinctureApp {
         }
     }
 
-    /// Holds the lock on `doc`'s autosave (taken anew when its path moved,
-    /// after Save As).
-    fn lock_autosave(&mut self, doc: &Document) -> Result<(), String> {
-        let target = doc.autosave_path(&self.state);
-        let lock_file = tincture_engine::lock::lock_path(&target);
+    /// Holds the lock on the autosave at `target` (taken anew when its path
+    /// moved, after Save As).
+    fn lock_autosave(&mut self, target: &Path) -> Result<(), String> {
+        let lock_file = tincture_engine::lock::lock_path(target);
         if self
             .autosave_lock
             .as_ref()
@@ -1161,7 +1162,7 @@ impl TinctureApp {
         if let Some(dir) = target.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        let lock = tincture_engine::lock::FileLock::acquire(&target, "this project")
+        let lock = tincture_engine::lock::FileLock::acquire(target, "this project")
             .map_err(|e| e.to_string())?;
         self.autosave_lock = Some(lock);
         Ok(())

@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug)]
 pub struct FileLock {
     path: PathBuf,
-    file: File,
+    /// Held open: the lock lasts as long as the descriptor.
+    _file: File,
 }
 
 /// Why a lock could not be taken.
@@ -103,7 +104,7 @@ impl FileLock {
             file.set_len(0).map_err(io)?;
             file.rewind().map_err(io)?;
             file.write_all(me.as_bytes()).map_err(io)?;
-            return Ok(Self { path, file });
+            return Ok(Self { path, _file: file });
         }
         Err(LockError::Io {
             path: path.clone(),
@@ -122,7 +123,6 @@ impl Drop for FileLock {
         // Removed while still held, so no one takes a lock on a file that
         // is about to go.
         let _ = std::fs::remove_file(&self.path);
-        let _ = &self.file;
     }
 }
 
