@@ -287,6 +287,103 @@ fn a_chunk_replays_from_the_keyframe_before_it_and_equals_a_whole_render() {
     }
 }
 
+/// With a chunk state folder shared by the chunks of one render, chunks
+/// run in order continue from the forward state the chunk before each left
+/// (nothing replayed), and walk back over their own frames and at most a
+/// stride more: the first walk over the stretch leaves its colour every
+/// stride frames for the chunks after it. A split into N chunks thus costs
+/// O(N) frames, not O(N²). In any order every frame equals a whole render
+/// to the bit.
+#[test]
+fn chunks_sharing_a_state_folder_neither_replay_nor_walk_again_and_equal_a_whole_render() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let n = 30u64;
+    let path = film(dir.path(), "chunks.mkv", "160x120", n as u32, "gray");
+    let plan = || {
+        let mut plan = red_key_plan(&path, n, 3, 160, 120);
+        let blue = KeyColour::Steered {
+            strokes: vec![StrokeHint {
+                points: vec![[120.0, 20.0], [120.0, 100.0]],
+                rgb: [40, 60, 200],
+                size: 8.0,
+            }],
+            reference: None,
+        };
+        plan.keys.insert(27, blue);
+        plan
+    };
+    let mut reader = VideoReader::open(&path).expect("the film opens");
+    let lumas: Vec<LumaImage> = (0..n).map(|f| luma_of(&mut reader, f)).collect();
+    let mut whole = FilmColorizer::new(plan(), None);
+    let all: Vec<ChromaField> = (0..n)
+        .map(|f| {
+            whole
+                .colorize(&lumas[f as usize], f, Matrix::Bt709)
+                .expect("whole")
+        })
+        .collect();
+    let chunks = [(0u64, 6u64), (7, 13), (14, 20), (21, 29)];
+    let stride = 8;
+    // (chunk, frames replayed, backward steps) of one chunk, rendered
+    // against `state` (or none).
+    let render = |state: Option<&Path>, (a, b): (u64, u64)| {
+        let mut chunk = FilmColorizer::new(plan(), None);
+        if let Some(state) = state {
+            chunk.set_chunk_state(state.to_owned(), b);
+            chunk.set_state_stride(stride);
+        }
+        for f in a..=b {
+            let got = chunk
+                .colorize(&lumas[f as usize], f, Matrix::Bt709)
+                .expect("chunk");
+            assert!(
+                got == all[f as usize],
+                "chunk {a}-{b} (state {state:?}): frame {f} differs from the whole render"
+            );
+        }
+        (chunk.replayed_frames(), chunk.backward_steps())
+    };
+    let alone: Vec<(u64, u64)> = chunks.iter().map(|&c| render(None, c)).collect();
+    // Without a state folder: replayed from keyframe 3, walked back from 27.
+    assert_eq!(
+        alone.iter().map(|c| c.0).collect::<Vec<_>>(),
+        [0, 4, 11, 18]
+    );
+    // ... and the replay needs the colour carried back to it too.
+    assert_eq!(alone[2].1, 27 - 4, "chunk 14-20 walks back from 27 to 4");
+
+    let forward_dir = dir.path().join("state-in-order");
+    let in_order: Vec<(u64, u64)> = chunks
+        .iter()
+        .map(|&c| render(Some(&forward_dir), c))
+        .collect();
+    assert_eq!(
+        in_order.iter().map(|c| c.0).collect::<Vec<_>>(),
+        [0, 0, 0, 0],
+        "chunks in order continue from the state the chunk before left"
+    );
+    for (&(a, b), &(_, steps)) in chunks.iter().zip(&in_order).skip(1) {
+        assert!(
+            steps <= (b - a + 1) + stride,
+            "chunk {a}-{b} walked back {steps} frames: more than its own and the stride"
+        );
+    }
+
+    // Run in any other order, the chunks find less left for them, and the
+    // colour is the same.
+    let reverse_dir = dir.path().join("state-in-reverse");
+    for &c in chunks.iter().rev() {
+        render(Some(&reverse_dir), c);
+    }
+    let total_alone: u64 = alone.iter().map(|c| c.0 + c.1).sum();
+    let total_in_order: u64 = in_order.iter().map(|c| c.0 + c.1).sum();
+    eprintln!("(replayed, walked back) per chunk: alone {alone:?}, in order {in_order:?}");
+    assert!(
+        total_in_order < total_alone,
+        "{total_in_order} frames replayed or walked with the state, {total_alone} without"
+    );
+}
+
 /// A project for `film` whose only keyframe is its last frame (`frames`
 /// frames), painted red on the left, with the model off.
 fn project_keyed_at_end(

@@ -225,6 +225,42 @@ fn a_later_keyframe_colours_backward() {
             5 + k
         );
     }
+    // Chunks sharing a state folder: the first leaves the forward state at
+    // its end (and the colour carried back to its start), the second
+    // continues from it; the frames are the whole render's.
+    let state = d.join("chunk-state");
+    for (range, name) in [("0-4", "a.mkv"), ("5-9", "b.mkv")] {
+        ok(&cli(&[
+            "render",
+            s(&sc.film),
+            "--project",
+            s(&p),
+            "--frames",
+            range,
+            "--chunk-state",
+            s(&state),
+            "-o",
+            s(&d.join(name)),
+        ]));
+    }
+    let left: Vec<String> = std::fs::read_dir(&state)
+        .expect("the state folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        left.iter().any(|n| n.starts_with("fwd-4-")),
+        "the first chunk left its forward state: {left:?}"
+    );
+    let chained: Vec<_> = [d.join("a.mkv"), d.join("b.mkv")]
+        .iter()
+        .flat_map(|f| decode_all(f))
+        .collect();
+    for (k, f) in chained.iter().enumerate() {
+        assert!(
+            f.chroma == whole[k].chroma,
+            "frame {k} of chunks sharing a state folder differs from the whole render"
+        );
+    }
 }
 
 #[test]

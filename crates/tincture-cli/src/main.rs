@@ -156,6 +156,11 @@ struct RenderArgs {
     /// recorded (its first frames still have to match).
     #[arg(long, requires = "project")]
     accept_changed: bool,
+    /// With --project and --frames: a folder shared by the chunks of one render (on a render
+    /// farm), where each chunk leaves the propagation state at its ends, so the chunk after it
+    /// continues instead of replaying the shot from the keyframe before it. Same output to the bit.
+    #[arg(long, value_name = "DIR", requires = "project")]
+    chunk_state: Option<PathBuf>,
     /// Do not measure the output while rendering. By default flicker (warp error, CDC) and
     /// colourfulness are measured per frame and written beside the output as NAME.metrics.json.
     #[arg(long)]
@@ -372,6 +377,7 @@ fn render_cmd(args: RenderArgs) -> Result<u8, Failure> {
         no_metrics,
         project,
         accept_changed,
+        chunk_state,
         model,
     } = args;
     let format = match format {
@@ -416,7 +422,17 @@ fn render_cmd(args: RenderArgs) -> Result<u8, Failure> {
             path, matrix,
         )?)),
         (None, Some(p)) => {
-            let (colorizer, inputs) = project_colorizer(p, &input, accept_changed, &model)?;
+            let (mut colorizer, inputs) = project_colorizer(p, &input, accept_changed, &model)?;
+            if let Some(dir) = &chunk_state {
+                let reads: Vec<&std::path::Path> = std::iter::once(input.as_path())
+                    .chain(also_reads.iter().map(PathBuf::as_path))
+                    .chain(inputs.iter().map(PathBuf::as_path))
+                    .collect();
+                // Only files of its own are written there, never an input.
+                tincture_engine::output::check_not_input(dir, &reads)?;
+                let last = frames.map_or(count.saturating_sub(1), |(_, b)| b);
+                colorizer.set_chunk_state(dir.clone(), last);
+            }
             also_reads.extend(inputs);
             Some(Box::new(colorizer))
         }

@@ -353,6 +353,26 @@ impl BackwardPass {
         self.steps
     }
 
+    /// Leaves `colour`, the colour carried back to `frame` by an earlier
+    /// pass over the same stretch (a later chunk of the same render), as a
+    /// checkpoint: the walk to the frames before it starts there instead of
+    /// at the keyframe. Ignored (`false`) outside the pass, at a frame
+    /// already held, at another size, or when no checkpoint slot is free.
+    pub fn seed(&mut self, frame: u64, colour: Confident) -> bool {
+        let size = self.checkpoints.values().next().map(|c| c.confidence.len());
+        if !self.covers(frame)
+            || self.checkpoints.contains_key(&frame)
+            || self.checkpoints.len() >= self.max_checkpoints
+            || size != Some(colour.confidence.len())
+            || colour.chroma.cb.len() != colour.confidence.len()
+            || colour.chroma.cr.len() != colour.confidence.len()
+        {
+            return false;
+        }
+        self.checkpoints.insert(frame, colour);
+        true
+    }
+
     /// Checkpoints held now.
     pub fn held(&self) -> usize {
         self.checkpoints.len()
@@ -371,6 +391,23 @@ impl BackwardPass {
         read: &mut dyn FnMut(u64) -> Result<LumaImage>,
         params: &PropagationParams,
         stop: &StopFn<'_>,
+    ) -> Result<Confident> {
+        self.carried_leaving(frame, read, params, stop, &mut |_, _| ())
+    }
+
+    /// [`carried`](Self::carried), handing every frame's colour computed on
+    /// the way to `leave` (a render split into chunks keeps some for the
+    /// chunks before this one; see [`seed`](Self::seed)).
+    ///
+    /// # Errors
+    /// As [`carried`](Self::carried).
+    pub fn carried_leaving(
+        &mut self,
+        frame: u64,
+        read: &mut dyn FnMut(u64) -> Result<LumaImage>,
+        params: &PropagationParams,
+        stop: &StopFn<'_>,
+        leave: &mut dyn FnMut(u64, &Confident),
     ) -> Result<Confident> {
         if !self.covers(frame) {
             return Err(Error::Engine {
@@ -423,6 +460,7 @@ impl BackwardPass {
                 let Some(luma) = run.pop() else { break };
                 state = backward_step(&luma, &hi_luma, &state, params)?;
                 self.steps += 1;
+                leave(t, &state);
                 hi_luma = luma;
                 if t == frame {
                     answer = Some(state.clone());
@@ -436,6 +474,23 @@ impl BackwardPass {
             message: format!("the backward pass did not reach frame {frame}"),
         })
     }
+}
+
+/// Everything the forward pass carries from one frame to the next, so that
+/// a render split into chunks can continue where the chunk before it left
+/// off instead of replaying the shot (see [`Propagator::state`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ForwardState {
+    /// The colour carried forward from the last keyframe.
+    pub forward: Option<Confident>,
+    /// The last frame's luma.
+    pub previous: Option<LumaImage>,
+    /// The stabiliser's last output and its luma.
+    pub stabilised: Option<(LumaImage, ChromaField)>,
+    /// How far the prior showed at each pixel.
+    pub prior_mix: Option<Vec<f32>>,
+    /// The prior as it joined the last frame.
+    pub steady_prior: Option<ChromaField>,
 }
 
 /// The forward pass of propagation, one frame at a time, in order (see the
@@ -480,6 +535,30 @@ impl Propagator {
         self.steady_prior = None;
         self.stabiliser.set_strength(stabiliser);
         self.params.stabiliser = stabiliser;
+    }
+
+    /// The state after the last frame coloured: a propagator given it by
+    /// [`restore`](Self::restore) colours the next frame exactly as this one
+    /// would.
+    pub fn state(&self) -> ForwardState {
+        ForwardState {
+            forward: self.forward.clone(),
+            previous: self.previous.clone(),
+            stabilised: self.stabiliser.previous().cloned(),
+            prior_mix: self.prior_mix.clone(),
+            steady_prior: self.steady_prior.clone(),
+        }
+    }
+
+    /// Continues from `state` (see [`state`](Self::state)) in a shot whose
+    /// stabiliser strength is `stabiliser`.
+    pub fn restore(&mut self, state: ForwardState, stabiliser: f32) {
+        self.reset(stabiliser);
+        self.forward = state.forward;
+        self.previous = state.previous;
+        self.stabiliser.set_previous(state.stabilised);
+        self.prior_mix = state.prior_mix;
+        self.steady_prior = state.steady_prior;
     }
 
     /// How far the prior shows at each pixel, 0 to 1: the previous frame's

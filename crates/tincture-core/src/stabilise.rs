@@ -59,6 +59,18 @@ impl Stabiliser {
         self.strength = strength.clamp(0.0, 0.95);
     }
 
+    /// The previous output and its luma, which the next frame is held
+    /// against (see [`crate::propagate::ForwardState`]).
+    pub fn previous(&self) -> Option<&(LumaImage, ChromaField)> {
+        self.previous.as_ref()
+    }
+
+    /// Sets what [`previous`](Self::previous) gave, to continue where
+    /// another stabiliser left off.
+    pub fn set_previous(&mut self, previous: Option<(LumaImage, ChromaField)>) {
+        self.previous = previous;
+    }
+
     /// Forgets the past: the next frame passes unchanged. Call it at every
     /// cut.
     pub fn reset(&mut self) {

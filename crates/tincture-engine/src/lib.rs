@@ -5,6 +5,7 @@
 //! Start at [`render::render`] and [`render::RenderRequest`]; the GUI
 //! exports in the background through [`export::ExportJob`].
 
+pub mod chunk_state;
 pub mod error;
 pub mod export;
 pub mod film;
