@@ -2767,3 +2767,162 @@ fn errors_shown_in_the_window_go_to_the_log() {
         "the error is logged: {text}"
     );
 }
+
+/// A long 1280x720 shot whose only keyframe is its last frame: the first
+/// frame waits on a backward pass over the whole shot. A newer preview
+/// request and the export's Cancel each stop that pass promptly, instead of
+/// waiting for it to finish (tens of seconds).
+#[test]
+fn a_newer_frame_and_the_export_cancel_stop_a_backward_pass() {
+    let test = "a_newer_frame_and_the_export_cancel_stop_a_backward_pass";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let frames = 240u64;
+    let film = dir.path().join("long-shot.mkv");
+    if let Err(e) = ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=1280x720:rate=24",
+        "-frames:v",
+        &frames.to_string(),
+        "-pix_fmt",
+        "gray",
+        "-c:v",
+        "ffv1",
+        &film.to_string_lossy(),
+    ]) {
+        skip_or_fail(test, e);
+        return;
+    }
+    let last = frames - 1;
+    let mut harness = harness_with(
+        Some(film.clone()),
+        &dir.path().join("state"),
+        true,
+        [1400.0, 900.0],
+    );
+    wait_for_project(&mut harness);
+    model_off(&mut harness);
+    harness.state_mut().seek(last);
+    wait_for_within(
+        &mut harness,
+        "the last frame",
+        Duration::from_secs(60),
+        |app| app.is_settled() && app.shown_frame() == Some(last),
+    );
+    harness.key_press(egui::Key::B);
+    harness.step();
+    harness.state_mut().set_hint_colour([210, 40, 40]);
+    paint_stroke(
+        &mut harness,
+        &[[150.0, 100.0], [150.0, 400.0], [150.0, 620.0]],
+    );
+    assert_eq!(strokes_on(harness.state(), last).len(), 1);
+    let coloured = |frame: u64| {
+        move |app: &TinctureApp| {
+            app.coloured_frame() == Some(frame)
+                && app.coloured_revision() == app.document().map(|d| d.revision())
+        }
+    };
+    wait_for_within(
+        &mut harness,
+        "the keyframe coloured",
+        Duration::from_secs(120),
+        coloured(last),
+    );
+
+    // The frame before the keyframe, alone: one backward step from it.
+    harness.state_mut().seek(last - 1);
+    let asked = Instant::now();
+    wait_for_within(
+        &mut harness,
+        "the frame before the keyframe",
+        Duration::from_secs(120),
+        coloured(last - 1),
+    );
+    let alone = asked.elapsed();
+
+    // Frame 0 starts the backward pass from the keyframe; a second and a
+    // half later the user steps to the frame two before the keyframe, whose
+    // colour is a step or two from it.
+    harness.state_mut().seek(0);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(1500) {
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_ne!(
+        harness.state().coloured_frame(),
+        Some(0),
+        "frame 0 waits on the whole backward pass"
+    );
+    harness.state_mut().seek(last - 2);
+    let asked = Instant::now();
+    wait_for_within(
+        &mut harness,
+        "the newer frame coloured",
+        Duration::from_secs(120),
+        coloured(last - 2),
+    );
+    let preview_latency = asked.elapsed();
+
+    // An export's first frame waits on the same pass at full size; Cancel
+    // stops it.
+    let output = dir.path().join("long-shot-colour.mkv");
+    fill_export_dialog(&mut harness, &output);
+    click_export(&mut harness);
+    assert!(harness.state().exporter().is_running());
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        harness
+            .state()
+            .exporter()
+            .progress()
+            .is_none_or(|p| p.done == 0),
+        "the export is still inside the backward pass of its first frame"
+    );
+    harness.get_by_label("Cancel export").click();
+    let asked = Instant::now();
+    harness.step();
+    wait_for_within(
+        &mut harness,
+        "the export to stop",
+        Duration::from_secs(120),
+        |app| !app.exporter().is_running(),
+    );
+    let cancel_latency = asked.elapsed();
+    eprintln!(
+        "a newer frame was coloured {preview_latency:?} after it was asked for \
+         ({alone:?} with nothing to stop); the export stopped {cancel_latency:?} after Cancel"
+    );
+    assert!(
+        harness.state().error().is_none(),
+        "{:?}",
+        harness.state().error()
+    );
+    assert!(
+        matches!(
+            harness.state().exporter().notice(),
+            Some(tincture_app::export::Notice::Cancelled { .. })
+        ),
+        "{:?}",
+        harness.state().exporter().notice()
+    );
+    assert!(!output.exists(), "no complete-looking output");
+    // Each within about a second of the stop (the engine's own test holds
+    // it to one), plus the window's frame steps in a debug build beside the
+    // rest of the suite; without the stop each waits for the whole pass.
+    let slack = Duration::from_millis(3000);
+    assert!(
+        preview_latency < alone + slack,
+        "newer frame after {preview_latency:?}, {alone:?} alone"
+    );
+    assert!(
+        cancel_latency < slack,
+        "export stopped {cancel_latency:?} after Cancel"
+    );
+}
