@@ -1,6 +1,7 @@
 //! A corpus of damaged and hostile films, made here with the `ffmpeg` tool
 //! and byte edits: bit flips inside packets, a file cut short mid-GOP, a
-//! frame size that changes mid-stream, an absurd sample aspect ratio, a
+//! frame size that changes mid-stream, a packet the decoder refuses in the
+//! middle of the film, an absurd sample aspect ratio, a
 //! huge timecode tag, and playlists that point at another file.
 //!
 //! `tincture-cli probe` and `tincture-cli render` run on each under a time
@@ -258,4 +259,58 @@ fn playlists_are_refused() {
         }
     }
     assert!(!dir.path().join("out.mkv").exists());
+}
+
+/// A film whose 13th packet is damaged (a PNG-in-Matroska film, its chunk
+/// header scrambled, so the decoder refuses it rather than concealing it):
+/// the probe still counts every frame, and the render stops with an error
+/// naming the file and frame 12, leaving no output that looks complete.
+#[test]
+fn a_damaged_packet_mid_film_stops_the_render_naming_its_frame() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let clean = make_video(
+        &dir.path().join("clean.mkv"),
+        &scene("160x120", "24"),
+        24,
+        &["-c:v", "png", "-pix_fmt", "gray"],
+    );
+    let mut bytes = std::fs::read(&clean).expect("read");
+    let signature = b"\x89PNG\r\n\x1a\n";
+    let starts: Vec<usize> = bytes
+        .windows(signature.len())
+        .enumerate()
+        .filter(|(_, w)| w == signature)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(starts.len(), 24, "one PNG per frame");
+    // The first chunk's type, "IHDR", four bytes after its length.
+    let ihdr = starts[12] + signature.len() + 4;
+    for b in &mut bytes[ihdr..ihdr + 4] {
+        *b ^= 0x5a;
+    }
+    let path = dir.path().join("damaged-at-12.mkv");
+    std::fs::write(&path, &bytes).expect("write");
+    let probe = run(&["probe", path.to_str().expect("utf8")]);
+    assert_eq!(probe.code, Some(0), "{}", probe.stderr);
+    let out = dir.path().join("out.mkv");
+    let render = run(&[
+        "render",
+        path.to_str().expect("utf8"),
+        "-o",
+        out.to_str().expect("utf8"),
+        "--passthrough",
+        "--no-metrics",
+    ]);
+    assert_eq!(render.code, Some(3), "{}", render.stderr);
+    let error = render
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("an error line: {}", render.stderr));
+    assert!(
+        error.contains("damaged-at-12.mkv") && error.contains("frame 12"),
+        "names the file and the frame: {error}"
+    );
+    assert!(!render.stderr.contains("panicked"), "{}", render.stderr);
+    assert!(!out.exists(), "no output that looks complete");
 }
