@@ -243,7 +243,7 @@ for i in $(seq 1 60); do
     xdotool key Right
     # Under Xvfb with no window manager a key alone does not always wake the
     # window at once: the pointer stirs a pixel until the frame is coloured.
-    for _ in $(seq 50); do
+    for _ in $(seq 600); do
         grep -Eq "index=$i .*frame coloured|frame coloured.*index=$i( |$)" "$log" && break
         xdotool mousemove_relative -- 1 0
         sleep 0.1

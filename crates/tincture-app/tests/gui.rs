@@ -755,8 +755,14 @@ fn click_export(harness: &mut Harness<'_, TinctureApp>) {
 /// Steps until no export runs, for at most 60 s.
 #[track_caller]
 fn wait_for_export(harness: &mut Harness<'_, TinctureApp>) {
+    wait_for_export_within(harness, Duration::from_secs(60));
+}
+
+/// [`wait_for_export`] with a limit of its own (exports of HD and 2K films).
+#[track_caller]
+fn wait_for_export_within(harness: &mut Harness<'_, TinctureApp>, limit: Duration) {
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(60) {
+    while start.elapsed() < limit {
         harness.step();
         if !harness.state().exporter().is_running() {
             harness.run_steps(2);
@@ -2384,7 +2390,12 @@ fn painted_colour_follows_at(size: &str, pix_fmt: &str, test: &str) {
         let mut parts = size.split('x').map(|v| v.parse::<f32>().expect("size"));
         (parts.next().expect("w"), parts.next().expect("h"))
     };
-    let mut harness = harness_with(Some(film), &dir.path().join("state"), true, [1400.0, 900.0]);
+    let mut harness = harness_with(
+        Some(film.clone()),
+        &dir.path().join("state"),
+        true,
+        [1400.0, 900.0],
+    );
     wait_for_project(&mut harness);
     model_off(&mut harness);
     wait_for(&mut harness, "frame 0", |app| {
@@ -2440,6 +2451,56 @@ fn painted_colour_follows_at(size: &str, pix_fmt: &str, test: &str) {
     assert!(
         after[0] > after[1] + 15.0 && after[0] > after[2] + 15.0,
         "{size}: the red reached frame 20: {after:?} (frame 0: {key:?})"
+    );
+
+    // And out through File > Export, frames 0 to 2 marked with I and O
+    // (colouring at full size, where the preview coloured at half): their
+    // luma the source's to the bit (at 10 bits too), the red on frame 2.
+    for (frame, key) in [(0, egui::Key::I), (2, egui::Key::O)] {
+        harness.state_mut().seek(frame);
+        wait_for(&mut harness, "the frame to mark", |app| {
+            app.is_settled() && app.shown_frame() == Some(frame)
+        });
+        harness.key_press(key);
+        harness.run_steps(2);
+    }
+    assert_eq!(harness.state().in_out(), (Some(0), Some(2)));
+    let output = dir.path().join(format!("film-{size}-colour.mkv"));
+    fill_export_dialog(&mut harness, &output);
+    harness.get_by_label("In–out (0–2)").click();
+    harness.run_steps(2);
+    click_export(&mut harness);
+    wait_for_export_within(&mut harness, Duration::from_secs(300));
+    assert!(
+        harness.state().error().is_none(),
+        "{size}: {:?}",
+        harness.state().error()
+    );
+    assert_export_luma(&film, &output, 0, 3);
+    let mut reader = tincture_media::VideoReader::open(&output).expect("the export opens");
+    let frame = reader.seek(2).expect("frame 2 decodes").frame;
+    let chroma = frame.chroma.as_ref().expect("the export has colour");
+    let cr = &chroma.cr;
+    let mid = f64::from(1u32 << (frame.bit_depth - 1));
+    // The stroke ran down x = 0.12 w.
+    let (x0, x1) = (
+        (0.10 * cr.width as f32) as usize,
+        (0.14 * cr.width as f32) as usize,
+    );
+    let (y0, y1) = (
+        (0.3 * cr.height as f32) as usize,
+        (0.7 * cr.height as f32) as usize,
+    );
+    let mut sum = 0.0f64;
+    for y in y0..y1 {
+        for x in x0..x1 {
+            sum += f64::from(cr.data[y * cr.width + x]);
+        }
+    }
+    let mean = sum / ((y1 - y0) * (x1 - x0)) as f64;
+    assert!(
+        mean > mid * 1.08,
+        "{size}: red (Cr above {mid}) on frame 2 of the export: {mean:.1}"
     );
 }
 

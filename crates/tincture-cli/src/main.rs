@@ -12,6 +12,7 @@
 //! 6 the model cannot be used (missing or corrupt, ONNX Runtime absent, or it produced NaN) ·
 //! 130 stopped by Ctrl-C (a valid partial file is kept).
 
+mod batch;
 mod eval;
 mod metrics;
 mod outputs;
@@ -41,6 +42,7 @@ const EXIT_HELP: &str = "Exit codes: 0 success, 1 unexpected failure, 2 bad argu
 3 the input cannot be used (also a hints file, or an image eval-images cannot read), \
 4 the output cannot be written, 5 the reference image cannot be used, \
 6 the model cannot be used (missing or corrupt, ONNX Runtime absent, or it produced NaN), \
+8 a batch queue ran to its end but some items failed, \
 130 stopped by Ctrl-C (a valid partial file is kept).";
 
 #[derive(Parser)]
@@ -81,6 +83,9 @@ enum Command {
     Project(project::ProjectCommand),
     /// Check that ONNX Runtime (for the neural colorizer) can be found and loaded.
     Runtime,
+    /// Run a batch queue (the JSON file the window's queue saves) item after item, resuming an
+    /// interrupted item from its partial file; or add films to it with --add.
+    Batch(batch::BatchArgs),
 }
 
 /// Which neural model to use and how to run it (`render`, `colorize-image`, `eval-images`).
@@ -537,11 +542,15 @@ fn runtime_cmd() -> Result<(), Failure> {
         code: 1,
         message: e.to_string(),
     })?;
+    let found = match info.source {
+        tincture_infer::RuntimeSource::Project => "Tincture's own folder",
+        tincture_infer::RuntimeSource::Environment => "ORT_DYLIB_PATH",
+        tincture_infer::RuntimeSource::System => "a system library folder",
+    };
     println!(
-        "ONNX Runtime {} loaded from {} ({:?})",
+        "ONNX Runtime {} loaded from {} ({found})",
         info.version,
         info.path.display(),
-        info.source
     );
     Ok(())
 }
@@ -566,6 +575,7 @@ fn main() -> ExitCode {
         Command::Shots(args) => shots::shots_cmd(&args),
         Command::Project(command) => project::project_cmd(&command),
         Command::Runtime => runtime_cmd().map(|()| 0),
+        Command::Batch(args) => batch::batch_cmd(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -14,6 +14,7 @@ pub mod lock;
 pub mod neural;
 pub mod output;
 pub mod project;
+pub mod queue;
 pub mod reference;
 pub mod render;
 
