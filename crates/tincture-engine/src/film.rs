@@ -330,12 +330,7 @@ impl FilmColorizer {
     /// left; it leaves the same for them.
     pub fn set_chunk_state(&mut self, dir: PathBuf, last: u64) {
         let prior = self.prior.as_ref().map(|p| p.settings().to_string());
-        let digest = digest_of_debug(&(
-            &self.plan_digest,
-            prior,
-            crate::VERSION,
-            self.plan.params,
-        ));
+        let digest = digest_of_debug(&(&self.plan_digest, prior, crate::VERSION, self.plan.params));
         self.chunk = Some((ChunkState::new(dir, digest), last));
     }
 
@@ -846,7 +841,8 @@ impl Colorizer for FilmColorizer {
             && *last == frame_index
             && frame_index < self.plan.shots[shot].end
             && !self.plan.keys.contains_key(&(frame_index + 1))
-            && let Err(e) = state.save_forward(frame_index, size.0, size.1, &self.propagator.state())
+            && let Err(e) =
+                state.save_forward(frame_index, size.0, size.1, &self.propagator.state())
         {
             tracing::warn!("cannot leave the chunk state: {e}");
         }
