@@ -368,7 +368,8 @@ pub fn openjd_template(plan: &JobPlan, bundle: &Path) -> serde_json::Value {
         "name": format!("Tincture {stem}"),
         "parameterDefinitions": [
             { "name": "Cli", "type": "STRING", "default": plan.cli.to_string_lossy() },
-            { "name": "Bundle", "type": "PATH", "default": bundle.to_string_lossy() },
+            // OpenJD joins a relative default to the template's folder: the bundle.
+            { "name": "Bundle", "type": "PATH", "default": "." },
         ],
         "steps": steps,
     })
