@@ -469,7 +469,7 @@ pub fn concat_chunks(job: &Concat<'_>, output: &Path, final_path: &Path) -> Resu
             other = next_copied(&mut src_in)?;
         }
     }
-    drop(write);
+    // The closure's borrow of the output ends with its last use above.
     octx.write_trailer()
         .map_err(|e| write_error(final_path, last, e))?;
     Ok(frames)

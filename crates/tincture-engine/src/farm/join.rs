@@ -144,7 +144,7 @@ pub fn join(req: &JoinRequest, mut progress: impl FnMut(u64, u64)) -> Result<Man
     chunks.sort_by_key(|c| c.record.frames[0]);
     check_chunks(&chunks, (want_first, want_last), &req.source, count)?;
 
-    let sequence = chunks[0].files.len() > 0 || req.chunks[0].is_dir();
+    let sequence = !chunks[0].files.is_empty() || req.chunks[0].is_dir();
     let kind = if sequence { Kind::Sequence } else { Kind::File };
     let mut inputs: Vec<&Path> = req.chunks.iter().map(PathBuf::as_path).collect();
     inputs.push(&req.source);
