@@ -3,17 +3,21 @@
 //! Subcommands: `probe`, `render` (a film, by the neural model, a reference
 //! photograph or passed through), `colorize-image` (one still, with optional
 //! hints; see [`still`]), `eval-images` (score a model on a folder of colour
-//! photographs; see [`eval`]) and `runtime`.
+//! photographs; see [`eval`]), `verify`, `join` and `farm` (render farms; see
+//! [`farm`]) and `runtime`.
 //!
 //! Exit codes (also in `--help`):
 //! 0 success · 1 unexpected failure · 2 bad arguments · 3 the input cannot be used
 //! (also a hints file, or an image `eval-images` cannot read) ·
 //! 4 the output cannot be written · 5 the reference image cannot be used ·
 //! 6 the model cannot be used (missing or corrupt, ONNX Runtime absent, or it produced NaN) ·
+//! 7 `verify` found a frame whose luma is not the source's ·
+//! 8 a batch queue ran to its end but some items failed ·
 //! 130 stopped by Ctrl-C (a valid partial file is kept).
 
 mod batch;
 mod eval;
+mod farm;
 mod metrics;
 mod outputs;
 mod plot;
@@ -42,6 +46,7 @@ const EXIT_HELP: &str = "Exit codes: 0 success, 1 unexpected failure, 2 bad argu
 3 the input cannot be used (also a hints file, or an image eval-images cannot read), \
 4 the output cannot be written, 5 the reference image cannot be used, \
 6 the model cannot be used (missing or corrupt, ONNX Runtime absent, or it produced NaN), \
+7 verify found a frame whose luma is not the source's, \
 8 a batch queue ran to its end but some items failed, \
 130 stopped by Ctrl-C (a valid partial file is kept).";
 
@@ -81,6 +86,14 @@ enum Command {
     /// and per-shot looks).
     #[command(subcommand)]
     Project(project::ProjectCommand),
+    /// Check that every frame of an output keeps the source's luma, bit for bit (archival QC).
+    Verify(farm::VerifyArgs),
+    /// Join the chunks of a farm render without re-encoding, carrying the source's audio and
+    /// subtitles once, and write a manifest beside the output.
+    Join(farm::JoinArgs),
+    /// Render farms: plan a job bundle for OpenJD or Slurm, render one chunk, join the chunks.
+    #[command(subcommand)]
+    Farm(farm::FarmCommand),
     /// Check that ONNX Runtime (for the neural colorizer) can be found and loaded.
     Runtime,
     /// Run a batch queue (the JSON file the window's queue saves) item after item, resuming an
@@ -199,7 +212,7 @@ impl From<EngineError> for Failure {
             | EngineError::Output { .. }
             | EngineError::WriteFailed { .. } => 4,
             EngineError::FrameRange { .. } => 2,
-            EngineError::Project { .. } => 3,
+            EngineError::Project { .. } | EngineError::Farm { .. } => 3,
         };
         Self {
             code,
@@ -574,6 +587,9 @@ fn main() -> ExitCode {
         Command::Eval(args) => metrics::eval_cmd(&args),
         Command::Shots(args) => shots::shots_cmd(&args),
         Command::Project(command) => project::project_cmd(&command),
+        Command::Verify(args) => farm::verify_cmd(&args),
+        Command::Join(args) => farm::join_cmd(&args),
+        Command::Farm(command) => farm::farm_cmd(command),
         Command::Runtime => runtime_cmd().map(|()| 0),
         Command::Batch(args) => batch::batch_cmd(args),
     };

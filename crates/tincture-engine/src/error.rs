@@ -98,6 +98,15 @@ pub enum Error {
         /// The partial file kept; `None` when none could be kept.
         kept: Option<KeptPartial>,
     },
+    /// A chunk, joined output or job bundle of a render farm that cannot be
+    /// used (see [`crate::farm`]); the reason says how and what to do.
+    #[error("{}: {reason}", path.display())]
+    Farm {
+        /// The chunk, output or bundle.
+        path: PathBuf,
+        /// Why, with advice.
+        reason: String,
+    },
     /// A frame range outside the film.
     #[error("{}: frames {first}-{last} are outside the film, which has frames 0-{}", path.display(), count.saturating_sub(1))]
     FrameRange {

@@ -8,6 +8,7 @@
 pub mod chunk_state;
 pub mod error;
 pub mod export;
+pub mod farm;
 pub mod film;
 pub mod live_metrics;
 pub mod lock;

@@ -152,9 +152,26 @@ fn settings_digest(req: &RenderRequest, first: u64, last: u64) -> (String, Strin
         })),
     });
     let text = settings.to_string();
+    (sha256_text(&text), text)
+}
+
+/// `sha256:HEX` of `text`.
+fn sha256_text(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    (format!("sha256:{hex}"), text)
+    format!("sha256:{hex}")
+}
+
+/// A digest of an export's settings (as recorded in an image sequence's
+/// settings file) without its frame range: the same for every chunk of one
+/// render, so a farm's join can tell chunks made with other settings apart.
+/// Video renders carry it as the `TINCTURE_COLOUR_DIGEST` tag.
+pub fn colour_digest(settings: &serde_json::Value) -> String {
+    let mut settings = settings.clone();
+    if let Some(fields) = settings.as_object_mut() {
+        fields.remove("frames");
+    }
+    sha256_text(&settings.to_string())
 }
 
 /// How an export began.
@@ -460,6 +477,9 @@ pub fn render_with(
             metadata.push(("TINCTURE_VERSION".into(), crate::VERSION.into()));
             metadata.push(("TINCTURE_SETTINGS_DIGEST".into(), digest.clone()));
             metadata.push(("TINCTURE_SOURCE_FRAMES".into(), format!("{first}-{last}")));
+            if let Ok(settings) = serde_json::from_str(&settings_json) {
+                metadata.push(("TINCTURE_COLOUR_DIGEST".into(), colour_digest(&settings)));
+            }
             let layout = codec.layout(v.bit_depth, subsampling);
             let config = VideoWriterConfig {
                 path: segment.clone(),

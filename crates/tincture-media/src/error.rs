@@ -156,6 +156,15 @@ pub enum Error {
         /// Container name.
         container: String,
     },
+    /// A chunk of a farm render that cannot be joined to the others
+    /// without re-encoding; the reason says how it differs and what to do.
+    #[error("{}: {reason}", path.display())]
+    Chunk {
+        /// The chunk.
+        path: PathBuf,
+        /// Why, with advice.
+        reason: String,
+    },
 }
 
 /// Result with the media [`Error`].

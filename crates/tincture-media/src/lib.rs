@@ -11,10 +11,12 @@
 //! - [`ScrubProxy`] keeps a lossless all-intra copy of a long-GOP film, so
 //!   the viewer reads any frame without decoding from a distant keyframe.
 //! - [`join_segments`] joins a resumed export to the partial file it
-//!   continues, by stream copy.
+//!   continues, by stream copy; [`concat_chunks`] joins the chunks of a
+//!   farm render the same way.
 //!
 //! Sources are only ever opened for reading.
 
+mod concat;
 mod convert;
 mod decode;
 mod encode;
@@ -23,6 +25,7 @@ mod probe;
 mod proxy;
 mod remux;
 
+pub use concat::{ChunkFile, Concat, concat_chunks};
 pub use convert::{layout_of_pixel, pixel_name};
 pub use decode::{DecodedFrame, StreamPacket, VideoReader};
 pub use encode::{
