@@ -4,6 +4,8 @@
 #   scripts/setup.sh          system packages + ONNX Runtime
 #   scripts/setup.sh --gui    also the X/Vulkan libraries for running the GUI
 #   scripts/setup.sh --bench  also OpenCV for Python, for the flow bench (where python3 is)
+#   scripts/setup.sh --farm   also the render-farm engines the farm tests run: OpenJD's local
+#                             runner (PyPI openjd-cli, in .venv-openjd)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -27,10 +29,12 @@ pkgs=("${BUILD_PKGS[@]}")
 python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3 python3-pip)
 GUI=0
 BENCH=0
+FARM=0
 for arg in "$@"; do
     case "$arg" in
         --gui) GUI=1 ;;
         --bench) BENCH=1 ;;
+        --farm) FARM=1 ;;
     esac
 done
 if [ "$GUI" = 1 ]; then pkgs+=("${GUI_PKGS[@]}"); fi
@@ -103,6 +107,22 @@ if [ "$BENCH" = 1 ]; then
             cp tests/python/requirements-bench.txt "$BENCH_ENV/requirements.txt"
         else
             say "could not create $BENCH_ENV: the flow bench will skip its OpenCV comparison"
+        fi
+    fi
+fi
+
+# The farm tests (tests/tests/farm.rs) run a planned job bundle under OpenJD's own local runner,
+# `openjd run` from PyPI's openjd-cli, installed only on request (--farm; CI asks for it).
+FARM_ENV=.venv-openjd
+if [ "$FARM" = 1 ]; then
+    if [ -x "$FARM_ENV/bin/openjd" ] && cmp -s tests/python/requirements-farm.txt "$FARM_ENV/requirements.txt"; then
+        say "OpenJD runner present in $FARM_ENV"
+    else
+        say "creating $FARM_ENV with openjd-cli from PyPI, for the farm tests"
+        if python3 -m venv "$FARM_ENV" && "$FARM_ENV/bin/pip" install -q -r tests/python/requirements-farm.txt; then
+            cp tests/python/requirements-farm.txt "$FARM_ENV/requirements.txt"
+        else
+            say "could not create $FARM_ENV: the OpenJD test will skip (and fail under CI)"
         fi
     fi
 fi
