@@ -245,6 +245,7 @@ pub struct TinctureApp {
     runtime: RuntimeStatus,
     /// File > Export…: its window, the running export and its notice.
     exporter: Exporter,
+    queue: crate::queue::QueuePanel,
     /// The project revision the "after" picture was coloured with.
     after_revision: Option<u64>,
     /// The hint painting tools.
@@ -322,6 +323,7 @@ impl TinctureApp {
             .ok();
         let recovery = options.state.recovery();
         let recent = options.state.recent();
+        let queue = crate::queue::QueuePanel::new(options.state.root());
         let mut app = Self {
             ctx: ctx.clone(),
             worker,
@@ -372,6 +374,7 @@ impl TinctureApp {
             proxy_note: None,
             colour_failed: None,
             exporter: Exporter::default(),
+            queue,
             after_revision: None,
             paint: PaintState::default(),
             picker: crate::picker::Picker::default(),
@@ -572,6 +575,40 @@ impl TinctureApp {
     pub fn open_export_dialog(&mut self) {
         if let (Some(film), Some(_)) = (&self.film, &self.doc) {
             self.exporter.open_dialog(film);
+        }
+    }
+
+    /// The batch queue.
+    pub fn queue(&self) -> &crate::queue::QueuePanel {
+        &self.queue
+    }
+
+    /// The batch queue, to start or stop it (tests; the Queue window's
+    /// buttons do this for users).
+    pub fn queue_mut(&mut self) -> &mut crate::queue::QueuePanel {
+        &mut self.queue
+    }
+
+    /// File > Add folder to queue…: every film of a folder, each with a new
+    /// project, rendered to a second folder in the Export window's format.
+    fn add_folder_to_queue_dialog(&mut self) {
+        let Some(films) = rfd::FileDialog::new()
+            .set_title("A folder of films to queue")
+            .pick_folder()
+        else {
+            return;
+        };
+        let Some(outputs) = rfd::FileDialog::new()
+            .set_title("The folder the coloured films go to")
+            .pick_folder()
+        else {
+            return;
+        };
+        let format = self.exporter.format_name();
+        match self.queue.add_folder(&films, &outputs, format) {
+            Ok(0) => self.error = Some(format!("No films found in {}.", films.display())),
+            Ok(_) => {}
+            Err(e) => self.error = Some(e),
         }
     }
 
@@ -1587,6 +1624,22 @@ impl TinctureApp {
             self.open_export_dialog();
         }
         if ui
+            .add_enabled(can_export, egui::Button::new("Add to queue…"))
+            .on_hover_text("Choose the export settings, then Add to queue")
+            .clicked()
+        {
+            ui.close();
+            self.open_export_dialog();
+        }
+        if ui.button("Add folder to queue…").clicked() {
+            ui.close();
+            self.add_folder_to_queue_dialog();
+        }
+        if ui.button("Queue…").clicked() {
+            ui.close();
+            self.queue.open = true;
+        }
+        if ui
             .add_enabled(has_doc, egui::Button::new("Import reference photo…"))
             .clicked()
         {
@@ -1903,6 +1956,30 @@ impl TinctureApp {
                 Ok(())
             }
             Some(ExportAction::ShowInFolder(path)) => crate::export::show_in_folder(&path),
+            Some(ExportAction::Queue(settings)) => match (&self.film, &self.doc) {
+                (Some(film), Some(doc)) => match doc.path() {
+                    Some(path) if !doc.is_dirty() => {
+                        let added = self.queue.add(
+                            film,
+                            path,
+                            &settings.output,
+                            self.exporter.format_name(),
+                            settings.frames,
+                            settings.render.short_side,
+                        );
+                        if added.is_ok() {
+                            self.exporter.close_dialog();
+                        }
+                        added
+                    }
+                    _ => Err(
+                        "Save the project first (File > Save): the queue renders the project \
+                              as saved when its turn comes."
+                            .into(),
+                    ),
+                },
+                _ => Err("Open a film before queueing it.".into()),
+            },
             Some(ExportAction::Start(settings)) => match (&self.film, &self.doc) {
                 (Some(film), Some(doc)) => {
                     // Relative paths in an untitled project resolve beside the
@@ -2391,9 +2468,10 @@ impl TinctureApp {
         let keyed: Vec<(u64, PathBuf)> = project
             .keyframes_in(start, end)
             .iter()
-            .filter_map(|k| match &k.reference {
-                Some(KeyframeReference::Image { path }) => Some((k.frame, resolve(path))),
-                None => None,
+            .filter_map(|k| {
+                k.reference
+                    .as_ref()
+                    .map(|KeyframeReference::Image { path }| (k.frame, resolve(path)))
             })
             .collect();
         let photos: Vec<(usize, PathBuf, f32)> = project
@@ -3158,9 +3236,13 @@ impl eframe::App for TinctureApp {
         let source = self.export_source();
         let action = self.exporter.window_ui(&ctx, source.as_ref());
         self.apply_export(action);
+        self.queue
+            .window_ui(&ctx, &tincture_engine::neural::ModelChoice::default());
     }
 
     fn on_exit(&mut self) {
+        // The queue's item keeps its partial file and resumes next time.
+        self.queue.stop();
         // A clean exit with everything saved needs no recovery next time;
         // unsaved work stays in its autosave and is offered again.
         self.autosave(true);

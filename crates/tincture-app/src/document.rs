@@ -362,6 +362,8 @@ pub fn recent_with(list: &[PathBuf], path: &Path) -> Vec<PathBuf> {
 
 /// What the project I/O thread reports back.
 #[derive(Debug)]
+// A handful of these pass per save; boxing the project buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum IoResult {
     /// An autosave: the sidecar written, or why it failed (naming the file).
     Autosaved {

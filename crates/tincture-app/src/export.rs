@@ -208,6 +208,8 @@ pub struct ExportSettings {
 pub enum ExportAction {
     /// Start exporting with these settings.
     Start(ExportSettings),
+    /// Add the project to the batch queue with these settings.
+    Queue(ExportSettings),
     /// Stop the running export (its partial file is kept).
     Cancel,
     /// Open the folder of this output in the system's file manager.
@@ -765,23 +767,48 @@ impl Exporter {
             d.destination = path.display().to_string();
         }
         ui.separator();
-        let button = ui.add_enabled(!running, egui::Button::new("Export"));
-        let button = if running {
-            button.on_disabled_hover_text("An export is running: wait for it, or cancel it.")
-        } else {
-            button
+        let settings = || ExportSettings {
+            format: output_format(d.format),
+            frames: source.frames(d.range),
+            render: RenderSettings {
+                short_side: d.short_side,
+            },
+            output: PathBuf::from(d.destination.trim()),
+            overwrite: d.overwrite,
         };
-        button.clicked().then(|| {
-            ExportAction::Start(ExportSettings {
-                format: output_format(d.format),
-                frames: source.frames(d.range),
-                render: RenderSettings {
-                    short_side: d.short_side,
-                },
-                output: PathBuf::from(d.destination.trim()),
-                overwrite: d.overwrite,
-            })
-        })
+        let mut action = None;
+        ui.horizontal(|ui| {
+            let button = ui.add_enabled(!running, egui::Button::new("Export"));
+            let button = if running {
+                button.on_disabled_hover_text("An export is running: wait for it, or cancel it.")
+            } else {
+                button
+            };
+            if button.clicked() {
+                action = Some(ExportAction::Start(settings()));
+            }
+            if ui
+                .button("Add to queue")
+                .on_hover_text(
+                    "Render it later, one after another with the other films of the batch queue \
+                     (File > Queue…); the saved project is rendered as it is when its turn comes",
+                )
+                .clicked()
+            {
+                action = Some(ExportAction::Queue(settings()));
+            }
+        });
+        action
+    }
+
+    /// Closes the Export window.
+    pub fn close_dialog(&mut self) {
+        self.dialog.open = false;
+    }
+
+    /// The format chosen in the Export window, by name (`ffv1`, ...).
+    pub fn format_name(&self) -> &'static str {
+        FORMATS.get(self.dialog.format).map_or("ffv1", |f| f.0)
     }
 
     /// The progress panel while an export runs, then its notice; returns

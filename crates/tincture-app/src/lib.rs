@@ -19,6 +19,7 @@ pub mod export;
 pub mod flicker;
 pub mod paint;
 pub mod picker;
+pub mod queue;
 pub mod timeline;
 pub mod viewer;
 pub mod worker;

@@ -188,6 +188,9 @@ pub fn touches(stroke: &Stroke, at: [f32; 2], radius: f32) -> bool {
     }
 }
 
+/// A stroke being drawn: its points, colour and brush diameter.
+pub type StrokeInProgress<'a> = (&'a [[f32; 2]], [u8; 3], f32);
+
 /// Draws `strokes` (and the one being painted) over the picture, scaled
 /// with it: a translucent band of the hint's colour, so the colour it gives
 /// the film shows through, along a thin line that shows on any picture.
@@ -196,7 +199,7 @@ pub fn draw_strokes(
     picture: Rect,
     size: [usize; 2],
     strokes: &[Stroke],
-    current: Option<(&[[f32; 2]], [u8; 3], f32)>,
+    current: Option<StrokeInProgress<'_>>,
 ) {
     let scale = picture.width() / size[0].max(1) as f32;
     let draw = |points: &[[f32; 2]], rgb: [u8; 3], diameter: f32| {

@@ -160,8 +160,9 @@ impl Timeline<'_> {
         use egui_plot::{HLine, Line, Plot, PlotPoints, Points, VLine};
         // One line per run of consecutive frames: frames not measured are
         // a gap, not a straight line between their neighbours.
-        let (mut warp, mut cdc, mut marks): (Vec<Vec<[f64; 2]>>, Vec<Vec<[f64; 2]>>, _) =
-            (Vec::new(), Vec::new(), Vec::new());
+        let mut warp: Vec<Vec<[f64; 2]>> = Vec::new();
+        let mut cdc: Vec<Vec<[f64; 2]>> = Vec::new();
+        let mut marks = Vec::new();
         let mut previous: Option<u64> = None;
         let mut marked_frames = Vec::new();
         if let Some(f) = self.flicker {

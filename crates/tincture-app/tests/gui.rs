@@ -1770,7 +1770,7 @@ fn the_heavy_parallel_work_runs_below_the_window() {
             .is_some_and(|n| n.starts_with("tincture-work-")),
         "the app built the pool: {name:?}"
     );
-    let expected = window.max(tincture_engine::BACKGROUND_NICENESS).min(19);
+    let expected = window.clamp(tincture_engine::BACKGROUND_NICENESS, 19);
     assert_eq!(
         niceness,
         Some(expected),
@@ -2986,4 +2986,102 @@ fn a_newer_frame_and_the_export_cancel_stop_a_backward_pass() {
         cancel_latency < slack,
         "export stopped {cancel_latency:?} after Cancel"
     );
+}
+
+// ---- The batch queue --------------------------------------------------------
+
+/// File > Add to queue…: an unsaved project is refused with a reason; once
+/// saved, the Export window's settings go to the queue, which the Queue
+/// window starts; the item renders in the background to its output, with
+/// the film's luma. A second film queued and paused stays waiting, and the
+/// queue file (in the state folder) records both.
+#[test]
+fn a_project_queued_from_the_export_window_renders_in_the_background() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let test = "a_project_queued_from_the_export_window_renders_in_the_background";
+    let Some(film) = make_clip(dir.path(), "reel.mkv", "160x120", EXPORT_FRAMES)
+        .inspect_err(|e| skip_or_fail(test, e))
+        .ok()
+    else {
+        return;
+    };
+    let state = dir.path().join("state");
+    let mut harness = harness(Some(film.clone()), &state, [1200.0, 800.0]);
+    wait_for_project(&mut harness);
+    model_off(&mut harness);
+    let output = dir.path().join("reel-queued.mkv");
+    harness.get_by_label("File").click();
+    harness.run_steps(2);
+    harness.get_by_label("Add to queue…").click();
+    harness.run_steps(2);
+    harness
+        .get_by_label("Destination")
+        .set_text_value_accesskit(output.to_str().expect("utf-8 path"));
+    harness.run_steps(2);
+    harness.get_by_label("FFV1 (MKV)").click();
+    harness.step();
+    harness.get_by_label("Add to queue").click();
+    harness.run_steps(2);
+    assert!(
+        harness
+            .state()
+            .error()
+            .is_some_and(|e| e.contains("Save the project first")),
+        "{:?}",
+        harness.state().error()
+    );
+    assert!(harness.state().queue().queue().items.is_empty());
+
+    let project = dir.path().join("reel.tincture.json");
+    harness.state_mut().save(Some(project.clone()));
+    wait_for(&mut harness, "the save", |app| !app.is_saving());
+    harness.get_by_label("Add to queue").click();
+    harness.run_steps(2);
+    let queue = harness.state().queue().queue().clone();
+    assert_eq!(queue.items.len(), 1, "{:?}", harness.state().error());
+    assert_eq!(queue.items[0].project, project);
+    assert_eq!(queue.items[0].output, output);
+    assert_eq!(queue.items[0].frames_total, EXPORT_FRAMES);
+    assert!(
+        state.join("queue.json").is_file(),
+        "saved in the state folder"
+    );
+    harness.get_by_label_contains("1 items: 1 to render");
+
+    harness.get_by_label("Start queue").click();
+    harness.run_steps(2);
+    wait_for_within(
+        &mut harness,
+        "the queue to finish",
+        Duration::from_secs(120),
+        |app| !app.queue().is_running(),
+    );
+    let queue = harness.state().queue().queue().clone();
+    assert_eq!(
+        queue.items[0].status,
+        tincture_engine::queue::Status::Done,
+        "{:?} {:?}",
+        queue.items[0].message,
+        harness.state().queue().error()
+    );
+    harness.get_by_label(&format!("done, {EXPORT_FRAMES} frames"));
+    assert_export_luma(&film, &output, 0, EXPORT_FRAMES);
+
+    // A second item, paused: the queue leaves it waiting.
+    let second = dir.path().join("reel-second.mkv");
+    harness
+        .state_mut()
+        .queue_mut()
+        .add(&film, &project, &second, "ffv1", None, None)
+        .expect("queued");
+    harness.run_steps(2);
+    harness.get_by_label("Pause").click();
+    harness.run_steps(2);
+    let queue = harness.state().queue().queue().clone();
+    assert_eq!(
+        queue.items[1].status,
+        tincture_engine::queue::Status::Paused
+    );
+    harness.get_by_label("Resume");
+    assert!(!second.exists());
 }

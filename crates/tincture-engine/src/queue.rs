@@ -29,6 +29,25 @@ use crate::neural::ModelChoice;
 use crate::render::{Outcome, OutputFormat, RenderRequest};
 use crate::{Error, Result};
 
+/// Serialises the read-modify-write of queue files within this process (the
+/// window edits its queue while its runner records an item's end).
+static EDITS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Loads the queue at `path`, applies `change` and saves it, while no other
+/// edit of this process runs; returns what `change` returned.
+///
+/// # Errors
+/// As [`Queue::load`] and [`Queue::save`].
+pub fn edit<R>(path: &Path, change: impl FnOnce(&mut Queue) -> R) -> Result<R> {
+    let _guard = EDITS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut queue = Queue::load(path)?;
+    let out = change(&mut queue);
+    queue.save(path)?;
+    Ok(out)
+}
+
 /// The queue file's format version.
 pub const QUEUE_VERSION: u32 = 1;
 
@@ -219,6 +238,12 @@ impl Queue {
     /// As [`add`](Self::add).
     pub fn push(&mut self, mut item: Item) -> Result<u64> {
         item.output_format()?;
+        if item.frames_total == 0 {
+            item.frames_total = match item.frames {
+                Some([a, b]) => b.saturating_sub(a) + 1,
+                None => Project::load(&item.project).map_or(0, |p| p.source.frame_count),
+            };
+        }
         crate::output::check_not_input(&item.output, &[&item.film, &item.project])?;
         item.id = self.next_id();
         let id = item.id;
@@ -420,27 +445,40 @@ pub fn run_next(
     cancel: &Arc<AtomicBool>,
     on_event: &mut dyn FnMut(QueueEvent),
 ) -> Result<Ran> {
-    let mut queue = Queue::load(path)?;
-    let Some(item) = queue.next_pending().cloned() else {
+    let set = |queue: &mut Queue, id: u64, f: &dyn Fn(&mut Item)| {
+        if let Some(i) = queue.item_mut(id) {
+            f(i);
+        }
+    };
+    let item = edit(path, |queue| {
+        let item = queue.next_pending().cloned();
+        if let Some(item) = &item {
+            set(queue, item.id, &|i| {
+                i.status = Status::Running;
+                i.message = None;
+            });
+        }
+        item
+    })?;
+    let Some(item) = item else {
         return Ok(Ran::Nothing);
     };
     let id = item.id;
+    let result = run_item(&item, model, cancel, on_event);
+    // Read again: the window may have reordered or added items meanwhile.
+    edit(path, |queue| record(queue, id, result))
+}
+
+/// Records how item `id` ended.
+fn record(queue: &mut Queue, id: u64, result: std::result::Result<(Outcome, u64), String>) -> Ran {
     let set = |queue: &mut Queue, f: &dyn Fn(&mut Item)| {
         if let Some(i) = queue.item_mut(id) {
             f(i);
         }
     };
-    set(&mut queue, &|i| {
-        i.status = Status::Running;
-        i.message = None;
-    });
-    queue.save(path)?;
-    let result = run_item(&item, model, cancel, on_event);
-    // Read again: the window may have reordered or added items meanwhile.
-    let mut queue = Queue::load(path)?;
-    let ran = match result {
+    match result {
         Ok((Outcome::Completed { frames, .. }, total)) => {
-            set(&mut queue, &|i| {
+            set(queue, &|i| {
                 i.status = Status::Done;
                 i.frames_done = frames;
                 i.frames_total = total.max(frames);
@@ -456,7 +494,7 @@ pub fn run_next(
             },
             total,
         )) => {
-            set(&mut queue, &|i| {
+            set(queue, &|i| {
                 i.status = Status::Pending;
                 i.frames_done = frames;
                 i.frames_total = total;
@@ -466,15 +504,13 @@ pub fn run_next(
         }
         Err(message) => {
             let m = message.clone();
-            set(&mut queue, &move |i| {
+            set(queue, &move |i| {
                 i.status = Status::Failed;
                 i.message = Some(m.clone());
             });
             Ran::Failed(id, message)
         }
-    };
-    queue.save(path)?;
-    Ok(ran)
+    }
 }
 
 /// Renders one item to its end: its outcome and the frames it had to write.

@@ -946,7 +946,12 @@ mod tests {
         let centres: Vec<[f32; 2]> = (0..25)
             .map(|i| [(i / 5) as f32 * 10.0 - 20.0, (i % 5) as f32 * 10.0 - 20.0])
             .collect();
-        let class = |a: f32, b: f32| centres.iter().position(|c| *c == [a, b]).unwrap();
+        let class = |a: f32, b: f32| {
+            centres
+                .iter()
+                .position(|c| *c == [a, b])
+                .expect("a class centre")
+        };
         let mut prob = vec![0.0f32; 25 * 2];
         let mut set = |c: usize, cell: usize, p: f32| prob[c * 2 + cell] = p;
         set(class(20.0, 10.0), 0, 0.3);
