@@ -1772,9 +1772,17 @@ impl TinctureApp {
         // While its banner is up the error is shown there; afterwards here.
         if let Some(text) = self.last_error.as_ref().filter(|_| self.error.is_none()) {
             ui.separator();
+            // Short, so it never runs under the film's details on the left;
+            // the whole message is on hover (and in the log).
+            let short: String = if text.chars().count() > 48 {
+                text.chars().take(47).chain(std::iter::once('…')).collect()
+            } else {
+                text.clone()
+            };
             ui.add(
                 egui::Label::new(
-                    RichText::new(format!("Last error: {text}")).color(ui.visuals().error_fg_color),
+                    RichText::new(format!("Last error: {short}"))
+                        .color(ui.visuals().error_fg_color),
                 )
                 .truncate(),
             )
@@ -1969,6 +1977,7 @@ impl TinctureApp {
                         );
                         if added.is_ok() {
                             self.exporter.close_dialog();
+                            self.error = None;
                         }
                         added
                     }

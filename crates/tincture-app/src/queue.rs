@@ -382,14 +382,25 @@ impl QueuePanel {
                             || item.film.display().to_string(),
                             |n| n.to_string_lossy().into_owned(),
                         );
-                        ui.label(format!("{}. {name}", row + 1))
-                            .on_hover_text(format!(
-                                "{}\n→ {} ({})\nproject {}",
-                                item.film.display(),
-                                item.output.display(),
-                                item.format,
-                                item.project.display()
-                            ));
+                        let out = item.output.file_name().map_or_else(
+                            || item.output.display().to_string(),
+                            |n| n.to_string_lossy().into_owned(),
+                        );
+                        let range = item
+                            .frames
+                            .map_or_else(String::new, |[a, b]| format!(", frames {a}–{b}"));
+                        ui.label(format!(
+                            "{}. {name} -> {out} ({}{range})",
+                            row + 1,
+                            item.format
+                        ))
+                        .on_hover_text(format!(
+                            "{}\n-> {} ({})\nproject {}",
+                            item.film.display(),
+                            item.output.display(),
+                            item.format,
+                            item.project.display()
+                        ));
                         let state = match (item.status, self.running) {
                             (Status::Running, Some((id, Some(p)))) if id == item.id => {
                                 let eta = p.eta.map_or_else(String::new, |d| {

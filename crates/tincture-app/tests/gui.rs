@@ -3084,4 +3084,26 @@ fn a_project_queued_from_the_export_window_renders_in_the_background() {
     );
     harness.get_by_label("Resume");
     assert!(!second.exists());
+
+    // For the README: the window with a done, a paused and a waiting item.
+    harness
+        .state_mut()
+        .queue_mut()
+        .add(
+            &film,
+            &project,
+            &dir.path().join("reel-third.mov"),
+            "prores",
+            Some((0, 11)),
+            None,
+        )
+        .expect("queued");
+    harness.run_steps(3);
+    harness.get_by_label_contains("3 items: 1 to render (12 frames)");
+    let image = harness.render().expect("render");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../screenshots");
+    std::fs::create_dir_all(&out).expect("screenshots folder");
+    image
+        .save(out.join("queue-window.png"))
+        .expect("save screenshot");
 }
