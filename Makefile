@@ -34,6 +34,7 @@ bench: setup
 	$(CARGO) bench -p tincture-infer --bench inference
 	$(CARGO) bench -p tincture-engine --bench metrics
 	$(CARGO) bench -p tincture-engine --bench long_shot
+	$(CARGO) bench -p tincture-engine --bench farm
 	@scripts/setup.sh --bench
 	$(CARGO) bench -p tincture-engine --bench flow
 

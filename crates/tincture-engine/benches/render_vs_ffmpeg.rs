@@ -55,6 +55,12 @@ fn threads() -> usize {
 }
 
 fn tincture_render(clip: &Path, out: &Path, reference: Option<&Path>) -> u64 {
+    tincture_render_with(clip, out, reference, false)
+}
+
+/// A render, with the live metrics (flicker and colourfulness per frame,
+/// written beside the output) when `metrics`.
+fn tincture_render_with(clip: &Path, out: &Path, reference: Option<&Path>, metrics: bool) -> u64 {
     let colorizer: Option<Box<dyn tincture_core::colorize::Colorizer>> = reference.map(|r| {
         Box::new(
             tincture_engine::reference::reference_colorizer(r, tincture_core::color::Matrix::Bt709)
@@ -69,7 +75,7 @@ fn tincture_render(clip: &Path, out: &Path, reference: Option<&Path>) -> u64 {
         colorizer,
         overwrite: true,
         threads: threads(),
-        metrics: None,
+        metrics: metrics.then(tincture_engine::live_metrics::LiveMetrics::default),
         also_reads: Vec::new(),
     };
     match render(req, &AtomicBool::new(false), |_| {}).expect("render") {
@@ -134,7 +140,7 @@ fn speed(dir: &Path) {
     let clip = make_clip(dir, frames, "medium");
     let out_t = dir.join("tincture.mkv");
     let out_f = dir.join("ffmpeg.mkv");
-    let (mut best_t, mut best_f) = (f64::MAX, f64::MAX);
+    let (mut best_t, mut best_f, mut best_m) = (f64::MAX, f64::MAX, f64::MAX);
     for round in 0..3 {
         let t0 = Instant::now();
         let n = tincture_render(&clip, &out_t, None);
@@ -143,13 +149,18 @@ fn speed(dir: &Path) {
         let t0 = Instant::now();
         ffmpeg_transcode(&clip, &out_f);
         let f = t0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
+        tincture_render_with(&clip, &out_t, None, true);
+        let m = t0.elapsed().as_secs_f64();
         println!(
-            "round {round}: tincture {:.1} fps, ffmpeg {:.1} fps",
+            "round {round}: tincture {:.1} fps, ffmpeg {:.1} fps, tincture with live metrics {:.1} fps",
             f64::from(frames) / t,
-            f64::from(frames) / f
+            f64::from(frames) / f,
+            f64::from(frames) / m
         );
         best_t = best_t.min(t);
         best_f = best_f.min(f);
+        best_m = best_m.min(m);
     }
     let (fps_t, fps_f) = (f64::from(frames) / best_t, f64::from(frames) / best_f);
     println!(
@@ -161,6 +172,12 @@ fn speed(dir: &Path) {
     println!(
         "  ratio tincture/ffmpeg {:.3}x (target >= 0.9x)",
         fps_t / fps_f
+    );
+    let fps_m = f64::from(frames) / best_m;
+    println!("  tincture passthrough with live metrics {fps_m:.1} fps");
+    println!(
+        "  live metrics cost {:.1}% of the passthrough's time (target <= 5%)",
+        (best_m / best_t - 1.0) * 100.0
     );
 
     let reference = dir.join("ref.png");
