@@ -246,6 +246,7 @@ pub struct TinctureApp {
     /// File > Export…: its window, the running export and its notice.
     exporter: Exporter,
     queue: crate::queue::QueuePanel,
+    farm: crate::farm::FarmDialog,
     /// The project revision the "after" picture was coloured with.
     after_revision: Option<u64>,
     /// The hint painting tools.
@@ -375,6 +376,7 @@ impl TinctureApp {
             colour_failed: None,
             exporter: Exporter::default(),
             queue,
+            farm: crate::farm::FarmDialog::default(),
             after_revision: None,
             paint: PaintState::default(),
             picker: crate::picker::Picker::default(),
@@ -576,6 +578,11 @@ impl TinctureApp {
         if let (Some(film), Some(_)) = (&self.film, &self.doc) {
             self.exporter.open_dialog(film);
         }
+    }
+
+    /// The Export to farm window.
+    pub fn farm(&self) -> &crate::farm::FarmDialog {
+        &self.farm
     }
 
     /// The batch queue.
@@ -1630,6 +1637,16 @@ impl TinctureApp {
         {
             ui.close();
             self.open_export_dialog();
+        }
+        if ui
+            .add_enabled(can_export, egui::Button::new("Export to farm…"))
+            .on_hover_text("A job bundle for Open Job Description or Slurm")
+            .clicked()
+        {
+            ui.close();
+            if let Some(film) = &self.film {
+                self.farm.open_for(film);
+            }
         }
         if ui.button("Add folder to queue…").clicked() {
             ui.close();
@@ -3247,6 +3264,18 @@ impl eframe::App for TinctureApp {
         self.apply_export(action);
         self.queue
             .window_ui(&ctx, &tincture_engine::neural::ModelChoice::default());
+        if let (Some(film), Some(doc)) = (&self.film, &self.doc) {
+            let project = doc.project();
+            let source = crate::farm::FarmSource {
+                film,
+                project: doc.path().filter(|_| !doc.is_dirty()),
+                frame_count: project.source.frame_count,
+                shots: project.shots.iter().map(|s| (s.start, s.end)).collect(),
+            };
+            self.farm.window_ui(&ctx, Some(&source));
+        } else {
+            self.farm.window_ui(&ctx, None);
+        }
     }
 
     fn on_exit(&mut self) {

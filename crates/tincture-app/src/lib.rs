@@ -16,6 +16,7 @@ pub mod colour;
 pub mod compare;
 pub mod document;
 pub mod export;
+pub mod farm;
 pub mod flicker;
 pub mod paint;
 pub mod picker;

@@ -3107,3 +3107,42 @@ fn a_project_queued_from_the_export_window_renders_in_the_background() {
         .save(out.join("queue-window.png"))
         .expect("save screenshot");
 }
+
+/// File > Export to farm… writes the job bundle `tincture-cli farm plan`
+/// writes, for the saved project: the chunk list, the OpenJD template and
+/// the project's copy; an unsaved project is not offered.
+#[test]
+fn export_to_farm_writes_a_job_bundle() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(film) = fixture_or_skip(dir.path(), "export_to_farm_writes_a_job_bundle") else {
+        return;
+    };
+    let mut harness = harness(Some(film), &dir.path().join("state"), [1200.0, 800.0]);
+    wait_for_project(&mut harness);
+    model_off(&mut harness);
+    harness.get_by_label("File").click();
+    harness.run_steps(2);
+    harness.get_by_label("Export to farm…").click();
+    harness.run_steps(2);
+    harness.get_by_label("Save the project first: the farm renders the saved project.");
+    let project = dir.path().join("reel.tincture.json");
+    harness.state_mut().save(Some(project.clone()));
+    wait_for(&mut harness, "the save", |app| !app.is_saving());
+    let bundle = dir.path().join("job");
+    harness
+        .get_by_label("Job bundle folder")
+        .set_text_value_accesskit(bundle.to_str().expect("utf-8 path"));
+    harness.run_steps(2);
+    harness.get_by_label("Write job bundle").click();
+    harness.run_steps(2);
+    let outcome = harness.state().farm().outcome().cloned();
+    assert!(outcome.as_ref().is_some_and(Result::is_ok), "{outcome:?}");
+    for file in ["job.json", "job.template.json", "project.json"] {
+        assert!(bundle.join(file).is_file(), "{file} in the bundle");
+    }
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("job.json")).expect("read"))
+            .expect("json");
+    assert_eq!(plan["project"], serde_json::json!(project));
+    harness.get_by_label_contains("Run it with: openjd run");
+}
