@@ -166,12 +166,26 @@ fn audio_timecode_and_tags_survive_a_render() {
 /// which FFmpeg's demuxer leaves unset, so the output stream's was taken for
 /// it. A Matroska source's PCM (milliseconds) written to MOV (samples) kept 2
 /// of its packets; a MOV source's written to Matroska played 48 times too late.
+/// And a whole film keeps the sound that runs past its last frame.
 #[test]
 fn pcm_sound_is_kept_whole_in_prores_and_ffv1() {
     let dir = tempfile::tempdir().expect("tmp");
     for (src_name, audio) in [
         ("pcm.mkv", &["-c:a", "pcm_s16le"][..]),
         ("pcm.mov", &["-c:a", "pcm_s24le"][..]),
+        // 3 s of picture, 4 s of sound; FFV1 (the later -c:v wins), as
+        // H.264's decoder delay happened to read on to the end of the file.
+        (
+            "long.mkv",
+            &[
+                "-c:a",
+                "pcm_s16le",
+                "-vf",
+                "trim=duration=3",
+                "-c:v",
+                "ffv1",
+            ][..],
+        ),
     ] {
         let src = fixture_with_audio(dir.path(), src_name, audio);
         let samples = decoded_audio(&src, &["-f", "s32le"]);
