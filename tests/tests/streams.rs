@@ -44,15 +44,48 @@ fn fixture_with_audio(dir: &Path, name: &str, audio_codec: &[&str]) -> std::path
     path
 }
 
-fn audio_samples(path: &Path) -> usize {
+/// The first audio stream, decoded and written raw by ffmpeg with `args`
+/// (such as `-f s16le`).
+fn decoded_audio(path: &Path, args: &[&str]) -> Vec<u8> {
     let out = std::process::Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-i"])
         .arg(path)
-        .args(["-map", "0:a:0", "-f", "s16le", "-ac", "1", "-"])
+        .args(["-map", "0:a:0"])
+        .args(args)
+        .arg("-")
         .output()
         .expect("ffmpeg");
-    assert!(out.status.success());
-    out.stdout.len() / 2
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn audio_samples(path: &Path) -> usize {
+    decoded_audio(path, &["-f", "s16le", "-ac", "1"]).len() / 2
+}
+
+/// Where the first audio stream's last packet ends, in seconds.
+fn audio_end(path: &Path) -> f64 {
+    let s = ffprobe(&[
+        "-select_streams",
+        "a:0",
+        "-show_entries",
+        "packet=pts_time,duration_time",
+        "-of",
+        "csv=p=0",
+        path.to_str().expect("utf8"),
+    ]);
+    s.lines()
+        .filter_map(|l| {
+            let (pts, duration) = l.split_once(',')?;
+            Some(pts.parse::<f64>().ok()? + duration.parse::<f64>().unwrap_or(0.0))
+        })
+        .reduce(f64::max)
+        .unwrap_or_else(|| panic!("{}: no audio packets: {s:?}", path.display()))
 }
 
 fn start_time(path: &Path, stream: &str) -> f64 {
@@ -126,6 +159,56 @@ fn audio_timecode_and_tags_survive_a_render() {
             "{out_name}: {tags:?}"
         );
         assert_eq!(tags.get("title").map(String::as_str), Some("Reel 3"));
+    }
+}
+
+/// Regression: copied packets were rescaled from the packet's own time base,
+/// which FFmpeg's demuxer leaves unset, so the output stream's was taken for
+/// it. A Matroska source's PCM (milliseconds) written to MOV (samples) kept 2
+/// of its packets; a MOV source's written to Matroska played 48 times too late.
+/// And a whole film keeps the sound that runs past its last frame.
+#[test]
+fn pcm_sound_is_kept_whole_in_prores_and_ffv1() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for (src_name, audio) in [
+        ("pcm.mkv", &["-c:a", "pcm_s16le"][..]),
+        ("pcm.mov", &["-c:a", "pcm_s24le"][..]),
+        // 3 s of picture, 4 s of sound; FFV1 (the later -c:v wins), as
+        // H.264's decoder delay happened to read on to the end of the file.
+        (
+            "long.mkv",
+            &[
+                "-c:a",
+                "pcm_s16le",
+                "-vf",
+                "trim=duration=3",
+                "-c:v",
+                "ffv1",
+            ][..],
+        ),
+    ] {
+        let src = fixture_with_audio(dir.path(), src_name, audio);
+        let samples = decoded_audio(&src, &["-f", "s32le"]);
+        assert_eq!(samples.len(), 4 * 48_000 * 4, "{src_name}: 4 s of sound");
+        let src_end = audio_end(&src) - start_time(&src, "v:0");
+        for (format, out_name) in [("prores", "out.mov"), ("ffv1", "out.mkv")] {
+            let out = dir.path().join(format!("{src_name}.{out_name}"));
+            render_ok(
+                &src,
+                &out,
+                &["--passthrough", "--no-metrics", "--format", format],
+            );
+            let what = format!("{src_name} -> {format} {out_name}");
+            assert!(
+                decoded_audio(&out, &["-f", "s32le"]) == samples,
+                "{what}: the decoded sound differs from the source's"
+            );
+            let out_end = audio_end(&out) - start_time(&out, "v:0");
+            assert!(
+                (out_end - src_end).abs() < 1.0 / 25.0,
+                "{what}: the sound ends at {out_end:.4} s, the source's at {src_end:.4} s"
+            );
+        }
     }
 }
 

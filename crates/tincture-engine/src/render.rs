@@ -809,8 +809,14 @@ fn run_frames(
                 let failed = item.is_err();
                 let mut packets = reader.take_packets();
                 if i == last && !failed {
-                    if let Err(e) = reader.read_packets_until(end_seconds.unwrap_or(f64::INFINITY))
-                    {
+                    // A whole film keeps all of its sound, also what runs past
+                    // its last frame (as a resumed render and a farm's join
+                    // do); a range keeps the sound of its frames.
+                    let until = match end_seconds {
+                        Some(end) if !whole => end,
+                        _ => f64::INFINITY,
+                    };
+                    if let Err(e) = reader.read_packets_until(until) {
                         tracing::warn!("{e}");
                     }
                     packets.extend(reader.take_packets());

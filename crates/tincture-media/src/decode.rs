@@ -42,6 +42,9 @@ pub struct StreamPacket {
     pub stream: usize,
     /// The packet, timestamps in the source stream's time base.
     pub(crate) packet: Packet,
+    /// The source stream's time base. FFmpeg's demuxer (5.1) leaves the
+    /// packet's own `time_base` field unset, so it is recorded here.
+    pub(crate) time_base: Rational,
     /// Presentation time in seconds (decode time if it has no pts).
     pub time: Option<f64>,
 }
@@ -590,6 +593,7 @@ impl VideoReader {
         Some(StreamPacket {
             stream,
             packet,
+            time_base: tb,
             time,
         })
     }

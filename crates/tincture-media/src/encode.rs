@@ -490,12 +490,10 @@ impl VideoWriter {
             return Ok(());
         };
         let mut p = packet.packet;
-        let in_tb = p.time_base();
-        let in_tb = if in_tb.numerator() == 0 {
-            out_tb
-        } else {
-            in_tb
-        };
+        // The source stream's time base, never the packet's own field: the
+        // demuxer leaves that unset, and the output stream's may differ (MOV
+        // counts audio in samples where Matroska counts milliseconds).
+        let in_tb = packet.time_base;
         let shift = (offset / f64::from(in_tb)).round() as i64;
         p.set_pts(p.pts().map(|t| t - shift));
         p.set_dts(p.dts().map(|t| t - shift));
