@@ -5,7 +5,8 @@
 #   scripts/setup.sh --gui    also the X/Vulkan libraries for running the GUI
 #   scripts/setup.sh --bench  also OpenCV for Python, for the flow bench (where python3 is)
 #   scripts/setup.sh --farm   also the render-farm engines the farm tests run: OpenJD's local
-#                             runner (PyPI openjd-cli, in .venv-openjd)
+#                             runner (PyPI openjd-cli, in .venv-openjd), and Slurm with munge
+#                             (Debian slurm-wlm, munge; scripts/slurm-local.sh runs them)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -38,6 +39,10 @@ for arg in "$@"; do
     esac
 done
 if [ "$GUI" = 1 ]; then pkgs+=("${GUI_PKGS[@]}"); fi
+# The Slurm farm test starts its own one-node cluster from these (scripts/slurm-local.sh); the
+# packages' own services are left alone (without systemd they are not started at all).
+FARM_PKGS=(slurm-wlm munge)
+if [ "$FARM" = 1 ]; then pkgs+=("${FARM_PKGS[@]}"); fi
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -112,7 +117,8 @@ if [ "$BENCH" = 1 ]; then
 fi
 
 # The farm tests (tests/tests/farm.rs) run a planned job bundle under OpenJD's own local runner,
-# `openjd run` from PyPI's openjd-cli, installed only on request (--farm; CI asks for it).
+# `openjd run` from PyPI's openjd-cli, installed only on request (--farm; CI asks for it), and
+# on a one-node Slurm cluster (the Debian packages above).
 FARM_ENV=.venv-openjd
 if [ "$FARM" = 1 ]; then
     if [ -x "$FARM_ENV/bin/openjd" ] && cmp -s tests/python/requirements-farm.txt "$FARM_ENV/requirements.txt"; then

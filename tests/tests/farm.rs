@@ -1,8 +1,9 @@
 //! Render farms: `verify`, `join` and `farm plan|render|join`. A film of two
 //! shots with sound is rendered whole and in chunks sharing a chunk-state
 //! folder; the joined chunks equal the whole render to the bit, video and
-//! audio, and the job bundles run step by step (and under `openjd run` when
-//! it is installed).
+//! audio, and the job bundles run step by step, under `openjd run` and on a
+//! one-node Slurm cluster on localhost (`scripts/slurm-local.sh`) when those
+//! are installed (`scripts/setup.sh --farm`; CI requires them).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -660,4 +661,265 @@ fn openjd_runs_a_planned_job_of_two_shots_in_four_chunks() {
     let joined = bundle.join("film.colour.mkv");
     assert_same_frames(&whole, &joined);
     assert!(audio_samples(&joined) == audio_samples(&whole));
+}
+
+/// Where `name` is: on the PATH, or in /usr/sbin or /sbin (slurmctld, slurmd
+/// and munged live there, which a user's PATH may lack).
+fn installed(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// A one-node Slurm cluster on localhost (`scripts/slurm-local.sh`) with
+/// everything in one folder; its daemons are stopped when it is dropped,
+/// whether the test passed or panicked.
+struct LocalSlurm {
+    dir: PathBuf,
+    script: PathBuf,
+}
+
+impl LocalSlurm {
+    /// Starts the cluster in `dir` and waits for its node to be idle.
+    fn start(dir: &Path) -> Self {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/slurm-local.sh");
+        let cluster = Self {
+            dir: dir.to_owned(),
+            script,
+        };
+        let out = Command::new("bash")
+            .arg(&cluster.script)
+            .arg("start")
+            .arg(dir)
+            .env("PATH", cluster.path())
+            .output()
+            .expect("run scripts/slurm-local.sh");
+        assert!(
+            out.status.success(),
+            "scripts/slurm-local.sh start: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster
+    }
+
+    /// The PATH with the daemons' folders at its end.
+    fn path(&self) -> std::ffi::OsString {
+        let mut dirs: Vec<PathBuf> =
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
+        dirs.extend(["/usr/sbin", "/sbin"].map(PathBuf::from));
+        std::env::join_paths(dirs).expect("PATH")
+    }
+
+    /// `program` as a client of this cluster (`SLURM_CONF`).
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
+        c.env("SLURM_CONF", self.dir.join("slurm.conf"))
+            .env("PATH", self.path());
+        c
+    }
+
+    /// The final state of each finished job, as the controller logged it
+    /// (`JobCompType=jobcomp/filetxt`): one line a job or array task.
+    fn finished(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log/jobcomp.txt")).unwrap_or_default()
+    }
+
+    /// The tail of the controller's log, for a failure's message.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.join("log/slurmctld.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for LocalSlurm {
+    fn drop(&mut self) {
+        let stopped = Command::new("bash")
+            .arg(&self.script)
+            .arg("stop")
+            .arg(&self.dir)
+            .env("PATH", self.path())
+            .status();
+        if !stopped.as_ref().is_ok_and(|s| s.success()) {
+            eprintln!(
+                "scripts/slurm-local.sh stop {} failed: {stopped:?}",
+                self.dir.display()
+            );
+        }
+    }
+}
+
+/// Every log file in `dir`, named, for a failure's message.
+fn logs_of(dir: &Path) -> String {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+        .iter()
+        .map(|p| {
+            format!(
+                "--- {}\n{}",
+                p.display(),
+                std::fs::read_to_string(p).unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn slurm_runs_a_planned_job_of_two_shots_in_four_chunks() {
+    let test = "slurm_runs_a_planned_job_of_two_shots_in_four_chunks";
+    if ffmpeg_missing(test) {
+        return;
+    }
+    let missing: Vec<&str> = [
+        "munged",
+        "mungekey",
+        "slurmctld",
+        "slurmd",
+        "sbatch",
+        "sinfo",
+    ]
+    .into_iter()
+    .filter(|t| installed(t).is_none())
+    .collect();
+    if !missing.is_empty() {
+        skip_or_fail(
+            test,
+            format!(
+                "{} not installed (Debian's slurm-wlm and munge; scripts/setup.sh --farm)",
+                missing.join(", ")
+            ),
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let film = two_shot_film(d, "film.mkv", "flac");
+    let p = project(d, &film);
+    let whole = d.join("whole.mkv");
+    render(&film, &p, &whole, &[]);
+    // A space in the bundle's path: sbatch once read the rest of an
+    // `#SBATCH --output=` line as a second directive and refused the job.
+    let bundle = d.join("slurm job");
+    ok(&cli(&[
+        "farm",
+        "plan",
+        s(&film),
+        "--project",
+        s(&p),
+        "-o",
+        s(&bundle),
+        "--format",
+        "ffv1",
+        "--chunks",
+        "4",
+        "--engine",
+        "slurm",
+    ]));
+    // Two passes of two chunks: each shot's second half runs after its first.
+    let job: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("job.json")).expect("job"))
+            .expect("json");
+    let passes: Vec<u64> = job["chunks"]
+        .as_array()
+        .expect("chunks")
+        .iter()
+        .map(|c| c["pass"].as_u64().expect("pass"))
+        .collect();
+    assert_eq!(passes, [1, 2, 1, 2]);
+
+    let cluster = LocalSlurm::start(&d.join("slurm"));
+    // submit.sh submits a job array a pass and the join after them, and
+    // prints the join's job id.
+    let submitted = cluster
+        .command(bundle.join("submit.sh"))
+        .current_dir(d)
+        .output()
+        .expect("run submit.sh");
+    let said = String::from_utf8_lossy(&submitted.stdout).into_owned();
+    assert!(
+        submitted.status.success(),
+        "submit.sh: {said}{}",
+        String::from_utf8_lossy(&submitted.stderr)
+    );
+    let join_id: u64 = said
+        .trim()
+        .split(';')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("submit.sh prints the join's job id: {said:?}"));
+
+    // Wait for the join to finish, whatever its end: a failed chunk cancels
+    // it (the cluster runs with kill_invalid_depend).
+    let limit = std::time::Duration::from_secs(300);
+    let started = std::time::Instant::now();
+    let join_line = loop {
+        let done = cluster.finished();
+        if let Some(line) = done
+            .lines()
+            .find(|l| l.starts_with(&format!("JobId={join_id} ")))
+        {
+            break line.to_owned();
+        }
+        if started.elapsed() > limit {
+            let queue = cluster
+                .command("squeue")
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            panic!(
+                "the join (job {join_id}) has not finished after {limit:?}\nsqueue:\n{queue}\nfinished:\n{done}\n{}\nslurmctld.log:\n{}",
+                logs_of(&bundle.join("logs")),
+                cluster.log_tail()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    let done = cluster.finished();
+    let failure = || {
+        format!(
+            "finished jobs:\n{done}\n{}\nslurmctld.log:\n{}",
+            logs_of(&bundle.join("logs")),
+            cluster.log_tail()
+        )
+    };
+    assert!(
+        join_line.contains("JobState=COMPLETED"),
+        "the join: {join_line}\n{}",
+        failure()
+    );
+    // Four render tasks (two arrays of two) and the join, all completed.
+    let jobs: Vec<&str> = done.lines().filter(|l| l.starts_with("JobId=")).collect();
+    assert_eq!(jobs.len(), 5, "{}", failure());
+    assert!(
+        jobs.iter().all(|l| l.contains("JobState=COMPLETED")),
+        "{}",
+        failure()
+    );
+    assert_eq!(
+        jobs.iter()
+            .filter(|l| l.contains("Name=tincture-render"))
+            .count(),
+        4,
+        "{}",
+        failure()
+    );
+    let join_log = std::fs::read_to_string(bundle.join(format!("logs/join-{join_id}.log")))
+        .unwrap_or_else(|e| panic!("the join's log: {e}\n{}", failure()));
+    assert!(
+        join_log.contains("luma of all 48 frames (0-47)"),
+        "the join step verified the output: {join_log}"
+    );
+    let joined = bundle.join("film.colour.mkv");
+    assert_same_frames(&whole, &joined);
+    assert!(audio_samples(&joined) == audio_samples(&whole));
+    drop(cluster);
+    for pid in ["run/slurmctld.pid", "run/slurmd.pid", "munge/munged.pid"] {
+        assert!(!d.join("slurm").join(pid).exists(), "{pid} was stopped");
+    }
 }

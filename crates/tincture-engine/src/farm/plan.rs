@@ -380,6 +380,13 @@ fn sh(s: &Path) -> String {
     format!("'{}'", s.to_string_lossy().replace('\'', r"'\''"))
 }
 
+/// Quotes `s` for an `#SBATCH` line: sbatch splits those on white space
+/// unless it is inside double quotes (a bundle path with a space was read
+/// as a second, invalid, directive).
+fn sbatch_quoted(s: &Path) -> String {
+    format!("\"{}\"", s.to_string_lossy())
+}
+
 /// The Slurm scripts: `render.sbatch` (one array task a chunk of a pass),
 /// `join.sbatch` (join, then verify) and `submit.sh`, which submits a job
 /// array per pass, each `afterok` the one before, and the join `afterok`
@@ -388,8 +395,8 @@ pub fn slurm_scripts(plan: &JobPlan, bundle: &Path) -> Vec<(&'static str, String
     let cli = sh(&plan.cli);
     let b = sh(bundle);
     let render = format!(
-        "#!/bin/sh\n#SBATCH --job-name=tincture-render\n#SBATCH --cpus-per-task=2\n#SBATCH --output={}/logs/render-%A_%a.log\n# $1: the pass; the array index picks the chunk within it.\nexec {cli} farm render {b} --pass \"$1\" --index \"$SLURM_ARRAY_TASK_ID\"\n",
-        bundle.to_string_lossy()
+        "#!/bin/sh\n#SBATCH --job-name=tincture-render\n#SBATCH --cpus-per-task=2\n#SBATCH --output={}\n# $1: the pass; the array index picks the chunk within it.\nexec {cli} farm render {b} --pass \"$1\" --index \"$SLURM_ARRAY_TASK_ID\"\n",
+        sbatch_quoted(&bundle.join("logs/render-%A_%a.log"))
     );
     let verify = if plan.verifiable() {
         format!(
@@ -401,8 +408,8 @@ pub fn slurm_scripts(plan: &JobPlan, bundle: &Path) -> Vec<(&'static str, String
         String::new()
     };
     let join = format!(
-        "#!/bin/sh\n#SBATCH --job-name=tincture-join\n#SBATCH --output={}/logs/join-%j.log\nset -e\n{cli} farm join {b}\n{verify}",
-        bundle.to_string_lossy()
+        "#!/bin/sh\n#SBATCH --job-name=tincture-join\n#SBATCH --output={}\nset -e\n{cli} farm join {b}\n{verify}",
+        sbatch_quoted(&bundle.join("logs/join-%j.log"))
     );
     let mut submit = format!(
         "#!/bin/sh\n# Submits the render passes as job arrays and the join after them.\nset -e\ncd {b}\nmkdir -p logs\nafter=\"\"\nall=\"\"\n"
@@ -497,5 +504,44 @@ mod tests {
             ranges(&chunk_film(10, &[], 4)),
             vec![[0, 2], [3, 5], [6, 9]]
         );
+    }
+
+    #[test]
+    fn slurm_scripts_quote_a_bundle_path_with_spaces() {
+        let plan = JobPlan {
+            tincture_version: "0".into(),
+            film: "/films/reel one.mkv".into(),
+            project: "/films/p.json".into(),
+            project_sha256: "sha256:0".into(),
+            format: "ffv1".into(),
+            frames: 48,
+            engine: Engine::Slurm,
+            cli: "/opt/tincture cli".into(),
+            chunks: chunk_film(48, &[(0, 23), (24, 47)], 12),
+        };
+        let scripts = slurm_scripts(&plan, Path::new("/jobs/reel one"));
+        let text = |name: &str| {
+            scripts
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, t)| t.clone())
+                .expect(name)
+        };
+        // sbatch reads an unquoted `#SBATCH` value only up to a space.
+        assert!(
+            text("render.sbatch")
+                .contains("#SBATCH --output=\"/jobs/reel one/logs/render-%A_%a.log\"\n")
+        );
+        assert!(
+            text("join.sbatch").contains("#SBATCH --output=\"/jobs/reel one/logs/join-%j.log\"\n")
+        );
+        assert!(
+            text("render.sbatch").contains("exec '/opt/tincture cli' farm render '/jobs/reel one'")
+        );
+        assert!(text("submit.sh").contains("cd '/jobs/reel one'\n"));
+        // Two passes, the second after the first, the join after both.
+        let submit = text("submit.sh");
+        assert_eq!(submit.matches("--array=0-1 render.sbatch").count(), 2);
+        assert!(submit.ends_with("--dependency=afterok:$all join.sbatch\n"));
     }
 }
