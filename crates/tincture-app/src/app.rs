@@ -1789,21 +1789,21 @@ impl TinctureApp {
         // While its banner is up the error is shown there; afterwards here.
         if let Some(text) = self.last_error.as_ref().filter(|_| self.error.is_none()) {
             ui.separator();
-            // Short, so it never runs under the film's details on the left;
-            // the whole message is on hover (and in the log).
-            let short: String = if text.chars().count() > 48 {
-                text.chars().take(47).chain(std::iter::once('…')).collect()
-            } else {
-                text.clone()
-            };
-            ui.add(
-                egui::Label::new(
-                    RichText::new(format!("Last error: {short}"))
-                        .color(ui.visuals().error_fg_color),
+            // At most a third of the bar, cut short on screen, so it never
+            // runs under the film's details on the left; the whole message
+            // is on hover, to screen readers, and in the log.
+            let max = (ui.available_width() / 3.0).max(160.0);
+            ui.scope(|ui| {
+                ui.set_max_width(max);
+                ui.add(
+                    egui::Label::new(
+                        RichText::new(format!("Last error: {text}"))
+                            .color(ui.visuals().error_fg_color),
+                    )
+                    .truncate(),
                 )
-                .truncate(),
-            )
-            .on_hover_text(text);
+                .on_hover_text(text);
+            });
         }
     }
 

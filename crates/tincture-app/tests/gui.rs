@@ -2977,13 +2977,16 @@ fn a_newer_frame_and_the_export_cancel_stop_a_backward_pass() {
     // Each within about a second of the stop (the engine's own test holds
     // it to one), plus the window's frame steps in a debug build beside the
     // rest of the suite; without the stop each waits for the whole pass.
+    // The export's time includes finishing its partial file, at a lowered
+    // priority beside the rest of the suite (3.5 s seen in CI); the whole
+    // pass it would otherwise wait for takes minutes.
     let slack = Duration::from_millis(3000);
     assert!(
         preview_latency < alone + slack,
         "newer frame after {preview_latency:?}, {alone:?} alone"
     );
     assert!(
-        cancel_latency < slack,
+        cancel_latency < Duration::from_secs(10),
         "export stopped {cancel_latency:?} after Cancel"
     );
 }
