@@ -52,21 +52,18 @@ v1)
     SETS="val"
     ;;
 v2)
-    # The schedule is that of a 700-step run; the shipped model is its step $STOP_AT (the CPU
-    # run was stopped there when its time was up; see models/training/README.md).
-    STEPS="${STEPS:-700}"
-    STOP_AT="${STOP_AT:-0}"
+    # 700 steps from the v1 graph's weights (see models/training/README.md).
     VD="$(realpath "$VAL_DIVERSE")"
     if [ ! -f "$RUN/init.pt" ]; then
         echo "[model] warm start: the v1 graph's weights into $RUN/init.pt"
         (cd models/training && $PY warmstart.py ../tincture-colorizer-v1.onnx runs/v2/init.pt --data "$T" --check "$VD")
     fi
-    echo "[model] training v2 ($STEPS-step schedule, stopping at ${STOP_AT:-the end}; resumes from $RUN/checkpoint.pt if present)"
+    echo "[model] training v2 (700 steps; resumes from $RUN/checkpoint.pt if present)"
     (cd models/training && $PY train.py --data "$T" --val "$V" --val-diverse "$VD" --run runs/v2 \
-        --init runs/v2/init.pt --steps "$STEPS" --stop-at "$STOP_AT" --freeze 3 --no-hint-share 0.3 \
-        --val-every 250 --checkpoint-every 50)
+        --init runs/v2/init.pt --steps 700 --freeze 3 --no-hint-share 0.3 --val-every 250 --checkpoint-every 50)
+    # Temperature and blend: chosen on val_diverse by select_settings.py's fixed rule.
     (cd models/training && $PY export.py --version 2.0.0 --log models/training/train-log-v2.txt \
-        --temperature "${TEMPERATURE:-0.38}" --blend "${BLEND:-0.5}" runs/v2/final.pt "../../$OUT")
+        --temperature "${TEMPERATURE:-0.38}" --blend "${BLEND:-0.25}" runs/v2/final.pt "../../$OUT")
     cp "$RUN/train-log.txt" models/training/train-log-v2.txt
     SETS="val val_diverse"
     ;;
