@@ -76,9 +76,15 @@ def colorize(model, gray8: np.ndarray, hints: list[tuple[int, int, float, float]
     return compose(gray8, lab_to_rgb(lab))
 
 
-def evaluate(model, folder: Path, points=(0, 10, 100), limit: int | None = None, seed: int = 7):
+def evaluate(model, folder: Path, points=(0, 10, 100), limit: int | None = None, seed: int = 7,
+             spread: bool = False):
+    """Mean PSNR and colourfulness at each hint count. `limit` keeps the first
+    photos, or with `spread` that many evenly spaced over the sorted folder
+    (so every source of a mixed set is represented)."""
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in {".jpg", ".png", ".jpeg"})
-    if limit:
+    if limit and spread and limit < len(files):
+        files = [files[round(i * len(files) / limit)] for i in range(limit)]
+    elif limit:
         files = files[:limit]
     out = {}
     for n in points:
