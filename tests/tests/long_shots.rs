@@ -471,7 +471,13 @@ fn ctrl_c_inside_a_backward_pass_stops_the_render_promptly() {
         );
         assert!(!out.exists(), "no output under the final name");
         if presses == 2 {
-            assert!(stderr.contains("stopped at once"), "{stderr}");
+            // The second press exits at once, unless the clean stop of the
+            // first one had already finished (it takes tens of
+            // milliseconds now), in which case there was nothing to cut.
+            assert!(
+                stderr.contains("stopped at once") || stderr.contains("stopped after"),
+                "{stderr}"
+            );
         }
     }
 }
