@@ -837,11 +837,13 @@ fn run(
     };
     // A frame whose colouring a newer request stopped is coloured again
     // after that request, unless the request replaces it.
+    // So is a comparison: the window waits for its pictures.
     let mut stopped_show = None;
+    let mut stopped_compare = None;
     while let Ok(first) = rx.recv() {
         let mut project = None;
         let mut show = stopped_show.take();
-        let mut compare = None;
+        let mut compare = stopped_compare.take();
         let mut close = false;
         for command in std::iter::once(first).chain(rx.try_iter()) {
             match command {
@@ -908,6 +910,7 @@ fn run(
                 // A newer request waits: it is taken first.
                 Err(Failure::Stopped) => {
                     stopped_show = Some((index, generation));
+                    stopped_compare = compare;
                     continue;
                 }
             };
@@ -928,7 +931,10 @@ fn run(
                 Err(Failure::Failed(e)) => {
                     ColourMessage::Error(format!("Comparing settings on frame {index} failed: {e}"))
                 }
-                Err(Failure::Stopped) => continue,
+                Err(Failure::Stopped) => {
+                    stopped_compare = Some((variants, index, count, generation));
+                    continue;
+                }
             };
             if !send(message) {
                 return;
