@@ -14,7 +14,14 @@ use tincture_tests::{cli, decode_all, ffmpeg, ok, s, skip_or_fail, stderr};
 /// pattern, then colour bars), with a 440 Hz FLAC sound track (or `audio`)
 /// and a start timecode.
 fn two_shot_film(dir: &Path, name: &str, audio: &str) -> PathBuf {
+    two_shot_film_of(dir, name, audio, "160x120")
+}
+
+/// [`two_shot_film`] at `size`.
+fn two_shot_film_of(dir: &Path, name: &str, audio: &str, size: &str) -> PathBuf {
     let path = dir.join(name);
+    let pattern = format!("testsrc2=size={size}:rate=24:duration=1");
+    let bars = format!("smptebars=size={size}:rate=24:duration=1");
     ffmpeg(&[
         "-nostdin",
         "-v",
@@ -22,11 +29,11 @@ fn two_shot_film(dir: &Path, name: &str, audio: &str) -> PathBuf {
         "-f",
         "lavfi",
         "-i",
-        "testsrc2=size=160x120:rate=24:duration=1",
+        &pattern,
         "-f",
         "lavfi",
         "-i",
-        "smptebars=size=160x120:rate=24:duration=1",
+        &bars,
         "-f",
         "lavfi",
         "-i",
@@ -51,7 +58,13 @@ fn two_shot_film(dir: &Path, name: &str, audio: &str) -> PathBuf {
 /// A project for `film` with its shots detected and a painted keyframe in
 /// each shot (the model off, so no runtime is needed).
 fn project(dir: &Path, film: &Path) -> PathBuf {
+    project_on(dir, film, [160.0, 120.0])
+}
+
+/// [`project`], its strokes painted on a canvas of `canvas` (the film's size).
+fn project_on(dir: &Path, film: &Path, canvas: [f64; 2]) -> PathBuf {
     let path = dir.join("p.json");
+    let [cw, ch] = canvas;
     ok(&cli(&["project", "new", s(film), "-o", s(&path)]));
     ok(&cli(&["shots", s(film), "--project", s(&path)]));
     let mut doc: serde_json::Value =
@@ -62,10 +75,10 @@ fn project(dir: &Path, film: &Path) -> PathBuf {
         "two shots found"
     );
     doc["defaults"]["model_prior"] = serde_json::json!(false);
-    let stroke = |color: &str, x: f64| serde_json::json!({ "points": [[x, 30.0], [x, 90.0]], "color": color, "size": 12.0, "canvas": [160, 120] });
+    let stroke = |color: &str, x: f64| serde_json::json!({ "points": [[x * cw, 0.25 * ch], [x * cw, 0.75 * ch]], "color": color, "size": 12.0 * cw / 160.0, "canvas": [cw as u32, ch as u32] });
     doc["keyframes"] = serde_json::json!([
-        { "frame": 5, "strokes": [stroke("#d22828", 40.0)] },
-        { "frame": 40, "strokes": [stroke("#2840d2", 100.0)] },
+        { "frame": 5, "strokes": [stroke("#d22828", 0.25)] },
+        { "frame": 40, "strokes": [stroke("#2840d2", 0.625)] },
     ]);
     std::fs::write(&path, serde_json::to_string_pretty(&doc).expect("json")).expect("write");
     path
@@ -593,6 +606,110 @@ fn a_planned_bundle_runs_chunk_by_chunk_to_the_whole_render() {
     );
     let render_script = std::fs::read_to_string(slurm.join("render.sbatch")).expect("render");
     assert!(render_script.contains("--pass \"$1\" --index \"$SLURM_ARRAY_TASK_ID\""));
+}
+
+/// A chunk killed (SIGKILL) in the middle of its render leaves a partial
+/// file and no output; run again alone, it resumes from the frames kept,
+/// the other chunks are not touched, and the joined film still equals a
+/// whole render, video and sound.
+#[test]
+fn a_killed_chunk_is_rendered_again_alone_and_the_join_is_whole() {
+    let test = "a_killed_chunk_is_rendered_again_alone_and_the_join_is_whole";
+    if ffmpeg_missing(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    // Large enough that a chunk takes seconds, so it can be caught midway.
+    let film = two_shot_film_of(d, "film.mkv", "flac", "640x480");
+    let p = project_on(d, &film, [640.0, 480.0]);
+    let whole = d.join("whole.mkv");
+    render(&film, &p, &whole, &[]);
+    let bundle = d.join("job");
+    ok(&cli(&[
+        "farm",
+        "plan",
+        s(&film),
+        "--project",
+        s(&p),
+        "-o",
+        s(&bundle),
+        "--format",
+        "ffv1",
+        "--chunks",
+        "2",
+        "--engine",
+        "openjd",
+    ]));
+    ok(&cli(&["farm", "render", s(&bundle), "--chunk", "1"]));
+    let chunk0 = bundle.join("chunks/chunk-0000.mkv");
+    let chunk1 = bundle.join("chunks/chunk-0001.mkv");
+    let partial0 = bundle.join("chunks/chunk-0000.tincture-partial.mkv");
+    let first_done = std::fs::metadata(&chunk1)
+        .and_then(|m| m.modified())
+        .expect("chunk 1 rendered");
+
+    // Chunk 0 (the moving pattern), killed once its partial file holds a
+    // few frames.
+    let mut child = Command::new(tincture_tests::cli_path())
+        .args(["farm", "render", s(&bundle), "--chunk", "0"])
+        .env("RUST_LOG", "error")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tincture-cli starts");
+    let started = std::time::Instant::now();
+    loop {
+        let size = std::fs::metadata(&partial0).map_or(0, |m| m.len());
+        if size > 100_000 {
+            break;
+        }
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "chunk 0 ended before it could be killed (partial {size} bytes)"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "chunk 0 wrote no frames in 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    assert!(
+        !chunk0.exists(),
+        "a killed chunk leaves no output, only its partial file"
+    );
+    assert!(partial0.exists(), "the partial file is kept");
+
+    // The join refuses the job while chunk 0 is missing, naming it.
+    let early = cli(&["farm", "join", s(&bundle)]);
+    assert!(!early.status.success(), "the join waits for chunk 0");
+    assert!(
+        stderr(&early).contains("chunk-0000") || stderr(&early).contains("chunk 0"),
+        "{}",
+        stderr(&early)
+    );
+
+    // Run again alone: it resumes from the frames the kill left.
+    let again = cli(&["farm", "render", s(&bundle), "--chunk", "0"]);
+    ok(&again);
+    assert!(
+        stderr(&again).contains("resuming from frame"),
+        "{}",
+        stderr(&again)
+    );
+    assert!(chunk0.exists() && !partial0.exists());
+    assert_eq!(
+        std::fs::metadata(&chunk1)
+            .and_then(|m| m.modified())
+            .expect("chunk 1"),
+        first_done,
+        "chunk 1 was not touched"
+    );
+    ok(&cli(&["farm", "join", s(&bundle)]));
+    let joined = bundle.join("film.colour.mkv");
+    assert_same_frames(&whole, &joined);
+    assert!(audio_samples(&joined) == audio_samples(&whole));
 }
 
 /// The `openjd` command: beside the checkout (`.venv-openjd`) or on the PATH.

@@ -2,8 +2,6 @@
 //! window's queue saves) item after item, or adds films to it.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use tincture_engine::lock::FileLock;
 use tincture_engine::queue::{Queue, QueueEvent, Ran, Status, run_next};
@@ -85,20 +83,9 @@ pub fn batch_cmd(args: BatchArgs) -> Result<u8, Failure> {
         }
         queue.save(&path).map_err(|e| failure(4, e))?;
     }
-    let cancel = Arc::new(AtomicBool::new(false));
-    let flag = cancel.clone();
-    if let Err(e) = ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::Relaxed) {
-            eprintln!("tincture-cli: stopped at once by a second Ctrl-C");
-            std::process::exit(130);
-        }
-        eprintln!(
-            "tincture-cli: stopping the queue after this step (Ctrl-C again to stop at once); \
-             run it again to resume"
-        );
-    }) {
-        tracing::warn!("Ctrl-C will not stop cleanly: {e}");
-    }
+    let cancel = crate::stop_on_ctrl_c(
+        "stopping the queue after this step (Ctrl-C again to stop at once); run it again to resume",
+    );
     let model = args.model.choice();
     let mut bar: Option<indicatif::ProgressBar> = None;
     loop {
@@ -184,41 +171,19 @@ fn add(args: &BatchArgs) -> Result<(), Failure> {
             );
             continue;
         }
-        let absolute = std::fs::canonicalize(film)
-            .map_err(|e| failure(3, format!("{}: {e}", film.display())))?;
-        let project = match &args.project {
-            Some(p) => {
-                std::fs::canonicalize(p).map_err(|e| failure(3, format!("{}: {e}", p.display())))?
-            }
-            None => {
-                // A single film gets its project as a folder's films do.
-                let stem = absolute
-                    .file_stem()
-                    .map_or_else(|| "film".into(), |s| s.to_string_lossy().into_owned());
-                let project_path = projects.join(format!("{stem}.tincture.json"));
-                if !project_path.exists() {
-                    std::fs::create_dir_all(&projects).map_err(|e| failure(4, e))?;
-                    let project = tincture_engine::project::new_project(&absolute)
-                        .map_err(|e| failure(3, e))?;
-                    project.save(&project_path).map_err(|e| failure(4, e))?;
-                }
-                project_path
-            }
-        };
-        let stem = absolute
-            .file_stem()
-            .map_or_else(|| "film".into(), |s| s.to_string_lossy().into_owned());
-        let output = match tincture_engine::render::OutputFormat::from_name(&args.format, 18) {
-            Some(tincture_engine::render::OutputFormat::Video(codec)) => {
-                out_dir.join(format!("{stem}-colour.{}", codec.container().extension()))
-            }
-            _ => out_dir.join(format!("{stem}-colour")),
-        };
-        added.push(
-            queue
-                .add(&absolute, &project, &output, &args.format)
-                .map_err(|e| failure(4, e))?,
-        );
+        match queue
+            .add_film(
+                film,
+                args.project.as_deref(),
+                &projects,
+                out_dir,
+                &args.format,
+            )
+            .map_err(|e| failure(3, e))?
+        {
+            Some(id) => added.push(id),
+            None => eprintln!("{}: already in the queue", film.display()),
+        }
     }
     queue.save(path).map_err(|e| failure(4, e))?;
     eprintln!(

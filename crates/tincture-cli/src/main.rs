@@ -457,20 +457,9 @@ fn render_cmd(args: RenderArgs) -> Result<u8, Failure> {
         (None, None) if passthrough => None,
         (None, None) => Some(Box::new(start_worker(&model)?)),
     };
-    let cancel = Arc::new(AtomicBool::new(false));
-    let flag = cancel.clone();
     // The first Ctrl-C stops the render cleanly within a frame (or a step
-    // of a backward pass) and keeps a valid partial file to resume; a
-    // second one exits at once.
-    if let Err(e) = ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::Relaxed) {
-            eprintln!("tincture-cli: stopped at once by a second Ctrl-C");
-            std::process::exit(130);
-        }
-        eprintln!("tincture-cli: stopping after this step (Ctrl-C again to stop at once)");
-    }) {
-        tracing::warn!("Ctrl-C will not stop cleanly: {e}");
-    }
+    // of a backward pass) and keeps a valid partial file to resume.
+    let cancel = stop_on_ctrl_c("stopping after this step (Ctrl-C again to stop at once)");
     let mut colorizer = colorizer;
     if let Some(c) = colorizer.as_mut() {
         let flag = cancel.clone();
@@ -566,6 +555,23 @@ fn runtime_cmd() -> Result<(), Failure> {
         info.path.display(),
     );
     Ok(())
+}
+
+/// A flag the first Ctrl-C sets, saying `message` (what stops, and how);
+/// a second Ctrl-C exits at once with code 130.
+pub(crate) fn stop_on_ctrl_c(message: &'static str) -> Arc<AtomicBool> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    if let Err(e) = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::Relaxed) {
+            eprintln!("tincture-cli: stopped at once by a second Ctrl-C");
+            std::process::exit(130);
+        }
+        eprintln!("tincture-cli: {message}");
+    }) {
+        tracing::warn!("Ctrl-C will not stop cleanly: {e}");
+    }
+    cancel
 }
 
 fn main() -> ExitCode {

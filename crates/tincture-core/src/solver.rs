@@ -294,9 +294,15 @@ const STAGGER_LINES: usize = 64;
 const SPARE_BYTES: usize = 512 << 20;
 /// Arrays shorter than this are not kept.
 const SPARE_MIN_LEN: usize = 4096;
+/// A kept array that this many later arrays were asked for without taking
+/// it is let go: its size is no longer in use (see [`recycle`]).
+const SPARE_MAX_AGE: u64 = 1024;
 
-/// Arrays of dropped solvers and of finished constructions, for the next.
-static SPARE: std::sync::Mutex<Vec<Arr>> = std::sync::Mutex::new(Vec::new());
+/// Arrays of dropped solvers and of finished constructions, for the next,
+/// oldest first, each with the [`ASKED`] count when it was kept.
+static SPARE: std::sync::Mutex<Vec<(u64, Arr)>> = std::sync::Mutex::new(Vec::new());
+/// Arrays of at least [`SPARE_MIN_LEN`] asked for so far.
+static ASKED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// `len` zeros: an array that a dropped solver handed back where one fits,
 /// or a new one with the next start offset (see [`Arr`]).
@@ -310,15 +316,16 @@ static SPARE: std::sync::Mutex<Vec<Arr>> = std::sync::Mutex::new(Vec::new());
 fn zeroed(len: usize) -> Arr {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     if len >= SPARE_MIN_LEN {
+        ASKED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let kept = SPARE.lock().ok().and_then(|mut spare| {
             // The smallest array that holds `len` without wasting half.
             let k = spare
                 .iter()
                 .enumerate()
-                .filter(|(_, a)| a.buf.len() - a.off >= len && a.buf.len() / 2 <= len)
-                .min_by_key(|(_, a)| a.buf.len())?
+                .filter(|(_, (_, a))| a.buf.len() - a.off >= len && a.buf.len() / 2 <= len)
+                .min_by_key(|(_, (_, a))| a.buf.len())?
                 .0;
-            Some(spare.swap_remove(k))
+            Some(spare.remove(k).1)
         });
         if let Some(mut a) = kept {
             a.len = len;
@@ -335,20 +342,45 @@ fn zeroed(len: usize) -> Arr {
     }
 }
 
-/// Keeps `arrays` for later [`zeroed`] calls, as far as [`SPARE_BYTES`]
-/// allows.
+/// Keeps `arrays` for later [`zeroed`] calls. Arrays that sat unused
+/// while [`SPARE_MAX_AGE`] others were asked for are let go first, then
+/// the oldest, until at most [`SPARE_BYTES`] are kept: a long render asks
+/// for arrays of many sizes in turn (the backward pass, the preview's
+/// scale, the keyframes), and kept arrays of a size no longer asked for
+/// would otherwise fill the pool for good.
 fn recycle(arrays: impl IntoIterator<Item = Arr>) {
-    let Ok(mut spare) = SPARE.lock() else {
-        return;
-    };
-    let mut bytes: usize = spare.iter().map(|a| a.buf.len() * 4).sum();
-    for a in arrays {
-        let size = a.buf.len() * 4;
-        if a.len >= SPARE_MIN_LEN && bytes + size <= SPARE_BYTES {
-            bytes += size;
-            spare.push(a);
+    let asked = ASKED.load(std::sync::atomic::Ordering::Relaxed);
+    let let_go: Vec<(u64, Arr)> = {
+        let Ok(mut spare) = SPARE.lock() else {
+            return;
+        };
+        spare.extend(
+            arrays
+                .into_iter()
+                .filter(|a| a.len >= SPARE_MIN_LEN)
+                .map(|a| (asked, a)),
+        );
+        let mut bytes: usize = spare.iter().map(|(_, a)| a.buf.len() * 4).sum();
+        let mut stale = 0;
+        for (at, a) in spare.iter() {
+            if asked.saturating_sub(*at) <= SPARE_MAX_AGE && bytes <= SPARE_BYTES {
+                break;
+            }
+            bytes -= a.buf.len() * 4;
+            stale += 1;
         }
-    }
+        spare.drain(..stale).collect()
+    };
+    // Freed outside the lock.
+    drop(let_go);
+}
+
+/// Bytes the solvers' pool of spare arrays holds now.
+pub fn spare_bytes() -> usize {
+    SPARE
+        .lock()
+        .map(|s| s.iter().map(|(_, a)| a.buf.len() * 4).sum())
+        .unwrap_or(0)
 }
 
 /// One array per parity.

@@ -122,12 +122,14 @@ fn child(w: usize, h: usize, frames: u64, budget: Option<usize>) {
     render(req, &AtomicBool::new(false), |_| {}).expect("the render");
     let _ = std::fs::remove_file(&out);
     println!("SECONDS {:.1}", started.elapsed().as_secs_f64());
+    println!("POOL {}", tincture_core::solver::spare_bytes());
 }
 
-/// Runs the child for one case: its peak RSS in bytes and its seconds.
+/// Runs the child for one case: its peak RSS in bytes, its seconds and the
+/// bytes the solvers' pool of spare arrays held at its end.
 // The child is reaped with `wait4`, which also gives its peak memory.
 #[allow(clippy::zombie_processes)]
-fn measure(size: &str, frames: u64, budget: Option<usize>) -> (u64, f64) {
+fn measure(size: &str, frames: u64, budget: Option<usize>) -> (u64, f64, u64) {
     let exe = std::env::current_exe().expect("the bench binary");
     let mut cmd = Command::new(exe);
     cmd.args(["--child", size, &frames.to_string()]);
@@ -156,8 +158,13 @@ fn measure(size: &str, frames: u64, budget: Option<usize>) -> (u64, f64) {
         .find_map(|l| l.strip_prefix("SECONDS "))
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(f64::NAN);
+    let pool = text
+        .lines()
+        .find_map(|l| l.strip_prefix("POOL "))
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
     // ru_maxrss is in kilobytes on Linux.
-    (usage.ru_maxrss as u64 * 1024, seconds)
+    (usage.ru_maxrss as u64 * 1024, seconds, pool)
 }
 
 fn gb(bytes: f64) -> f64 {
@@ -242,11 +249,12 @@ fn main() {
         gb(budget as f64)
     );
     println!(
-        "{:>6} {:>7} | {:>13} {:>9} | {:>15} {:>9} | {:>16} | {:>6}",
+        "{:>6} {:>7} | {:>13} {:>9} {:>9} | {:>15} {:>9} | {:>16} | {:>6}",
         "size",
         "frames",
         "budgeted RSS",
         "seconds",
+        "pool",
         "unbounded RSS",
         "seconds",
         "keep-all needs",
@@ -257,11 +265,11 @@ fn main() {
         let (w, h) = size_of_name(size);
         for &frames in &lengths {
             let _ = film(w, h, frames);
-            let (rss, secs) = measure(size, frames, None);
+            let (rss, secs, pool) = measure(size, frames, None);
             worst = worst.max(rss);
             let keep_all = tincture_core::propagate::carried_bytes(w * h) as f64 * frames as f64;
             let (base, base_text, base_secs) = if gb(keep_all) <= baseline_max {
-                let (b, s) = measure(size, frames, Some(usize::MAX));
+                let (b, s, _) = measure(size, frames, Some(usize::MAX));
                 (
                     Some(b),
                     format!("{:.2} GB", gb(b as f64)),
@@ -275,9 +283,10 @@ fn main() {
                 |b| format!("{:.2}", b as f64 / rss as f64),
             );
             println!(
-                "{size:>6} {frames:>7} | {:>10.2} GB {secs:>9.1} | {base_text:>15} {base_secs:>9} | \
-                 {:>13.2} GB | {ratio:>6}",
+                "{size:>6} {frames:>7} | {:>10.2} GB {secs:>9.1} {:>6} MB | {base_text:>15} \
+                 {base_secs:>9} | {:>13.2} GB | {ratio:>6}",
                 gb(rss as f64),
+                pool >> 20,
                 gb(keep_all)
             );
         }

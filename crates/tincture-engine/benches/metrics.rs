@@ -21,7 +21,7 @@ use tincture_core::metrics::{colorfulness, psnr_rgb, ssim};
 use tincture_core::video_metrics::{
     cdc, jensen_shannon, lab_means, luma_of_rgb, rgb_histograms, visible_mask, warp_error,
 };
-use tincture_engine::live_metrics::LiveMetrics;
+use tincture_engine::live_metrics::{LiveMetrics, preview_frame};
 use tincture_engine::render::{OutputFormat, RenderRequest, render};
 use tincture_media::{VideoCodec, VideoReader};
 
@@ -206,6 +206,21 @@ fn per_metric(colour: &Path) {
     println!(
         "  {:<44} {live_ms:8.2} ms",
         "live metrics as exported (160 px preview)"
+    );
+    // Its parts.
+    let previews: Vec<_> = frames.iter().map(preview_frame).collect();
+    println!(
+        "    {:<42} {:8.2} ms",
+        "the preview (box average of the planes)",
+        median_ms(runs, || drop(preview_frame(&frames[1])))
+    );
+    let (pw, ph) = (previews[0].width(), previews[0].height());
+    let (p0, p1) = (previews[0].luma_unit().data, previews[1].luma_unit().data);
+    let flow = FlowParams::default();
+    println!(
+        "    {:<42} {:8.2} ms",
+        format!("optical flow at {pw}x{ph} (x2: fw + bw)"),
+        2.0 * median_ms(runs, || drop(estimate_flow(&p0, &p1, pw, ph, &flow)))
     );
 }
 

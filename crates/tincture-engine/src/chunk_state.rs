@@ -123,7 +123,7 @@ impl ChunkState {
     /// of this plan and size and it is whole.
     pub fn load_forward(&self, frame: u64, w: usize, h: usize) -> Option<ForwardState> {
         let path = self.forward_path(frame, w, h);
-        let bytes = self.read(&path)?;
+        let bytes = std::fs::read(&path).ok()?;
         let parsed = (|| {
             let mut r = self.body(&bytes, FORWARD, 0, frame, w, h)?;
             let n = w * h;
@@ -248,7 +248,7 @@ impl ChunkState {
         // The nearest that reads whole; a damaged one is passed over.
         frames.into_iter().find_map(|f| {
             let path = self.backward_path(key, f, w, h);
-            let bytes = self.read(&path)?;
+            let bytes = std::fs::read(&path).ok()?;
             let parsed = (|| {
                 let mut r = self.body(&bytes, BACKWARD, key, f, w, h)?;
                 let n = w * h;
@@ -318,10 +318,6 @@ impl ChunkState {
             return None;
         }
         Some(r)
-    }
-
-    fn read(&self, path: &Path) -> Option<Vec<u8>> {
-        std::fs::read(path).ok()
     }
 
     fn write(&self, path: &Path, mut bytes: Vec<u8>) -> Result<(), String> {

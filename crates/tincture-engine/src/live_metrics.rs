@@ -60,19 +60,23 @@ fn shrink_plane(p: &Plane, k: usize) -> Plane {
     let w = p.width.div_ceil(k);
     let h = p.height.div_ceil(k);
     let mut data = Vec::with_capacity(w * h);
+    // Row by row through the plane: each output row sums its k rows of
+    // boxes, then divides by the box's area.
+    let mut sums = vec![0u32; w];
     for y in 0..h {
+        sums.fill(0);
         let rows = (y * k)..((y + 1) * k).min(p.height);
-        for x in 0..w {
-            let cols = (x * k)..((x + 1) * k).min(p.width);
-            let (mut sum, mut n) = (0u32, 0u32);
-            for r in rows.clone() {
-                for &v in &p.row(r)[cols.clone()] {
-                    sum += u32::from(v);
-                    n += 1;
-                }
+        let n_rows = rows.len() as u32;
+        for r in rows {
+            for (sum, cells) in sums.iter_mut().zip(p.row(r).chunks(k)) {
+                *sum += cells.iter().map(|&v| u32::from(v)).sum::<u32>();
             }
-            data.push(((sum + n / 2) / n.max(1)) as u16);
         }
+        let last = (p.width - (w - 1) * k) as u32;
+        data.extend(sums.iter().enumerate().map(|(x, &sum)| {
+            let n = n_rows * if x + 1 == w { last } else { k as u32 };
+            ((sum + n / 2) / n.max(1)) as u16
+        }));
     }
     Plane {
         width: w,
@@ -309,6 +313,36 @@ pub(crate) fn write_json_atomic(path: &Path, value: &impl serde::Serialize) -> s
 mod tests {
     use super::*;
     use tincture_core::color::{ColorRange, Matrix};
+
+    #[test]
+    fn a_shrunk_plane_is_the_mean_of_each_box_edges_included() {
+        let (w, h) = (23, 11);
+        let p = Plane {
+            width: w,
+            height: h,
+            data: (0..w * h).map(|i| ((i * 7919) % 1021) as u16).collect(),
+        };
+        for k in [1, 2, 3, 4, 5] {
+            let s = shrink_plane(&p, k);
+            assert_eq!((s.width, s.height), (w.div_ceil(k), h.div_ceil(k)));
+            for y in 0..s.height {
+                for x in 0..s.width {
+                    let (mut sum, mut n) = (0u32, 0u32);
+                    for yy in y * k..((y + 1) * k).min(h) {
+                        for xx in x * k..((x + 1) * k).min(w) {
+                            sum += u32::from(p.data[yy * w + xx]);
+                            n += 1;
+                        }
+                    }
+                    assert_eq!(
+                        s.data[y * s.width + x],
+                        ((sum + n / 2) / n) as u16,
+                        "k {k}, box ({x}, {y})"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn frames_from_returns_only_the_newer_frames() {

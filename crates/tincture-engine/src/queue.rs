@@ -280,6 +280,32 @@ impl Queue {
             })
             .collect();
         films.sort();
+        let mut ids = Vec::new();
+        for film in films {
+            if let Some(id) = self.add_film(&film, None, projects, outputs, format)? {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Adds `film`, rendered in `format` to `outputs/STEM-colour.EXT` (a
+    /// folder `STEM-colour` for image sequences), with `project`, or else
+    /// with `projects/STEM.tincture.json`, made with the default settings
+    /// when it does not exist. `None` when an item already writes that
+    /// output.
+    ///
+    /// # Errors
+    /// An unknown format, a film or project that cannot be found, or a
+    /// project that cannot be made or saved.
+    pub fn add_film(
+        &mut self,
+        film: &Path,
+        project: Option<&Path>,
+        projects: &Path,
+        outputs: &Path,
+        format: &str,
+    ) -> Result<Option<u64>> {
         let extension = match OutputFormat::from_name(format, H264_CRF) {
             Some(OutputFormat::Video(codec)) => Some(codec.container().extension()),
             Some(OutputFormat::Images(_)) => None,
@@ -292,35 +318,43 @@ impl Queue {
                 });
             }
         };
-        std::fs::create_dir_all(projects).map_err(|e| Error::Output {
-            path: projects.to_owned(),
-            reason: format!("cannot create the projects folder: {e}"),
+        let film = std::fs::canonicalize(film).map_err(|e| Error::Output {
+            path: film.to_owned(),
+            reason: format!("cannot find the film: {e}"),
         })?;
-        let mut ids = Vec::new();
-        for film in films {
-            let film = std::fs::canonicalize(&film).unwrap_or(film);
-            let stem = film
-                .file_stem()
-                .map_or_else(|| "film".into(), |s| s.to_string_lossy().into_owned());
-            let output = match extension {
-                Some(ext) => outputs.join(format!("{stem}-colour.{ext}")),
-                None => outputs.join(format!("{stem}-colour")),
-            };
-            if self.items.iter().any(|i| i.output == output) {
-                continue;
-            }
-            let project_path = projects.join(format!("{stem}.tincture.json"));
-            if !project_path.exists() {
-                let project = crate::project::new_project(&film)?;
-                crate::output::check_not_input(&project_path, &[&film])?;
-                project.save(&project_path).map_err(|e| Error::Output {
-                    path: project_path.clone(),
-                    reason: e.to_string(),
-                })?;
-            }
-            ids.push(self.add(&film, &project_path, &output, format)?);
+        let stem = film
+            .file_stem()
+            .map_or_else(|| "film".into(), |s| s.to_string_lossy().into_owned());
+        let output = match extension {
+            Some(ext) => outputs.join(format!("{stem}-colour.{ext}")),
+            None => outputs.join(format!("{stem}-colour")),
+        };
+        if self.items.iter().any(|i| i.output == output) {
+            return Ok(None);
         }
-        Ok(ids)
+        let project_path = match project {
+            Some(p) => std::fs::canonicalize(p).map_err(|e| Error::Output {
+                path: p.to_owned(),
+                reason: format!("cannot find the project: {e}"),
+            })?,
+            None => {
+                let project_path = projects.join(format!("{stem}.tincture.json"));
+                if !project_path.exists() {
+                    std::fs::create_dir_all(projects).map_err(|e| Error::Output {
+                        path: projects.to_owned(),
+                        reason: format!("cannot create the projects folder: {e}"),
+                    })?;
+                    let project = crate::project::new_project(&film)?;
+                    crate::output::check_not_input(&project_path, &[&film])?;
+                    project.save(&project_path).map_err(|e| Error::Output {
+                        path: project_path.clone(),
+                        reason: e.to_string(),
+                    })?;
+                }
+                project_path
+            }
+        };
+        self.add(&film, &project_path, &output, format).map(Some)
     }
 
     /// The item with id `id`.
@@ -445,20 +479,13 @@ pub fn run_next(
     cancel: &Arc<AtomicBool>,
     on_event: &mut dyn FnMut(QueueEvent),
 ) -> Result<Ran> {
-    let set = |queue: &mut Queue, id: u64, f: &dyn Fn(&mut Item)| {
-        if let Some(i) = queue.item_mut(id) {
-            f(i);
-        }
-    };
     let item = edit(path, |queue| {
-        let item = queue.next_pending().cloned();
-        if let Some(item) = &item {
-            set(queue, item.id, &|i| {
-                i.status = Status::Running;
-                i.message = None;
-            });
+        let item = queue.next_pending().cloned()?;
+        if let Some(i) = queue.item_mut(item.id) {
+            i.status = Status::Running;
+            i.message = None;
         }
-        item
+        Some(item)
     })?;
     let Some(item) = item else {
         return Ok(Ran::Nothing);
@@ -471,19 +498,15 @@ pub fn run_next(
 
 /// Records how item `id` ended.
 fn record(queue: &mut Queue, id: u64, result: std::result::Result<(Outcome, u64), String>) -> Ran {
-    let set = |queue: &mut Queue, f: &dyn Fn(&mut Item)| {
-        if let Some(i) = queue.item_mut(id) {
-            f(i);
-        }
-    };
+    let item = queue.item_mut(id);
     match result {
         Ok((Outcome::Completed { frames, .. }, total)) => {
-            set(queue, &|i| {
+            if let Some(i) = item {
                 i.status = Status::Done;
                 i.frames_done = frames;
                 i.frames_total = total.max(frames);
                 i.message = None;
-            });
+            }
             Ran::Done(id)
         }
         Ok((
@@ -494,20 +517,19 @@ fn record(queue: &mut Queue, id: u64, result: std::result::Result<(Outcome, u64)
             },
             total,
         )) => {
-            set(queue, &|i| {
+            if let Some(i) = item {
                 i.status = Status::Pending;
                 i.frames_done = frames;
                 i.frames_total = total;
                 i.message = Some(format!("stopped; resumes from frame {resume_from}"));
-            });
+            }
             Ran::Stopped(id)
         }
         Err(message) => {
-            let m = message.clone();
-            set(queue, &move |i| {
+            if let Some(i) = item {
                 i.status = Status::Failed;
-                i.message = Some(m.clone());
-            });
+                i.message = Some(message.clone());
+            }
             Ran::Failed(id, message)
         }
     }

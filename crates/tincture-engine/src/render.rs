@@ -865,9 +865,6 @@ fn run_frames(
                 None => None,
             };
             let out = compose_frame(&decoded.frame, chroma.as_ref(), layout);
-            if let Some(m) = metrics {
-                m.send(out.clone());
-            }
             match sink {
                 Sink::Video(w) => {
                     w.write_frame(
@@ -887,6 +884,10 @@ fn run_frames(
                     }
                 }
                 Sink::Images(w) => w.write_frame(&out, index)?,
+            }
+            // Written: the metrics thread takes the frame itself, no copy.
+            if let Some(m) = metrics {
+                m.send(out);
             }
             written += 1;
             on_event(RenderEvent::Progress(Progress {
