@@ -212,6 +212,35 @@ fn pcm_sound_is_kept_whole_in_prores_and_ffv1() {
     }
 }
 
+/// FLAC sound cannot go into MOV as it is: the render refuses with the
+/// stream, the film and what to do, leaves no output, and MKV takes it.
+#[test]
+fn flac_sound_to_mov_is_refused_naming_the_stream_and_mkv_keeps_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let src = fixture_with_audio(dir.path(), "flac.mkv", &["-c:a", "flac", "-c:v", "ffv1"]);
+    let out = dir.path().join("out.mov");
+    let run = tincture_tests::cli(&[
+        "render",
+        src.to_str().expect("utf8"),
+        "-o",
+        out.to_str().expect("utf8"),
+        "--passthrough",
+        "--no-metrics",
+        "--format",
+        "prores",
+    ]);
+    let text = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(4), "{text}");
+    assert!(
+        text.contains("stream 1 (flac)") && text.contains("flac.mkv") && text.contains("ffv1"),
+        "the error names the stream, the film and what to do: {text}"
+    );
+    assert!(!out.exists(), "no output is left");
+    let mkv = dir.path().join("out.mkv");
+    render_ok(&src, &mkv, &["--passthrough", "--no-metrics"]);
+    assert!(decoded_audio(&mkv, &["-f", "s32le"]) == decoded_audio(&src, &["-f", "s32le"]));
+}
+
 #[test]
 fn subtitles_are_copied() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -149,9 +149,11 @@ const STEERED_CONFIDENCE: f32 = 0.5;
 
 /// The memory the backward pass may keep (checkpoints of carried colour
 /// and runs of luma read ahead) when `TINCTURE_PROPAGATION_BUDGET_MB` does
-/// not say: 640 MiB, whatever the shot's length, so that a whole render at
-/// 1080p (decoder, solver, encoder and all) stays within 1.5 GB.
-pub const DEFAULT_PROPAGATION_BUDGET: usize = 640 << 20;
+/// not say: 512 MiB, whatever the shot's length, so that a whole render at
+/// 1080p (decoder, solver, encoder and all) stays within 1.5 GB. (At 640
+/// MiB a 2,400-frame 1080p shot peaked at 1.50 GB: the pass fills its
+/// checkpoint slots the more, the longer the shot, up to its budget.)
+pub const DEFAULT_PROPAGATION_BUDGET: usize = 512 << 20;
 
 /// The backward pass's memory budget: `TINCTURE_PROPAGATION_BUDGET_MB`
 /// (mebibytes) when set and valid, else [`DEFAULT_PROPAGATION_BUDGET`].
@@ -184,6 +186,8 @@ pub struct FilmColorizer {
     /// Frames read ahead are brought to it, so a preview that colours a
     /// smaller picture of the film replays and reads ahead at that size.
     work_size: Option<(usize, usize)>,
+    /// Frames read for propagation, to give free memory back now and then.
+    reads: u64,
     stop: Option<StopCheck>,
     /// Where a keyframe's solve starts (see [`warm_start`](Self::warm_start)).
     warm: HashMap<u64, ChromaField>,
@@ -310,6 +314,7 @@ impl FilmColorizer {
             budget: propagation_budget(),
             key_cache: HashMap::new(),
             work_size: None,
+            reads: 0,
             stop: None,
             warm: HashMap::new(),
             key_solver: None,
@@ -427,6 +432,12 @@ impl FilmColorizer {
     }
 
     fn read_luma(&mut self, frame: u64) -> tincture_core::Result<LumaImage> {
+        // A backward walk reads a frame a step: every 16 steps, the free
+        // memory of the steps before goes back to the system.
+        self.reads += 1;
+        if self.reads.is_multiple_of(16) {
+            crate::release_free_memory();
+        }
         if self.reader.is_none() {
             let r = VideoReader::open(&self.plan.source)
                 .map_err(|e| engine_error(format!("reading ahead for propagation: {e}")))?;

@@ -51,6 +51,22 @@ pub fn keep_heap_bounded() {
     }
 }
 
+/// Hands the allocator's free memory back to the system, the free pages
+/// inside its heaps included (glibc's `malloc_trim`). A long backward pass
+/// allocates and frees frame-sized arrays below [`OWN_PAGES_FROM`] (an HD
+/// frame's half-size planes, flow pyramids) in turn on several threads;
+/// the heaps' free pages between them stay resident unless given back.
+/// Linux with glibc only; elsewhere it does nothing.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim only returns free memory to the system.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+}
+
 /// Lowers the calling thread's CPU priority to [`BACKGROUND_NICENESS`]
 /// (never raising it, if it is lower already), so
 /// that background work (an export, building a scrub proxy) yields the CPU

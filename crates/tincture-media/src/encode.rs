@@ -391,7 +391,37 @@ impl VideoWriter {
         }
         octx.set_metadata(meta);
         octx.write_header_with(container.header_options())
-            .map_err(|e| output_error(path, e))?;
+            .map_err(|e| {
+                if config.passthrough.is_empty() {
+                    return output_error(path, e);
+                }
+                // The muxer lists a codec it then refuses (FLAC in MOV):
+                // name the streams copied, and what to do.
+                let streams: Vec<String> = config
+                    .passthrough
+                    .iter()
+                    .map(|pass| {
+                        let codec = source
+                            .info()
+                            .streams
+                            .iter()
+                            .find(|s| s.index == pass.source_index)
+                            .map_or("?", |s| s.codec.as_str());
+                        format!("stream {} ({codec})", pass.source_index)
+                    })
+                    .collect();
+                output_error(
+                    path,
+                    format!(
+                        "the {} container cannot hold {} of {} as it is ({e}); choose \
+                         --format ffv1 (MKV), which carries any sound and subtitles as they are, \
+                         or convert that sound to PCM first",
+                        container.muxer(),
+                        streams.join(", "),
+                        source.path().display()
+                    ),
+                )
+            })?;
         // The muxer may have changed the stream time bases; look them up again.
         for (_, (out, tb)) in stream_map.iter_mut() {
             if let Some(s) = octx.stream(*out) {
