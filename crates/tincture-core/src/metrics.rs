@@ -308,6 +308,37 @@ fn linear_to_lab(linear: [f64; 3]) -> [f64; 3] {
     [116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)]
 }
 
+/// `∛t` for `t` in 0.008856..2 (the range [`linear_to_lab`] takes roots
+/// of), to within 1e-15 of `f64::cbrt`, by Newton's steps on `t^(-1/3)`:
+/// multiplications only, a few times faster than the library's root.
+#[inline]
+fn cbrt_in_lab_range(t: f64) -> f64 {
+    // A first guess from the exponent (within 15% on this range), then
+    // five steps, each squaring the error.
+    let mut r = f64::from_bits(0x5540_0000_0000_0000 - t.to_bits() / 3);
+    for _ in 0..5 {
+        r *= (4.0 - t * r * r * r) * (1.0 / 3.0);
+    }
+    t * r * r
+}
+
+/// [`srgb8_to_lab`]'s a\* and b\*, faster (see [`cbrt_in_lab_range`]), for
+/// means over whole pictures: within 1e-12 of it.
+pub fn srgb8_to_ab(rgb: [u8; 3]) -> [f64; 2] {
+    let lut = &*SRGB8_TO_LINEAR;
+    let xyz = mat_vec(&XYZ_FROM_RGB, rgb.map(|v| lut[usize::from(v)]));
+    let f = |i: usize| {
+        let t = xyz[i] / D65_WHITE[i];
+        if t > 0.008856 {
+            cbrt_in_lab_range(t)
+        } else {
+            7.787 * t + 16.0 / 116.0
+        }
+    };
+    let (fx, fy, fz) = (f(0), f(1), f(2));
+    [500.0 * (fx - fy), 200.0 * (fy - fz)]
+}
+
 /// An 8-bit sRGB colour to CIE L\*a\*b\* (D65 white, 2° observer), as
 /// scikit-image's `rgb2lab` computes it: L in 0..100, a and b roughly
 /// -128..128.
@@ -655,6 +686,31 @@ fn check_min_size(width: usize, height: usize, min: usize) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fast_lab_root_agrees_with_the_library_root() {
+        let mut t = 0.008856f64;
+        while t < 2.0 {
+            let (fast, exact) = (cbrt_in_lab_range(t), t.cbrt());
+            assert!(
+                (fast - exact).abs() <= 1e-15 * exact,
+                "∛{t}: {fast} vs {exact}"
+            );
+            t *= 1.000_37;
+        }
+        for r in (0..=255u8).step_by(5) {
+            for g in (0..=255u8).step_by(5) {
+                for b in (0..=255u8).step_by(5) {
+                    let [_, a, bb] = srgb8_to_lab([r, g, b]);
+                    let [fa, fb] = srgb8_to_ab([r, g, b]);
+                    assert!(
+                        (a - fa).abs() < 1e-12 && (bb - fb).abs() < 1e-12,
+                        "{r} {g} {b}: {a} {bb} vs {fa} {fb}"
+                    );
+                }
+            }
+        }
+    }
 
     fn uniform(width: usize, height: usize, rgb: [u8; 3]) -> RgbImage {
         RgbImage {
