@@ -24,6 +24,7 @@ use tincture_core::frame::RgbImage;
 use tincture_core::frame::{ChromaField, LumaImage};
 use tincture_core::guided::GuidedFilter;
 use tincture_core::project::Project;
+use tincture_engine::analysis::metrics::MeanFlicker;
 use tincture_engine::film::{FilmColorizer, FilmPlan, KeyColour};
 use tincture_engine::neural::{ModelChoice, WorkerColorizer};
 use tincture_engine::project::plan_of;
@@ -710,18 +711,12 @@ impl State {
     }
 }
 
-/// The mean flicker of the frames `metrics` measured (`None` before two).
+/// The mean flicker of the frames `metrics` measured (`None` before two),
+/// as the engine's analysis averages it.
 fn mean_flicker(metrics: &LiveMetrics) -> Option<Sample> {
-    let frames = metrics.frames();
-    let warps: Vec<f64> = frames.iter().filter_map(|f| f.warp_error).collect();
-    if warps.is_empty() {
-        return None;
-    }
-    let cdcs: Vec<f64> = frames.iter().filter_map(|f| f.cdc).collect();
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    Some(Sample {
-        warp: mean(&warps),
-        cdc: (!cdcs.is_empty()).then(|| mean(&cdcs)),
+    MeanFlicker::of(&metrics.frames()).map(|m| Sample {
+        warp: m.warp_error,
+        cdc: m.cdc,
     })
 }
 

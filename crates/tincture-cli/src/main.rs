@@ -3,8 +3,11 @@
 //! Subcommands: `probe`, `render` (a film, by the neural model, a reference
 //! photograph or passed through), `colorize-image` (one still, with optional
 //! hints; see [`still`]), `eval-images` (score a model on a folder of colour
-//! photographs; see [`eval`]), `verify`, `join` and `farm` (render farms; see
-//! [`farm`]) and `runtime`.
+//! photographs; see [`eval`]), `metrics` and `eval` (a clip's flicker, and
+//! colorization scored against a colour clip; see [`metrics`]), `verify`,
+//! `join` and `farm` (render farms; see [`farm`]) and `runtime`. The work of
+//! each is the engine's; this binary parses, prints and maps errors to exit
+//! codes.
 //!
 //! Exit codes (also in `--help`):
 //! 0 success · 1 unexpected failure · 2 bad arguments · 3 the input cannot be used
@@ -20,7 +23,6 @@ mod eval;
 mod farm;
 mod metrics;
 mod outputs;
-mod plot;
 mod project;
 mod shots;
 mod still;
@@ -33,6 +35,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{Parser, Subcommand};
 use tincture_core::colorize::Colorizer;
 use tincture_engine::Error as EngineError;
+use tincture_engine::analysis::eval::Colourer;
 use tincture_engine::film::FilmColorizer;
 use tincture_engine::neural::{ModelChoice, WorkerColorizer};
 use tincture_engine::project::film_colorizer;
@@ -211,8 +214,17 @@ impl From<EngineError> for Failure {
             | EngineError::NotTinctureFolder { .. }
             | EngineError::Output { .. }
             | EngineError::WriteFailed { .. } => 4,
-            EngineError::FrameRange { .. } => 2,
-            EngineError::Project { .. } | EngineError::Farm { .. } => 3,
+            EngineError::FrameRange { .. } | EngineError::Setting { .. } => 2,
+            EngineError::Project { .. }
+            | EngineError::Farm { .. }
+            | EngineError::Analysis { .. } => 3,
+            EngineError::ReferenceClip(_) => 5,
+            // Reference transfer is not the model: an unexpected failure.
+            EngineError::Evaluate { by, .. } => match by {
+                Colourer::Transfer { .. } => 1,
+                Colourer::Film | Colourer::Model => 6,
+            },
+            EngineError::Draw { .. } => 1,
         };
         Self {
             code,

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use tincture_engine::analysis::plot::{self, Plot, StripColumn};
 use tincture_engine::output;
 
 use crate::Failure;
@@ -65,5 +66,30 @@ impl Outputs {
         self.write(out, |partial| {
             std::fs::write(partial, text).map_err(|e| e.to_string())
         })
+    }
+
+    /// Draws `plot` and writes it to `out` as a PNG (see [`Self::write`]).
+    ///
+    /// # Errors
+    /// Exit code 1 when it cannot be drawn, 4 when it cannot be written.
+    pub fn write_plot(&self, out: &Path, plot: &Plot<'_>) -> Result<(), Failure> {
+        plot::write_plot(out, &self.inputs(), self.overwrite, plot)?;
+        Ok(())
+    }
+
+    /// Draws a strip of `columns` under `title` and writes it to `out` as a
+    /// PNG (see [`Self::write`]).
+    ///
+    /// # Errors
+    /// Exit code 1 when it cannot be drawn (no frames among them), 4 when it
+    /// cannot be written.
+    pub fn write_strip(
+        &self,
+        out: &Path,
+        columns: &[StripColumn],
+        title: &str,
+    ) -> Result<(), Failure> {
+        plot::write_strip(out, &self.inputs(), self.overwrite, columns, title)?;
+        Ok(())
     }
 }

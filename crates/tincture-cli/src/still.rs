@@ -1,7 +1,8 @@
-//! `colorize-image`: one still picture through the neural colorizer, and the
-//! pure helpers around it that `eval-images` shares: taking a picture's
-//! luma and composing luma with the model's chroma into R'G'B'. The picture
-//! is written by the rules of [`crate::outputs`].
+//! `colorize-image`: one still picture through the neural colorizer, and
+//! taking a picture's luma. Luma and the model's chroma are composed into
+//! R'G'B' by [`compose_rgb`], which `eval-images` shares (in the engine's
+//! [`tincture_engine::analysis::stills`]). The picture is written by the
+//! rules of [`crate::outputs`].
 //!
 //! Stills use BT.601 full range: Y' = 0.299 R' + 0.587 G' + 0.114 B' on the
 //! sRGB values. The output's Y' is the input's; only Cb and Cr come from the
@@ -11,16 +12,13 @@
 use std::path::{Path, PathBuf};
 
 use image::DynamicImage;
-use tincture_core::color::Matrix;
-use tincture_core::frame::{ChromaField, LumaImage};
+use tincture_core::frame::LumaImage;
+use tincture_engine::analysis::stills::{STILL_MATRIX, compose_rgb};
 use tincture_engine::neural::open_colorizer;
 use tincture_infer::Hints;
 
 use crate::outputs::Outputs;
 use crate::{Failure, ModelArgs};
-
-/// The matrix stills are composed with.
-pub const STILL_MATRIX: Matrix = Matrix::Bt601;
 
 /// Arguments of `colorize-image`.
 #[derive(clap::Args)]
@@ -102,20 +100,6 @@ pub fn luma_of(img: &DynamicImage) -> LumaImage {
         height: img.height() as usize,
         data,
     }
-}
-
-/// `luma` + `chroma` (BT.601, full range) as R'G'B' code values of `max`
-/// (255 or 65535), row-major triplets: chroma limited to the gamut at each
-/// pixel's luma, converted, clamped and rounded.
-pub fn compose_rgb(luma: &LumaImage, chroma: &ChromaField, max: f32) -> Vec<u16> {
-    let mut out = Vec::with_capacity(luma.data.len() * 3);
-    for ((&y, &cb), &cr) in luma.data.iter().zip(&chroma.cb).zip(&chroma.cr) {
-        let (cb, cr) = STILL_MATRIX.limit_to_gamut(y, cb, cr);
-        for c in STILL_MATRIX.ycbcr_to_rgb([y, cb, cr]) {
-            out.push((c.clamp(0.0, 1.0) * max).round() as u16);
-        }
-    }
-    out
 }
 
 /// Encodes R'G'B' code values (see [`compose_rgb`]) as `format` into `path`.
@@ -216,15 +200,6 @@ pub fn colorize_image_cmd(args: &ColorizeImageArgs) -> Result<(), Failure> {
 mod tests {
     use super::*;
 
-    fn field(w: usize, h: usize, cb: f32, cr: f32) -> ChromaField {
-        ChromaField {
-            width: w,
-            height: h,
-            cb: vec![cb; w * h],
-            cr: vec![cr; w * h],
-        }
-    }
-
     #[test]
     fn gray_luma_is_the_gray_value_exactly() {
         let g8 = image::GrayImage::from_fn(16, 16, |x, y| image::Luma([(x * 16 + y) as u8]));
@@ -241,30 +216,6 @@ mod tests {
         let luma = luma_of(&DynamicImage::ImageRgb8(rgb));
         let want = (0.299 * 200.0 + 0.587 * 100.0 + 0.114 * 50.0) / 255.0;
         assert!((luma.data[0] - want).abs() < 1e-6, "{}", luma.data[0]);
-    }
-
-    #[test]
-    fn composing_keeps_luma_even_for_chroma_out_of_gamut() {
-        let values: Vec<f32> = (0..=255).map(|v| v as f32 / 255.0).collect();
-        let luma = LumaImage {
-            width: 256,
-            height: 1,
-            data: values,
-        };
-        for (cb, cr) in [(0.0, 0.0), (0.1, -0.2), (-0.5, 0.5), (0.45, 0.45)] {
-            let rgb = compose_rgb(&luma, &field(256, 1, cb, cr), 255.0);
-            for (v, px) in rgb.chunks_exact(3).enumerate() {
-                let y =
-                    0.299 * f32::from(px[0]) + 0.587 * f32::from(px[1]) + 0.114 * f32::from(px[2]);
-                assert!(
-                    (y - v as f32).abs() <= 0.5 + 1e-3,
-                    "cb {cb} cr {cr}: {v} -> {px:?}"
-                );
-            }
-        }
-        let gray = compose_rgb(&luma, &field(256, 1, 0.0, 0.0), 65535.0);
-        assert_eq!(&gray[3 * 255..], &[65535, 65535, 65535]);
-        assert_eq!(&gray[3 * 51..3 * 52], &[13107, 13107, 13107]);
     }
 
     #[test]

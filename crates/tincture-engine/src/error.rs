@@ -107,6 +107,55 @@ pub enum Error {
         /// Why, with advice.
         reason: String,
     },
+    /// A clip, picture or folder that cannot be measured or scored (see
+    /// [`crate::analysis`]): it holds no frames, ends early, holds no colour
+    /// to score against, or a frame of it cannot be measured; the reason
+    /// names the frame where there is one, and says what to do.
+    #[error("{}: {reason}", path.display())]
+    Analysis {
+        /// The clip, picture or folder.
+        path: PathBuf,
+        /// Why, with advice.
+        reason: String,
+    },
+    /// The reference clip a film is measured against cannot be opened (see
+    /// [`crate::analysis::metrics`]); the media error names the file.
+    #[error(transparent)]
+    ReferenceClip(tincture_media::Error),
+    /// A setting of an analysis outside its range, or a keyframe outside the
+    /// film; `name` is the request field's name.
+    #[error("{name} {value}: {reason}")]
+    Setting {
+        /// The request field, such as `stabilise` or `keyframes`.
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// The range it must lie in, or what to give instead.
+        reason: String,
+    },
+    /// Colouring a frame failed while a film was being evaluated against
+    /// its truth (see [`crate::analysis::eval`]).
+    #[error("{}: frame {frame}: {by} failed: {source}", path.display())]
+    Evaluate {
+        /// The truth clip.
+        path: PathBuf,
+        /// Frame index.
+        frame: u64,
+        /// What was colouring the frame.
+        by: crate::analysis::eval::Colourer,
+        /// What went wrong.
+        source: tincture_core::Error,
+    },
+    /// A plot or strip that cannot be drawn (see [`crate::analysis::plot`]).
+    #[error("{}: cannot draw the {what}: {reason}", path.display())]
+    Draw {
+        /// The PNG it was drawn for.
+        path: PathBuf,
+        /// `plot` or `strip`.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// A frame range outside the film.
     #[error("{}: frames {first}-{last} are outside the film, which has frames 0-{}", path.display(), count.saturating_sub(1))]
     FrameRange {

@@ -3,8 +3,10 @@
 //! identically.
 //!
 //! Start at [`render::render`] and [`render::RenderRequest`]; the GUI
-//! exports in the background through [`export::ExportJob`].
+//! exports in the background through [`export::ExportJob`]. Measuring and
+//! evaluating films and stills, and plotting the figures, is [`analysis`].
 
+pub mod analysis;
 pub mod chunk_state;
 pub mod error;
 pub mod export;

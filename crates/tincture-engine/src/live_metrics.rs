@@ -18,9 +18,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Sender, bounded};
-use tincture_core::compose::frame_to_rgb8;
 use tincture_core::flow::FlowParams;
-use tincture_core::frame::{ChromaPlanes, Frame, Plane, RgbImage};
+use tincture_core::frame::{ChromaPlanes, Frame, Plane};
 use tincture_core::video_metrics::{FrameMetrics, MetricsReport, MetricsStream, StreamOptions};
 
 /// A shared, live view of an export's metrics.
@@ -203,11 +202,7 @@ impl LiveMetrics {
     /// each frame it receives).
     pub fn measure(&self, frame: &Frame) {
         let frame = &preview_frame(frame);
-        let rgb = RgbImage {
-            width: frame.width(),
-            height: frame.height(),
-            data: frame_to_rgb8(frame),
-        };
+        let rgb = crate::analysis::rgb8(frame);
         let luma = frame.luma_unit();
         let mut shared = self.lock();
         if shared.error.is_some() {

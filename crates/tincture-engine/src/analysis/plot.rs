@@ -1,10 +1,13 @@
-//! PNG plots of per-frame metric series (`metrics --plot`, `eval --plot`),
-//! drawn with plotters into a memory buffer and encoded with `image`, so no
+//! PNG plots of per-frame metric series (`tincture-cli metrics --plot`,
+//! `eval --plot`) and side-by-side strips of frames (`eval --strip`), drawn
+//! with plotters into a memory buffer and encoded with `image`, so no
 //! system font library is needed: text is set in Ubuntu Light, embedded by
 //! the `epaint_default_fonts` crate.
 //!
 //! One panel per metric, stacked vertically, sharing the frame axis; the
-//! frames that flicker most are marked in every panel.
+//! frames that flicker most are marked in every panel. [`report_plot`]
+//! lays out a [`MetricsReport`]'s panels; [`write_plot`] and
+//! [`write_strip`] write PNGs by the rules of [`crate::output`].
 
 use std::path::Path;
 
@@ -12,17 +15,17 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 use tincture_core::frame::RgbImage;
-use tincture_core::video_metrics::SeriesSummary;
+use tincture_core::video_metrics::{MetricsReport, SeriesSummary};
 
-use crate::Failure;
-use crate::outputs::Outputs;
+use super::TOP_FLICKER;
+use crate::{Error, Result};
 
 /// Width of every plot, pixels.
 pub const PLOT_WIDTH: u32 = 1600;
 /// Height of one panel, pixels.
-const PANEL_HEIGHT: u32 = 300;
+pub const PANEL_HEIGHT: u32 = 300;
 /// Height of the title strip, pixels.
-const TITLE_HEIGHT: u32 = 64;
+pub const TITLE_HEIGHT: u32 = 64;
 
 const SERIES_COLOUR: RGBColor = RGBColor(31, 119, 180);
 const FLOOR_COLOUR: RGBColor = RGBColor(150, 150, 150);
@@ -295,24 +298,117 @@ pub fn render(plot: &Plot<'_>) -> Result<(u32, u32, Vec<u8>), String> {
     Ok((w, h, buf))
 }
 
-/// Draws `plot` and writes it to `out` as a PNG, atomically, by `outputs`' rules.
+/// The panels of a report's plot: warp error, CDC and colourfulness, then
+/// PSNR, SSIM and CIEDE2000 where the report has them; `floor` adds the
+/// truth's own warp error and CDC behind the report's. The frames that
+/// flicker most are marked.
+pub fn report_plot<'a>(
+    title: String,
+    report: &'a MetricsReport,
+    floor: Option<&'a MetricsReport>,
+    first_frame: u64,
+) -> Plot<'a> {
+    let mut panels = vec![
+        Panel {
+            caption: "warp error (frame t-1 warped onto t along the flow; lower is better)".into(),
+            unit: "mean squared RGB difference",
+            series: &report.warp_error,
+            floor: floor.map(|f| &f.warp_error),
+            from_zero: true,
+            label_marks: true,
+        },
+        Panel {
+            caption:
+                "CDC (colour distribution consistency with frames t-1, t-2, t-4; lower is better)"
+                    .into(),
+            unit: "Jensen-Shannon divergence",
+            series: &report.cdc,
+            floor: floor.map(|f| &f.cdc),
+            from_zero: true,
+            label_marks: false,
+        },
+        Panel {
+            caption: "colourfulness (Hasler & Süsstrunk M3)".into(),
+            unit: "M3",
+            series: &report.colorfulness,
+            floor: None,
+            from_zero: true,
+            label_marks: false,
+        },
+    ];
+    let reference: [(&Option<SeriesSummary>, &str, &'static str, bool); 3] = [
+        (
+            &report.psnr,
+            "PSNR against the truth (higher is better)",
+            "dB",
+            false,
+        ),
+        (
+            &report.ssim,
+            "SSIM against the truth (higher is better)",
+            "SSIM",
+            false,
+        ),
+        (
+            &report.ciede2000,
+            "CIEDE2000 against the truth (lower is better)",
+            "mean dE00",
+            true,
+        ),
+    ];
+    for (series, caption, unit, from_zero) in reference {
+        if let Some(s) = series {
+            panels.push(Panel {
+                caption: caption.into(),
+                unit,
+                series: s,
+                floor: None,
+                from_zero,
+                label_marks: false,
+            });
+        }
+    }
+    Plot {
+        title,
+        first_frame,
+        panels,
+        marks: report
+            .warp_error
+            .worst_frames(TOP_FLICKER)
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect(),
+    }
+}
+
+/// Writes an RGB buffer of `w` x `h` to `path` as a PNG.
+fn save_png(path: &Path, (w, h): (u32, u32), buf: Vec<u8>) -> std::result::Result<(), String> {
+    let img = image::RgbImage::from_raw(w, h, buf)
+        .ok_or_else(|| "the picture's buffer does not match its size".to_owned())?;
+    img.save_with_format(path, image::ImageFormat::Png)
+        .map_err(|e| e.to_string())
+}
+
+/// Draws `plot` and writes it to `out` as a PNG, by the rules of
+/// [`crate::output::write_file`]: never over one of `inputs`, over an
+/// existing file only with `overwrite`, complete or not at all.
 ///
 /// # Errors
-/// Exit code 1 when it cannot be drawn, 4 when it cannot be written.
-pub fn write_png(outputs: &Outputs, out: &Path, plot: &Plot<'_>) -> Result<(), Failure> {
-    let (w, h, buf) = render(plot).map_err(|e| Failure {
-        code: 1,
-        message: format!("{}: cannot draw the plot: {e}", out.display()),
+/// [`Error::Draw`] when it cannot be drawn; the output errors of
+/// [`crate::output::write_file`] when it cannot be written.
+pub fn write_plot(out: &Path, inputs: &[&Path], overwrite: bool, plot: &Plot<'_>) -> Result<()> {
+    let (w, h, buf) = render(plot).map_err(|reason| Error::Draw {
+        path: out.to_owned(),
+        what: "plot",
+        reason,
     })?;
-    outputs.write(out, |partial| {
-        let img = image::RgbImage::from_raw(w, h, buf)
-            .ok_or_else(|| "the plot's buffer does not match its size".to_owned())?;
-        img.save_with_format(partial, image::ImageFormat::Png)
-            .map_err(|e| e.to_string())
+    crate::output::write_file(out, inputs, overwrite, |partial| {
+        save_png(partial, (w, h), buf)
     })
 }
 
 /// One column of a side-by-side strip: a frame's pictures, top to bottom.
+#[derive(Clone, Debug)]
 pub struct StripColumn {
     /// Frame number.
     pub index: u64,
@@ -323,31 +419,26 @@ pub struct StripColumn {
 /// Row captions of a strip.
 const STRIP_ROWS: [&str; 4] = ["gray input", "model, per frame", "this output", "truth"];
 /// Width of one strip thumbnail, in pixels.
-const STRIP_THUMB: u32 = 240;
+pub const STRIP_THUMB: u32 = 240;
 /// Width of the strip's caption column.
-const STRIP_CAPTION: u32 = 170;
+pub const STRIP_CAPTION: u32 = 170;
 /// Height of the strip's header.
 const STRIP_HEADER: u32 = 70;
 
-/// Draws a strip (frames across, the four versions down) and writes it to
-/// `out` as a PNG, atomically.
+/// Draws a strip (frames across, the four versions down, `title` above)
+/// into an RGB buffer; returns its width, height and pixels.
 ///
 /// # Errors
-/// Exit code 1 when it cannot be drawn, 4 when it cannot be written.
-pub fn write_strip(
-    outputs: &Outputs,
-    out: &Path,
+/// The reason, when there are no columns or a picture's buffer does not
+/// match its size, or the drawing library's message.
+pub fn render_strip(
     columns: &[StripColumn],
     title: &str,
-) -> Result<(), Failure> {
-    let fail = |e: String| Failure {
-        code: 1,
-        message: format!("{}: cannot draw the strip: {e}", out.display()),
-    };
+) -> std::result::Result<(u32, u32, Vec<u8>), String> {
     let Some(first) = columns.first() else {
-        return Err(fail("no frames were evaluated".into()));
+        return Err("no frames were evaluated".into());
     };
-    register_fonts().map_err(fail)?;
+    register_fonts()?;
     let (fw, fh) = (first.rows[0].width.max(1), first.rows[0].height.max(1));
     let th = ((STRIP_THUMB as usize * fh) / fw).max(1) as u32;
     let gap = 6u32;
@@ -358,7 +449,7 @@ pub fn write_strip(
         for (r, pic) in col.rows.iter().enumerate() {
             let src =
                 image::RgbImage::from_raw(pic.width as u32, pic.height as u32, pic.data.clone())
-                    .ok_or_else(|| fail("a frame's buffer does not match its size".into()))?;
+                    .ok_or_else(|| "a frame's buffer does not match its size".to_owned())?;
             let thumb = image::imageops::resize(
                 &src,
                 STRIP_THUMB,
@@ -381,22 +472,40 @@ pub fn write_strip(
             ))
             .map_err(|e| e.to_string())
         };
-        text(title.to_owned(), 12, 8, 22).map_err(fail)?;
+        text(title.to_owned(), 12, 8, 22)?;
         for (c, col) in columns.iter().enumerate() {
             let x = STRIP_CAPTION + c as u32 * (STRIP_THUMB + gap);
-            text(format!("frame {}", col.index), x + 4, 42, 18).map_err(fail)?;
+            text(format!("frame {}", col.index), x + 4, 42, 18)?;
         }
         for (r, caption) in STRIP_ROWS.iter().enumerate() {
             let y = STRIP_HEADER + r as u32 * (th + gap) + th / 2 - 9;
-            text((*caption).to_owned(), 10, y, 18).map_err(fail)?;
+            text((*caption).to_owned(), 10, y, 18)?;
         }
-        root.present().map_err(|e| fail(e.to_string()))?;
+        root.present().map_err(|e| e.to_string())?;
     }
-    outputs.write(out, |partial| {
-        let img = image::RgbImage::from_raw(w, h, buf)
-            .ok_or_else(|| "the strip's buffer does not match its size".to_owned())?;
-        img.save_with_format(partial, image::ImageFormat::Png)
-            .map_err(|e| e.to_string())
+    Ok((w, h, buf))
+}
+
+/// Draws a strip (see [`render_strip`]) and writes it to `out` as a PNG, by
+/// the rules of [`crate::output::write_file`].
+///
+/// # Errors
+/// [`Error::Draw`] when it cannot be drawn (no columns among them); the
+/// output errors of [`crate::output::write_file`] when it cannot be written.
+pub fn write_strip(
+    out: &Path,
+    inputs: &[&Path],
+    overwrite: bool,
+    columns: &[StripColumn],
+    title: &str,
+) -> Result<()> {
+    let (w, h, buf) = render_strip(columns, title).map_err(|reason| Error::Draw {
+        path: out.to_owned(),
+        what: "strip",
+        reason,
+    })?;
+    crate::output::write_file(out, inputs, overwrite, |partial| {
+        save_png(partial, (w, h), buf)
     })
 }
 
@@ -458,5 +567,34 @@ mod tests {
         let (w, h, buf) = render(&plot).expect("drawn");
         assert_eq!((w, h), (PLOT_WIDTH, TITLE_HEIGHT + 2 * PANEL_HEIGHT));
         assert!(buf.iter().any(|&v| v < 128), "something drawn");
+    }
+
+    #[test]
+    fn a_strip_has_a_column_per_frame_and_a_row_per_version() {
+        let pic = |v: u8| RgbImage {
+            width: 64,
+            height: 32,
+            data: vec![v; 64 * 32 * 3],
+        };
+        let column = |index| StripColumn {
+            index,
+            rows: [pic(0), pic(80), pic(160), pic(240)],
+        };
+        let (w, h, buf) =
+            render_strip(&[column(0), column(10), column(20)], "test").expect("drawn");
+        // Thumbnails keep the frames' 2:1 shape: 240 x 120, 6 px apart.
+        assert_eq!(
+            (w, h),
+            (STRIP_CAPTION + 3 * (STRIP_THUMB + 6), 70 + 4 * 126)
+        );
+        assert_eq!(buf.len(), (w * h * 3) as usize);
+        // The last column's truth row holds the truth's gray.
+        let x = STRIP_CAPTION + 2 * (STRIP_THUMB + 6) + STRIP_THUMB / 2;
+        let y = 70 + 3 * 126 + 60;
+        assert_eq!(buf[((y * w + x) * 3) as usize], 240);
+        assert_eq!(
+            render_strip(&[], "empty").expect_err("nothing to draw"),
+            "no frames were evaluated"
+        );
     }
 }
