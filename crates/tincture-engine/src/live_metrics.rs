@@ -43,12 +43,12 @@ struct Shared {
 }
 
 /// The long side of the preview that live metrics are measured on.
-pub const PREVIEW_SIDE: usize = 160;
+pub const PREVIEW_SIDE: usize = 128;
 
 impl Default for LiveMetrics {
     fn default() -> Self {
         Self::new(StreamOptions {
-            flow: FlowParams::default(),
+            flow: FlowParams::fast(),
             warp_error: true,
         })
     }
@@ -232,12 +232,24 @@ pub(crate) struct MetricsThread {
 impl MetricsThread {
     pub(crate) fn start(live: LiveMetrics) -> std::io::Result<Self> {
         let (tx, rx) = bounded::<Frame>(4);
+        // The flow and the metrics run in parallel on rayon's pool, which
+        // pays off at full size; on a 128 px preview the pool's wake-ups and
+        // idle spinning cost more than they give and take CPU from the
+        // encoder's threads. So the metrics run on a pool of their own
+        // thread only.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .thread_name(|_| "tincture-metrics".into())
+            .build()
+            .map_err(std::io::Error::other)?;
         let handle = std::thread::Builder::new()
-            .name("tincture-metrics".into())
+            .name("tincture-metrics-feed".into())
             .spawn(move || {
-                for frame in rx {
-                    live.measure(&frame);
-                }
+                pool.install(|| {
+                    for frame in rx {
+                        live.measure(&frame);
+                    }
+                });
             })?;
         Ok(Self {
             tx: Some(tx),
