@@ -21,7 +21,7 @@ use tincture_core::metrics::{colorfulness, psnr_rgb, ssim};
 use tincture_core::video_metrics::{
     cdc, jensen_shannon, lab_means, luma_of_rgb, rgb_histograms, visible_mask, warp_error,
 };
-use tincture_engine::live_metrics::{LiveMetrics, preview_frame};
+use tincture_engine::live_metrics::{LiveMetrics, PREVIEW_SIDE, preview_frame};
 use tincture_engine::render::{OutputFormat, RenderRequest, render};
 use tincture_media::{VideoCodec, VideoReader};
 
@@ -196,7 +196,7 @@ fn per_metric(colour: &Path) {
         "  {:<44} {total_live:8.2} ms",
         "sum of the above marked live, at full size"
     );
-    // What the export's metrics thread really does: a 160 px preview.
+    // What the export's metrics thread really does, on its preview.
     let live_ms = median_ms(3, || {
         let live = LiveMetrics::default();
         for f in &frames {
@@ -205,7 +205,7 @@ fn per_metric(colour: &Path) {
     }) / frames.len() as f64;
     println!(
         "  {:<44} {live_ms:8.2} ms",
-        "live metrics as exported (160 px preview)"
+        format!("live metrics as exported ({PREVIEW_SIDE} px preview)")
     );
     // Its parts.
     let previews: Vec<_> = frames.iter().map(preview_frame).collect();
@@ -216,10 +216,10 @@ fn per_metric(colour: &Path) {
     );
     let (pw, ph) = (previews[0].width(), previews[0].height());
     let (p0, p1) = (previews[0].luma_unit().data, previews[1].luma_unit().data);
-    let flow = FlowParams::default();
+    let flow = FlowParams::fast();
     println!(
         "    {:<42} {:8.2} ms",
-        format!("optical flow at {pw}x{ph} (x2: fw + bw)"),
+        format!("optical flow on {pw}x{ph}, at half (x2: fw + bw)"),
         2.0 * median_ms(runs, || drop(estimate_flow(&p0, &p1, pw, ph, &flow)))
     );
 }
