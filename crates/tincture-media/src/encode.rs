@@ -151,6 +151,16 @@ fn output_error(path: &Path, reason: impl std::fmt::Display) -> Error {
     }
 }
 
+/// The codec name of stream `index` of `source` ("?" when unknown).
+fn codec_name(source: &VideoReader, index: usize) -> &str {
+    source
+        .info()
+        .streams
+        .iter()
+        .find(|s| s.index == index)
+        .map_or("?", |s| s.codec.as_str())
+}
+
 /// Whether an OS error number means the disk or the quota is full.
 fn is_disk_full(errno: i32) -> bool {
     matches!(
@@ -347,16 +357,10 @@ impl VideoWriter {
                 )
             };
             if supported != 1 {
-                let name = source
-                    .info()
-                    .streams
-                    .iter()
-                    .find(|s| s.index == pass.source_index)
-                    .map_or("?", |s| s.codec.as_str());
                 return Err(Error::StreamNotCarried {
                     path: source.path().to_owned(),
                     index: pass.source_index,
-                    codec: name.to_owned(),
+                    codec: codec_name(source, pass.source_index).to_owned(),
                     container: container.muxer().to_owned(),
                 });
             }
@@ -401,12 +405,7 @@ impl VideoWriter {
                     .passthrough
                     .iter()
                     .map(|pass| {
-                        let codec = source
-                            .info()
-                            .streams
-                            .iter()
-                            .find(|s| s.index == pass.source_index)
-                            .map_or("?", |s| s.codec.as_str());
+                        let codec = codec_name(source, pass.source_index);
                         format!("stream {} ({codec})", pass.source_index)
                     })
                     .collect();
