@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 import class_outputs
+import feature_outputs
 import colorizer as C
 
 LICENCE = ("MIT OR Apache-2.0 (the weights and code, like Tincture). The encoder was initialised "
@@ -53,6 +54,9 @@ def export(weights: Path, out: Path, temperature: float, blend: float, version: 
     # "most likely colours" (see class_outputs.py); `ab` is untouched.
     import onnx
     onnx.save(class_outputs.add_class_outputs(onnx.load(str(out))), str(out))
+    # Encoder features for matching frames against a memory of coloured
+    # frames (see feature_outputs.py and FEATURES.md); `ab` is untouched.
+    onnx.save(feature_outputs.add_feature_outputs(onnx.load(str(out)), feature_outputs.SHIPPED), str(out))
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
     meta = state.get("meta", {})
     step = state.get("step")
@@ -103,6 +107,7 @@ def export(weights: Path, out: Path, temperature: float, blend: float, version: 
         }
     write_json(out.with_suffix(".json"), manifest)
     class_outputs.update_manifest(out)
+    feature_outputs.update_manifest(out, feature_outputs.SHIPPED)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, sha256 {digest[:12]}) and its manifest")
 
 

@@ -29,13 +29,19 @@ channels, so the features change a little with hints; for matching, run the
 graph without hints (ab_hint and hint_mask all zero).
 
 Default: MODEL is ../tincture-colorizer-v1.onnx (beside this folder), OUT is
-/tmp/<model>-features.onnx, all candidates. The manifest is not touched:
-the output is a study artefact, not the shipped model.
+/tmp/<model>-features.onnx, all candidates; the manifest is not touched.
+
+`--ship` adds the features the workstation matches on (`SHIPPED`: e3 and
+e4, chosen in FEATURES.md) to MODEL in place, after the same check, and
+records them and the new sha256 in its manifest. export.py adds them to
+every graph it exports.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -80,6 +86,31 @@ def add_feature_outputs(model: onnx.ModelProto, layers: list[str]) -> onnx.Model
             name, TensorProto.FLOAT, ["n", channels, f"h{scale}", f"w{scale}"]))
     onnx.checker.check_model(model)
     return model
+
+
+# The features the workstation matches frames on (see FEATURES.md): shipped
+# in the built-in graphs by `--ship` and by export.py.
+SHIPPED = ["e3", "e4"]
+
+
+def update_manifest(onnx_path: Path, layers: list[str]) -> None:
+    """Records the feature outputs and the new file's sha256 in the manifest beside `onnx_path`."""
+    manifest_path = onnx_path.with_suffix(".json")
+    if not manifest_path.exists():
+        return
+    manifest = json.loads(manifest_path.read_text())
+    manifest["sha256"] = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+    names = {output_name(layer) for layer in layers}
+    outputs = [o for o in manifest.get("outputs", []) if o.get("name") not in names]
+    for layer in layers:
+        _, scale, channels = CANDIDATES[layer]
+        outputs.append({"name": output_name(layer), "shape": [None, channels, None, None],
+                        "normalisation": f"encoder activations at 1/{scale} of the input (features to match "
+                                         "frames on; run without hints)"})
+    manifest["outputs"] = outputs
+    tmp = manifest_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, manifest_path)
 
 
 def session(path_or_bytes):
@@ -142,8 +173,19 @@ def main():
     ap.add_argument("--layers", default=",".join(CANDIDATES),
                     help=f"comma-separated, from {', '.join(CANDIDATES)} (default all)")
     ap.add_argument("--check", type=int, default=4, help="random inputs to compare on (0: no check)")
+    ap.add_argument("--ship", action="store_true",
+                    help=f"add the shipped features ({','.join(SHIPPED)}) to --model in place, after checking "
+                         "that its other outputs are unchanged, and update its manifest")
     a = ap.parse_args()
     src = Path(a.model)
+    if a.ship:
+        tmp = src.with_suffix(".features.onnx.tmp")
+        onnx.save(add_feature_outputs(onnx.load(str(src)), SHIPPED), str(tmp))
+        check(src, tmp, SHIPPED, max(a.check, 2))
+        os.replace(tmp, src)
+        update_manifest(src, SHIPPED)
+        print(f"{src}: feature outputs {SHIPPED} added, manifest updated")
+        return
     out = Path(a.out) if a.out else Path("/tmp") / f"{src.stem}-features.onnx"
     if out.resolve() == src.resolve():
         raise SystemExit("write the graph with features to a new file, not over the model")

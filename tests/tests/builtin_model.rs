@@ -155,3 +155,104 @@ fn bw_photos_before_after_grid() {
     grid.save(&path).expect("write grid");
     println!("wrote {}", path.display());
 }
+
+/// A textured disc on a striped ground, the disc's centre at `cx`.
+fn disc_scene(w: usize, h: usize, cx: f32) -> tincture_core::frame::LumaImage {
+    let data = (0..w * h)
+        .map(|i| {
+            let (x, y) = ((i % w) as f32, (i / w) as f32);
+            let (dx, dy) = (x - cx, y - h as f32 / 2.0);
+            if dx.hypot(dy) < 40.0 {
+                // A bright disc with a dark checker inside.
+                if ((dx + 40.0) as usize / 10 + (dy + 40.0) as usize / 10).is_multiple_of(2) {
+                    0.9
+                } else {
+                    0.55
+                }
+            } else if (y as usize / 6).is_multiple_of(2) {
+                0.3
+            } else {
+                0.2
+            }
+        })
+        .collect();
+    tincture_core::frame::LumaImage {
+        width: w,
+        height: h,
+        data,
+    }
+}
+
+#[test]
+fn the_builtin_models_features_find_an_object_that_moved_far() {
+    use tincture_core::frame::ChromaField;
+    use tincture_core::memory::{CellColour, ColourMemory, EntryKind, MemoryParams};
+    use tincture_core::motion::Confident;
+    use tincture_infer::{ExecutionChoice, Model, NeuralColorizer, RenderSettings};
+
+    let manifest = repo().join("models/tincture-colorizer-v1.json");
+    let model = Model::open(&manifest, ExecutionChoice::Cpu, 2).expect("the built-in model opens");
+    assert!(
+        model.has_features(),
+        "the built-in graph returns its encoder features"
+    );
+    let mut colorizer = NeuralColorizer::new(model, RenderSettings::default());
+    let (w, h) = (448, 256);
+    // The disc jumps 200 px between the frames: no flow follows that.
+    let (a, b) = (disc_scene(w, h, 100.0), disc_scene(w, h, 300.0));
+    let fa = colorizer.features(&a, 0).expect("runs").expect("features");
+    let fb = colorizer.features(&b, 1).expect("runs").expect("features");
+    assert_eq!(
+        (fa.width(), fa.height(), fa.channels()),
+        (w / 8, h / 8, 128)
+    );
+    // Frame a's colour: the disc red, the ground blue.
+    let inside = |img: &tincture_core::frame::LumaImage, cx: f32, i: usize| {
+        let (x, y) = ((i % img.width) as f32, (i / img.width) as f32);
+        (x - cx).hypot(y - h as f32 / 2.0) < 40.0
+    };
+    let (red, blue) = ((-0.1f32, 0.3f32), (0.25f32, -0.1f32));
+    let pick = |on: bool| if on { red } else { blue };
+    let colour = Confident::uniform(
+        ChromaField {
+            width: w,
+            height: h,
+            cb: (0..w * h).map(|i| pick(inside(&a, 100.0, i)).0).collect(),
+            cr: (0..w * h).map(|i| pick(inside(&a, 100.0, i)).1).collect(),
+        },
+        1.0,
+    );
+    let mut memory = ColourMemory::new(MemoryParams::default());
+    let cells = CellColour::from_confident(&colour, fa.width(), fa.height()).expect("cells");
+    memory
+        .insert(0, EntryKind::Key, &fa, &cells)
+        .expect("stored");
+    let matched = memory.match_cells(&fb).expect("matched").upsample(&b);
+    // Deep inside the moved disc and far out on the ground, the colour
+    // comes back from the memory, confidently.
+    let mut checked = 0;
+    for i in 0..w * h {
+        let (x, y) = ((i % w) as f32, (i / w) as f32);
+        let r = (x - 300.0).hypot(y - h as f32 / 2.0);
+        let want = if r < 24.0 {
+            red
+        } else if r > 70.0
+            && (x - 100.0).hypot(y - h as f32 / 2.0) > 70.0
+            && x > 16.0
+            && x < w as f32 - 16.0
+        {
+            blue
+        } else {
+            continue;
+        };
+        let got = (matched.chroma.cb[i], matched.chroma.cr[i]);
+        assert!(
+            (got.0 - want.0).abs() < 0.08 && (got.1 - want.1).abs() < 0.08,
+            "pixel ({x}, {y}): matched {got:?}, want {want:?}"
+        );
+        checked += 1;
+    }
+    assert!(checked > 20_000, "{checked} pixels checked");
+    let conf_in = matched.confidence[(h / 2) * w + 300];
+    assert!(conf_in > 0.3, "confidence at the disc's centre {conf_in}");
+}

@@ -772,6 +772,7 @@ impl Exporter {
             frames: source.frames(d.range),
             render: RenderSettings {
                 short_side: d.short_side,
+                ..RenderSettings::default()
             },
             output: PathBuf::from(d.destination.trim()),
             overwrite: d.overwrite,

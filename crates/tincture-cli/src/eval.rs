@@ -64,6 +64,7 @@ pub fn eval_images_cmd(args: &EvalArgs) -> Result<u8, Failure> {
         points: args.points,
         seed: args.seed,
         model: args.model.choice(),
+        solver_spread: None,
     };
     let header = format!(
         "{:<32} {:>8} {:>7} {:>7} {:>9} {:>9} {:>9}",

@@ -42,7 +42,7 @@ use tincture_engine::project::film_colorizer;
 use tincture_engine::render::{
     Outcome, OutputFormat, RenderEvent, RenderRequest, Start, render_with,
 };
-use tincture_infer::{ExecutionChoice, RenderSettings};
+use tincture_infer::{ExecutionChoice, HintSpread, RenderSettings};
 use tincture_media::Error as MediaError;
 
 const EXIT_HELP: &str = "Exit codes: 0 success, 1 unexpected failure, 2 bad arguments, \
@@ -118,6 +118,20 @@ struct ModelArgs {
     /// Run the model on the CPU even when an accelerator (CUDA, TensorRT, ...) is present.
     #[arg(long)]
     cpu: bool,
+    /// How painted hints' colour spreads to the pixels around them: `filter` (an edge-aware
+    /// normalised convolution) or `solver` (the film engine's edge-aware chroma solver).
+    #[arg(long, value_name = "filter|solver", value_parser = parse_hint_spread)]
+    hint_spread: Option<HintSpread>,
+}
+
+fn parse_hint_spread(s: &str) -> Result<HintSpread, String> {
+    match s {
+        "filter" => Ok(HintSpread::Filter),
+        "solver" => Ok(HintSpread::Solver),
+        _ => Err(format!(
+            "`{s}` is not a hint spread; use `filter` or `solver`"
+        )),
+    }
 }
 
 impl ModelArgs {
@@ -127,6 +141,7 @@ impl ModelArgs {
             spec: self.model.clone().unwrap_or_else(|| "builtin".into()),
             render: RenderSettings {
                 short_side: self.render_size,
+                hint_spread: self.hint_spread.unwrap_or_default(),
             },
             execution: if self.cpu {
                 ExecutionChoice::Cpu

@@ -17,6 +17,7 @@ pub mod flow;
 pub mod frame;
 pub mod guided;
 pub mod look;
+pub mod memory;
 pub mod metrics;
 pub mod motion;
 pub mod project;

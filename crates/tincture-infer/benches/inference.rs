@@ -149,6 +149,7 @@ fn main() {
                 m,
                 RenderSettings {
                     short_side: Some(256),
+                    ..RenderSettings::default()
                 },
             )
         })

@@ -21,7 +21,7 @@ pub mod onnx_writer;
 pub mod registry;
 pub mod worker;
 
-pub use colorizer::{NeuralColorizer, RenderSettings};
+pub use colorizer::{HintSpread, NeuralColorizer, RenderSettings, SolverSpread, SolverSpreadMode};
 pub use error::{Error, Result};
 pub use hints::{Hint, Hints};
 pub use manifest::{AdapterKind, Manifest};

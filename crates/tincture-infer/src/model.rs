@@ -9,6 +9,7 @@ use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::{OutputSelector, RunOptions, Session, SessionInputValue};
 use ort::value::{Tensor, TensorElementType, ValueType};
 use tincture_core::guided::bilinear_taps;
+use tincture_core::memory::{CellFeatures, FeatureBlock};
 use tincture_core::metrics::srgb_to_lab;
 
 use crate::error::{Error, Result};
@@ -54,6 +55,9 @@ pub struct Model {
     /// Whether the graph also returns its a\*b\* class distribution
     /// ([`CLASS_PROB`] and [`CLASS_CENTRES`]).
     has_classes: bool,
+    /// Whether the graph returns the features frames are matched on
+    /// ([`FEATURE_OUTPUTS`]).
+    has_features: bool,
 }
 
 /// The output holding the model's probability of each a\*b\* class per
@@ -61,6 +65,10 @@ pub struct Model {
 pub const CLASS_PROB: &str = "ab_class_prob";
 /// The output holding each class's a\*b\* centre (Q x 2).
 pub const CLASS_CENTRES: &str = "ab_class_centres";
+/// The outputs holding the encoder features that frames are matched on
+/// (N x C x h x w each, at 1/8 and 1/16 of the input), finest first; see
+/// [`Model::run_features`].
+pub const FEATURE_OUTPUTS: [&str; 2] = ["feat_e3", "feat_e4"];
 
 /// The model's distribution over a\*b\* classes at every pixel of one
 /// picture: what it thinks each pixel's colour could be, and how likely.
@@ -533,6 +541,9 @@ impl Model {
             has_classes: [CLASS_PROB, CLASS_CENTRES]
                 .iter()
                 .all(|n| outputs.iter().any(|(name, _)| name == n)),
+            has_features: FEATURE_OUTPUTS
+                .iter()
+                .all(|n| outputs.iter().any(|(name, _)| name == n)),
         })
     }
 
@@ -540,6 +551,12 @@ impl Model {
     /// [`Model::run_classes`] can say which colours it finds likely.
     pub fn has_classes(&self) -> bool {
         self.has_classes
+    }
+
+    /// Whether the graph returns features to match frames on, so
+    /// [`Model::run_features`] gives some.
+    pub fn has_features(&self) -> bool {
+        self.has_features
     }
 
     /// The model's name.
@@ -669,6 +686,77 @@ impl Model {
             centres: centres.chunks_exact(2).map(|c| [c[0], c[1]]).collect(),
             prob,
         }))
+    }
+
+    /// The features the frame is matched on (`None` when the graph returns
+    /// none): a hypercolumn of [`FEATURE_OUTPUTS`] on the grid of the finest
+    /// (1/8 of the input), each cell a unit vector. Only the encoder up to
+    /// those layers is computed. Give no hints: they reach the encoder, and
+    /// the same stuff must give the same features in every frame.
+    ///
+    /// # Errors
+    /// When ONNX Runtime fails, or the outputs have unexpected shapes or
+    /// non-finite values.
+    pub fn run_features(&mut self, input: ModelInput<'_>) -> Result<Option<CellFeatures>> {
+        if !self.has_features {
+            return Ok(None);
+        }
+        let frame = input.frame;
+        let fail = self.failure(frame);
+        let feeds = self.feeds(input)?;
+        let mut selector = OutputSelector::no_default();
+        for name in FEATURE_OUTPUTS {
+            selector = selector.with(name);
+        }
+        let options = RunOptions::new()
+            .map_err(|e| fail(e.to_string()))?
+            .with_outputs(selector);
+        let outputs = self
+            .session
+            .run_with_options(feeds, &options)
+            .map_err(|e| fail(e.to_string()))?;
+        let mut blocks = Vec::new();
+        for name in FEATURE_OUTPUTS {
+            let value = outputs
+                .get(name)
+                .ok_or_else(|| fail(format!("the graph returned no `{name}`")))?;
+            let (shape, data) = value
+                .try_extract_tensor::<f32>()
+                .map_err(|e| fail(format!("output `{name}` is not a float tensor: {e}")))?;
+            let dims: Vec<i64> = shape.iter().copied().collect();
+            if dims.len() != 4 || dims[0] != 1 || dims[1] < 1 || dims[2] < 1 || dims[3] < 1 {
+                return Err(fail(format!(
+                    "output `{name}` has shape {dims:?}; expected 1 x C x h x w"
+                )));
+            }
+            let bad = data.iter().filter(|v| !v.is_finite()).count();
+            if bad > 0 {
+                return Err(Error::NonFinite {
+                    model: self.manifest.name.clone(),
+                    frame,
+                    count: bad,
+                });
+            }
+            blocks.push((
+                dims[1] as usize,
+                dims[3] as usize,
+                dims[2] as usize,
+                data.to_vec(),
+            ));
+        }
+        let (_, width, height, _) = blocks[0];
+        let views: Vec<FeatureBlock<'_>> = blocks
+            .iter()
+            .map(|(channels, width, height, data)| FeatureBlock {
+                data,
+                channels: *channels,
+                width: *width,
+                height: *height,
+            })
+            .collect();
+        CellFeatures::hypercolumn(&views, width, height)
+            .map(Some)
+            .map_err(|e| fail(e.to_string()))
     }
 
     /// An inference error on `frame` of this model, for a reason.

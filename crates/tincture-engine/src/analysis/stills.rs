@@ -20,7 +20,7 @@ use image::DynamicImage;
 use tincture_core::color::Matrix;
 use tincture_core::frame::{ChromaField, LumaImage, RgbImage};
 use tincture_core::metrics::{ImageScores, PSNR_CAP_DB, colorfulness, psnr_rgb, srgb8_to_lab};
-use tincture_infer::{Hint, Model, NeuralColorizer};
+use tincture_infer::{Hint, HintSpread, Model, NeuralColorizer, SolverSpread};
 
 use super::file_name;
 use crate::neural::{ModelChoice, open_colorizer};
@@ -158,6 +158,10 @@ pub struct StillsRequest {
     pub seed: u64,
     /// The model to score.
     pub model: ModelChoice,
+    /// Settings of the solver's hint spread in place of the built-in ones,
+    /// when the model's render settings spread hints with the solver (for
+    /// choosing them on validation photos).
+    pub solver_spread: Option<SolverSpread>,
 }
 
 /// The scores of one picture.
@@ -288,6 +292,8 @@ pub struct StillsReport {
     pub provider: String,
     /// See [`render_short_side`].
     pub render_short_side: usize,
+    /// How the hints were spread.
+    pub hint_spread: HintSpread,
     /// The pictures scored, in name order.
     pub scored: Vec<ScoredStill>,
     /// The pictures that could not be scored.
@@ -320,6 +326,7 @@ impl StillsReport {
             "model_version": self.model_version,
             "provider": self.provider,
             "render_short_side": self.render_short_side,
+            "hint_spread": self.hint_spread.name(),
             "per_image": self.scored.iter().map(|s| {
                 let (mw, mh) = s.model_size;
                 serde_json::json!({
@@ -362,6 +369,9 @@ pub fn evaluate_stills(
         });
     }
     let mut colorizer = open_colorizer(&req.model)?;
+    if let Some(spread) = req.solver_spread {
+        colorizer.set_solver_spread(spread);
+    }
     let model = colorizer.model();
     let mut report = StillsReport {
         points: req.points,
@@ -370,6 +380,7 @@ pub fn evaluate_stills(
         model_version: model.manifest().version.clone(),
         provider: model.provider().to_owned(),
         render_short_side: render_short_side(model, colorizer.settings().short_side),
+        hint_spread: colorizer.settings().hint_spread,
         scored: Vec::new(),
         failed: Vec::new(),
         stopped: false,
