@@ -15,7 +15,7 @@
 //! by a softmax at temperature `T`, bring back chroma, and the match's
 //! sharpness (the best cosine) and agreement (how much the `k` colours
 //! agree) its confidence. [`CellColour::upsample`] brings the result to a
-//! frame's full resolution, guided by its luma.
+//! frame's full resolution, where the chroma solver fits it to the luma.
 //!
 //! The hot loop is one f32 matrix product per block of query cells
 //! (`matrixmultiply`'s GEMM), then a top-k scan per row: the same shape as a
@@ -24,7 +24,7 @@
 use rayon::prelude::*;
 
 use crate::frame::{ChromaField, LumaImage};
-use crate::guided::GuidedFilter;
+use crate::guided::bilinear_taps;
 use crate::motion::Confident;
 use crate::{Error, Result};
 
@@ -171,25 +171,6 @@ fn taps(out: usize, src: usize) -> Vec<(usize, usize, f32)> {
         .collect()
 }
 
-/// The mean of `data` (`w` x `h`) over each of `cw` x `ch` cells (cell
-/// `x * cw / w` holds pixel `x`).
-fn cell_means(data: &[f32], w: usize, h: usize, cw: usize, ch: usize) -> Vec<f32> {
-    let mut sum = vec![0.0f64; cw * ch];
-    let mut count = vec![0u32; cw * ch];
-    for y in 0..h {
-        let cy = y * ch / h;
-        for x in 0..w {
-            let c = cy * cw + x * cw / w;
-            sum[c] += f64::from(data[y * w + x]);
-            count[c] += 1;
-        }
-    }
-    sum.iter()
-        .zip(&count)
-        .map(|(s, &n)| (s / f64::from(n.max(1))) as f32)
-        .collect()
-}
-
 /// Chroma and confidence per cell of a coarse grid.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CellColour {
@@ -263,17 +244,28 @@ impl CellColour {
         Ok(out)
     }
 
-    /// The cells brought to `luma`'s size by fast guided upsampling, so the
-    /// colour's edges follow the frame's own.
+    /// The cells brought to `luma`'s size, bilinearly (cell centres
+    /// aligned). The result is meant as a data term of the chroma solver,
+    /// which fits it to the frame's luma edges; a guided upsampling here
+    /// would copy the luma's texture into the chroma where the matched
+    /// colours differ in lightness.
     pub fn upsample(&self, luma: &LumaImage) -> Confident {
         let (w, h) = (luma.width, luma.height);
         let (cw, ch) = (self.width, self.height);
-        let guide = cell_means(&luma.data, w, h, cw, ch);
-        let radius = 1;
-        let mut filter = GuidedFilter::new(&guide, cw, ch, radius, 1e-3);
-        let mut up = |src: &[f32]| {
+        let xs = bilinear_taps(w, cw);
+        let ys = bilinear_taps(h, ch);
+        let up = |src: &[f32]| {
             let mut out = vec![0.0f32; w * h];
-            filter.upsample_into(src, &luma.data, w, h, &mut out);
+            out.par_chunks_mut(w.max(1))
+                .zip(&ys)
+                .for_each(|(row, &(j0, j1, t))| {
+                    let (r0, r1) = (&src[j0 * cw..][..cw], &src[j1 * cw..][..cw]);
+                    for (o, &(i0, i1, u)) in row.iter_mut().zip(&xs) {
+                        let top = r0[i0] + (r0[i1] - r0[i0]) * u;
+                        let bot = r1[i0] + (r1[i1] - r1[i0]) * u;
+                        *o = top + (bot - top) * t;
+                    }
+                });
             out
         };
         let cb = up(&self.cb);

@@ -49,6 +49,12 @@ pub struct PropagationParams {
     pub carried_weight: f32,
     /// Weight of the colorizer's prior, per unit of its confidence.
     pub prior_weight: f32,
+    /// Weight of colour matched from the memory of coloured frames (see
+    /// [`crate::memory`]), per unit of its confidence, where propagation is
+    /// unsure: it is scaled by `(1 - carried confidence)²`, so where the
+    /// flow is confident it keeps its say, and where it fails the match
+    /// takes over before the prior does.
+    pub matched_weight: f32,
     /// Confidence given to colour the solver filled in where nothing could
     /// be carried, so it is carried on steadily rather than re-invented each
     /// frame.
@@ -77,6 +83,7 @@ impl Default for PropagationParams {
             solver: SolverParams::default(),
             carried_weight: 20.0,
             prior_weight: 0.05,
+            matched_weight: 20.0,
             fill_confidence: 0.2,
             stabiliser: 0.5,
             prior_fade: 0.1,
@@ -111,10 +118,13 @@ fn flows(a: &LumaImage, b: &LumaImage, params: &FlowParams) -> (FlowField, FlowF
 }
 
 /// Re-fits carried colour to this frame's luma edges and fills what could
-/// not be carried; returns it with the confidence propagation goes on with.
+/// not be carried, with colour matched from the memory where the carried
+/// colour is unsure; returns it with the confidence propagation goes on
+/// with (a confident match counts as carried colour).
 fn refine(
     solver: &mut ChromaSolver,
     carried: &Confident,
+    matched: Option<&Confident>,
     params: &PropagationParams,
 ) -> Result<Confident> {
     let weights: Vec<f32> = carried
@@ -122,16 +132,34 @@ fn refine(
         .iter()
         .map(|c| c * params.carried_weight)
         .collect();
-    let terms = [DataTerm {
+    let mut terms = vec![DataTerm {
         cb: &carried.chroma.cb,
         cr: &carried.chroma.cr,
         weight: &weights,
     }];
+    let matched_w: Vec<f32>;
+    if let Some(m) = matched {
+        matched_w = carried
+            .confidence
+            .iter()
+            .zip(&m.confidence)
+            .map(|(&c, &k)| params.matched_weight * k * (1.0 - c.clamp(0.0, 1.0)).powi(2))
+            .collect();
+        terms.push(DataTerm {
+            cb: &m.chroma.cb,
+            cr: &m.chroma.cr,
+            weight: &matched_w,
+        });
+    }
     let chroma = solver.solve(&terms, Some(&carried.chroma))?;
     let confidence = carried
         .confidence
         .iter()
-        .map(|&c| c.max(params.fill_confidence))
+        .enumerate()
+        .map(|(i, &c)| {
+            let k = matched.map_or(0.0, |m| m.confidence[i].clamp(0.0, 1.0));
+            c.max(params.fill_confidence).max(k)
+        })
         .collect();
     Ok(Confident { chroma, confidence })
 }
@@ -260,7 +288,7 @@ pub fn backward_step(
     let weights = match_weights(luma, next, &to_next, &from_next, params.carry)?;
     let carried = carry(next_state, &to_next, &weights, params.carry)?;
     let mut solver = ChromaSolver::new(luma, params.solver)?;
-    refine(&mut solver, &carried, params)
+    refine(&mut solver, &carried, None, params)
 }
 
 /// The bytes one frame's carried colour takes (two chroma planes and a
@@ -645,7 +673,35 @@ impl Propagator {
         backward: Option<Confident>,
         prior: Option<&Confident>,
     ) -> Result<ChromaField> {
+        self.step_matched(luma, key, backward, prior, None)
+    }
+
+    /// [`step`](Self::step), with colour `matched` from a memory of
+    /// coloured frames (see [`crate::memory`]) joining where propagation is
+    /// unsure ([`PropagationParams::matched_weight`]).
+    ///
+    /// # Errors
+    /// Sizes that differ.
+    pub fn step_matched(
+        &mut self,
+        luma: &LumaImage,
+        key: Option<&Confident>,
+        backward: Option<Confident>,
+        prior: Option<&Confident>,
+        matched: Option<&Confident>,
+    ) -> Result<ChromaField> {
         let params = self.params;
+        if let Some(m) = matched
+            && ((m.chroma.width, m.chroma.height) != (luma.width, luma.height)
+                || m.confidence.len() != luma.width * luma.height)
+        {
+            return Err(Error::SizeMismatch {
+                what: format!(
+                    "the matched colour is {}x{} but its frame is {}x{}",
+                    m.chroma.width, m.chroma.height, luma.width, luma.height
+                ),
+            });
+        }
         let previous = self.previous.take();
         // The flow serves carrying colour forward and the stabiliser; with
         // neither (the model alone, unstabilised) it is not computed.
@@ -696,12 +752,21 @@ impl Propagator {
                     // joins only this frame's output, so a weak model cannot
                     // pull the colour a little further every frame.
                     let mut solver = ChromaSolver::new(luma, params.solver)?;
-                    let refined = refine(&mut solver, &j, &params)?;
+                    let refined = refine(&mut solver, &j, matched, &params)?;
                     // The prior's share is kept up to date on every frame,
                     // with a prior or without (a preview replays without),
                     // so a frame's colour does not depend on where the
-                    // replay began.
-                    let mix = self.prior_mix(&j.confidence, &pair, luma, &params);
+                    // replay began. A confident match counts as sure.
+                    let sure: Vec<f32> = match matched {
+                        Some(m) => j
+                            .confidence
+                            .iter()
+                            .zip(&m.confidence)
+                            .map(|(&c, &k)| c.max(k))
+                            .collect(),
+                        None => j.confidence.clone(),
+                    };
+                    let mix = self.prior_mix(&sure, &pair, luma, &params);
                     let mut chroma = refined.chroma.clone();
                     if let Some(p) = prior {
                         for (i, m) in mix.iter().enumerate() {
@@ -733,6 +798,13 @@ impl Propagator {
             .push(luma, chroma, flows_prev, key.is_some())?;
         self.previous = Some(luma.clone());
         Ok(out)
+    }
+
+    /// How far the colour carried on from the last frame coloured can be
+    /// trusted, per pixel (`None` before the first keyframe): what a memory
+    /// of coloured frames stores with that frame's colour.
+    pub fn carried_confidence(&self) -> Option<&[f32]> {
+        self.forward.as_ref().map(|f| f.confidence.as_slice())
     }
 }
 
@@ -790,6 +862,184 @@ pub fn solve_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::{CellColour, CellFeatures, ColourMemory, EntryKind, MemoryParams};
+
+    /// Per 8x8 cell, a histogram of the luma in 16 bins: features that tell
+    /// the synthetic scenes' stuffs apart.
+    fn histogram_features(luma: &LumaImage) -> CellFeatures {
+        let (cw, ch) = (luma.width / 8, luma.height / 8);
+        let mut data = vec![0.0f32; cw * ch * 16];
+        for y in 0..ch * 8 {
+            for x in 0..cw * 8 {
+                let bin = ((luma.data[y * luma.width + x] * 16.0) as usize).min(15);
+                data[((y / 8) * cw + x / 8) * 16 + bin] += 1.0;
+            }
+        }
+        CellFeatures::new(cw, ch, 16, data).expect("features")
+    }
+
+    /// Striped ground; a checkered square (16 px) at `square` (left, top),
+    /// if any. The truth: the square red, the ground blue.
+    fn square_scene(
+        w: usize,
+        h: usize,
+        square: Option<(usize, usize)>,
+    ) -> (LumaImage, ChromaField) {
+        let mut luma = Vec::with_capacity(w * h);
+        let mut chroma = ChromaField::neutral(w, h);
+        for y in 0..h {
+            for x in 0..w {
+                let inside = square.is_some_and(|(sx, sy)| {
+                    (sx..sx + 16).contains(&x) && (sy..sy + 16).contains(&y)
+                });
+                let i = y * w + x;
+                if inside {
+                    luma.push(if (x / 4 + y / 4) % 2 == 0 { 0.85 } else { 0.7 });
+                    chroma.cb[i] = -0.1;
+                    chroma.cr[i] = 0.3;
+                } else {
+                    luma.push(if (y / 4) % 2 == 0 { 0.3 } else { 0.26 });
+                    chroma.cb[i] = 0.25;
+                    chroma.cr[i] = -0.1;
+                }
+            }
+        }
+        (
+            LumaImage {
+                width: w,
+                height: h,
+                data: luma,
+            },
+            chroma,
+        )
+    }
+
+    /// Two 16 px squares on a striped ground: a checkered red one at
+    /// `a`, a striped green one at `b` (drawn over it), both at `y` = 24.
+    fn two_squares(w: usize, h: usize, a: usize, b: usize) -> (LumaImage, ChromaField) {
+        let (mut luma, mut chroma) = square_scene(w, h, None);
+        for y in 24..40 {
+            for (left, red) in [(a, true), (b, false)] {
+                for x in left..(left + 16).min(w) {
+                    let i = y * w + x;
+                    if red {
+                        luma.data[i] = if (x / 4 + y / 4) % 2 == 0 { 0.85 } else { 0.7 };
+                        (chroma.cb[i], chroma.cr[i]) = (-0.1, 0.3);
+                    } else {
+                        luma.data[i] = if (x / 2) % 2 == 0 { 0.6 } else { 0.45 };
+                        (chroma.cb[i], chroma.cr[i]) = (-0.2, -0.2);
+                    }
+                }
+            }
+        }
+        (luma, chroma)
+    }
+
+    /// Runs the propagator over `frames` from the keyframe 0, with or
+    /// without a memory holding it; the mean chroma error over each
+    /// frame's `boxes` (left, top, size), per frame from 1.
+    fn run_with_memory(
+        frames: &[(LumaImage, ChromaField)],
+        boxes: &dyn Fn(usize) -> Vec<(usize, usize, usize)>,
+        with_memory: bool,
+    ) -> Vec<f32> {
+        let (w, h) = (frames[0].0.width, frames[0].0.height);
+        let mut p = Propagator::new(PropagationParams {
+            stabiliser: 0.0,
+            ..PropagationParams::default()
+        });
+        let mut memory = ColourMemory::new(MemoryParams::default());
+        let key = Confident::uniform(frames[0].1.clone(), 1.0);
+        let key_cells = CellColour::from_confident(&key, w / 8, h / 8).expect("cells");
+        memory
+            .insert(
+                0,
+                EntryKind::Key,
+                &histogram_features(&frames[0].0),
+                &key_cells,
+            )
+            .expect("stored");
+        let mut errors = Vec::new();
+        for (t, (luma, truth)) in frames.iter().enumerate() {
+            let key = (t == 0).then_some(&key);
+            let matched = (with_memory && t > 0).then(|| {
+                memory
+                    .match_cells(&histogram_features(luma))
+                    .expect("matched")
+                    .upsample(luma)
+            });
+            let out = p
+                .step_matched(luma, key, None, None, matched.as_ref())
+                .expect("step");
+            if t > 0 {
+                let (mut e, mut n) = (0.0, 0);
+                for (bx, by, size) in boxes(t) {
+                    for y in by..by + size {
+                        for x in bx..bx + size {
+                            let i = y * w + x;
+                            e += (out.cb[i] - truth.cb[i]).abs() + (out.cr[i] - truth.cr[i]).abs();
+                            n += 2;
+                        }
+                    }
+                }
+                errors.push(e / n.max(1) as f32);
+            }
+        }
+        errors
+    }
+
+    #[test]
+    fn two_objects_that_cross_fast_keep_their_colours_with_the_memory() {
+        let (w, h) = (144, 64);
+        // Each square moves 32 px a frame, past the other.
+        let pos = |t: usize| (8 + 32 * t, 120 - 32 * t);
+        let frames: Vec<_> = (0..4)
+            .map(|t| {
+                let (a, b) = pos(t);
+                two_squares(w, h, a, b)
+            })
+            .collect();
+        // The inner 12 px of each square, on the last frame, where they
+        // have passed each other.
+        let boxes = |t: usize| {
+            let (a, b) = pos(t);
+            if t < 3 {
+                Vec::new()
+            } else {
+                vec![(a + 2, 26, 12), (b + 2, 26, 12)]
+            }
+        };
+        let flow_only = run_with_memory(&frames, &boxes, false);
+        let memory = run_with_memory(&frames, &boxes, true);
+        let (f, m) = (flow_only[2], memory[2]);
+        assert!(m < 0.05, "with the memory, error {m}");
+        assert!(f > 0.15, "flow alone, error {f}");
+    }
+
+    #[test]
+    fn an_object_that_leaves_and_comes_back_gets_its_colour_from_the_memory() {
+        let (w, h) = (128, 64);
+        // Frame 0 (the keyframe) shows the square; it is gone for four
+        // frames, then comes back elsewhere: no flow can carry it back.
+        let place = |t: usize| match t {
+            0 => Some((40, 24)),
+            1..=4 => None,
+            _ => Some((88, 24)),
+        };
+        let frames: Vec<_> = (0..9).map(|t| square_scene(w, h, place(t))).collect();
+        // The square's inner 12x12 pixels once it is back.
+        let boxes = |t: usize| match place(t) {
+            Some((sx, sy)) if t > 4 => vec![(sx + 2, sy + 2, 12)],
+            _ => Vec::new(),
+        };
+        let flow_only: Vec<f32> = run_with_memory(&frames, &boxes, false)[4..].to_vec();
+        let memory: Vec<f32> = run_with_memory(&frames, &boxes, true)[4..].to_vec();
+        for (t, (&f, &m)) in flow_only.iter().zip(&memory).enumerate() {
+            // The match comes at cell resolution: its edges are soft.
+            assert!(m < 0.05, "frame {}: with the memory, error {m}", t + 5);
+            assert!(f > 0.2, "frame {}: flow alone, error {f}", t + 5);
+        }
+    }
 
     /// A textured scene whose content (luma and true colour) moves right by
     /// `speed` pixels a frame, with a disc of its own colour.
