@@ -200,8 +200,14 @@ fn the_builtin_models_features_find_an_object_that_moved_far() {
     let (w, h) = (448, 256);
     // The disc jumps 200 px between the frames: no flow follows that.
     let (a, b) = (disc_scene(w, h, 100.0), disc_scene(w, h, 300.0));
-    let fa = colorizer.features(&a, 0).expect("runs").expect("features");
-    let fb = colorizer.features(&b, 1).expect("runs").expect("features");
+    let fa = colorizer
+        .cell_features(&a, 0)
+        .expect("runs")
+        .expect("features");
+    let fb = colorizer
+        .cell_features(&b, 1)
+        .expect("runs")
+        .expect("features");
     assert_eq!(
         (fa.width(), fa.height(), fa.channels()),
         (w / 8, h / 8, 128)

@@ -63,6 +63,10 @@ pub struct EvalVideoArgs {
     /// With keyframes: propagation alone, without the model's prior.
     #[arg(long, requires = "keyframes_from_gt", conflicts_with = "transfer")]
     pub no_prior: bool,
+    /// With keyframes: where propagation fails, match each frame against a memory of coloured
+    /// frames (the keyframes and recent confident frames) on the model's features.
+    #[arg(long, requires = "keyframes_from_gt", conflicts_with_all = ["transfer", "no_prior"])]
+    pub memory: bool,
     /// Strength of the temporal stabiliser, 0 (off) to 0.95. Default: 0.6 with keyframes, 0
     /// (the model frame by frame) without.
     #[arg(long, value_name = "S")]
@@ -247,6 +251,7 @@ pub fn eval_cmd(args: &EvalVideoArgs) -> Result<u8, Failure> {
         keyframes: args.keyframes_from_gt.clone(),
         transfer: args.transfer,
         no_prior: args.no_prior,
+        memory: args.memory,
         stabilise: args.stabilise,
         prior_fade: args.prior_fade,
         prior_steady: args.prior_steady,

@@ -49,6 +49,20 @@ pub trait Colorizer: Send {
     /// `true`, `colorize` ends early with [`crate::Error::Cancelled`].
     /// Engines whose frames are quick ignore it.
     fn set_stop(&mut self, _stop: Stop) {}
+
+    /// Features that say "this is the same stuff", per cell of a coarse
+    /// grid, to match frames on against a memory of coloured frames (see
+    /// [`crate::memory`]); `None` when this engine has none (the default).
+    ///
+    /// # Errors
+    /// When computing them fails.
+    fn features(
+        &mut self,
+        _luma: &LumaImage,
+        _frame_index: u64,
+    ) -> Result<Option<crate::memory::CellFeatures>> {
+        Ok(None)
+    }
 }
 
 /// A check asked between steps of long work; `true` stops it.

@@ -404,6 +404,15 @@ impl ColourMemory {
         self.rebuild();
     }
 
+    /// Forgets the recent frames, keeping the keys (at a keyframe: what
+    /// came before it must not reach the frames after it through the
+    /// memory either, so a render entering the shot at that keyframe
+    /// equals one that began earlier).
+    pub fn forget_recent(&mut self) {
+        self.entries.retain(|e| e.kind == EntryKind::Key);
+        self.rebuild();
+    }
+
     /// Stores `frame`'s confident cells. A frame stored before is replaced;
     /// beyond `max_recent` recent frames the oldest recent one is dropped.
     ///

@@ -28,6 +28,7 @@
 
 use crate::flow::{FlowField, FlowParams, estimate_flow};
 use crate::frame::{ChromaField, LumaImage};
+use crate::memory::MemoryParams;
 use crate::motion::{CarryParams, Confident, carry, match_weights};
 use crate::solver::{ChromaSolver, DataTerm, SolverParams};
 use crate::stabilise::{FlowsToPrevious, Stabiliser};
@@ -55,6 +56,10 @@ pub struct PropagationParams {
     /// flow is confident it keeps its say, and where it fails the match
     /// takes over before the prior does.
     pub matched_weight: f32,
+    /// Match frames against a memory of coloured frames (keyframes and
+    /// recent confident frames) where propagation fails; `None`: off. The
+    /// film engine keeps the memory; see [`crate::memory`].
+    pub memory: Option<MemoryParams>,
     /// Confidence given to colour the solver filled in where nothing could
     /// be carried, so it is carried on steadily rather than re-invented each
     /// frame.
@@ -84,6 +89,7 @@ impl Default for PropagationParams {
             carried_weight: 20.0,
             prior_weight: 0.05,
             matched_weight: 20.0,
+            memory: None,
             fill_confidence: 0.2,
             stabiliser: 0.5,
             prior_fade: 0.1,
@@ -943,6 +949,17 @@ mod tests {
         boxes: &dyn Fn(usize) -> Vec<(usize, usize, usize)>,
         with_memory: bool,
     ) -> Vec<f32> {
+        run_with_memory_and(frames, boxes, with_memory, None)
+    }
+
+    /// [`run_with_memory`], the memory also holding `photo` (a reference
+    /// picture: its luma and true colour).
+    fn run_with_memory_and(
+        frames: &[(LumaImage, ChromaField)],
+        boxes: &dyn Fn(usize) -> Vec<(usize, usize, usize)>,
+        with_memory: bool,
+        photo: Option<&(LumaImage, ChromaField)>,
+    ) -> Vec<f32> {
         let (w, h) = (frames[0].0.width, frames[0].0.height);
         let mut p = Propagator::new(PropagationParams {
             stabiliser: 0.0,
@@ -959,6 +976,17 @@ mod tests {
                 &key_cells,
             )
             .expect("stored");
+        if let Some((luma, chroma)) = photo {
+            let cells = CellColour::from_confident(
+                &Confident::uniform(chroma.clone(), 1.0),
+                luma.width / 8,
+                luma.height / 8,
+            )
+            .expect("cells");
+            memory
+                .insert(u64::MAX, EntryKind::Key, &histogram_features(luma), &cells)
+                .expect("stored");
+        }
         let mut errors = Vec::new();
         for (t, (luma, truth)) in frames.iter().enumerate() {
             let key = (t == 0).then_some(&key);
@@ -1014,6 +1042,60 @@ mod tests {
         let (f, m) = (flow_only[2], memory[2]);
         assert!(m < 0.05, "with the memory, error {m}");
         assert!(f > 0.15, "flow alone, error {f}");
+    }
+
+    /// A window of `w` x `h` onto a wide scene at `offset`: striped blue
+    /// ground up to x = 160 of the scene, then a field of fine green
+    /// checks.
+    fn pan_view(w: usize, h: usize, offset: usize) -> (LumaImage, ChromaField) {
+        let mut luma = Vec::with_capacity(w * h);
+        let mut chroma = ChromaField::neutral(w, h);
+        for y in 0..h {
+            for x in 0..w {
+                let sx = x + offset;
+                let i = y * w + x;
+                if sx < 160 {
+                    luma.push(if (y / 4) % 2 == 0 { 0.3 } else { 0.26 });
+                    (chroma.cb[i], chroma.cr[i]) = (0.25, -0.1);
+                } else {
+                    luma.push(if (sx / 2 + y / 2).is_multiple_of(2) { 0.55 } else { 0.4 });
+                    (chroma.cb[i], chroma.cr[i]) = (-0.15, -0.2);
+                }
+            }
+        }
+        (
+            LumaImage {
+                width: w,
+                height: h,
+                data: luma,
+            },
+            chroma,
+        )
+    }
+
+    #[test]
+    fn a_pan_onto_new_ground_takes_its_colour_from_a_reference_photo() {
+        let (w, h) = (128, 64);
+        // The camera pans 16 px a frame; frame 0 shows ground only, and the
+        // field comes in from the right from frame 3.
+        let frames: Vec<_> = (0..7).map(|t| pan_view(w, h, 16 * t)).collect();
+        // A photo of the field alone, in its true colour.
+        let photo = pan_view(64, 64, 200);
+        // The field's pixels on the last frame, away from its edge.
+        let boxes = |t: usize| {
+            if t == 6 {
+                vec![(96, 8, 24), (96, 32, 24)]
+            } else {
+                Vec::new()
+            }
+        };
+        let flow_only = run_with_memory_and(&frames, &boxes, false, None)[5];
+        let memory = run_with_memory_and(&frames, &boxes, true, Some(&photo))[5];
+        assert!(
+            memory < 0.05,
+            "with the photo in the memory, error {memory}"
+        );
+        assert!(flow_only > 0.15, "flow alone, error {flow_only}");
     }
 
     #[test]

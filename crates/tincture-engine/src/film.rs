@@ -20,6 +20,7 @@ use tincture_core::color::Matrix;
 use tincture_core::colorize::Colorizer;
 use tincture_core::frame::{ChromaField, LumaImage, RgbImage};
 use tincture_core::look::Look;
+use tincture_core::memory::{CellColour, CellFeatures, ColourMemory, EntryKind};
 use tincture_core::motion::Confident;
 use tincture_core::propagate::{BackwardPass, PropagationParams, Propagator, solve_key};
 
@@ -210,7 +211,14 @@ pub struct FilmColorizer {
     state_stride: u64,
     /// Backward steps of the passes before the current one.
     earlier_steps: u64,
+    /// The memory of coloured frames of the shot being coloured, when the
+    /// plan asks for one (see [`PropagationParams::memory`]).
+    memory: ColourMemory,
 }
+
+/// With a memory, every this many frames since the last keyframe (or the
+/// shot's start) is remembered as a recent frame.
+const MEMORY_STRIDE: u64 = 4;
 
 impl std::fmt::Debug for FilmColorizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -303,6 +311,7 @@ impl FilmColorizer {
         let transfers = plan.references.iter().map(|_| None).collect();
         let propagator = Propagator::new(plan.params);
         let plan_digest = digest_of_debug(&plan);
+        let plan_memory = plan.params.memory;
         Self {
             plan,
             prior,
@@ -325,6 +334,7 @@ impl FilmColorizer {
             leave_backward_at: None,
             state_stride: STATE_STRIDE,
             earlier_steps: 0,
+            memory: ColourMemory::new(plan_memory.unwrap_or_default()),
         }
     }
 
@@ -742,12 +752,151 @@ impl FilmColorizer {
         } else {
             self.prior(shot, luma, frame, matrix)?
         };
-        let mut chroma = self
-            .propagator
-            .step(luma, key.as_ref(), backward, prior.as_ref())?;
+        let features = self.features(shot, luma, frame)?;
+        let matched = match &features {
+            Some(f) if key.is_none() && !self.memory.is_empty() => {
+                Some(self.memory.match_cells(f)?.upsample(luma))
+            }
+            _ => None,
+        };
+        let mut chroma = self.propagator.step_matched(
+            luma,
+            key.as_ref(),
+            backward,
+            prior.as_ref(),
+            matched.as_ref(),
+        )?;
+        if let Some(f) = &features {
+            self.remember(shot, frame, key.as_ref(), f, &chroma)?;
+        }
         self.plan.shots[shot].look.apply(luma, &mut chroma)?;
         self.next = Some(frame + 1);
         Ok(chroma)
+    }
+}
+
+impl FilmColorizer {
+    /// The frame's features for the memory, when the plan keeps one and
+    /// the model gives them.
+    fn features(
+        &mut self,
+        shot: usize,
+        luma: &LumaImage,
+        frame: u64,
+    ) -> tincture_core::Result<Option<CellFeatures>> {
+        if self.plan.params.memory.is_none() {
+            return Ok(None);
+        }
+        let Some(model) = self.prior.as_mut() else {
+            return Ok(None);
+        };
+        model.set_render_short_side(self.plan.shots[shot].render_short_side);
+        model.set_model(self.plan.shots[shot].model.as_deref());
+        model.features(luma, frame)
+    }
+
+    /// Puts frame `frame` into the memory: a keyframe for good (the recent
+    /// frames before it go), and every [`MEMORY_STRIDE`]th frame since the
+    /// last keyframe as a recent one, with the confidence propagation
+    /// carries on with.
+    fn remember(
+        &mut self,
+        shot: usize,
+        frame: u64,
+        key: Option<&Confident>,
+        features: &CellFeatures,
+        chroma: &ChromaField,
+    ) -> tincture_core::Result<()> {
+        let (cw, ch) = (features.width(), features.height());
+        if let Some(k) = key {
+            self.memory.forget_recent();
+            let cells = CellColour::from_confident(k, cw, ch)?;
+            return self.memory.insert(frame, EntryKind::Key, features, &cells);
+        }
+        let since = self
+            .plan
+            .keys
+            .range(self.plan.shots[shot].start..=frame)
+            .next_back()
+            .map_or(self.plan.shots[shot].start, |(k, _)| *k);
+        if !(frame - since).is_multiple_of(MEMORY_STRIDE) {
+            return Ok(());
+        }
+        let Some(confidence) = self.propagator.carried_confidence() else {
+            return Ok(());
+        };
+        let colour = Confident {
+            chroma: chroma.clone(),
+            confidence: confidence.to_vec(),
+        };
+        let cells = CellColour::from_confident(&colour, cw, ch)?;
+        self.memory
+            .insert(frame, EntryKind::Recent, features, &cells)
+    }
+
+    /// Entering shot `shot` at frame `start` (its start or a keyframe):
+    /// the memory holds the shot's reference photos and its keyframes
+    /// before `start`, as it would had the render begun at the shot's
+    /// start.
+    fn enter_memory(
+        &mut self,
+        shot: usize,
+        start: u64,
+        matrix: Matrix,
+    ) -> tincture_core::Result<()> {
+        self.memory.clear();
+        if self.plan.params.memory.is_none() {
+            return Ok(());
+        }
+        // A reference photo of the scene is stuff seen in colour: where a
+        // pan reveals ground the photo shows, the match finds it.
+        for r in self.plan.shots[shot].references.clone() {
+            if self.plan.reference_weights.get(r).copied().unwrap_or(1.0) <= 0.0 {
+                continue;
+            }
+            let photo = &self.plan.references[r];
+            let chroma = chroma_of_rgb(photo, matrix);
+            let luma = LumaImage {
+                width: photo.width,
+                height: photo.height,
+                data: photo
+                    .data
+                    .chunks_exact(3)
+                    .map(|px| {
+                        matrix.rgb_to_ycbcr([px[0], px[1], px[2]].map(|v| f32::from(v) / 255.0))[0]
+                    })
+                    .collect(),
+            };
+            let Some(features) = self.features(shot, &luma, start)? else {
+                return Ok(());
+            };
+            let cells = CellColour::from_confident(
+                &Confident::uniform(chroma, 1.0),
+                features.width(),
+                features.height(),
+            )?;
+            // Photos are told apart from frames by indices no film reaches.
+            let id = u64::MAX - r as u64;
+            self.memory.insert(id, EntryKind::Key, &features, &cells)?;
+        }
+        let keys: Vec<u64> = self
+            .plan
+            .keys
+            .range(self.plan.shots[shot].start..start)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            let luma = self.read_luma(k)?;
+            let Some(features) = self.features(shot, &luma, k)? else {
+                return Ok(());
+            };
+            if let Some(colour) = self.key_colour(shot, &luma, k, matrix)? {
+                let cells =
+                    CellColour::from_confident(&colour, features.width(), features.height())?;
+                self.memory.insert(k, EntryKind::Key, &features, &cells)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -762,7 +911,7 @@ impl Colorizer for FilmColorizer {
 
     fn settings(&self) -> serde_json::Value {
         let p = &self.plan.params;
-        serde_json::json!({
+        let mut settings = serde_json::json!({
             "engine": "propagation",
             "keyframes": self.plan.keys.keys().collect::<Vec<_>>(),
             "shots": self.plan.shots.iter().map(|s| serde_json::json!({
@@ -775,7 +924,18 @@ impl Colorizer for FilmColorizer {
             "prior_weight": p.prior_weight,
             "plan": self.plan_digest,
             "decay": p.carry.decay,
-        })
+        });
+        // Recorded only when on, so renders without it keep their digest.
+        if let (Some(m), Some(o)) = (p.memory, settings.as_object_mut()) {
+            o.insert(
+                "memory".into(),
+                serde_json::json!({
+                    "top_k": m.top_k, "temperature": m.temperature, "max_recent": m.max_recent,
+                    "matched_weight": p.matched_weight, "stride": MEMORY_STRIDE,
+                }),
+            );
+        }
+        settings
     }
 
     fn colorize(
@@ -826,12 +986,18 @@ impl Colorizer for FilmColorizer {
             };
             // A chunk before this one may have left the state after the
             // frame before this one.
+            // With a memory the state left holds no memory: replay.
             let left = match &self.chunk {
-                Some((state, _)) if start < frame_index && !self.preview => {
+                Some((state, _))
+                    if start < frame_index
+                        && !self.preview
+                        && self.plan.params.memory.is_none() =>
+                {
                     state.load_forward(frame_index - 1, size.0, size.1)
                 }
                 _ => None,
             };
+            self.enter_memory(shot, start, matrix)?;
             if let Some(left) = left {
                 self.propagator
                     .restore(left, self.plan.shots[shot].stabiliser);

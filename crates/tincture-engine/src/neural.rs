@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tincture_core::color::Matrix;
 use tincture_core::colorize::Colorizer;
 use tincture_core::frame::{ChromaField, LumaImage};
+use tincture_core::memory::CellFeatures;
 use tincture_infer::model::ClassMap;
 use tincture_infer::worker::Job;
 use tincture_infer::{
@@ -194,6 +195,31 @@ impl Colorizer for WorkerColorizer {
 
     fn set_model(&mut self, model: Option<&str>) {
         self.model = model.map(str::to_owned);
+    }
+
+    fn features(
+        &mut self,
+        luma: &LumaImage,
+        frame_index: u64,
+    ) -> tincture_core::Result<Option<CellFeatures>> {
+        self.next_id += 1;
+        let job = Job {
+            luma: Arc::new(luma.clone()),
+            hints: Vec::new(),
+            frame: frame_index,
+            matrix: Matrix::Bt709,
+            short_side: self.short_side,
+        };
+        let id = self.next_id;
+        let loaded = self
+            .current()
+            .map_err(|message| tincture_core::Error::Engine { message })?;
+        loaded
+            .worker
+            .features_blocking(id, job)
+            .map_err(|e| tincture_core::Error::Engine {
+                message: e.to_string(),
+            })
     }
 
     fn colorize(

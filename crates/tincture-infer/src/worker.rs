@@ -19,6 +19,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender};
 use tincture_core::color::Matrix;
 use tincture_core::frame::{ChromaField, LumaImage};
+use tincture_core::memory::CellFeatures;
 
 use crate::colorizer::NeuralColorizer;
 use crate::error::{Error, Result};
@@ -45,6 +46,7 @@ enum Command {
     Preview { generation: u64, job: Job },
     Batch { id: u64, job: Job },
     Classes { id: u64, job: Job },
+    Features { id: u64, job: Job },
     Cancel,
     Stop,
 }
@@ -91,6 +93,16 @@ pub enum WorkerEvent {
         frame: u64,
         /// The distribution (`None` when the model has none), or why not.
         result: Result<Option<ClassMap>>,
+    },
+    /// The model's features for a frame (see
+    /// [`InferenceWorker::features_blocking`]).
+    Features {
+        /// The id given at submission.
+        id: u64,
+        /// Frame index.
+        frame: u64,
+        /// The features (`None` when the model has none), or why not.
+        result: Result<Option<CellFeatures>>,
     },
     /// Waiting batch jobs were dropped by a cancel.
     Cancelled {
@@ -240,6 +252,25 @@ impl InferenceWorker {
         })
     }
 
+    /// The model's features for one frame, to match it against a memory of
+    /// coloured frames (see [`NeuralColorizer::cell_features`]; its hints
+    /// are not used), through the batch queue; waits for it. Like
+    /// [`InferenceWorker::colorize_blocking`], use it only when nothing else
+    /// is queued.
+    ///
+    /// # Errors
+    /// The job's error, or the worker's absence.
+    pub fn features_blocking(&self, id: u64, job: Job) -> Result<Option<CellFeatures>> {
+        self.cancel.store(false, Ordering::SeqCst);
+        self.send(Command::Features { id, job })?;
+        self.wait(id, |event| match event {
+            WorkerEvent::Features {
+                id: got, result, ..
+            } if got == id => Ok(result),
+            other => Err(other),
+        })
+    }
+
     /// Waits for job `id`'s answer, which `answer` takes out of its event
     /// (handing back any other); notices are logged, other events dropped.
     fn wait<T>(
@@ -288,12 +319,27 @@ impl Drop for InferenceWorker {
 enum Kind {
     Colour,
     Classes,
+    Features,
 }
 
 fn classes(c: &mut NeuralColorizer, job: &Job) -> Result<Option<ClassMap>> {
     std::panic::catch_unwind(AssertUnwindSafe(|| {
         tincture_core::colorize::Colorizer::set_render_short_side(c, job.short_side);
         c.classes(&job.luma, job.frame)
+    }))
+    .unwrap_or_else(|_| {
+        Err(Error::Inference {
+            model: c.model().name().to_owned(),
+            frame: job.frame,
+            reason: "the model panicked on this frame".into(),
+        })
+    })
+}
+
+fn features(c: &mut NeuralColorizer, job: &Job) -> Result<Option<CellFeatures>> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| {
+        tincture_core::colorize::Colorizer::set_render_short_side(c, job.short_side);
+        c.cell_features(&job.luma, job.frame)
     }))
     .unwrap_or_else(|_| {
         Err(Error::Inference {
@@ -362,6 +408,11 @@ fn run(
                     frame: job.frame,
                     result: classes(&mut c, &job),
                 },
+                Kind::Features => WorkerEvent::Features {
+                    id,
+                    frame: job.frame,
+                    result: features(&mut c, &job),
+                },
             }
         } else {
             continue;
@@ -393,6 +444,7 @@ fn absorb(
         }
         Command::Batch { id, job } => batches.push_back((id, job, Kind::Colour)),
         Command::Classes { id, job } => batches.push_back((id, job, Kind::Classes)),
+        Command::Features { id, job } => batches.push_back((id, job, Kind::Features)),
         Command::Cancel => {
             if cancel.swap(false, Ordering::SeqCst) || !batches.is_empty() {
                 let ids = batches.drain(..).map(|(id, ..)| id).collect();

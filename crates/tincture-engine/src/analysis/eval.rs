@@ -31,6 +31,7 @@ use super::{FrameRange, file_name, frame_range, frames_label, rgb8, why_gray};
 use crate::film::{FilmColorizer, FilmPlan, KeyColour};
 use crate::neural::{ModelChoice, open_colorizer};
 use crate::{Error, Result};
+use tincture_core::memory::MemoryParams;
 
 /// The stabiliser's strength with keyframes when none is given.
 pub const DEFAULT_STABILISE: f32 = 0.6;
@@ -53,6 +54,10 @@ pub struct EvalRequest {
     pub transfer: bool,
     /// With keyframes: propagation alone, without the model's prior.
     pub no_prior: bool,
+    /// With keyframes and the model: match frames against a memory of
+    /// coloured frames where propagation fails (see
+    /// [`tincture_core::memory`]).
+    pub memory: bool,
     /// Strength of the temporal stabiliser, 0 (off) to 0.95; `None`:
     /// [`DEFAULT_STABILISE`] with keyframes, 0 without.
     pub stabilise: Option<f32>,
@@ -382,6 +387,9 @@ fn film_engine(
         }
     }
     plan.params.stabiliser = strength;
+    if req.memory {
+        plan.params.memory = Some(MemoryParams::default());
+    }
     if let Some(f) = req.prior_fade {
         if !(0.0..=1.0).contains(&f) {
             return Err(setting("prior_fade", f, "give a rate from 0 to 1"));

@@ -1,0 +1,152 @@
+//! The cost of the memory of coloured frames in a 1280x720 project render:
+//! the same render with the memory and without it, side by side.
+//!
+//! A generated 1280x720 film of 48 frames (ffmpeg's `testsrc2`: moving
+//! shapes and a scrolling pattern, H.264) is rendered through the real
+//! pipeline (decode thread, film colorizer with the built-in model's prior,
+//! FFV1 encoder), its first frame a keyframe painted with two strokes. Once
+//! with the memory off (today's render) and once with it on (features from
+//! the model's encoder, matching, the extra data term), alternating, three
+//! rounds; the per-frame times' medians and their ratio are printed.
+//!
+//! `cargo bench -p tincture-engine --bench memory_render`
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use tincture_core::memory::MemoryParams;
+use tincture_engine::film::{FilmColorizer, FilmPlan, KeyColour, StrokeHint};
+use tincture_engine::neural::{ModelChoice, WorkerColorizer};
+use tincture_engine::render::{OutputFormat, RenderRequest, render};
+use tincture_media::{VideoCodec, VideoReader};
+
+const W: usize = 1280;
+const H: usize = 720;
+const FRAMES: u64 = 48;
+const ROUNDS: usize = 3;
+/// The target: the memory raises the per-frame cost by at most this.
+const TARGET_RATIO: f64 = 1.5;
+
+fn film() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-films");
+    std::fs::create_dir_all(&dir).expect("the bench films folder");
+    let path = dir.join(format!("memory-{W}x{H}-{FRAMES}.mp4"));
+    if VideoReader::open(&path).is_ok_and(|r| r.frame_count() == FRAMES) {
+        return path;
+    }
+    let status = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
+        .arg(format!("testsrc2=size={W}x{H}:rate=24"))
+        .args(["-frames:v", &FRAMES.to_string()])
+        .args([
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ])
+        .arg(&path)
+        .status()
+        .expect("the ffmpeg CLI runs");
+    assert!(status.success(), "ffmpeg made {}", path.display());
+    path
+}
+
+/// Seconds per frame of one whole render.
+fn render_once(path: &Path, memory: bool) -> f64 {
+    let mut plan = FilmPlan::whole_film(path.to_owned(), FRAMES);
+    let stroke = |x: f32, rgb| StrokeHint {
+        points: vec![
+            [x * W as f32, 0.2 * H as f32],
+            [x * W as f32, 0.8 * H as f32],
+        ],
+        rgb,
+        size: 24.0,
+    };
+    plan.keys.insert(
+        0,
+        KeyColour::Steered {
+            strokes: vec![stroke(0.25, [200, 60, 40]), stroke(0.75, [40, 90, 200])],
+            reference: None,
+        },
+    );
+    if memory {
+        plan.params.memory = Some(MemoryParams::default());
+    }
+    let prior = WorkerColorizer::start(&ModelChoice::default()).expect("the built-in model");
+    let colorizer = FilmColorizer::new(plan, Some(Box::new(prior)));
+    let out = std::env::temp_dir().join(format!(
+        "tincture-memory-bench-{}-{memory}.mkv",
+        std::process::id()
+    ));
+    let started = Instant::now();
+    let req = RenderRequest {
+        input: path.to_owned(),
+        output: out.clone(),
+        format: OutputFormat::Video(VideoCodec::Ffv1),
+        frames: None,
+        colorizer: Some(Box::new(colorizer)),
+        overwrite: true,
+        threads: 0,
+        metrics: None,
+        also_reads: Vec::new(),
+    };
+    render(req, &AtomicBool::new(false), |_| {}).expect("the render");
+    let secs = started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&out);
+    secs / FRAMES as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    tincture_engine::keep_heap_bounded();
+    let args: Vec<String> = std::env::args().collect();
+    // `cargo test --all-targets` runs bench binaries too: this one takes
+    // minutes, so it runs only under `cargo bench`.
+    if !args.iter().any(|a| a == "--bench") {
+        println!("memory render bench: skipped outside `cargo bench`");
+        return;
+    }
+    let path = film();
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let a = render_once(&path, false);
+        let b = render_once(&path, true);
+        println!(
+            "round {}: without the memory {:.0} ms/frame, with it {:.0} ms/frame",
+            round + 1,
+            a * 1e3,
+            b * 1e3
+        );
+        without.push(a);
+        with.push(b);
+    }
+    let (a, b) = (median(without), median(with));
+    let ratio = b / a;
+    println!(
+        "{W}x{H}, {FRAMES} frames, keyframe 0, built-in model's prior: median {:.0} ms/frame \
+         without the memory, {:.0} ms/frame with it: ratio {ratio:.2} (target <= {TARGET_RATIO}: {})",
+        a * 1e3,
+        b * 1e3,
+        if ratio <= TARGET_RATIO {
+            "MET"
+        } else {
+            "NOT MET"
+        }
+    );
+}
