@@ -67,6 +67,14 @@ pub struct EvalVideoArgs {
     /// frames (the keyframes and recent confident frames) on the model's features.
     #[arg(long, requires = "keyframes_from_gt", conflicts_with_all = ["transfer", "no_prior"])]
     pub memory: bool,
+    /// With --memory: the weight of matched colour in the solve, per unit of its confidence, where
+    /// propagation is unsure. Default: the engine's.
+    #[arg(long, value_name = "W", requires = "memory")]
+    pub memory_weight: Option<f32>,
+    /// With --memory: matches whose best cosine is at or below this give no colour. Default: the
+    /// engine's.
+    #[arg(long, value_name = "C", requires = "memory")]
+    pub memory_floor: Option<f32>,
     /// Strength of the temporal stabiliser, 0 (off) to 0.95. Default: 0.6 with keyframes, 0
     /// (the model frame by frame) without.
     #[arg(long, value_name = "S")]
@@ -252,6 +260,8 @@ pub fn eval_cmd(args: &EvalVideoArgs) -> Result<u8, Failure> {
         transfer: args.transfer,
         no_prior: args.no_prior,
         memory: args.memory,
+        memory_weight: args.memory_weight,
+        memory_floor: args.memory_floor,
         stabilise: args.stabilise,
         prior_fade: args.prior_fade,
         prior_steady: args.prior_steady,

@@ -1058,7 +1058,11 @@ mod tests {
                     luma.push(if (y / 4) % 2 == 0 { 0.3 } else { 0.26 });
                     (chroma.cb[i], chroma.cr[i]) = (0.25, -0.1);
                 } else {
-                    luma.push(if (sx / 2 + y / 2).is_multiple_of(2) { 0.55 } else { 0.4 });
+                    luma.push(if (sx / 2 + y / 2).is_multiple_of(2) {
+                        0.55
+                    } else {
+                        0.4
+                    });
                     (chroma.cb[i], chroma.cr[i]) = (-0.15, -0.2);
                 }
             }

@@ -34,11 +34,13 @@ pub struct RenderSettings {
 pub enum HintSpread {
     /// Normalised convolution with the domain transform, guided by the
     /// lightness ([`spread_hint_residuals`]).
-    #[default]
     Filter,
     /// The edge-aware chroma solver the film engine uses (Levin et al.
-    /// 2004 smoothness, multigrid), with the hints and the model's colour as
-    /// data terms ([`solve_hint_residuals`]).
+    /// 2004 smoothness, multigrid) as the filter of a normalised
+    /// convolution ([`solve_hint_residuals`]). The default: on the
+    /// val_diverse photos it scores 0.25 dB above the filter at 10 points
+    /// and 0.20 dB at 100.
+    #[default]
     Solver,
 }
 

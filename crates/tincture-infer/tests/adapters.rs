@@ -105,7 +105,17 @@ fn siggraph17_adapter_centres_l_and_takes_hints() {
                      {"name":"user_map","shape":[1,1,256,256]}],
            "outputs":[{"name":"color_ab","shape":[1,2,256,256]}]}"#,
     );
-    let mut c = open(&manifest).expect("opens");
+    // The filter spread: a lone hint's correction fades with distance. (The
+    // solver spread carries a lone hint over a picture of even lightness,
+    // as Levin's colorization does; its own tests are in the colorizer.)
+    let model = Model::open(&manifest, ExecutionChoice::Cpu, 1).expect("opens");
+    let mut c = NeuralColorizer::new(
+        model,
+        RenderSettings {
+            hint_spread: tincture_infer::HintSpread::Filter,
+            ..RenderSettings::default()
+        },
+    );
     // Luma whose L* is 75: the graph's prior is 0.4 * (75 - 50) = 10 -> (a, b) = (10, -10).
     let y = (0..=1000)
         .map(|i| i as f32 / 1000.0)

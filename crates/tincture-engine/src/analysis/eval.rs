@@ -58,6 +58,12 @@ pub struct EvalRequest {
     /// coloured frames where propagation fails (see
     /// [`tincture_core::memory`]).
     pub memory: bool,
+    /// With the memory: the weight of matched colour per unit of its
+    /// confidence; `None`: the engine's.
+    pub memory_weight: Option<f32>,
+    /// With the memory: best cosines at or below this give no confidence;
+    /// `None`: the engine's.
+    pub memory_floor: Option<f32>,
     /// Strength of the temporal stabiliser, 0 (off) to 0.95; `None`:
     /// [`DEFAULT_STABILISE`] with keyframes, 0 without.
     pub stabilise: Option<f32>,
@@ -388,7 +394,24 @@ fn film_engine(
     }
     plan.params.stabiliser = strength;
     if req.memory {
-        plan.params.memory = Some(MemoryParams::default());
+        let mut m = MemoryParams::default();
+        if let Some(f) = req.memory_floor {
+            if !(0.0..1.0).contains(&f) || f >= m.cosine_full {
+                return Err(setting(
+                    "memory_floor",
+                    f,
+                    "give a cosine from 0 to below the full-confidence cosine",
+                ));
+            }
+            m.cosine_floor = f;
+        }
+        plan.params.memory = Some(m);
+        if let Some(w) = req.memory_weight {
+            if !(0.0..=1000.0).contains(&w) {
+                return Err(setting("memory_weight", w, "give a weight from 0 to 1000"));
+            }
+            plan.params.matched_weight = w;
+        }
     }
     if let Some(f) = req.prior_fade {
         if !(0.0..=1.0).contains(&f) {
