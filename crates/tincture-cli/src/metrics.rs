@@ -67,14 +67,23 @@ pub struct EvalVideoArgs {
     /// frames (the keyframes and recent confident frames) on the model's features.
     #[arg(long, requires = "keyframes_from_gt", conflicts_with_all = ["transfer", "no_prior"])]
     pub memory: bool,
-    /// With --memory: the weight of matched colour in the solve, per unit of its confidence, where
-    /// propagation is unsure. Default: the engine's.
+    /// With --memory: also make matched colour a data term of each frame's solve, this weight per
+    /// unit of its confidence, where propagation is unsure. Default 0: matched colour comes only in
+    /// the model's place where the model's colour fades in.
     #[arg(long, value_name = "W", requires = "memory")]
     pub memory_weight: Option<f32>,
     /// With --memory: matches whose best cosine is at or below this give no colour. Default: the
     /// engine's.
     #[arg(long, value_name = "C", requires = "memory")]
     pub memory_floor: Option<f32>,
+    /// With --memory: how many recent coloured frames the memory keeps besides the keyframes
+    /// (0: keyframes only). Default: the engine's.
+    #[arg(long, value_name = "N", requires = "memory")]
+    pub memory_recent: Option<usize>,
+    /// With --memory: the carried confidence (0 to 1) at and above which matched colour has no say.
+    /// Default: the engine's.
+    #[arg(long, value_name = "C", requires = "memory")]
+    pub memory_gate: Option<f32>,
     /// Strength of the temporal stabiliser, 0 (off) to 0.95. Default: 0.6 with keyframes, 0
     /// (the model frame by frame) without.
     #[arg(long, value_name = "S")]
@@ -262,6 +271,8 @@ pub fn eval_cmd(args: &EvalVideoArgs) -> Result<u8, Failure> {
         memory: args.memory,
         memory_weight: args.memory_weight,
         memory_floor: args.memory_floor,
+        memory_recent: args.memory_recent,
+        memory_gate: args.memory_gate,
         stabilise: args.stabilise,
         prior_fade: args.prior_fade,
         prior_steady: args.prior_steady,

@@ -64,6 +64,12 @@ pub struct EvalRequest {
     /// With the memory: best cosines at or below this give no confidence;
     /// `None`: the engine's.
     pub memory_floor: Option<f32>,
+    /// With the memory: recent frames kept besides the keyframes; `None`:
+    /// the engine's.
+    pub memory_recent: Option<usize>,
+    /// With the memory: the carried confidence above which matched colour
+    /// has no say; `None`: the engine's.
+    pub memory_gate: Option<f32>,
     /// Strength of the temporal stabiliser, 0 (off) to 0.95; `None`:
     /// [`DEFAULT_STABILISE`] with keyframes, 0 without.
     pub stabilise: Option<f32>,
@@ -404,6 +410,19 @@ fn film_engine(
                 ));
             }
             m.cosine_floor = f;
+        }
+        if let Some(r) = req.memory_recent {
+            m.max_recent = r;
+        }
+        if let Some(g) = req.memory_gate {
+            if !(0.0..=1.0).contains(&g) || g == 0.0 {
+                return Err(setting(
+                    "memory_gate",
+                    g,
+                    "give a confidence above 0, at most 1",
+                ));
+            }
+            plan.params.matched_gate = g;
         }
         plan.params.memory = Some(m);
         if let Some(w) = req.memory_weight {
