@@ -7,7 +7,7 @@
 //! colorizer runs a 1280x720 frame at (455x256, so 57x32 cells), as the
 //! colorizer's encoder gives them. A memory of 1, 5 and 9 frames (keys plus
 //! recent frames) is matched (top 4, softmax) and the result brought to
-//! 1280x720 by guided upsampling. The baseline is one propagation step of
+//! 1280x720 bilinearly. The baseline is one propagation step of
 //! the chroma solver at 1280x720 (carried colour with a filled band, warm
 //! start), which every frame of a render already pays. Each is timed best
 //! and median of 7 after a warm-up.
@@ -104,7 +104,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let (up_best, up_median) = time(|| colour.upsample(&luma));
     println!(
-        "guided upsampling of the matched cells to {W}x{H}: best {up_best:.1} ms, median {up_median:.1} ms"
+        "bilinear upsampling of the matched cells to {W}x{H}: best {up_best:.1} ms, median {up_median:.1} ms"
     );
     println!(
         "memory frames | cells | MB | match best ms | median ms | match + upsampling / solve (median)"
