@@ -54,8 +54,9 @@ fn make_clip(dir: &Path) -> std::path::PathBuf {
     clip
 }
 
-/// Mean PSNR of frames 10-15 (the square back) of an evaluation.
-fn psnr_after_return(clip: &Path, json: &Path, extra: &[&str]) -> f64 {
+/// Mean PSNR of frames 10-15 (the square back) of an evaluation, and the
+/// mean share of those frames coloured from weak sources.
+fn psnr_after_return(clip: &Path, json: &Path, extra: &[&str]) -> (f64, f64) {
     let mut args = vec![
         "eval",
         s(clip),
@@ -75,17 +76,27 @@ fn psnr_after_return(clip: &Path, json: &Path, extra: &[&str]) -> f64 {
         .iter()
         .map(|p| p.as_f64().expect("a number"))
         .collect();
-    back.iter().sum::<f64>() / back.len() as f64
+    let weak = v["weak_share"]
+        .as_array()
+        .expect("the weak share per frame");
+    assert_eq!(weak.len(), 16, "one weak share per frame");
+    assert_eq!(weak[0].as_f64(), Some(0.0), "the keyframe is all strong");
+    let weak_back: f64 = weak[10..16]
+        .iter()
+        .map(|w| w.as_f64().expect("a number"))
+        .sum::<f64>()
+        / 6.0;
+    (back.iter().sum::<f64>() / back.len() as f64, weak_back)
 }
 
 #[test]
 fn a_square_that_comes_back_gets_its_colour_from_the_memory() {
     let dir = tempfile::tempdir().expect("tmp");
     let clip = make_clip(dir.path());
-    let without = psnr_after_return(&clip, &dir.path().join("without.json"), &[]);
+    let (without, weak_without) = psnr_after_return(&clip, &dir.path().join("without.json"), &[]);
     // As a data term of the solve, the match takes over at once where the
     // flow cannot follow.
-    let with = psnr_after_return(
+    let (with, weak_with) = psnr_after_return(
         &clip,
         &dir.path().join("with.json"),
         &["--memory", "--memory-weight", "20"],
@@ -97,9 +108,17 @@ fn a_square_that_comes_back_gets_its_colour_from_the_memory() {
         with > without + 2.0,
         "the memory should bring the square's colour back: {with:.2} dB against {without:.2} dB"
     );
+    // The square (3.75% of the frame) is weak colour until the memory
+    // finds it.
+    eprintln!("weak share after the return: {weak_without:.4} without, {weak_with:.4} with");
+    assert!(weak_without > 0.02, "{weak_without}");
+    assert!(
+        weak_with < 0.5 * weak_without,
+        "{weak_with} against {weak_without}"
+    );
     // The default (matched colour in the prior's place) runs too, and does
     // no harm here.
-    let default = psnr_after_return(&clip, &dir.path().join("default.json"), &["--memory"]);
+    let (default, _) = psnr_after_return(&clip, &dir.path().join("default.json"), &["--memory"]);
     eprintln!("with the memory's default: {default:.2} dB");
     assert!(
         default > without - 0.2,

@@ -294,6 +294,22 @@ pub fn eval_cmd(args: &EvalVideoArgs) -> Result<u8, Failure> {
         evaluation.frames.0,
         Some(&evaluation.floor),
     );
+    if !evaluation.weak_share.is_empty() {
+        let n = evaluation.weak_share.len() as f32;
+        let mean = evaluation.weak_share.iter().sum::<f32>() / n;
+        println!(
+            "coloured from weak sources (the model alone, unsure matches): {:.1}% of the pixels on average",
+            100.0 * mean
+        );
+        let suggested = evaluation.suggested_keyframes();
+        if !suggested.is_empty() {
+            let list: Vec<String> = suggested
+                .iter()
+                .map(|s| format!("{} (gain {:.1})", s.frame, s.gain))
+                .collect();
+            println!("one more keyframe would help most at: {}", list.join(", "));
+        }
+    }
     if let Some(out) = &args.json {
         write_json(&outputs, out, &evaluation.json())?;
     }

@@ -555,7 +555,13 @@ pub struct Propagator {
     /// The prior as it joined the previous frame (see
     /// [`PropagationParams::prior_steadiness`]).
     steady_prior: Option<ChromaField>,
+    /// See [`weak_share`](Self::weak_share).
+    weak_share: f32,
 }
+
+/// A match less confident than this counts as a weak source (see
+/// [`Propagator::weak_share`]).
+const WEAK_MATCH: f32 = 0.5;
 
 impl Propagator {
     /// A propagator at the start of a shot.
@@ -567,7 +573,17 @@ impl Propagator {
             stabiliser: Stabiliser::new(params.stabiliser, params.flow),
             prior_mix: None,
             steady_prior: None,
+            weak_share: 1.0,
         }
+    }
+
+    /// The share of the last frame coloured (0 to 1) whose colour came from
+    /// weak sources: pixels that propagation could not carry with at least
+    /// the fill confidence and that no confident match (from the memory of
+    /// coloured frames) reached, so the model's colour or the solver's fill
+    /// shows there. 0 on a keyframe, 1 where nothing is propagated.
+    pub fn weak_share(&self) -> f32 {
+        self.weak_share
     }
 
     /// The settings in use.
@@ -746,6 +762,7 @@ impl Propagator {
             self.forward = Some(colour.clone());
             self.prior_mix = None;
             self.steady_prior = None;
+            self.weak_share = 0.0;
             colour.chroma.clone()
         } else {
             let carried = match (&self.forward, &pair) {
@@ -778,6 +795,16 @@ impl Propagator {
                     // with a prior or without (a preview replays without),
                     // so a frame's colour does not depend on where the
                     // replay began. A confident match counts as sure.
+                    let fill = params.fill_confidence;
+                    let weak = j
+                        .confidence
+                        .iter()
+                        .enumerate()
+                        .filter(|&(i, &c)| {
+                            c < fill && matched.is_none_or(|m| m.confidence[i] < WEAK_MATCH)
+                        })
+                        .count();
+                    self.weak_share = weak as f32 / j.confidence.len().max(1) as f32;
                     let in_solve = matched.filter(|_| params.matched_weight > 0.0);
                     let sure: Vec<f32> = match in_solve {
                         Some(m) => j
@@ -818,6 +845,7 @@ impl Propagator {
                 }
                 None => {
                     self.steady_prior = None;
+                    self.weak_share = 1.0;
                     prior.map_or_else(
                         || ChromaField::neutral(luma.width, luma.height),
                         |p| p.chroma.clone(),
@@ -841,6 +869,38 @@ impl Propagator {
     pub fn carried_confidence(&self) -> Option<&[f32]> {
         self.forward.as_ref().map(|f| f.confidence.as_slice())
     }
+}
+
+/// Frames where one more keyframe would help most, from each frame's
+/// [`Propagator::weak_share`] (index 0 is the first frame given): the
+/// expected gain of a keyframe at frame `f` is taken as the weak share summed
+/// over `f` and the `window - 1` frames after it (the stretch a keyframe
+/// there would colour), and frames are picked greedily by that gain, none
+/// within `window` frames of one picked before, at most `max` of them, and
+/// none whose gain is below `min_gain`. Returns (index, gain), the best
+/// first.
+pub fn suggest_keyframes(
+    weak: &[f32],
+    window: usize,
+    max: usize,
+    min_gain: f32,
+) -> Vec<(usize, f32)> {
+    let window = window.max(1);
+    let gain: Vec<f32> = (0..weak.len())
+        .map(|f| weak[f..(f + window).min(weak.len())].iter().sum())
+        .collect();
+    let mut order: Vec<usize> = (0..weak.len()).collect();
+    order.sort_by(|&a, &b| gain[b].total_cmp(&gain[a]).then(a.cmp(&b)));
+    let mut picked: Vec<(usize, f32)> = Vec::new();
+    for f in order {
+        if picked.len() >= max || gain[f] < min_gain {
+            break;
+        }
+        if picked.iter().all(|&(p, _)| p.abs_diff(f) >= window) {
+            picked.push((f, gain[f]));
+        }
+    }
+    picked
 }
 
 /// Colours every frame of one shot held in memory from its keyframes (see
@@ -1131,6 +1191,66 @@ mod tests {
             "with the photo in the memory, error {memory}"
         );
         assert!(flow_only > 0.15, "flow alone, error {flow_only}");
+    }
+
+    #[test]
+    fn keyframes_are_suggested_where_weak_colour_lasts_longest() {
+        // Weak colour in a short blip at 5 and a long stretch from 30.
+        let mut weak = vec![0.0f32; 60];
+        weak[5] = 0.9;
+        for w in &mut weak[30..50] {
+            *w = 0.6;
+        }
+        let s = suggest_keyframes(&weak, 12, 3, 0.5);
+        let frames: Vec<usize> = s.iter().map(|p| p.0).collect();
+        // The long stretch first (at its start), then its rest, then the blip.
+        assert_eq!(frames, vec![30, 42, 0]);
+        assert!(s[0].1 > s[1].1 && s[1].1 > s[2].1);
+        // Nothing weak, nothing suggested.
+        assert!(suggest_keyframes(&[0.0; 20], 12, 3, 0.5).is_empty());
+    }
+
+    #[test]
+    fn the_weak_share_counts_what_neither_flow_nor_memory_coloured() {
+        let (w, h) = (128, 64);
+        let place = |t: usize| match t {
+            0 => Some((40, 24)),
+            1..=4 => None,
+            _ => Some((88, 24)),
+        };
+        let frames: Vec<_> = (0..6).map(|t| square_scene(w, h, place(t))).collect();
+        let mut shares = Vec::new();
+        for with_memory in [false, true] {
+            let mut p = Propagator::new(PropagationParams {
+                stabiliser: 0.0,
+                matched_weight: 20.0,
+                ..PropagationParams::default()
+            });
+            let key = Confident::uniform(frames[0].1.clone(), 1.0);
+            let mut memory = ColourMemory::new(MemoryParams::default());
+            let cells = CellColour::from_confident(&key, w / 8, h / 8).expect("cells");
+            memory
+                .insert(0, EntryKind::Key, &histogram_features(&frames[0].0), &cells)
+                .expect("stored");
+            let mut s = Vec::new();
+            for (t, (luma, _)) in frames.iter().enumerate() {
+                let matched = (with_memory && t > 0).then(|| {
+                    memory
+                        .match_cells(&histogram_features(luma))
+                        .expect("matched")
+                        .upsample(luma)
+                });
+                p.step_matched(luma, (t == 0).then_some(&key), None, None, matched.as_ref())
+                    .expect("step");
+                s.push(p.weak_share());
+            }
+            shares.push(s);
+        }
+        assert_eq!(shares[0][0], 0.0, "a keyframe is all strong");
+        // The square's return (16x16 of 128x64 pixels) is weak without the
+        // memory, and not with it.
+        assert!(shares[0][5] > 0.02, "{:?}", shares[0]);
+        assert!(shares[1][5] < 0.5 * shares[0][5], "{:?}", shares[1]);
     }
 
     #[test]

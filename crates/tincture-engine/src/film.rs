@@ -429,6 +429,12 @@ impl FilmColorizer {
         self.key_cache.get(&frame).map(|c| &c.chroma)
     }
 
+    /// The share of the last frame coloured whose colour came from weak
+    /// sources (see [`Propagator::weak_share`]).
+    pub fn weak_share(&self) -> f32 {
+        self.propagator.weak_share()
+    }
+
     /// The plan this colorizer renders by.
     pub fn plan(&self) -> &FilmPlan {
         &self.plan

@@ -160,6 +160,27 @@ pub struct Evaluation {
     /// Whether the cancel flag stopped the run before the last frame; the
     /// figures then cover the frames evaluated before it.
     pub stopped: bool,
+    /// Per frame evaluated, the share of it coloured from weak sources
+    /// (see [`tincture_core::propagate::Propagator::weak_share`]); empty
+    /// unless the film colorizer coloured it.
+    pub weak_share: Vec<f32>,
+}
+
+/// Frames a suggested keyframe would help, and the most suggested.
+const SUGGEST_WINDOW: usize = 12;
+const SUGGEST_MAX: usize = 5;
+/// A suggestion must promise at least this much weak colour (frames'
+/// worth) over its window.
+const SUGGEST_MIN_GAIN: f32 = 0.5;
+
+/// A frame where one more keyframe would help, in [`EvalJson`].
+#[derive(Serialize)]
+pub struct SuggestionJson {
+    /// The frame index.
+    pub frame: u64,
+    /// The expected gain: the weak share summed over the frames it would
+    /// colour (see [`tincture_core::propagate::suggest_keyframes`]).
+    pub gain: f32,
 }
 
 /// The truth's own temporal metrics in [`EvalJson`].
@@ -189,6 +210,12 @@ pub struct EvalJson<'a> {
     pub report: &'a MetricsReport,
     /// The floor.
     pub truth: TruthJson<'a>,
+    /// Per frame, the share coloured from weak sources (film colorizer only).
+    #[serde(skip_serializing_if = "<[f32]>::is_empty")]
+    pub weak_share: &'a [f32],
+    /// Frames where one more keyframe would help most, best first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub suggested_keyframes: Vec<SuggestionJson>,
 }
 
 impl Evaluation {
@@ -221,7 +248,26 @@ impl Evaluation {
                 warp_error: &self.floor.warp_error,
                 cdc: &self.floor.cdc,
             },
+            weak_share: &self.weak_share,
+            suggested_keyframes: self.suggested_keyframes(),
         }
+    }
+
+    /// Frames where one more keyframe would help most, best first, from the
+    /// weak share (empty when it was not recorded).
+    pub fn suggested_keyframes(&self) -> Vec<SuggestionJson> {
+        tincture_core::propagate::suggest_keyframes(
+            &self.weak_share,
+            SUGGEST_WINDOW,
+            SUGGEST_MAX,
+            SUGGEST_MIN_GAIN,
+        )
+        .into_iter()
+        .map(|(i, gain)| SuggestionJson {
+            frame: self.frames.0 + i as u64,
+            gain,
+        })
+        .collect()
     }
 
     /// The report's plot, with the truth's floor behind its flicker.
@@ -577,6 +623,7 @@ pub fn evaluate(
     let mut prediction = MetricsStream::new(options);
     let mut truth = MetricsStream::new(options);
     let (mut done, mut stopped) = (0, false);
+    let mut weak_share = Vec::new();
     loop {
         if cancel.load(Ordering::Relaxed) {
             stopped = done < total;
@@ -591,6 +638,9 @@ pub fn evaluate(
             // A keyframe: its luma and its true chroma, that is the truth.
             None => true_rgb.clone(),
         };
+        if let Engine::Film(c, _) = &engine {
+            weak_share.push(c.weak_share());
+        }
         if let (Some(model), Some(every)) = (strip_model.as_mut(), req.strip_every)
             && (index - range.0) % every.max(1) == 0
         {
@@ -635,6 +685,7 @@ pub fn evaluate(
         floor: truth.report(),
         strip,
         stopped,
+        weak_share,
     })
 }
 
