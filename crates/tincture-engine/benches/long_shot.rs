@@ -19,6 +19,9 @@
 //! `cargo bench -p tincture-engine --bench long_shot -- [--sizes 720p,1080p]
 //! [--lengths 100,600,2400] [--baseline-max-gb 12]`
 
+#[path = "common/films.rs"]
+mod films;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -45,38 +48,7 @@ fn size_of_name(name: &str) -> (usize, usize) {
 /// The generated film of `frames` frames at `w` x `h`, made once and kept
 /// in the target folder.
 fn film(w: usize, h: usize, frames: u64) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-films");
-    std::fs::create_dir_all(&dir).expect("the bench films folder");
-    let path = dir.join(format!("long-{w}x{h}-{frames}.mp4"));
-    if VideoReader::open(&path).is_ok_and(|r| r.frame_count() == frames) {
-        return path;
-    }
-    let status = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-        ])
-        .arg(format!("testsrc2=size={w}x{h}:rate=24"))
-        .args(["-frames:v", &frames.to_string()])
-        .args([
-            "-pix_fmt",
-            "yuv420p",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-        ])
-        .args(["-g", "48"])
-        .arg(&path)
-        .status()
-        .expect("the ffmpeg CLI runs");
-    assert!(status.success(), "ffmpeg made {}", path.display());
-    path
+    films::testsrc_film("long", w, h, frames)
 }
 
 /// The colorizer of a one-shot film painted on its last frame only.

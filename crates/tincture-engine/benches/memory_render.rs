@@ -11,8 +11,10 @@
 //!
 //! `cargo bench -p tincture-engine --bench memory_render`
 
+#[path = "common/films.rs"]
+mod films;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
@@ -20,7 +22,7 @@ use tincture_core::memory::MemoryParams;
 use tincture_engine::film::{FilmColorizer, FilmPlan, KeyColour, StrokeHint};
 use tincture_engine::neural::{ModelChoice, WorkerColorizer};
 use tincture_engine::render::{OutputFormat, RenderRequest, render};
-use tincture_media::{VideoCodec, VideoReader};
+use tincture_media::VideoCodec;
 
 const W: usize = 1280;
 const H: usize = 720;
@@ -30,37 +32,7 @@ const ROUNDS: usize = 3;
 const TARGET_RATIO: f64 = 1.5;
 
 fn film() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-films");
-    std::fs::create_dir_all(&dir).expect("the bench films folder");
-    let path = dir.join(format!("memory-{W}x{H}-{FRAMES}.mp4"));
-    if VideoReader::open(&path).is_ok_and(|r| r.frame_count() == FRAMES) {
-        return path;
-    }
-    let status = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-        ])
-        .arg(format!("testsrc2=size={W}x{H}:rate=24"))
-        .args(["-frames:v", &FRAMES.to_string()])
-        .args([
-            "-pix_fmt",
-            "yuv420p",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-        ])
-        .arg(&path)
-        .status()
-        .expect("the ffmpeg CLI runs");
-    assert!(status.success(), "ffmpeg made {}", path.display());
-    path
+    films::testsrc_film("memory", W, H, FRAMES)
 }
 
 /// Seconds per frame of one whole render.

@@ -154,21 +154,32 @@ impl WorkerColorizer {
             .map_err(|e| format!("the shot's model `{spec}` cannot be used: {e}"))
     }
 
+    /// A new job id and the job for one frame.
+    fn job(
+        &mut self,
+        luma: &LumaImage,
+        frame: u64,
+        hints: Vec<Hint>,
+        matrix: Matrix,
+    ) -> (u64, Job) {
+        self.next_id += 1;
+        let job = Job {
+            luma: Arc::new(luma.clone()),
+            hints,
+            frame,
+            matrix,
+            short_side: self.short_side,
+        };
+        (self.next_id, job)
+    }
+
     /// The model's a\*b\* class distribution over one frame (see
     /// [`NeuralColorizer::classes`]); `None` when the model has none.
     ///
     /// # Errors
     /// When the model fails on the frame.
     pub fn classes(&mut self, luma: &LumaImage, frame_index: u64) -> Result<Option<ClassMap>> {
-        self.next_id += 1;
-        let job = Job {
-            luma: Arc::new(luma.clone()),
-            hints: Vec::new(),
-            frame: frame_index,
-            matrix: Matrix::Bt709,
-            short_side: self.short_side,
-        };
-        let id = self.next_id;
+        let (id, job) = self.job(luma, frame_index, Vec::new(), Matrix::Bt709);
         let loaded = self.current().map_err(|reason| {
             crate::Error::Model(tincture_infer::Error::WorkerStopped { reason })
         })?;
@@ -202,15 +213,7 @@ impl Colorizer for WorkerColorizer {
         luma: &LumaImage,
         frame_index: u64,
     ) -> tincture_core::Result<Option<CellFeatures>> {
-        self.next_id += 1;
-        let job = Job {
-            luma: Arc::new(luma.clone()),
-            hints: Vec::new(),
-            frame: frame_index,
-            matrix: Matrix::Bt709,
-            short_side: self.short_side,
-        };
-        let id = self.next_id;
+        let (id, job) = self.job(luma, frame_index, Vec::new(), Matrix::Bt709);
         let loaded = self
             .current()
             .map_err(|message| tincture_core::Error::Engine { message })?;
@@ -228,15 +231,7 @@ impl Colorizer for WorkerColorizer {
         frame_index: u64,
         matrix: Matrix,
     ) -> tincture_core::Result<ChromaField> {
-        self.next_id += 1;
-        let job = Job {
-            luma: Arc::new(luma.clone()),
-            hints: self.hints.clone(),
-            frame: frame_index,
-            matrix,
-            short_side: self.short_side,
-        };
-        let id = self.next_id;
+        let (id, job) = self.job(luma, frame_index, self.hints.clone(), matrix);
         let loaded = self
             .current()
             .map_err(|message| tincture_core::Error::Engine { message })?;

@@ -322,10 +322,16 @@ enum Kind {
     Features,
 }
 
-fn classes(c: &mut NeuralColorizer, job: &Job) -> Result<Option<ClassMap>> {
+/// Runs `work` on `c` at the job's render size; a panic in the model
+/// becomes an error naming the frame, so the worker lives on.
+fn guarded<T>(
+    c: &mut NeuralColorizer,
+    job: &Job,
+    work: impl FnOnce(&mut NeuralColorizer, &Job) -> Result<T>,
+) -> Result<T> {
     std::panic::catch_unwind(AssertUnwindSafe(|| {
         tincture_core::colorize::Colorizer::set_render_short_side(c, job.short_side);
-        c.classes(&job.luma, job.frame)
+        work(c, job)
     }))
     .unwrap_or_else(|_| {
         Err(Error::Inference {
@@ -334,33 +340,19 @@ fn classes(c: &mut NeuralColorizer, job: &Job) -> Result<Option<ClassMap>> {
             reason: "the model panicked on this frame".into(),
         })
     })
+}
+
+fn classes(c: &mut NeuralColorizer, job: &Job) -> Result<Option<ClassMap>> {
+    guarded(c, job, |c, job| c.classes(&job.luma, job.frame))
 }
 
 fn features(c: &mut NeuralColorizer, job: &Job) -> Result<Option<CellFeatures>> {
-    std::panic::catch_unwind(AssertUnwindSafe(|| {
-        tincture_core::colorize::Colorizer::set_render_short_side(c, job.short_side);
-        c.cell_features(&job.luma, job.frame)
-    }))
-    .unwrap_or_else(|_| {
-        Err(Error::Inference {
-            model: c.model().name().to_owned(),
-            frame: job.frame,
-            reason: "the model panicked on this frame".into(),
-        })
-    })
+    guarded(c, job, |c, job| c.cell_features(&job.luma, job.frame))
 }
 
 fn colorize(c: &mut NeuralColorizer, job: &Job) -> Result<ChromaField> {
-    std::panic::catch_unwind(AssertUnwindSafe(|| {
-        tincture_core::colorize::Colorizer::set_render_short_side(c, job.short_side);
+    guarded(c, job, |c, job| {
         c.colorize_with(&job.luma, &job.hints, job.frame, job.matrix)
-    }))
-    .unwrap_or_else(|_| {
-        Err(Error::Inference {
-            model: c.model().name().to_owned(),
-            frame: job.frame,
-            reason: "the model panicked on this frame".into(),
-        })
     })
 }
 
