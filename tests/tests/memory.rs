@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use tincture_tests::{cli, ffmpeg, ok, s};
+use tincture_core::compose::chroma_field_of;
+use tincture_core::frame::ChromaField;
+use tincture_tests::{assert_luma_identical, cli, decode_all, ffmpeg, ffprobe, ok, s};
 
 /// Frame `t` of the clip: a striped blue ground, and the red square (48
 /// px, a checker of two reds) at x = 40 on frames 0-2, gone on frames 3-9,
@@ -33,8 +35,9 @@ fn frame(t: u32) -> image::RgbImage {
     })
 }
 
-fn make_clip(dir: &Path) -> std::path::PathBuf {
-    for t in 0..16 {
+/// The clip of [`frame`]s, `frames` long.
+fn make_clip(dir: &Path, frames: u32) -> std::path::PathBuf {
+    for t in 0..frames {
         frame(t)
             .save(dir.join(format!("f{t:03}.png")))
             .expect("frame written");
@@ -92,7 +95,7 @@ fn psnr_after_return(clip: &Path, json: &Path, extra: &[&str]) -> (f64, f64) {
 #[test]
 fn a_square_that_comes_back_gets_its_colour_from_the_memory() {
     let dir = tempfile::tempdir().expect("tmp");
-    let clip = make_clip(dir.path());
+    let clip = make_clip(dir.path(), 16);
     let (without, weak_without) = psnr_after_return(&clip, &dir.path().join("without.json"), &[]);
     // As a data term of the solve, the match takes over at once where the
     // flow cannot follow.
@@ -123,5 +126,92 @@ fn a_square_that_comes_back_gets_its_colour_from_the_memory() {
     assert!(
         default > without - 0.2,
         "{default:.2} dB against {without:.2} dB"
+    );
+}
+
+/// Frames of the clip the project renders.
+const LONG: usize = 40;
+
+/// Mean |ΔCb| + |ΔCr| over the square's place from frame 10 on (x 232-279,
+/// y 72-119), inset by 4 px.
+fn square_error(a: &ChromaField, b: &ChromaField) -> f32 {
+    let w = a.width;
+    let mut sum = 0.0;
+    let mut n = 0;
+    for y in 76..116 {
+        for x in 236..276 {
+            let i = y * w + x;
+            sum += (a.cb[i] - b.cb[i]).abs() + (a.cr[i] - b.cr[i]).abs();
+            n += 2;
+        }
+    }
+    sum / n as f32
+}
+
+/// A project render of the square clip from a keyframe of true colour at
+/// frame 0, with the project's colour memory set as `memory`: the mean
+/// chroma error over the square once back for a while (frames 25-39), the
+/// output's chroma planes, and its colour-settings digest.
+fn project_render(dir: &Path, clip: &Path, memory: bool) -> (f32, Vec<ChromaField>, String) {
+    let project = dir.join(format!("memory-{memory}.json"));
+    ok(&cli(&["project", "new", s(clip), "-o", s(&project)]));
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&project).expect("project")).expect("json");
+    doc["keyframes"] = serde_json::json!([{
+        "frame": 0,
+        "reference": { "kind": "image", "path": s(&dir.join("f000.png")) }
+    }]);
+    doc["defaults"]["colour_memory"] = serde_json::json!(memory);
+    std::fs::write(&project, doc.to_string()).expect("project written");
+    let out = dir.join(format!("out-{memory}.mkv"));
+    ok(&cli(&[
+        "render",
+        s(clip),
+        "--project",
+        s(&project),
+        "-o",
+        s(&out),
+    ]));
+    assert_luma_identical(clip, &out);
+    let got: Vec<ChromaField> = decode_all(&out).iter().map(chroma_field_of).collect();
+    let truth: Vec<ChromaField> = decode_all(clip).iter().map(chroma_field_of).collect();
+    let errors: Vec<f32> = (25..LONG)
+        .map(|t| square_error(&got[t], &truth[t]))
+        .collect();
+    eprintln!("colour memory {memory}: square errors {errors:.4?}");
+    let digest = ffprobe(&[
+        "-v",
+        "error",
+        "-show_entries",
+        "format_tags=TINCTURE_COLOUR_DIGEST",
+        "-of",
+        "default=nw=1:nk=1",
+        s(&out),
+    ]);
+    (
+        errors.iter().sum::<f32>() / errors.len() as f32,
+        got,
+        digest.trim().to_owned(),
+    )
+}
+
+/// The project's "Colour memory" reaches the render: the colour differs,
+/// is no worse over the square that came back, and the output's recorded
+/// colour settings differ (so a resumed or joined render cannot mix the two).
+#[test]
+fn a_project_s_colour_memory_setting_reaches_the_render() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let clip = make_clip(dir.path(), LONG as u32);
+    let (without, plain, digest_without) = project_render(dir.path(), &clip, false);
+    let (with, matched, digest_with) = project_render(dir.path(), &clip, true);
+    assert!(digest_with.starts_with("sha256:"), "{digest_with}");
+    assert_ne!(digest_with, digest_without);
+    let moved: f32 = (10..LONG)
+        .map(|t| square_error(&plain[t], &matched[t]))
+        .sum::<f32>();
+    assert!(moved > 0.0, "the memory changed nothing");
+    assert!(
+        with <= without,
+        "the colour memory should not make the square worse: {with:.4} against {without:.4}"
     );
 }

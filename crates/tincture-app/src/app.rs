@@ -275,6 +275,12 @@ pub struct TinctureApp {
     ref_pixels: std::collections::HashMap<PathBuf, egui::ColorImage>,
     /// The keyframe whose picture is being pinned.
     pinning: Option<u64>,
+    /// The keyframe-suggestion scan thread, started on the first scan.
+    suggest: Option<crate::suggest::SuggestWorker>,
+    suggest_tx: Sender<crate::suggest::SuggestMessage>,
+    suggest_inbox: Receiver<crate::suggest::SuggestMessage>,
+    /// The last scan for weak colour, with its suggestions.
+    scan: Option<crate::suggest::Scan>,
 }
 
 impl TinctureApp {
@@ -309,6 +315,7 @@ impl TinctureApp {
             runtime = RuntimeStatus::Failed(format!("could not start the ONNX Runtime check: {e}"));
         }
         let (colour_tx, colour_inbox) = crossbeam_channel::unbounded();
+        let (suggest_tx, suggest_inbox) = crossbeam_channel::unbounded();
         let colour = if options.colour {
             ColourWorker::spawn(ctx.clone(), colour_tx)
                 .inspect_err(|e| error = Some(format!("Could not start the colour thread: {e}")))
@@ -394,6 +401,10 @@ impl TinctureApp {
             ref_thumbs: std::collections::HashMap::new(),
             ref_pixels: std::collections::HashMap::new(),
             pinning: None,
+            suggest: None,
+            suggest_tx,
+            suggest_inbox,
+            scan: None,
         };
         if let Some(file) = options.file {
             app.open_any(file);
@@ -441,6 +452,10 @@ impl TinctureApp {
         if let Some(c) = &self.colour {
             c.send(ColourCommand::Close);
         }
+        if let Some(s) = &self.suggest {
+            s.cancel();
+        }
+        self.scan = None;
     }
 
     /// Opens a film (on the worker) with a new project, and shows its first frame.
@@ -646,6 +661,80 @@ impl TinctureApp {
         self.edit(true, |p| {
             p.add_keyframe(frame);
         });
+    }
+
+    /// The project's keyframes (none without a project).
+    fn keyframes(&self) -> Vec<u64> {
+        self.doc
+            .as_ref()
+            .map(|d| d.project().keyframes.iter().map(|k| k.frame).collect())
+            .unwrap_or_default()
+    }
+
+    /// "Suggest keyframes": scans the shot under the playhead for frames
+    /// coloured from weak sources, on the scan thread (see
+    /// [`crate::suggest`]); the suggestions come when it ends. A scan
+    /// already running is ended first.
+    pub fn suggest_keyframes(&mut self) {
+        let (Some(doc), Some(film)) = (&self.doc, &self.film) else {
+            return;
+        };
+        if self.suggest.is_none() {
+            match crate::suggest::SuggestWorker::spawn(self.ctx.clone(), self.suggest_tx.clone()) {
+                Ok(w) => self.suggest = Some(w),
+                Err(e) => {
+                    self.error = Some(format!(
+                        "Could not start the keyframe suggestion thread: {e}"
+                    ));
+                    return;
+                }
+            }
+        }
+        let range = doc.project().shot_of(self.position);
+        let generation = self.scan.as_ref().map_or(1, |s| s.generation + 1);
+        let request = crate::suggest::ScanRequest {
+            project: Box::new(doc.project().clone()),
+            project_path: doc.path().map(Path::to_path_buf),
+            film: film.clone(),
+            range,
+            generation,
+        };
+        if self.suggest.as_ref().is_some_and(|w| w.scan(request)) {
+            self.scan = Some(crate::suggest::Scan {
+                generation,
+                range,
+                running: true,
+                ..crate::suggest::Scan::default()
+            });
+        } else {
+            self.error =
+                Some("The keyframe suggestion thread has stopped; restart Tincture.".into());
+        }
+    }
+
+    /// Ends the keyframe suggestion scan running, keeping what it found.
+    pub fn stop_suggesting(&mut self) {
+        if let Some(s) = &self.suggest {
+            s.cancel();
+        }
+    }
+
+    /// The last keyframe suggestion scan, if any.
+    pub fn scan(&self) -> Option<&crate::suggest::Scan> {
+        self.scan.as_ref()
+    }
+
+    /// Accepts a suggested keyframe: frame `frame` becomes a keyframe, and
+    /// the playhead moves there to paint it.
+    pub fn accept_suggestion(&mut self, frame: u64) {
+        self.edit(true, |p| {
+            p.add_keyframe(frame);
+        });
+        if let Some(scan) = &mut self.scan {
+            scan.suggestions.retain(|s| s.frame != frame);
+        }
+        self.playback = None;
+        self.seek(frame);
     }
 
     /// Removes the keyframe at `frame`, if there is one.
@@ -983,6 +1072,12 @@ impl TinctureApp {
                 }
                 Message::Runtime(Ok(version)) => self.runtime = RuntimeStatus::Ready(version),
                 Message::Runtime(Err(text)) => self.runtime = RuntimeStatus::Failed(text),
+            }
+        }
+        while let Ok(message) = self.suggest_inbox.try_recv() {
+            let keys = self.keyframes();
+            if let Some(scan) = &mut self.scan {
+                scan.take(message, &keys);
             }
         }
         while let Ok(message) = self.colour_inbox.try_recv() {
@@ -1878,6 +1973,16 @@ impl TinctureApp {
             t.sort_by_key(|t| t.frame);
             t
         };
+        let weak = self
+            .scan
+            .as_ref()
+            .map(crate::suggest::Scan::weak_stretches)
+            .unwrap_or_default();
+        let suggested: Vec<u64> = self
+            .scan
+            .as_ref()
+            .map(|s| s.suggestions.iter().map(|x| x.frame).collect())
+            .unwrap_or_default();
         let mut seek = None;
         egui::Panel::bottom("timeline").show(ui, |ui| {
             ui.add_space(4.0);
@@ -1930,6 +2035,8 @@ impl TinctureApp {
                 in_out: self.in_out,
                 thumbs: &thumbs,
                 flicker,
+                weak: &weak,
+                suggested: &suggested,
             };
             match timeline.show(ui) {
                 Some(TimelineAction::Scrub(f) | TimelineAction::Jump(f)) => seek = Some(f),
@@ -2043,6 +2150,7 @@ impl TinctureApp {
         let mut select = None;
         let mut remove = None;
         let mut add = false;
+        let (mut suggest, mut stop_scan, mut accept) = (false, false, None);
         egui::Panel::left("shots_panel")
             .default_size(200.0)
             .show(ui, |ui| {
@@ -2066,8 +2174,30 @@ impl TinctureApp {
                 }
                 ui.separator();
                 ui.heading("Keyframes");
-                if ui.button("Add keyframe here").clicked() {
-                    add = true;
+                ui.horizontal_wrapped(|ui| {
+                    if ui.button("Add keyframe here").clicked() {
+                        add = true;
+                    }
+                    let running = self.scan.as_ref().is_some_and(|s| s.running);
+                    if running {
+                        if ui.button("Stop").on_hover_text("Stop the scan").clicked() {
+                            stop_scan = true;
+                        }
+                    } else if ui
+                        .button("Suggest keyframes")
+                        .on_hover_text(
+                            "Colour this shot as an export would and find the frames coloured \
+                             from weak sources (the model alone, unsure matches): they are marked \
+                             on the timeline, and the frames where one more keyframe would help \
+                             most are listed here",
+                        )
+                        .clicked()
+                    {
+                        suggest = true;
+                    }
+                });
+                if let Some(scan) = &self.scan {
+                    accept = suggestions_ui(ui, scan, &mut seek);
                 }
                 egui::ScrollArea::vertical().id_salt("keys").show(ui, |ui| {
                     if keys.is_empty() {
@@ -2094,6 +2224,15 @@ impl TinctureApp {
         }
         if add {
             self.add_keyframe_here();
+        }
+        if suggest {
+            self.suggest_keyframes();
+        }
+        if stop_scan {
+            self.stop_suggesting();
+        }
+        if let Some(f) = accept {
+            self.accept_suggestion(f);
         }
         if let Some(k) = remove {
             self.remove_keyframe(k);
@@ -2232,6 +2371,16 @@ impl TinctureApp {
                             ui.weak(e);
                         }
                         ui.checkbox(&mut settings.model_prior, "Use the model's colour");
+                        ui.add_enabled(
+                            settings.model_prior,
+                            egui::Checkbox::new(&mut settings.colour_memory, "Colour memory"),
+                        )
+                        .on_hover_text(
+                            "Where motion loses the keyframes' colour (fast motion, things \
+                             crossing or entering, a pan onto new ground), match each frame \
+                             against the shot's coloured frames, keyframes and reference photos \
+                             before the model's colour fills in. Slower; needs the model.",
+                        );
                         ui.horizontal(|ui| {
                             ui.label("Render resolution");
                             crate::export::shot_resolution_ui(
@@ -3164,6 +3313,72 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ("[ / ]", "smaller / larger brush"),
     ("N", "next frame marked red on the flicker graph"),
 ];
+
+/// The keyframe suggestion scan's progress and its suggestions, each
+/// with a button that accepts it; returns the frame accepted. A click on a
+/// suggestion's frame number moves the playhead there (`seek`).
+fn suggestions_ui(
+    ui: &mut egui::Ui,
+    scan: &crate::suggest::Scan,
+    seek: &mut Option<u64>,
+) -> Option<u64> {
+    let (first, last) = scan.range;
+    let total = last - first + 1;
+    let done = scan.weak.len() as u64;
+    if scan.running {
+        ui.add(
+            egui::ProgressBar::new(done as f32 / total.max(1) as f32)
+                .text(format!("Scanning frames {first}–{last}: {done} / {total}")),
+        );
+        return None;
+    }
+    if let Some(e) = &scan.error {
+        ui.colored_label(Color32::from_rgb(230, 90, 80), format!("Scan failed: {e}"));
+        return None;
+    }
+    let stretches = scan.weak_stretches();
+    let what = if scan.complete {
+        "Scanned"
+    } else {
+        "Stopped after"
+    };
+    ui.weak(format!(
+        "{what} {done} frames from {first}: {:.0}% of the colour from weak sources, {} weak stretch{}",
+        100.0 * scan.mean_weak(),
+        stretches.len(),
+        if stretches.len() == 1 { "" } else { "es" }
+    ));
+    if scan.suggestions.is_empty() {
+        ui.weak("No suggestions: the keyframes carry this shot.");
+        return None;
+    }
+    ui.label("Suggested keyframes, most help first:");
+    let mut accepted = None;
+    for s in &scan.suggestions {
+        ui.horizontal(|ui| {
+            if ui
+                .button(format!("Frame {}", s.frame))
+                .on_hover_text("Go to this frame")
+                .clicked()
+            {
+                *seek = Some(s.frame);
+            }
+            ui.weak(format!("gain {:.1}", s.gain))
+                .on_hover_text("Frames' worth of weak colour a keyframe here would replace");
+            if ui
+                .small_button("Add")
+                .on_hover_text(format!(
+                    "Make frame {} a keyframe and go there to paint it",
+                    s.frame
+                ))
+                .clicked()
+            {
+                accepted = Some(s.frame);
+            }
+        });
+    }
+    accepted
+}
 
 /// Where a frame pinned as keyframe `frame` is written in `folder`: a name
 /// no earlier picture has (`frame-NNNNNN.png`, then `frame-NNNNNN-2.png`...),

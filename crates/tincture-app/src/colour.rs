@@ -20,12 +20,12 @@ use eframe::egui;
 use tincture_core::color::Matrix;
 use tincture_core::colorize::Colorizer;
 use tincture_core::compose::compose_rgb8_444;
-use tincture_core::frame::RgbImage;
 use tincture_core::frame::{ChromaField, LumaImage};
 use tincture_core::guided::GuidedFilter;
+use tincture_core::memory::CellFeatures;
 use tincture_core::project::Project;
 use tincture_engine::analysis::metrics::MeanFlicker;
-use tincture_engine::film::{FilmColorizer, FilmPlan, KeyColour};
+use tincture_engine::film::FilmColorizer;
 use tincture_engine::neural::{ModelChoice, WorkerColorizer};
 use tincture_engine::project::plan_of;
 use tincture_infer::model::{ClassMap, resize_area};
@@ -123,6 +123,8 @@ pub enum ColourMessage {
 pub struct SharedModel {
     model: Arc<Mutex<WorkerColorizer>>,
     last: Arc<Mutex<Option<(LumaKey, ChromaField)>>>,
+    /// The last frame's features for the colour memory, kept alike.
+    last_features: Arc<Mutex<Option<(LumaKey, CellFeatures)>>>,
     /// The render resolution this snapshot's colorizer asks for now.
     short_side: Option<u32>,
     /// The model this snapshot's colorizer asks for now (a shot's own).
@@ -179,6 +181,7 @@ impl SharedModel {
         Self {
             model: Arc::new(Mutex::new(model)),
             last: Arc::new(Mutex::new(None)),
+            last_features: Arc::new(Mutex::new(None)),
             short_side: None,
             shot_model: None,
         }
@@ -208,6 +211,41 @@ impl Colorizer for SharedModel {
 
     fn set_model(&mut self, model: Option<&str>) {
         self.shot_model = model.map(str::to_owned);
+    }
+
+    fn features(
+        &mut self,
+        luma: &LumaImage,
+        frame_index: u64,
+    ) -> tincture_core::Result<Option<CellFeatures>> {
+        let key = LumaKey::of(
+            luma,
+            frame_index,
+            Matrix::Bt709,
+            self.short_side,
+            self.shot_model.clone(),
+        );
+        if let Ok(last) = self.last_features.lock()
+            && let Some((k, features)) = last.as_ref()
+            && *k == key
+        {
+            return Ok(Some(features.clone()));
+        }
+        let features = {
+            let mut model = self
+                .model
+                .lock()
+                .map_err(|_| tincture_core::Error::Engine {
+                    message: "the model worker failed earlier".into(),
+                })?;
+            model.set_render_short_side(self.short_side);
+            model.set_model(self.shot_model.as_deref());
+            model.features(luma, frame_index)?
+        };
+        if let (Ok(mut last), Some(f)) = (self.last_features.lock(), &features) {
+            *last = Some((key, f.clone()));
+        }
+        Ok(features)
     }
 
     fn colorize(
@@ -517,7 +555,7 @@ impl State {
         );
         self.preview_size = preview_size(w, h);
         if let Some((sw, sh)) = self.preview_size {
-            scale_plan(&mut plan, (w, h), (sw, sh));
+            plan.scale((w, h), (sw, sh));
         }
         let wants_model = plan.shots.iter().any(|s| s.model_prior);
         let model = if wants_model { self.model() } else { None };
@@ -741,50 +779,6 @@ pub fn preview_size(w: usize, h: usize) -> Option<(usize, usize)> {
     (w > PREVIEW_FULL_SIZE_MAX_WIDTH).then(|| (w.div_ceil(2), h.div_ceil(2)))
 }
 
-/// Scales what a plan places in frame pixels (strokes; keyframe pictures of
-/// the film's size) from `full` to `small`.
-fn scale_plan(plan: &mut FilmPlan, full: (usize, usize), small: (usize, usize)) {
-    let k = small.0 as f32 / full.0.max(1) as f32;
-    for key in plan.keys.values_mut() {
-        if let KeyColour::Steered { strokes, reference } = key {
-            for s in strokes.iter_mut() {
-                for p in &mut s.points {
-                    *p = [p[0] * k, p[1] * k];
-                }
-                s.size = (s.size * k).max(1.0);
-            }
-            if let Some(img) = reference
-                && (img.width, img.height) == full
-            {
-                *img = shrink_rgb(img, small);
-            }
-        }
-    }
-}
-
-/// An RGB picture resized by area averaging.
-fn shrink_rgb(img: &RgbImage, (w, h): (usize, usize)) -> RgbImage {
-    let channel = |c: usize| -> Vec<f32> {
-        let plane: Vec<f32> = img
-            .data
-            .iter()
-            .skip(c)
-            .step_by(3)
-            .map(|&v| f32::from(v))
-            .collect();
-        resize_area(&plane, img.width, img.height, w, h)
-    };
-    let [r, g, b] = [channel(0), channel(1), channel(2)];
-    let data = (0..w * h)
-        .flat_map(|i| [r[i], g[i], b[i]].map(|v| v.round().clamp(0.0, 255.0) as u8))
-        .collect();
-    RgbImage {
-        width: w,
-        height: h,
-        data,
-    }
-}
-
 /// Radius, in preview pixels, of the guided filter that brings the
 /// preview's chroma to the film's size: windows of 5x5 preview pixels, wide
 /// enough to fit a line across a luma edge, small enough to keep detail.
@@ -941,49 +935,12 @@ fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tincture_engine::film::StrokeHint;
 
     #[test]
     fn large_films_are_previewed_at_half_size() {
         assert_eq!(preview_size(720, 576), None);
         assert_eq!(preview_size(1280, 720), Some((640, 360)));
         assert_eq!(preview_size(1921, 1081), Some((961, 541)));
-    }
-
-    #[test]
-    fn strokes_and_frame_pictures_scale_with_the_preview() {
-        let mut plan = FilmPlan::whole_film("reel.mkv".into(), 10);
-        let picture = RgbImage {
-            width: 4,
-            height: 2,
-            data: [[200u8, 0, 0], [200, 0, 0], [0, 0, 200], [0, 0, 200]]
-                .repeat(2)
-                .concat(),
-        };
-        plan.keys.insert(
-            3,
-            KeyColour::Steered {
-                strokes: vec![StrokeHint {
-                    points: vec![[2.0, 1.0], [3.0, 1.0]],
-                    rgb: [10, 20, 30],
-                    size: 8.0,
-                }],
-                reference: Some(picture),
-            },
-        );
-        scale_plan(&mut plan, (4, 2), (2, 1));
-        let Some(KeyColour::Steered { strokes, reference }) = plan.keys.get(&3) else {
-            panic!("the keyframe");
-        };
-        assert_eq!(strokes[0].points, vec![[1.0, 0.5], [1.5, 0.5]]);
-        assert_eq!(strokes[0].size, 4.0);
-        let small = reference.as_ref().expect("the picture");
-        assert_eq!((small.width, small.height), (2, 1));
-        assert_eq!(
-            small.data,
-            vec![200, 0, 0, 0, 0, 200],
-            "each half keeps its colour"
-        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod flicker;
 pub mod paint;
 pub mod picker;
 pub mod queue;
+pub mod suggest;
 pub mod timeline;
 pub mod viewer;
 pub mod worker;

@@ -43,6 +43,11 @@ pub struct Timeline<'a> {
     pub thumbs: &'a [Thumb],
     /// Per-frame flicker where measured.
     pub flicker: Option<&'a Flicker>,
+    /// Stretches of frames coloured mostly from weak sources, inclusive
+    /// (from "Suggest keyframes").
+    pub weak: &'a [(u64, u64)],
+    /// Frames suggested as keyframes.
+    pub suggested: &'a [u64],
 }
 
 /// What the user did on the timeline.
@@ -53,6 +58,11 @@ pub enum TimelineAction {
     /// Clicked on the graph row: this frame (a marked frame, if one is near).
     Jump(u64),
 }
+
+/// Frames coloured mostly from weak sources.
+pub const WEAK_COLOUR: Color32 = Color32::from_rgb(235, 140, 40);
+/// Suggested keyframes.
+pub const SUGGESTED_COLOUR: Color32 = Color32::from_rgb(250, 230, 90);
 
 /// Height of the timeline's rows: thumbnails, markers, graph.
 const THUMB_H: f32 = 44.0;
@@ -122,6 +132,31 @@ impl Timeline<'_> {
                     Stroke::new(1.5, Color32::from_rgb(240, 200, 80)),
                 );
             }
+        }
+        // Weak colour: an orange band under the shots.
+        for &(a, b) in self.weak {
+            let n = self.frame_count.max(1) as f32;
+            let x0 = rect.left() + a as f32 / n * rect.width();
+            let x1 = rect.left() + (b + 1) as f32 / n * rect.width();
+            let r = Rect::from_min_max(
+                Pos2::new(x0, marks.bottom() - 5.0),
+                Pos2::new(x1.max(x0 + 1.0), marks.bottom() - 1.0),
+            );
+            painter.rect_filled(r, 0.0, WEAK_COLOUR);
+        }
+        // Suggested keyframes: hollow triangles pointing down at the strip.
+        for &f in self.suggested {
+            let c = Pos2::new(self.x_of(rect, f), marks.center().y + 3.0);
+            let d = 5.0;
+            painter.add(egui::Shape::convex_polygon(
+                vec![
+                    c + Vec2::new(-d, -d),
+                    c + Vec2::new(d, -d),
+                    c + Vec2::new(0.0, d),
+                ],
+                Color32::TRANSPARENT,
+                Stroke::new(1.5, SUGGESTED_COLOUR),
+            ));
         }
         // Keyframe markers: diamonds.
         for &k in self.keyframes {
@@ -272,6 +307,8 @@ mod tests {
             in_out: (None, None),
             thumbs: &[],
             flicker: None,
+            weak: &[],
+            suggested: &[],
         };
         let rect = Rect::from_min_size(Pos2::new(10.0, 0.0), Vec2::new(1000.0, 50.0));
         for f in [0, 1, 50, 99] {

@@ -3155,3 +3155,133 @@ fn export_to_farm_writes_a_job_bundle() {
     assert_eq!(plan["project"], serde_json::json!(project));
     harness.get_by_label_contains("Run it with: openjd run");
 }
+
+/// Frame at which the square enters the film of
+/// [`keyframes_are_suggested_where_the_colour_is_weak`].
+const ENTERS_AT: u64 = 24;
+
+/// A 1280x720 film of 48 frames, grainy, panning slowly (3 px a frame)
+/// over a textured ground, into which a 300x300 test pattern slides from the right edge from frame
+/// [`ENTERS_AT`] on (60 px a frame, so it is no cut) to a stop: ground the
+/// keyframe at frame 0 never saw, that propagation cannot colour.
+fn entering_square(dir: &Path) -> Result<PathBuf, String> {
+    make_clip_from(
+        dir,
+        "entering.mkv",
+        &format!(
+            "nullsrc=s=360x180:r=24,\
+             geq=lum='128+60*sin(X/23)*cos(Y/17)+30*sin(X/3+Y/4)':cb=128:cr=128,\
+             scale=1440x720,crop=1280:720:'n*3':0,noise=alls=6:allf=t+u[bg];\
+             testsrc2=s=300x300:r=24[fg];\
+             [bg][fg]overlay=x='if(lt(n,{ENTERS_AT}),W,max(W-(n-{ENTERS_AT})*60,700))':y=200"
+        ),
+        48,
+    )
+}
+
+#[test]
+fn keyframes_are_suggested_where_the_colour_is_weak() {
+    let test = "keyframes_are_suggested_where_the_colour_is_weak";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let film = match entering_square(dir.path()) {
+        Ok(f) => f,
+        Err(e) => {
+            skip_or_fail(test, e);
+            return;
+        }
+    };
+    let mut harness = harness_with(Some(film), &dir.path().join("state"), true, [1280.0, 800.0]);
+    wait_for_project(&mut harness);
+    wait_until_quiet(&mut harness);
+    // One keyframe, at the first frame, before the square comes in.
+    harness.get_by_label("Add keyframe here").click();
+    harness.run_steps(4);
+    harness.get_by_label("Suggest keyframes").click();
+    harness.run_steps(2);
+    assert!(harness.state().scan().is_some_and(|s| s.running));
+    wait_for_within(
+        &mut harness,
+        "the scan for weak colour",
+        Duration::from_secs(300),
+        |app| app.scan().is_some_and(|s| !s.running),
+    );
+    let scan = harness.state().scan().expect("scan").clone();
+    assert!(scan.error.is_none(), "{:?}", scan.error);
+    assert!(scan.complete);
+    assert_eq!(scan.range, (0, 47), "the film is one shot");
+    assert_eq!(scan.weak.len(), 48);
+    let mean = |r: std::ops::Range<usize>| {
+        let n = r.len() as f32;
+        scan.weak[r].iter().sum::<f32>() / n
+    };
+    let (before, after) = (
+        mean(1..ENTERS_AT as usize),
+        mean(ENTERS_AT as usize + 2..48),
+    );
+    println!("weak share before the square {before:.3}, after {after:.3}");
+    println!("weak shares {:.2?}", scan.weak);
+    println!("suggestions {:?}", scan.suggestions);
+    assert!(
+        after > before + 0.05,
+        "the square's ground is weak: before {before:.3}, after {after:.3}"
+    );
+    // The most help is where the square comes in, not before it.
+    let best = scan.suggestions.first().expect("a suggestion").frame;
+    assert!(
+        (ENTERS_AT..ENTERS_AT + 12).contains(&best),
+        "best suggestion {best}: {:?}",
+        scan.suggestions
+    );
+    // The timeline marks a weak stretch over the square's frames, from
+    // when it is mostly in.
+    assert!(
+        scan.weak_stretches()
+            .iter()
+            .any(|&(a, b)| a <= ENTERS_AT + 6 && b == 47),
+        "{:?}",
+        scan.weak_stretches()
+    );
+    harness.get_by_label("Suggested keyframes, most help first:");
+    // A click on the suggestion's frame shows it, coloured.
+    harness.get_by_label(&format!("Frame {best}")).click();
+    wait_for_within(
+        &mut harness,
+        "the suggested frame, coloured",
+        Duration::from_secs(120),
+        |app| app.is_settled() && app.coloured_frame() == Some(best),
+    );
+    harness.remove_cursor();
+    harness.run();
+    let image = harness.render().expect("render");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../screenshots");
+    std::fs::create_dir_all(&out).expect("screenshots folder");
+    let path = out.join("keyframe-suggestions.png");
+    image.save(&path).expect("save screenshot");
+    println!("wrote {}", path.display());
+
+    // One click accepts the best: a keyframe there, and the playhead on it.
+    harness
+        .get_all_by_label("Add")
+        .next()
+        .expect("an Add button per suggestion")
+        .click();
+    harness.run_steps(4);
+    let keys: Vec<u64> = harness
+        .state()
+        .document()
+        .expect("project")
+        .project()
+        .keyframes
+        .iter()
+        .map(|k| k.frame)
+        .collect();
+    assert_eq!(keys, vec![0, best]);
+    assert_eq!(harness.state().position(), best);
+    assert!(
+        harness
+            .state()
+            .scan()
+            .is_some_and(|s| s.suggestions.iter().all(|x| x.frame != best)),
+        "an accepted suggestion leaves the list"
+    );
+}

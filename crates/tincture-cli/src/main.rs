@@ -271,7 +271,7 @@ fn model_exit_code(e: &tincture_infer::Error) -> u8 {
 /// # Errors
 /// The reason, for text that is not a range or a range outside the film
 /// (checked here, so no later arithmetic sees a number beyond it).
-fn parse_frames(text: &str, count: u64) -> Result<(u64, u64), String> {
+pub(crate) fn parse_frames(text: &str, count: u64) -> Result<(u64, u64), String> {
     let film = match count.checked_sub(1) {
         Some(last) => format!("the film has frames 0-{last}"),
         None => "the film has no frames".to_owned(),

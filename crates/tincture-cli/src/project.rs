@@ -44,6 +44,25 @@ pub enum ProjectCommand {
         #[arg(long)]
         accept_changed: bool,
     },
+    /// Find where a project's colour comes from weak sources (the model alone, unsure colour-memory
+    /// matches) and suggest, shot by shot, the frames where one more keyframe would help most. Each
+    /// shot is coloured as a render would, at a reduced size (at most 480 pixels wide).
+    Suggest {
+        /// The project.
+        project: PathBuf,
+        /// Only the shots that overlap these frames, `A-B` (inclusive).
+        #[arg(long, value_name = "A-B")]
+        frames: Option<String>,
+        /// Run the model on the CPU even when an accelerator is present.
+        #[arg(long)]
+        cpu: bool,
+        /// Also write each shot's per-frame weak shares and suggestions as JSON.
+        #[arg(long, value_name = "OUT.json")]
+        json: Option<PathBuf>,
+        /// Replace the --json file if it exists.
+        #[arg(long)]
+        overwrite: bool,
+    },
 }
 
 fn input(e: impl std::fmt::Display) -> Failure {
@@ -149,5 +168,136 @@ pub fn project_cmd(command: &ProjectCommand) -> Result<u8, Failure> {
             );
             Ok(0)
         }
+        ProjectCommand::Suggest {
+            project,
+            frames,
+            cpu,
+            json,
+            overwrite,
+        } => suggest(
+            project,
+            frames.as_deref(),
+            *cpu,
+            json.as_deref(),
+            *overwrite,
+        ),
     }
+}
+
+/// One shot's scan in `project suggest --json`.
+#[derive(serde::Serialize)]
+struct ShotScan {
+    start: u64,
+    end: u64,
+    weak_share: Vec<f32>,
+    suggested_keyframes: Vec<tincture_engine::analysis::weak::Suggestion>,
+}
+
+/// `project suggest`: scans the shots, prints each one's weak share and
+/// suggestions, and writes them as JSON when asked.
+fn suggest(
+    path: &Path,
+    frames: Option<&str>,
+    cpu: bool,
+    json: Option<&Path>,
+    overwrite: bool,
+) -> Result<u8, Failure> {
+    use std::sync::atomic::AtomicBool;
+    use tincture_core::colorize::Colorizer as _;
+    use tincture_engine::analysis::weak;
+    use tincture_engine::neural::{ModelChoice, WorkerColorizer};
+    use tincture_infer::ExecutionChoice;
+
+    let p = Project::load(path).map_err(input)?;
+    let film = check_source(&p, path, None, false)?;
+    let outputs = json.map(|out| {
+        let o = Outputs::new([film.as_path(), path], overwrite);
+        o.check(out).map(|()| o)
+    });
+    let outputs = outputs.transpose()?;
+    let count = p.source.frame_count;
+    let range = match frames {
+        Some(text) => crate::parse_frames(text, count).map_err(|reason| Failure {
+            code: 2,
+            message: format!("--frames {text}: {}: {reason}", film.display()),
+        })?,
+        None => (0, count.saturating_sub(1)),
+    };
+    let plan = tincture_engine::project::plan_of(&p, path, film.clone())?;
+    let wants_model = plan.shots.iter().any(|s| s.model_prior);
+    let choice = ModelChoice {
+        execution: if cpu {
+            ExecutionChoice::Cpu
+        } else {
+            ExecutionChoice::Auto
+        },
+        ..ModelChoice::default()
+    };
+    let prior: Option<Box<dyn tincture_core::colorize::Colorizer>> = if wants_model {
+        let w = WorkerColorizer::start(&choice)?;
+        eprintln!("colouring with model `{}` on {}", w.name(), w.provider());
+        Some(Box::new(w))
+    } else {
+        None
+    };
+    let shots: Vec<(u64, u64)> = plan
+        .shots
+        .iter()
+        .map(|s| (s.start, s.end))
+        .filter(|&(a, b)| b >= range.0 && a <= range.1)
+        .collect();
+    let (Some(&(first, _)), Some(&(_, last))) = (shots.first(), shots.last()) else {
+        return Ok(0);
+    };
+    // Whole shots, each from its own start, as a render colours them.
+    let mut shares = Vec::new();
+    let bar = crate::metrics::progress(last - first + 1);
+    weak::scan(
+        plan,
+        prior,
+        (first, last),
+        &AtomicBool::new(false),
+        |_, w| {
+            shares.push(w);
+            bar.inc(1);
+        },
+    )?;
+    bar.finish_and_clear();
+    let keys: Vec<u64> = p.keyframes.iter().map(|k| k.frame).collect();
+    let mut scans = Vec::new();
+    for (start, end) in shots {
+        let Some(own) = shares.get((start - first) as usize..=(end - first) as usize) else {
+            continue;
+        };
+        let suggested = weak::suggestions(own, start, &keys);
+        let mean = own.iter().sum::<f32>() / own.len().max(1) as f32;
+        println!(
+            "shot {start}-{end}: {:.1}% of the colour from weak sources; {}",
+            100.0 * mean,
+            if suggested.is_empty() {
+                "no keyframe suggested".to_owned()
+            } else {
+                format!(
+                    "suggested keyframes: {}",
+                    suggested
+                        .iter()
+                        .map(|s| format!("{} (gain {:.1})", s.frame, s.gain))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        );
+        scans.push(ShotScan {
+            start,
+            end,
+            weak_share: own.to_vec(),
+            suggested_keyframes: suggested,
+        });
+    }
+    if let (Some(out), Some(outputs)) = (json, outputs) {
+        let text = serde_json::to_string_pretty(&scans).map_err(output)?;
+        outputs.write_text(out, &text)?;
+        eprintln!("wrote {}", out.display());
+    }
+    Ok(0)
 }

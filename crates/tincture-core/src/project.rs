@@ -450,6 +450,14 @@ pub struct ShotSettings {
     /// a model file (manifest or ONNX); `None` for the render's own model.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// Whether, where motion loses the colour carried from the keyframes
+    /// (fast motion, occlusion, things entering, a pan onto new ground),
+    /// each frame is matched against a memory of the shot's coloured frames,
+    /// keyframes and reference photos, before the model's colour fills in.
+    /// Needs the model (its features are what is matched). Off in files
+    /// that do not say, so older projects render as they did.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub colour_memory: bool,
 }
 
 /// The smallest and largest render resolutions (short side, pixels) a shot
@@ -466,6 +474,7 @@ impl Default for ShotSettings {
             model_prior: true,
             render_short_side: None,
             model: None,
+            colour_memory: false,
         }
     }
 }

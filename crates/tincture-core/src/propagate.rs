@@ -872,32 +872,52 @@ impl Propagator {
 }
 
 /// Frames where one more keyframe would help most, from each frame's
-/// [`Propagator::weak_share`] (index 0 is the first frame given): the
-/// expected gain of a keyframe at frame `f` is taken as the weak share summed
-/// over `f` and the `window - 1` frames after it (the stretch a keyframe
-/// there would colour), and frames are picked greedily by that gain, none
-/// within `window` frames of one picked before, at most `max` of them, and
-/// none whose gain is below `min_gain`. Returns (index, gain), the best
-/// first.
+/// [`Propagator::weak_share`] (index 0 is the first frame given). A
+/// keyframe at frame `f` is taken to make `f` sure and to fade from there,
+/// as carried colour does: of frame `t`'s weak colour it replaces the part
+/// `exp(-(t - f) / window)`. Its expected gain is the weak colour it
+/// replaces, summed over `f` and every frame after it. Frames are picked
+/// greedily, each on what the ones before it left weak, none within
+/// `window / 2` frames of another, at most `max` of them and none whose
+/// gain is below `min_gain`; of equal gains, the frame
+/// itself weakest first (where the trouble starts). Returns (index, gain),
+/// the best first.
 pub fn suggest_keyframes(
     weak: &[f32],
     window: usize,
     max: usize,
     min_gain: f32,
 ) -> Vec<(usize, f32)> {
-    let window = window.max(1);
-    let gain: Vec<f32> = (0..weak.len())
-        .map(|f| weak[f..(f + window).min(weak.len())].iter().sum())
-        .collect();
-    let mut order: Vec<usize> = (0..weak.len()).collect();
-    order.sort_by(|&a, &b| gain[b].total_cmp(&gain[a]).then(a.cmp(&b)));
+    let n = weak.len();
+    let keep = (-1.0 / window.max(1) as f32).exp();
+    // Keyframes closer than this are no help to paint.
+    let spacing = (window / 2).max(1);
+    let mut left: Vec<f32> = weak.iter().map(|w| w.clamp(0.0, 1.0)).collect();
+    let mut gain = vec![0.0f32; n];
     let mut picked: Vec<(usize, f32)> = Vec::new();
-    for f in order {
-        if picked.len() >= max || gain[f] < min_gain {
-            break;
+    while picked.len() < max {
+        // gain[f] = left[f] + keep * gain[f + 1]: one pass from the end.
+        let mut acc = 0.0f32;
+        for f in (0..n).rev() {
+            acc = left[f] + keep * acc;
+            gain[f] = acc;
         }
-        if picked.iter().all(|&(p, _)| p.abs_diff(f) >= window) {
-            picked.push((f, gain[f]));
+        let best = (0..n)
+            .filter(|f| picked.iter().all(|&(p, _)| p.abs_diff(*f) >= spacing))
+            .max_by(|&a, &b| {
+                gain[a]
+                    .total_cmp(&gain[b])
+                    .then(left[a].total_cmp(&left[b]))
+                    .then(b.cmp(&a))
+            });
+        let Some(best) = best.filter(|&f| gain[f] >= min_gain) else {
+            break;
+        };
+        picked.push((best, gain[best]));
+        let mut fade = 1.0f32;
+        for l in &mut left[best..] {
+            *l *= 1.0 - fade;
+            fade *= keep;
         }
     }
     picked
@@ -1201,11 +1221,27 @@ mod tests {
         for w in &mut weak[30..50] {
             *w = 0.6;
         }
-        let s = suggest_keyframes(&weak, 12, 3, 0.5);
+        let s = suggest_keyframes(&weak, 12, 4, 0.5);
         let frames: Vec<usize> = s.iter().map(|p| p.0).collect();
-        // The long stretch first (at its start), then its rest, then the blip.
-        assert_eq!(frames, vec![30, 42, 0]);
-        assert!(s[0].1 > s[1].1 && s[1].1 > s[2].1);
+        // The long stretch first (at its start), then its rest, where the
+        // first one's help has faded; the blip itself among the rest.
+        assert_eq!(frames[0], 30, "{s:?}");
+        assert!((36..=46).contains(&frames[1]), "{s:?}");
+        assert!(frames.contains(&5), "{s:?}");
+        assert!(s.windows(2).all(|p| p[0].1 >= p[1].1), "{s:?}");
+        assert!(
+            frames
+                .iter()
+                .all(|a| frames.iter().all(|b| a == b || a.abs_diff(*b) >= 6)),
+            "{s:?}"
+        );
+        // Weak colour that grows away from the last keyframe (as carried
+        // colour fades) with trouble from frame 24 on: the suggestion is
+        // where the trouble starts, not at the weakest frames at the end.
+        let weak: Vec<f32> = (0..48)
+            .map(|t| 0.004 * t as f32 + if t >= 24 { 0.25 } else { 0.0 })
+            .collect();
+        assert_eq!(suggest_keyframes(&weak, 12, 1, 0.5)[0].0, 24);
         // Nothing weak, nothing suggested.
         assert!(suggest_keyframes(&[0.0; 20], 12, 3, 0.5).is_empty());
     }

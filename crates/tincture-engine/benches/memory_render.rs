@@ -9,6 +9,11 @@
 //! the model's encoder, matching, the extra data term), alternating, three
 //! rounds; the per-frame times' medians and their ratio are printed.
 //!
+//! Then the window's preview: frame 12 of the same film coloured as the
+//! preview colours it after an edit (a fresh preview colorizer at half size,
+//! 640x360, replaying from the keyframe at frame 0, the model's prior on the
+//! frame shown), with the memory and without it, alternating, five rounds.
+//!
 //! `cargo bench -p tincture-engine --bench memory_render`
 
 #[path = "common/films.rs"]
@@ -37,25 +42,7 @@ fn film() -> PathBuf {
 
 /// Seconds per frame of one whole render.
 fn render_once(path: &Path, memory: bool) -> f64 {
-    let mut plan = FilmPlan::whole_film(path.to_owned(), FRAMES);
-    let stroke = |x: f32, rgb| StrokeHint {
-        points: vec![
-            [x * W as f32, 0.2 * H as f32],
-            [x * W as f32, 0.8 * H as f32],
-        ],
-        rgb,
-        size: 24.0,
-    };
-    plan.keys.insert(
-        0,
-        KeyColour::Steered {
-            strokes: vec![stroke(0.25, [200, 60, 40]), stroke(0.75, [40, 90, 200])],
-            reference: None,
-        },
-    );
-    if memory {
-        plan.params.memory = Some(MemoryParams::default());
-    }
+    let plan = plan(path, memory, 1.0);
     let prior = WorkerColorizer::start(&ModelChoice::default()).expect("the built-in model");
     let colorizer = FilmColorizer::new(plan, Some(Box::new(prior)));
     let out = std::env::temp_dir().join(format!(
@@ -78,6 +65,59 @@ fn render_once(path: &Path, memory: bool) -> f64 {
     let secs = started.elapsed().as_secs_f64();
     let _ = std::fs::remove_file(&out);
     secs / FRAMES as f64
+}
+
+/// Preview frame: `PREVIEW_FRAME` frames after the keyframe.
+const PREVIEW_FRAME: u64 = 12;
+const PREVIEW_ROUNDS: usize = 5;
+
+/// The plan of both benches: keyframe 0 with two strokes, at `scale` of the film's size.
+fn plan(path: &Path, memory: bool, scale: f32) -> FilmPlan {
+    let mut plan = FilmPlan::whole_film(path.to_owned(), FRAMES);
+    let stroke = |x: f32, rgb| StrokeHint {
+        points: vec![
+            [x * W as f32 * scale, 0.2 * H as f32 * scale],
+            [x * W as f32 * scale, 0.8 * H as f32 * scale],
+        ],
+        rgb,
+        size: 24.0 * scale,
+    };
+    plan.keys.insert(
+        0,
+        KeyColour::Steered {
+            strokes: vec![stroke(0.25, [200, 60, 40]), stroke(0.75, [40, 90, 200])],
+            reference: None,
+        },
+    );
+    if memory {
+        plan.params.memory = Some(MemoryParams::default());
+    }
+    plan
+}
+
+/// Seconds to colour the preview's frame [`PREVIEW_FRAME`] with a fresh
+/// preview colorizer at half size, as the window does after an edit.
+fn preview_once(path: &Path, memory: bool) -> f64 {
+    let (w, h) = (W / 2, H / 2);
+    let prior = WorkerColorizer::start(&ModelChoice::default()).expect("the built-in model");
+    let mut reader = tincture_media::VideoReader::open(path).expect("the film");
+    let luma = reader
+        .seek(PREVIEW_FRAME)
+        .expect("the frame")
+        .frame
+        .luma_unit();
+    let small = tincture_core::frame::LumaImage {
+        width: w,
+        height: h,
+        data: tincture_infer::model::resize_area(&luma.data, W, H, w, h),
+    };
+    let started = Instant::now();
+    let mut colorizer = FilmColorizer::preview(plan(path, memory, 0.5), Some(Box::new(prior)));
+    use tincture_core::colorize::Colorizer as _;
+    colorizer
+        .colorize(&small, PREVIEW_FRAME, tincture_core::color::Matrix::Bt709)
+        .expect("the preview");
+    started.elapsed().as_secs_f64()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -120,5 +160,28 @@ fn main() {
         } else {
             "NOT MET"
         }
+    );
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for round in 0..PREVIEW_ROUNDS {
+        let a = preview_once(&path, false);
+        let b = preview_once(&path, true);
+        println!(
+            "preview round {}: without the memory {:.0} ms, with it {:.0} ms",
+            round + 1,
+            a * 1e3,
+            b * 1e3
+        );
+        without.push(a);
+        with.push(b);
+    }
+    let (a, b) = (median(without), median(with));
+    println!(
+        "window preview of frame {PREVIEW_FRAME} after an edit (keyframe 0, {}x{}, replaying \
+         {PREVIEW_FRAME} frames): median {:.0} ms without the memory, {:.0} ms with it: ratio {:.2}",
+        W / 2,
+        H / 2,
+        a * 1e3,
+        b * 1e3,
+        b / a
     );
 }

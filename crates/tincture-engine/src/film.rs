@@ -74,6 +74,9 @@ pub struct ShotPlan {
     pub render_short_side: Option<u32>,
     /// The model for this shot (`None`: the render's own).
     pub model: Option<String>,
+    /// Whether this shot is matched against a memory of its coloured
+    /// frames, when the plan keeps one ([`PropagationParams::memory`]).
+    pub memory: bool,
     /// Indices into [`FilmPlan::references`] of the photos that steer this
     /// shot's prior.
     pub references: Vec<usize>,
@@ -112,6 +115,7 @@ impl FilmPlan {
                 model_prior: true,
                 render_short_side: None,
                 model: None,
+                memory: true,
                 references: Vec::new(),
             }],
             keys: BTreeMap::new(),
@@ -119,6 +123,53 @@ impl FilmPlan {
             reference_weights: Vec::new(),
             params: PropagationParams::default(),
         }
+    }
+}
+
+impl FilmPlan {
+    /// Scales what the plan places in frame pixels (strokes; keyframe
+    /// pictures of the film's size) from `full` to `small`, for colouring
+    /// the film at a smaller size (a preview, an analysis).
+    pub fn scale(&mut self, full: (usize, usize), small: (usize, usize)) {
+        let k = small.0 as f32 / full.0.max(1) as f32;
+        for key in self.keys.values_mut() {
+            if let KeyColour::Steered { strokes, reference } = key {
+                for s in strokes.iter_mut() {
+                    for p in &mut s.points {
+                        *p = [p[0] * k, p[1] * k];
+                    }
+                    s.size = (s.size * k).max(1.0);
+                }
+                if let Some(img) = reference
+                    && (img.width, img.height) == full
+                {
+                    *img = shrink_rgb(img, small);
+                }
+            }
+        }
+    }
+}
+
+/// An RGB picture resized by area averaging.
+pub fn shrink_rgb(img: &RgbImage, (w, h): (usize, usize)) -> RgbImage {
+    let channel = |c: usize| -> Vec<f32> {
+        let plane: Vec<f32> = img
+            .data
+            .iter()
+            .skip(c)
+            .step_by(3)
+            .map(|&v| f32::from(v))
+            .collect();
+        tincture_infer::model::resize_area(&plane, img.width, img.height, w, h)
+    };
+    let [r, g, b] = [channel(0), channel(1), channel(2)];
+    let data = (0..w * h)
+        .flat_map(|i| [r[i], g[i], b[i]].map(|v| v.round().clamp(0.0, 255.0) as u8))
+        .collect();
+    RgbImage {
+        width: w,
+        height: h,
+        data,
     }
 }
 
@@ -782,6 +833,11 @@ impl FilmColorizer {
 }
 
 impl FilmColorizer {
+    /// Whether shot `shot` is matched against a memory.
+    fn keeps_memory(&self, shot: usize) -> bool {
+        self.plan.params.memory.is_some() && self.plan.shots.get(shot).is_some_and(|s| s.memory)
+    }
+
     /// The frame's features for the memory, when the plan keeps one and
     /// the model gives them.
     fn features(
@@ -790,7 +846,7 @@ impl FilmColorizer {
         luma: &LumaImage,
         frame: u64,
     ) -> tincture_core::Result<Option<CellFeatures>> {
-        if self.plan.params.memory.is_none() {
+        if !self.keeps_memory(shot) {
             return Ok(None);
         }
         let Some(model) = self.prior.as_mut() else {
@@ -851,7 +907,7 @@ impl FilmColorizer {
         matrix: Matrix,
     ) -> tincture_core::Result<()> {
         self.memory.clear();
-        if self.plan.params.memory.is_none() {
+        if !self.keeps_memory(shot) {
             return Ok(());
         }
         // A reference photo of the scene is stuff seen in colour: where a
@@ -938,6 +994,8 @@ impl Colorizer for FilmColorizer {
                 serde_json::json!({
                     "top_k": m.top_k, "temperature": m.temperature, "max_recent": m.max_recent,
                     "matched_weight": p.matched_weight, "stride": MEMORY_STRIDE,
+                    "shots": self.plan.shots.iter().enumerate()
+                        .filter(|(_, s)| s.memory).map(|(i, _)| i).collect::<Vec<_>>(),
                 }),
             );
         }
@@ -1035,6 +1093,42 @@ impl Colorizer for FilmColorizer {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn strokes_and_frame_pictures_scale_with_the_plan() {
+        let mut plan = FilmPlan::whole_film("reel.mkv".into(), 10);
+        let picture = RgbImage {
+            width: 4,
+            height: 2,
+            data: [[200u8, 0, 0], [200, 0, 0], [0, 0, 200], [0, 0, 200]]
+                .repeat(2)
+                .concat(),
+        };
+        plan.keys.insert(
+            3,
+            KeyColour::Steered {
+                strokes: vec![StrokeHint {
+                    points: vec![[2.0, 1.0], [3.0, 1.0]],
+                    rgb: [10, 20, 30],
+                    size: 8.0,
+                }],
+                reference: Some(picture),
+            },
+        );
+        plan.scale((4, 2), (2, 1));
+        let Some(KeyColour::Steered { strokes, reference }) = plan.keys.get(&3) else {
+            panic!("the keyframe");
+        };
+        assert_eq!(strokes[0].points, vec![[1.0, 0.5], [1.5, 0.5]]);
+        assert_eq!(strokes[0].size, 4.0);
+        let small = reference.as_ref().expect("the picture");
+        assert_eq!((small.width, small.height), (2, 1));
+        assert_eq!(
+            small.data,
+            vec![200, 0, 0, 0, 0, 200],
+            "each half keeps its colour"
+        );
+    }
+
     use super::*;
 
     fn stroke(x: f32, rgb: [u8; 3]) -> StrokeHint {

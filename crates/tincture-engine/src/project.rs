@@ -289,6 +289,7 @@ pub fn plan_of(project: &Project, project_path: &Path, source: PathBuf) -> Resul
         model_prior: settings.model_prior,
         render_short_side: settings.render_short_side,
         model: settings.model.clone(),
+        memory: settings.colour_memory,
         references: project
             .references
             .iter()
@@ -354,6 +355,7 @@ pub fn plan_of(project: &Project, project_path: &Path, source: PathBuf) -> Resul
         };
         keys.insert(k.frame, KeyColour::Steered { strokes, reference });
     }
+    let wants_memory = shots.iter().any(|s| s.memory);
     Ok(FilmPlan {
         source,
         frame_count: src.frame_count,
@@ -361,6 +363,10 @@ pub fn plan_of(project: &Project, project_path: &Path, source: PathBuf) -> Resul
         keys,
         references,
         reference_weights: project.references.iter().map(|r| r.weight).collect(),
-        params: PropagationParams::default(),
+        params: PropagationParams {
+            // Kept when a shot asks for it; each shot says whether it is matched.
+            memory: wants_memory.then(tincture_core::memory::MemoryParams::default),
+            ..PropagationParams::default()
+        },
     })
 }

@@ -166,23 +166,6 @@ pub struct Evaluation {
     pub weak_share: Vec<f32>,
 }
 
-/// Frames a suggested keyframe would help, and the most suggested.
-const SUGGEST_WINDOW: usize = 12;
-const SUGGEST_MAX: usize = 5;
-/// A suggestion must promise at least this much weak colour (frames'
-/// worth) over its window.
-const SUGGEST_MIN_GAIN: f32 = 0.5;
-
-/// A frame where one more keyframe would help, in [`EvalJson`].
-#[derive(Serialize)]
-pub struct SuggestionJson {
-    /// The frame index.
-    pub frame: u64,
-    /// The expected gain: the weak share summed over the frames it would
-    /// colour (see [`tincture_core::propagate::suggest_keyframes`]).
-    pub gain: f32,
-}
-
 /// The truth's own temporal metrics in [`EvalJson`].
 #[derive(Serialize)]
 pub struct TruthJson<'a> {
@@ -215,7 +198,7 @@ pub struct EvalJson<'a> {
     pub weak_share: &'a [f32],
     /// Frames where one more keyframe would help most, best first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub suggested_keyframes: Vec<SuggestionJson>,
+    pub suggested_keyframes: Vec<super::weak::Suggestion>,
 }
 
 impl Evaluation {
@@ -255,19 +238,8 @@ impl Evaluation {
 
     /// Frames where one more keyframe would help most, best first, from the
     /// weak share (empty when it was not recorded).
-    pub fn suggested_keyframes(&self) -> Vec<SuggestionJson> {
-        tincture_core::propagate::suggest_keyframes(
-            &self.weak_share,
-            SUGGEST_WINDOW,
-            SUGGEST_MAX,
-            SUGGEST_MIN_GAIN,
-        )
-        .into_iter()
-        .map(|(i, gain)| SuggestionJson {
-            frame: self.frames.0 + i as u64,
-            gain,
-        })
-        .collect()
+    pub fn suggested_keyframes(&self) -> Vec<super::weak::Suggestion> {
+        super::weak::suggestions(&self.weak_share, self.frames.0, &self.keyframes)
     }
 
     /// The report's plot, with the truth's floor behind its flicker.
@@ -545,6 +517,11 @@ fn describe(req: &EvalRequest, keys: &[u64], needs_model: bool) -> String {
         0 => what,
         1 => format!("{what}, steered by a reference photo"),
         n => format!("{what}, steered by {n} reference photos"),
+    };
+    let what = if req.memory && needs_model && !keys.is_empty() {
+        format!("{what} and the colour memory")
+    } else {
+        what
     };
     let strength = strength(req, keys);
     if strength > 0.0 {

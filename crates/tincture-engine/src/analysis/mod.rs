@@ -20,6 +20,7 @@ pub mod eval;
 pub mod metrics;
 pub mod plot;
 pub mod stills;
+pub mod weak;
 
 use std::path::Path;
 
