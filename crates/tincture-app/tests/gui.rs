@@ -3284,4 +3284,30 @@ fn keyframes_are_suggested_where_the_colour_is_weak() {
             .is_some_and(|s| s.suggestions.iter().all(|x| x.frame != best)),
         "an accepted suggestion leaves the list"
     );
+
+    // The colour memory, turned on in Properties, colours the preview too.
+    harness.get_by_label("Colour memory").click();
+    harness.run_steps(4);
+    assert!(
+        harness
+            .state()
+            .document()
+            .expect("project")
+            .project()
+            .defaults
+            .colour_memory
+    );
+    let next = best + 3;
+    harness.state_mut().seek(next);
+    wait_for_within(
+        &mut harness,
+        "a frame coloured with the memory",
+        Duration::from_secs(120),
+        |app| app.is_settled() && app.coloured_frame() == Some(next),
+    );
+    assert!(
+        harness.state().error().is_none(),
+        "{:?}",
+        harness.state().error()
+    );
 }
