@@ -724,9 +724,10 @@ impl TinctureApp {
         self.scan.as_ref()
     }
 
-    /// Accepts a suggested keyframe: frame `frame` becomes a keyframe, and
-    /// the playhead moves there to paint it.
+    /// Accepts a suggested keyframe: frame `frame` becomes a keyframe, the
+    /// playhead moves there and the brush is taken, to paint it.
     pub fn accept_suggestion(&mut self, frame: u64) {
+        self.paint.tool = Tool::Brush;
         self.edit(true, |p| {
             p.add_keyframe(frame);
         });

@@ -123,13 +123,19 @@ pub enum ColourMessage {
 pub struct SharedModel {
     model: Arc<Mutex<WorkerColorizer>>,
     last: Arc<Mutex<Option<(LumaKey, ChromaField)>>>,
-    /// The last frame's features for the colour memory, kept alike.
-    last_features: Arc<Mutex<Option<(LumaKey, CellFeatures)>>>,
+    /// The features of the last [`FEATURES_KEPT`] frames for the colour
+    /// memory, newest last: after an edit the preview replays the same
+    /// frames from their keyframe, and the model need not see them again.
+    last_features: Arc<Mutex<Vec<(LumaKey, CellFeatures)>>>,
     /// The render resolution this snapshot's colorizer asks for now.
     short_side: Option<u32>,
     /// The model this snapshot's colorizer asks for now (a shot's own).
     shot_model: Option<String>,
 }
+
+/// Frames whose colour-memory features [`SharedModel`] keeps: a replay
+/// from a keyframe 48 frames back takes features of 13 of them (every 4th).
+const FEATURES_KEPT: usize = 16;
 
 /// What identifies the luma a proposal was made for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,7 +187,7 @@ impl SharedModel {
         Self {
             model: Arc::new(Mutex::new(model)),
             last: Arc::new(Mutex::new(None)),
-            last_features: Arc::new(Mutex::new(None)),
+            last_features: Arc::new(Mutex::new(Vec::new())),
             short_side: None,
             shot_model: None,
         }
@@ -225,9 +231,8 @@ impl Colorizer for SharedModel {
             self.short_side,
             self.shot_model.clone(),
         );
-        if let Ok(last) = self.last_features.lock()
-            && let Some((k, features)) = last.as_ref()
-            && *k == key
+        if let Ok(kept) = self.last_features.lock()
+            && let Some((_, features)) = kept.iter().find(|(k, _)| *k == key)
         {
             return Ok(Some(features.clone()));
         }
@@ -242,8 +247,11 @@ impl Colorizer for SharedModel {
             model.set_model(self.shot_model.as_deref());
             model.features(luma, frame_index)?
         };
-        if let (Ok(mut last), Some(f)) = (self.last_features.lock(), &features) {
-            *last = Some((key, f.clone()));
+        if let (Ok(mut kept), Some(f)) = (self.last_features.lock(), &features) {
+            if kept.len() >= FEATURES_KEPT {
+                kept.remove(0);
+            }
+            kept.push((key, f.clone()));
         }
         Ok(features)
     }

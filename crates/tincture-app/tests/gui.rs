@@ -3277,6 +3277,11 @@ fn keyframes_are_suggested_where_the_colour_is_weak() {
         .collect();
     assert_eq!(keys, vec![0, best]);
     assert_eq!(harness.state().position(), best);
+    assert_eq!(
+        harness.state().paint_state().tool,
+        tincture_app::paint::Tool::Brush,
+        "ready to paint"
+    );
     assert!(
         harness
             .state()

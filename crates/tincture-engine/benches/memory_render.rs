@@ -14,7 +14,7 @@
 //! 640x360, replaying from the keyframe at frame 0, the model's prior on the
 //! frame shown), with the memory and without it, alternating, five rounds.
 //!
-//! `cargo bench -p tincture-engine --bench memory_render`
+//! `cargo bench -p tincture-engine --bench memory_render` (`-- --preview-only`: the preview alone)
 
 #[path = "common/films.rs"]
 mod films;
@@ -120,6 +120,22 @@ fn preview_once(path: &Path, memory: bool) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
+/// Prints the render's medians (seconds per frame) and their ratio.
+fn report_render(a: f64, b: f64) {
+    let ratio = b / a;
+    println!(
+        "{W}x{H}, {FRAMES} frames, keyframe 0, built-in model's prior: median {:.0} ms/frame \
+         without the memory, {:.0} ms/frame with it: ratio {ratio:.2} (target <= {TARGET_RATIO}: {})",
+        a * 1e3,
+        b * 1e3,
+        if ratio <= TARGET_RATIO {
+            "MET"
+        } else {
+            "NOT MET"
+        }
+    );
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -135,8 +151,14 @@ fn main() {
         return;
     }
     let path = film();
+    // `-- --preview-only` measures the window's preview alone.
+    let rounds = if args.iter().any(|a| a == "--preview-only") {
+        0
+    } else {
+        ROUNDS
+    };
     let (mut without, mut with) = (Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         let a = render_once(&path, false);
         let b = render_once(&path, true);
         println!(
@@ -148,19 +170,9 @@ fn main() {
         without.push(a);
         with.push(b);
     }
-    let (a, b) = (median(without), median(with));
-    let ratio = b / a;
-    println!(
-        "{W}x{H}, {FRAMES} frames, keyframe 0, built-in model's prior: median {:.0} ms/frame \
-         without the memory, {:.0} ms/frame with it: ratio {ratio:.2} (target <= {TARGET_RATIO}: {})",
-        a * 1e3,
-        b * 1e3,
-        if ratio <= TARGET_RATIO {
-            "MET"
-        } else {
-            "NOT MET"
-        }
-    );
+    if rounds > 0 {
+        report_render(median(without), median(with));
+    }
     let (mut without, mut with) = (Vec::new(), Vec::new());
     for round in 0..PREVIEW_ROUNDS {
         let a = preview_once(&path, false);

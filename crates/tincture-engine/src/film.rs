@@ -809,9 +809,20 @@ impl FilmColorizer {
         } else {
             self.prior(shot, luma, frame, matrix)?
         };
-        let features = self.features(shot, luma, frame)?;
+        // A preview's replay (frames coloured only to reach the one shown):
+        // matched colour, like the prior, joins only a frame's output (unless
+        // it is a data term), so it is not matched there, and features are
+        // taken only of the frames the memory keeps. A 12-frame replay then
+        // runs the model on 4 frames, not 13.
+        let replaying = !with_prior && self.plan.params.matched_weight <= 0.0;
+        let kept = key.is_some() || (frame - before).is_multiple_of(MEMORY_STRIDE);
+        let features = if replaying && !kept {
+            None
+        } else {
+            self.features(shot, luma, frame)?
+        };
         let matched = match &features {
-            Some(f) if key.is_none() && !self.memory.is_empty() => {
+            Some(f) if key.is_none() && !replaying && !self.memory.is_empty() => {
                 Some(self.memory.match_cells(f)?.upsample(luma))
             }
             _ => None,
