@@ -124,9 +124,7 @@ impl FilmPlan {
             params: PropagationParams::default(),
         }
     }
-}
 
-impl FilmPlan {
     /// Scales what the plan places in frame pixels (strokes; keyframe
     /// pictures of the film's size) from `full` to `small`, for colouring
     /// the film at a smaller size (a preview, an analysis).
