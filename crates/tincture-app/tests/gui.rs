@@ -2154,7 +2154,9 @@ fn the_palette_keeps_colours_and_the_eyedropper_reads_reference_photos() {
     let Some((_, mut harness)) = halves_at_frame_4(
         dir.path(),
         "the_palette_keeps_colours_and_the_eyedropper_reads_reference_photos",
-        900.0,
+        // Tall enough that the References panel's thumbnails are on screen
+        // below every setting.
+        960.0,
     ) else {
         return;
     };
