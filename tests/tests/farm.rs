@@ -1040,3 +1040,45 @@ fn slurm_runs_a_planned_job_of_two_shots_in_four_chunks() {
         assert!(!d.join("slurm").join(pid).exists(), "{pid} was stopped");
     }
 }
+
+/// With the colour memory on (it needs the model's features), a chunk
+/// cannot load the state the chunk before it left, as that holds no memory:
+/// it replays from its keyframe, and the chunks still join to the whole
+/// render, frame for frame.
+#[test]
+fn chunks_with_the_colour_memory_join_to_the_whole_render() {
+    if ffmpeg_missing("chunks_with_the_colour_memory_join_to_the_whole_render") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let film = two_shot_film(d, "film.mkv", "flac");
+    let p = project(d, &film);
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&p).expect("project")).expect("json");
+    doc["defaults"]["model_prior"] = serde_json::json!(true);
+    doc["defaults"]["colour_memory"] = serde_json::json!(true);
+    std::fs::write(&p, doc.to_string()).expect("project written");
+    let whole = d.join("whole.mkv");
+    render(&film, &p, &whole, &[]);
+    let state = d.join("state");
+    let chunks: Vec<PathBuf> = ["0-9", "10-23", "24-35", "36-47"]
+        .iter()
+        .map(|r| {
+            let out = d.join(format!("chunk-{r}.mkv"));
+            render(
+                &film,
+                &p,
+                &out,
+                &["--frames", r, "--chunk-state", s(&state)],
+            );
+            out
+        })
+        .collect();
+    let joined = d.join("joined.mkv");
+    let mut args = vec!["join"];
+    args.extend(chunks.iter().map(|c| s(c)));
+    args.extend(["-o", s(&joined), "--source", s(&film)]);
+    ok(&cli(&args));
+    assert_same_frames(&whole, &joined);
+}
