@@ -67,6 +67,20 @@ pub fn scene(size: &str, rate: &str) -> String {
     format!("testsrc2=size={size}:rate={rate}")
 }
 
+/// A lavfi source of 1280x720 film, grainy, panning slowly (3 px a frame)
+/// over a textured ground, into which a 300x300 test pattern slides from
+/// the right edge from frame `enters_at` on (60 px a frame, so it is no cut)
+/// to a stop at x = 700: ground a keyframe before it never saw.
+pub fn entering_pattern(enters_at: u64) -> String {
+    format!(
+        "nullsrc=s=360x180:r=24,\
+         geq=lum='128+60*sin(X/23)*cos(Y/17)+30*sin(X/3+Y/4)':cb=128:cr=128,\
+         scale=1440x720,crop=1280:720:'n*3':0,noise=alls=6:allf=t+u[bg];\
+         testsrc2=s=300x300:r=24[fg];\
+         [bg][fg]overlay=x='if(lt(n,{enters_at}),W,max(W-(n-{enters_at})*60,700))':y=200"
+    )
+}
+
 /// Generates a video: `filter` is a lavfi source, `codec_args` the encoding.
 pub fn make_video(path: &Path, filter: &str, frames: u32, codec_args: &[&str]) -> PathBuf {
     let frames = frames.to_string();

@@ -99,6 +99,28 @@ fn render(film: &Path, project: &Path, out: &Path, extra: &[&str]) {
 }
 
 /// A file's first audio stream, decoded to 16-bit samples.
+/// Four chunks of the two-shot film: the first shot in two, the second in two.
+const CHUNKS: [&str; 4] = ["0-9", "10-23", "24-35", "36-47"];
+
+/// Renders `film` by `project` in the four [`CHUNKS`] to FFV1 in `dir`, in
+/// order through one state folder.
+fn render_four_chunks(dir: &Path, film: &Path, project: &Path) -> Vec<PathBuf> {
+    let state = dir.join("state");
+    CHUNKS
+        .iter()
+        .map(|r| {
+            let out = dir.join(format!("chunk-{r}.mkv"));
+            render(
+                film,
+                project,
+                &out,
+                &["--frames", r, "--chunk-state", s(&state)],
+            );
+            out
+        })
+        .collect()
+}
+
 fn audio_samples(path: &Path) -> Vec<u8> {
     let out = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-i"])
@@ -273,23 +295,7 @@ fn chunks_joined_without_re_encoding_equal_a_whole_render_video_and_audio() {
     let p = project(d, &film);
     let whole = d.join("whole.mkv");
     render(&film, &p, &whole, &[]);
-    // Four chunks: the first shot in two, the second in two, in order
-    // through one state folder.
-    let state = d.join("state");
-    let ranges = ["0-9", "10-23", "24-35", "36-47"];
-    let chunks: Vec<PathBuf> = ranges
-        .iter()
-        .map(|r| {
-            let out = d.join(format!("chunk-{r}.mkv"));
-            render(
-                &film,
-                &p,
-                &out,
-                &["--frames", r, "--chunk-state", s(&state)],
-            );
-            out
-        })
-        .collect();
+    let chunks = render_four_chunks(d, &film, &p);
     let joined = d.join("joined.mkv");
     // Given out of order: the join sorts them by the frames they hold.
     let made = cli(&[
@@ -332,7 +338,7 @@ fn chunks_joined_without_re_encoding_equal_a_whole_render_video_and_audio() {
     assert_eq!(manifest["copied_streams"][0]["kind"], "audio");
     let listed = manifest["chunks"].as_array().expect("chunks");
     assert_eq!(listed.len(), 4);
-    for (c, r) in listed.iter().zip(ranges) {
+    for (c, r) in listed.iter().zip(CHUNKS) {
         let (a, b) = r.split_once('-').expect("range");
         let a: u64 = a.parse().expect("n");
         let b: u64 = b.parse().expect("n");
@@ -1061,20 +1067,7 @@ fn chunks_with_the_colour_memory_join_to_the_whole_render() {
     std::fs::write(&p, doc.to_string()).expect("project written");
     let whole = d.join("whole.mkv");
     render(&film, &p, &whole, &[]);
-    let state = d.join("state");
-    let chunks: Vec<PathBuf> = ["0-9", "10-23", "24-35", "36-47"]
-        .iter()
-        .map(|r| {
-            let out = d.join(format!("chunk-{r}.mkv"));
-            render(
-                &film,
-                &p,
-                &out,
-                &["--frames", r, "--chunk-state", s(&state)],
-            );
-            out
-        })
-        .collect();
+    let chunks = render_four_chunks(d, &film, &p);
     let joined = d.join("joined.mkv");
     let mut args = vec!["join"];
     args.extend(chunks.iter().map(|c| s(c)));

@@ -6,20 +6,14 @@
 
 use std::path::Path;
 
-use tincture_tests::{cli, make_video, ok, s, stderr};
+use tincture_tests::{cli, entering_pattern, make_video, ok, s, stderr};
 
 const ENTERS_AT: u64 = 24;
 
 fn film(dir: &Path) -> std::path::PathBuf {
     make_video(
         &dir.join("entering.mkv"),
-        &format!(
-            "nullsrc=s=360x180:r=24,\
-             geq=lum='128+60*sin(X/23)*cos(Y/17)+30*sin(X/3+Y/4)':cb=128:cr=128,\
-             scale=1440x720,crop=1280:720:'n*3':0,noise=alls=6:allf=t+u[bg];\
-             testsrc2=s=300x300:r=24[fg];\
-             [bg][fg]overlay=x='if(lt(n,{ENTERS_AT}),W,max(W-(n-{ENTERS_AT})*60,700))':y=200"
-        ),
+        &entering_pattern(ENTERS_AT),
         48,
         &["-pix_fmt", "gray", "-c:v", "ffv1"],
     )

@@ -1075,10 +1075,12 @@ impl TinctureApp {
                 Message::Runtime(Err(text)) => self.runtime = RuntimeStatus::Failed(text),
             }
         }
-        while let Ok(message) = self.suggest_inbox.try_recv() {
+        if !self.suggest_inbox.is_empty() {
             let keys = self.keyframes();
-            if let Some(scan) = &mut self.scan {
-                scan.take(message, &keys);
+            while let Ok(message) = self.suggest_inbox.try_recv() {
+                if let Some(scan) = &mut self.scan {
+                    scan.take(message, &keys);
+                }
             }
         }
         while let Ok(message) = self.colour_inbox.try_recv() {

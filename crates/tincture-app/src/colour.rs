@@ -193,6 +193,23 @@ impl SharedModel {
         }
     }
 
+    /// Runs `work` on the model, set to this snapshot's render resolution
+    /// and shot model.
+    fn with_model<T>(
+        &self,
+        work: impl FnOnce(&mut WorkerColorizer) -> tincture_core::Result<T>,
+    ) -> tincture_core::Result<T> {
+        let mut model = self
+            .model
+            .lock()
+            .map_err(|_| tincture_core::Error::Engine {
+                message: "the model worker failed earlier".into(),
+            })?;
+        model.set_render_short_side(self.short_side);
+        model.set_model(self.shot_model.as_deref());
+        work(&mut model)
+    }
+
     fn provider(&self) -> String {
         self.model
             .lock()
@@ -236,17 +253,7 @@ impl Colorizer for SharedModel {
         {
             return Ok(Some(features.clone()));
         }
-        let features = {
-            let mut model = self
-                .model
-                .lock()
-                .map_err(|_| tincture_core::Error::Engine {
-                    message: "the model worker failed earlier".into(),
-                })?;
-            model.set_render_short_side(self.short_side);
-            model.set_model(self.shot_model.as_deref());
-            model.features(luma, frame_index)?
-        };
+        let features = self.with_model(|m| m.features(luma, frame_index))?;
         if let (Ok(mut kept), Some(f)) = (self.last_features.lock(), &features) {
             if kept.len() >= FEATURES_KEPT {
                 kept.remove(0);
@@ -275,17 +282,7 @@ impl Colorizer for SharedModel {
         {
             return Ok(chroma.clone());
         }
-        let chroma = {
-            let mut model = self
-                .model
-                .lock()
-                .map_err(|_| tincture_core::Error::Engine {
-                    message: "the model worker failed earlier".into(),
-                })?;
-            model.set_render_short_side(self.short_side);
-            model.set_model(self.shot_model.as_deref());
-            model.colorize(luma, frame_index, matrix)?
-        };
+        let chroma = self.with_model(|m| m.colorize(luma, frame_index, matrix))?;
         if let Ok(mut last) = self.last.lock() {
             *last = Some((key, chroma.clone()));
         }

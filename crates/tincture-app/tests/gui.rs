@@ -3162,21 +3162,12 @@ fn export_to_farm_writes_a_job_bundle() {
 /// [`keyframes_are_suggested_where_the_colour_is_weak`].
 const ENTERS_AT: u64 = 24;
 
-/// A 1280x720 film of 48 frames, grainy, panning slowly (3 px a frame)
-/// over a textured ground, into which a 300x300 test pattern slides from the right edge from frame
-/// [`ENTERS_AT`] on (60 px a frame, so it is no cut) to a stop: ground the
-/// keyframe at frame 0 never saw, that propagation cannot colour.
+/// The film of [`tincture_tests::entering_pattern`], 48 frames.
 fn entering_square(dir: &Path) -> Result<PathBuf, String> {
     make_clip_from(
         dir,
         "entering.mkv",
-        &format!(
-            "nullsrc=s=360x180:r=24,\
-             geq=lum='128+60*sin(X/23)*cos(Y/17)+30*sin(X/3+Y/4)':cb=128:cr=128,\
-             scale=1440x720,crop=1280:720:'n*3':0,noise=alls=6:allf=t+u[bg];\
-             testsrc2=s=300x300:r=24[fg];\
-             [bg][fg]overlay=x='if(lt(n,{ENTERS_AT}),W,max(W-(n-{ENTERS_AT})*60,700))':y=200"
-        ),
+        &tincture_tests::entering_pattern(ENTERS_AT),
         48,
     )
 }

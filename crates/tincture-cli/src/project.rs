@@ -203,10 +203,7 @@ fn suggest(
     overwrite: bool,
 ) -> Result<u8, Failure> {
     use std::sync::atomic::AtomicBool;
-    use tincture_core::colorize::Colorizer as _;
     use tincture_engine::analysis::weak;
-    use tincture_engine::neural::{ModelChoice, WorkerColorizer};
-    use tincture_infer::ExecutionChoice;
 
     let p = Project::load(path).map_err(input)?;
     let film = check_source(&p, path, None, false)?;
@@ -225,18 +222,12 @@ fn suggest(
     };
     let plan = tincture_engine::project::plan_of(&p, path, film.clone())?;
     let wants_model = plan.shots.iter().any(|s| s.model_prior);
-    let choice = ModelChoice {
-        execution: if cpu {
-            ExecutionChoice::Cpu
-        } else {
-            ExecutionChoice::Auto
-        },
-        ..ModelChoice::default()
-    };
     let prior: Option<Box<dyn tincture_core::colorize::Colorizer>> = if wants_model {
-        let w = WorkerColorizer::start(&choice)?;
-        eprintln!("colouring with model `{}` on {}", w.name(), w.provider());
-        Some(Box::new(w))
+        let args = crate::ModelArgs {
+            cpu,
+            ..crate::ModelArgs::default()
+        };
+        Some(Box::new(crate::start_worker(&args)?))
     } else {
         None
     };
