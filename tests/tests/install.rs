@@ -73,7 +73,9 @@ fn an_installed_tincture_finds_its_runtime_and_model_from_any_folder() {
             .join("lib/tincture")
             .join(lib.file_name().expect("name")),
     );
-    for f in ["tincture-colorizer-v1.json", "tincture-colorizer-v1.onnx"] {
+    let manifest = tincture_infer::registry::BUILTIN_MANIFEST;
+    let graph = manifest.replace(".json", ".onnx");
+    for f in [manifest, graph.as_str()] {
         copy(
             &checkout().join("models").join(f),
             &prefix.join("share/tincture/models").join(f),

@@ -394,8 +394,9 @@ fn worker_runs_latest_preview_batches_and_reports_errors() {
 /// the colour of a run unchanged by asking for it.
 #[test]
 fn the_builtin_model_gives_its_class_distribution() {
-    let manifest =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/tincture-colorizer-v1.json");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models")
+        .join(tincture_infer::registry::BUILTIN_MANIFEST);
     let mut c = open(&manifest).expect("the built-in model");
     assert!(c.model().has_classes());
     // A picture with structure: a bright disc on a dark ground.
