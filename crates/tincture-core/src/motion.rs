@@ -111,10 +111,30 @@ fn check_size(what: &str, got: (usize, usize), want: (usize, usize)) -> Result<(
     }
 }
 
+/// The frame size, as its longer side in pixels, up to which the
+/// forward-backward check allows its fixed 0.5 px² of disagreement (Sundaram
+/// et al. 2010). See [`fb_tolerance`].
+pub const FB_REFERENCE_SIDE: usize = 854;
+
+/// The disagreement (px²) the forward-backward check allows between the two
+/// flows, besides 1% of their squared length: 0.5 px² up to
+/// [`FB_REFERENCE_SIDE`], then growing with the square of the frame's size.
+///
+/// Flow errs by more pixels on a larger frame, most where grain outweighs
+/// the picture's own texture (walls, sky, a table top). On shared clips
+/// scaled to 1920x1080 with grain added, a fixed 0.5 px² judged half or more
+/// of each frame lost, so the model's colour showed there; scaled with the
+/// frame, it kept 1.8 dB more (see the README's "Propagation at scan
+/// sizes"). Frames up to 854 px are judged as before.
+pub fn fb_tolerance(width: usize, height: usize) -> f32 {
+    let s = (width.max(height) as f32 / FB_REFERENCE_SIDE as f32).max(1.0);
+    0.5 * s * s
+}
+
 /// How much each pixel of frame t can take from frame t-1: the product of
 /// the forward-backward check, the in-frame test and the luma match, in 0..1
 /// (before any decay). `to_prev` is the flow t → t-1, `from_prev` the flow
-/// t-1 → t.
+/// t-1 → t. The check allows [`fb_tolerance`] for the frame's size.
 ///
 /// # Errors
 /// [`Error::SizeMismatch`] when sizes differ.
@@ -142,6 +162,7 @@ pub fn match_weights(
         (w, h),
     )?;
     let (xmax, ymax) = ((w - 1) as f32, (h - 1) as f32);
+    let tolerance = fb_tolerance(w, h);
     let inv = 1.0 / (2.0 * params.luma_sigma * params.luma_sigma);
     // Old film flickers in exposure: compare luma after taking out the
     // change in the frame's mean, so a brighter frame is not read as a
@@ -160,7 +181,7 @@ pub fn match_weights(
             let fu = bilinear(&from_prev.u, w, h, qx, qy);
             let fv = bilinear(&from_prev.v, w, h, qx, qy);
             let lhs = (u + fu).powi(2) + (v + fv).powi(2);
-            let rhs = 0.01 * (u * u + v * v + fu * fu + fv * fv) + 0.5;
+            let rhs = 0.01 * (u * u + v * v + fu * fu + fv * fv) + tolerance;
             if lhs >= rhs {
                 continue;
             }
@@ -276,6 +297,41 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_forward_backward_tolerance_grows_with_the_frame_past_854_px() {
+        assert_eq!(fb_tolerance(640, 480), 0.5);
+        assert_eq!(fb_tolerance(854, 480), 0.5);
+        assert_eq!(fb_tolerance(160, 120), 0.5);
+        // Twice the size, four times the squared disagreement.
+        assert!((fb_tolerance(1708, 960) - 2.0).abs() < 1e-5);
+        assert!((fb_tolerance(1920, 1080) - 2.527).abs() < 1e-3);
+        // Portrait frames count their longer side too.
+        assert_eq!(fb_tolerance(1080, 1920), fb_tolerance(1920, 1080));
+        // A 1.2 px disagreement fails at 854 px and passes at 1920.
+        let (w, h) = (1920, 1080);
+        let zero = FlowField::zero(w, h);
+        let mut off = FlowField::zero(w, h);
+        off.u.iter_mut().for_each(|u| *u = 1.2);
+        let luma = LumaImage {
+            width: w,
+            height: h,
+            data: vec![0.5; w * h],
+        };
+        let p = CarryParams::default();
+        let big = match_weights(&luma, &luma, &zero, &off, p).expect("sizes");
+        assert!(big.iter().all(|&c| c > 0.99));
+        let small = LumaImage {
+            width: 854,
+            height: 480,
+            data: vec![0.5; 854 * 480],
+        };
+        let mut off = FlowField::zero(854, 480);
+        off.u.iter_mut().for_each(|u| *u = 1.2);
+        let fails = match_weights(&small, &small, &FlowField::zero(854, 480), &off, p)
+            .expect("sizes");
+        assert!(fails.iter().all(|&c| c == 0.0));
     }
 
     #[test]
