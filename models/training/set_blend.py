@@ -79,8 +79,9 @@ def set_blend(model, blend):
 
 
 def check(old_path, new_path, old_blend, new_blend):
-    """ab(new) - reg == (new/old) * (ab(old) - reg) away from hints: with no hints
-    w = blend, so ab = reg + blend * (prior - reg), linear in blend."""
+    """Runs both graphs on one hint-free input: every output but `ab` must be
+    identical, and `ab` must move (with no hints, ab = reg + blend * (prior - reg)).
+    Returns how far `ab` moved, at most, in a*b* units."""
     import onnxruntime as ort
 
     rng = np.random.default_rng(0)
@@ -94,7 +95,6 @@ def check(old_path, new_path, old_blend, new_blend):
     for name in outs[0]:
         if name != "ab" and not np.array_equal(outs[0][name], outs[1][name]):
             raise SystemExit(f"output {name} changed; only `ab` may")
-    # Two blends give two equations in reg and prior: solve for the direction.
     a0, a1 = outs[0]["ab"], outs[1]["ab"]
     if old_blend == new_blend:
         return 0.0
