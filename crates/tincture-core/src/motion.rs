@@ -329,8 +329,8 @@ mod tests {
         };
         let mut off = FlowField::zero(854, 480);
         off.u.iter_mut().for_each(|u| *u = 1.2);
-        let fails = match_weights(&small, &small, &FlowField::zero(854, 480), &off, p)
-            .expect("sizes");
+        let fails =
+            match_weights(&small, &small, &FlowField::zero(854, 480), &off, p).expect("sizes");
         assert!(fails.iter().all(|&c| c == 0.0));
     }
 
