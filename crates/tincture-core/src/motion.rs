@@ -122,10 +122,10 @@ pub const FB_REFERENCE_SIDE: usize = 854;
 ///
 /// Flow errs by more pixels on a larger frame, most where grain outweighs
 /// the picture's own texture (walls, sky, a table top). On shared clips
-/// scaled to 1920x1080 with grain added, a fixed 0.5 px² judged half or more
-/// of each frame lost, so the model's colour showed there; scaled with the
-/// frame, it kept 1.8 dB more (see the README's "Propagation at scan
-/// sizes"). Frames up to 854 px are judged as before.
+/// scaled to 1920x1080 with grain added, a fixed 0.5 px² judged up to three
+/// quarters of a frame lost, so the model's colour showed there; scaled with
+/// the frame, the colour kept 0.1 to 1.8 dB more (see the README's
+/// "Propagation at scan sizes"). Frames up to 854 px are judged as before.
 pub fn fb_tolerance(width: usize, height: usize) -> f32 {
     let s = (width.max(height) as f32 / FB_REFERENCE_SIDE as f32).max(1.0);
     0.5 * s * s
