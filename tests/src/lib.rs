@@ -206,6 +206,30 @@ pub fn shared_dir() -> Option<PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
+/// The checkout's root folder (holding `models/`, `screenshots/`).
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the checkout")
+        .to_owned()
+}
+
+/// The shared colour clip `name` (in `data/video/color`), or `None` after
+/// skipping `test`, saying why, when `../shared` or the clip is absent
+/// (failing instead under `TINCTURE_REQUIRE_FIXTURES`).
+pub fn shared_clip(test: &str, name: &str) -> Option<PathBuf> {
+    let Some(shared) = shared_dir() else {
+        skip_or_fail(test, "../shared is absent, so there is no shared clip");
+        return None;
+    };
+    let clip = shared.join("data/video/color").join(name);
+    if !clip.is_file() {
+        skip_or_fail(test, format!("{} is missing", clip.display()));
+        return None;
+    }
+    Some(clip)
+}
+
 /// A path as `&str`, for command arguments.
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")

@@ -2,20 +2,13 @@
 //! CLI: it loads, keeps luma, follows painted hints, and, on real historical
 //! photographs when ../shared is present, makes the README's before/after grid.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tincture_core::metrics::srgb8_to_lab;
-use tincture_tests::{cli, shared_dir, skip_or_fail};
+use tincture_tests::{cli, repo, shared_dir, skip_or_fail};
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repo root")
-        .to_owned()
 }
 
 fn luma601([r, g, b]: [u8; 3]) -> f32 {

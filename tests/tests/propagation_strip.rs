@@ -4,17 +4,9 @@
 //! Skips, saying why, without `../shared` (fails instead under
 //! `TINCTURE_REQUIRE_FIXTURES`, as in CI).
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tincture_tests::{cli_path, shared_dir, skip_or_fail};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repo root")
-        .to_path_buf()
-}
+use tincture_tests::{cli_path, repo, shared_clip};
 
 #[test]
 fn propagation_strip_of_a_shared_clip() {
@@ -31,18 +23,9 @@ fn propagation_strip_with_the_colour_memory() {
 }
 
 fn strip(test: &str, memory: bool) {
-    let Some(shared) = shared_dir() else {
-        skip_or_fail(
-            test,
-            "../shared is absent, so there is no shared clip to draw",
-        );
+    let Some(clip) = shared_clip(test, "c07_davis_blackswan.mp4") else {
         return;
     };
-    let clip = shared.join("data/video/color/c07_davis_blackswan.mp4");
-    if !clip.is_file() {
-        skip_or_fail(test, format!("{} is missing", clip.display()));
-        return;
-    }
     let dir = tempfile::tempdir().expect("tmp");
     let json = dir.path().join("eval.json");
     let strip = repo().join(if memory {

@@ -6,32 +6,14 @@
 //! "Propagation at scan sizes"). Skips, saying why, without `../shared`
 //! (fails instead under `TINCTURE_REQUIRE_FIXTURES`, as in CI).
 
-use std::path::{Path, PathBuf};
-
-use tincture_tests::{cli_path, ffmpeg, s, shared_dir, skip_or_fail};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repo root")
-        .to_path_buf()
-}
+use tincture_tests::{cli_path, ffmpeg, ok, repo, s, shared_clip};
 
 #[test]
 fn carried_colour_holds_on_a_grainy_1080p_scan() {
     let test = "carried_colour_holds_on_a_grainy_1080p_scan";
-    let Some(shared) = shared_dir() else {
-        skip_or_fail(
-            test,
-            "../shared is absent, so there is no shared clip to scale",
-        );
+    let Some(clip) = shared_clip(test, "c04_sam2_coffee.mp4") else {
         return;
     };
-    let clip = shared.join("data/video/color/c04_sam2_coffee.mp4");
-    if !clip.is_file() {
-        skip_or_fail(test, format!("{} is missing", clip.display()));
-        return;
-    }
     let dir = tempfile::tempdir().expect("tmp");
     let scan = dir.path().join("c04-1080-grain.mkv");
     ffmpeg(&[
@@ -62,12 +44,7 @@ fn carried_colour_holds_on_a_grainy_1080p_scan() {
         .env("RUST_LOG", "error")
         .output()
         .expect("run tincture-cli");
-    assert!(
-        o.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    ok(&o);
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&json).expect("the report")).expect("JSON");
     let weak: Vec<f64> = report["weak_share"]
