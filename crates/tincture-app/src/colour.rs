@@ -134,8 +134,10 @@ pub struct SharedModel {
 }
 
 /// Frames whose colour-memory features [`SharedModel`] keeps: a replay
-/// from a keyframe 48 frames back takes features of 13 of them (every 4th).
-const FEATURES_KEPT: usize = 16;
+/// from a keyframe 48 frames back takes features of each of the 49 (the
+/// matched colour is a data term, carried on from every frame), about 1 MB
+/// a frame.
+const FEATURES_KEPT: usize = 64;
 
 /// What identifies the luma a proposal was made for.
 #[derive(Clone, Debug, PartialEq, Eq)]

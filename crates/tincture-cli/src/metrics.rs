@@ -67,9 +67,9 @@ pub struct EvalVideoArgs {
     /// frames (the keyframes and recent confident frames) on the model's features.
     #[arg(long, requires = "keyframes_from_gt", conflicts_with_all = ["transfer", "no_prior"])]
     pub memory: bool,
-    /// With --memory: also make matched colour a data term of each frame's solve, this weight per
-    /// unit of its confidence, where propagation is unsure. Default 0: matched colour comes only in
-    /// the model's place where the model's colour fades in.
+    /// With --memory: matched colour is a data term of each frame's solve, this weight per unit of
+    /// its confidence, where propagation is unsure (default: the engine's, 5). 0: matched colour
+    /// comes only in the model's place where the model's colour fades in.
     #[arg(long, value_name = "W", requires = "memory")]
     pub memory_weight: Option<f32>,
     /// With --memory: matches whose best cosine is at or below this give no colour. Default: the

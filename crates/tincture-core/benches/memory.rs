@@ -67,6 +67,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cb: (0..cells).map(|i| (i % 7) as f32 * 0.01).collect(),
         cr: (0..cells).map(|i| (i % 5) as f32 * -0.01).collect(),
         confidence: vec![0.9; cells],
+        // Two-toned cells, as frames coloured by the engine are.
+        dark: (0..cells)
+            .map(|i| [(i % 7) as f32 * 0.01 - 0.02, (i % 5) as f32 * -0.01])
+            .collect(),
+        light: (0..cells)
+            .map(|i| [(i % 7) as f32 * 0.01 + 0.02, (i % 5) as f32 * -0.01])
+            .collect(),
     };
     let luma = LumaImage {
         width: W,

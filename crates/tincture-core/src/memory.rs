@@ -14,8 +14,11 @@
 //! cell in the memory by cosine similarity; the best `k` matches, weighted
 //! by a softmax at temperature `T`, bring back chroma, and the match's
 //! sharpness (the best cosine) and agreement (how much the `k` colours
-//! agree) its confidence. [`CellColour::upsample`] brings the result to a
-//! frame's full resolution, where the chroma solver fits it to the luma.
+//! agree) its confidence. Each cell holds two colours, those of its darker
+//! and of its lighter pixels ([`CellColour::from_frame`]), so a cell on an
+//! outline keeps both sides; [`CellColour::upsample`] brings the result to a
+//! frame's full resolution, each pixel taking the side its luma lies on,
+//! and the chroma solver fits it to the luma.
 //!
 //! The hot loop is one f32 matrix product per block of query cells
 //! (`matrixmultiply`'s GEMM), then a top-k scan per row: the same shape as a
@@ -184,6 +187,69 @@ pub struct CellColour {
     pub cr: Vec<f32>,
     /// Confidence per cell, 0..1.
     pub confidence: Vec<f32>,
+    /// Chroma (Cb, Cr) of each cell's darker pixels (at or below the
+    /// cell's mean luma), and of its lighter ones: where a cell straddles
+    /// an outline, the two sides' colours. Both equal the cell's mean where
+    /// the colour was taken without its luma.
+    pub dark: Vec<[f32; 2]>,
+    /// See [`dark`](Self::dark).
+    pub light: Vec<[f32; 2]>,
+}
+
+/// The narrowest luma spread (0..1) over which [`CellColour::upsample`]
+/// moves from a cell's dark colour to its light one: 10 grey levels in 8
+/// bits. A flat cell, grain aside, takes the middle of the two rather
+/// than copying the grain into its chroma. Chosen on the colour ceiling
+/// of c02-c04's true frames (cells of the true colour brought back to full
+/// size): 0.04 costs at most 0.02 dB of it against no limit.
+pub const TONE_MIN_SPREAD: f32 = 0.04;
+
+/// Per cell of a `width` x `height` grid over `luma`: the mean luma of its
+/// darker pixels and of its lighter ones (both the cell's mean where there
+/// is one side only). Two rounds of two-means: split at the cell's mean,
+/// then again halfway between the two sides' means, so a cell mostly on one
+/// side of an outline still finds both sides.
+fn luma_tones(luma: &LumaImage, width: usize, height: usize) -> Vec<[f32; 2]> {
+    let (w, h) = (luma.width, luma.height);
+    let cells = width * height;
+    let cell_of = |x: usize, y: usize| (y * height / h) * width + x * width / w;
+    let mut sum = vec![(0.0f64, 0u32); cells];
+    for y in 0..h {
+        for x in 0..w {
+            let s = &mut sum[cell_of(x, y)];
+            s.0 += f64::from(luma.data[y * w + x]);
+            s.1 += 1;
+        }
+    }
+    let mean: Vec<f32> = sum
+        .iter()
+        .map(|&(s, n)| (s / f64::from(n.max(1))) as f32)
+        .collect();
+    let mut threshold = mean.clone();
+    let mut tones = vec![[0.0f32; 2]; cells];
+    for _ in 0..2 {
+        let mut split = vec![[(0.0f64, 0u32); 2]; cells];
+        for y in 0..h {
+            for x in 0..w {
+                let c = cell_of(x, y);
+                let v = luma.data[y * w + x];
+                let s = &mut split[c][usize::from(v > threshold[c])];
+                s.0 += f64::from(v);
+                s.1 += 1;
+            }
+        }
+        for c in 0..cells {
+            tones[c] = split[c].map(|(v, n)| {
+                if n > 0 {
+                    (v / f64::from(n)) as f32
+                } else {
+                    mean[c]
+                }
+            });
+            threshold[c] = 0.5 * (tones[c][0] + tones[c][1]);
+        }
+    }
+    tones
 }
 
 impl CellColour {
@@ -233,6 +299,8 @@ impl CellColour {
             cb: vec![0.0; cells],
             cr: vec![0.0; cells],
             confidence: vec![0.0; cells],
+            dark: Vec::new(),
+            light: Vec::new(),
         };
         for c in 0..cells {
             if conf[c] > 0.0 {
@@ -241,39 +309,119 @@ impl CellColour {
             }
             out.confidence[c] = (conf[c] / f64::from(count[c].max(1))) as f32;
         }
+        out.dark = out.cb.iter().zip(&out.cr).map(|(&b, &r)| [b, r]).collect();
+        out.light = out.dark.clone();
+        Ok(out)
+    }
+
+    /// [`from_confident`](Self::from_confident), with the colour of each
+    /// cell's darker and lighter pixels kept apart ([`dark`](Self::dark),
+    /// [`light`](Self::light)) by the frame's `luma`: matched colour then
+    /// keeps the outlines inside a cell.
+    ///
+    /// # Errors
+    /// As [`from_confident`](Self::from_confident), and when `luma`'s size
+    /// differs from the colour's.
+    pub fn from_frame(
+        colour: &Confident,
+        luma: &LumaImage,
+        width: usize,
+        height: usize,
+    ) -> Result<Self> {
+        let mut out = Self::from_confident(colour, width, height)?;
+        let (w, h) = (colour.chroma.width, colour.chroma.height);
+        if (luma.width, luma.height) != (w, h) || luma.data.len() != w * h {
+            return Err(Error::SizeMismatch {
+                what: format!(
+                    "colour of {w}x{h} for a frame of {}x{}",
+                    luma.width, luma.height
+                ),
+            });
+        }
+        let tones = luma_tones(luma, width, height);
+        let cells = width * height;
+        let mut acc = vec![[[0.0f64; 3]; 2]; cells];
+        for y in 0..h {
+            let cy = y * height / h;
+            for x in 0..w {
+                let c = cy * width + x * width / w;
+                let i = y * w + x;
+                let mid = 0.5 * (tones[c][0] + tones[c][1]);
+                let side = usize::from(luma.data[i] > mid);
+                let k = f64::from(colour.confidence[i].max(0.0));
+                let a = &mut acc[c][side];
+                a[0] += k * f64::from(colour.chroma.cb[i]);
+                a[1] += k * f64::from(colour.chroma.cr[i]);
+                a[2] += k;
+            }
+        }
+        for (c, a) in acc.iter().enumerate() {
+            let side =
+                |s: [f64; 3]| (s[2] > 0.0).then(|| [(s[0] / s[2]) as f32, (s[1] / s[2]) as f32]);
+            let mean = [out.cb[c], out.cr[c]];
+            out.dark[c] = side(a[0]).unwrap_or(mean);
+            out.light[c] = side(a[1]).unwrap_or(mean);
+        }
         Ok(out)
     }
 
     /// The cells brought to `luma`'s size, bilinearly (cell centres
-    /// aligned). The result is meant as a data term of the chroma solver,
-    /// which fits it to the frame's luma edges; a guided upsampling here
-    /// would copy the luma's texture into the chroma where the matched
-    /// colours differ in lightness.
+    /// aligned). Within each cell, a pixel takes the cell's
+    /// [`dark`](Self::dark) colour, its [`light`](Self::light) colour, or a
+    /// mix, by where its luma lies between the means of `luma`'s darker and
+    /// lighter pixels in that cell (a ramp at least [`TONE_MIN_SPREAD`]
+    /// wide). Where the two colours are the same this is plain bilinear
+    /// upsampling, so the luma's texture reaches the chroma only where the
+    /// matched colour itself changes from dark to light (an outline). The
+    /// result is meant as a data term of the chroma solver, which fits it
+    /// to the frame's luma edges.
     pub fn upsample(&self, luma: &LumaImage) -> Confident {
         let (w, h) = (luma.width, luma.height);
         let (cw, ch) = (self.width, self.height);
         let xs = bilinear_taps(w, cw);
         let ys = bilinear_taps(h, ch);
-        let up = |src: &[f32]| {
-            let mut out = vec![0.0f32; w * h];
-            out.par_chunks_mut(w.max(1))
-                .zip(&ys)
-                .for_each(|(row, &(j0, j1, t))| {
-                    let (r0, r1) = (&src[j0 * cw..][..cw], &src[j1 * cw..][..cw]);
-                    for (o, &(i0, i1, u)) in row.iter_mut().zip(&xs) {
-                        let top = r0[i0] + (r0[i1] - r0[i0]) * u;
-                        let bot = r1[i0] + (r1[i1] - r1[i0]) * u;
-                        *o = top + (bot - top) * t;
-                    }
-                });
-            out
+        let toned = self.dark.len() == cw * ch && self.light.len() == cw * ch;
+        let tones = if toned {
+            luma_tones(luma, cw, ch)
+        } else {
+            Vec::new()
         };
-        let cb = up(&self.cb);
-        let cr = up(&self.cr);
-        let confidence = up(&self.confidence)
-            .into_iter()
-            .map(|c| c.clamp(0.0, 1.0))
-            .collect();
+        let mut cb = vec![0.0f32; w * h];
+        let mut cr = vec![0.0f32; w * h];
+        let mut confidence = vec![0.0f32; w * h];
+        cb.par_chunks_mut(w.max(1))
+            .zip(cr.par_chunks_mut(w.max(1)))
+            .zip(confidence.par_chunks_mut(w.max(1)))
+            .zip(luma.data.par_chunks(w.max(1)))
+            .zip(&ys)
+            .for_each(|((((cb, cr), conf), lrow), &(j0, j1, t))| {
+                for (x, &(i0, i1, u)) in xs.iter().enumerate() {
+                    let taps = [
+                        (j0 * cw + i0, (1.0 - u) * (1.0 - t)),
+                        (j0 * cw + i1, u * (1.0 - t)),
+                        (j1 * cw + i0, (1.0 - u) * t),
+                        (j1 * cw + i1, u * t),
+                    ];
+                    let (mut b, mut r, mut k) = (0.0f32, 0.0f32, 0.0f32);
+                    for (c, wt) in taps {
+                        k += wt * self.confidence[c];
+                        if toned {
+                            let [lo, hi] = tones[c];
+                            let spread = (hi - lo).max(TONE_MIN_SPREAD);
+                            let s = ((lrow[x] - 0.5 * (lo + hi)) / spread + 0.5).clamp(0.0, 1.0);
+                            let ([db, dr], [lb, lr]) = (self.dark[c], self.light[c]);
+                            b += wt * (db + s * (lb - db));
+                            r += wt * (dr + s * (lr - dr));
+                        } else {
+                            b += wt * self.cb[c];
+                            r += wt * self.cr[c];
+                        }
+                    }
+                    cb[x] = b;
+                    cr[x] = r;
+                    conf[x] = k.clamp(0.0, 1.0);
+                }
+            });
         Confident {
             chroma: ChromaField {
                 width: w,
@@ -339,6 +487,8 @@ struct Entry {
     cb: Vec<f32>,
     cr: Vec<f32>,
     confidence: Vec<f32>,
+    dark: Vec<[f32; 2]>,
+    light: Vec<[f32; 2]>,
 }
 
 /// Coloured frames to match against: keyframes always, and a bounded number
@@ -354,6 +504,8 @@ pub struct ColourMemory {
     bank_cb: Vec<f32>,
     bank_cr: Vec<f32>,
     bank_confidence: Vec<f32>,
+    bank_dark: Vec<[f32; 2]>,
+    bank_light: Vec<[f32; 2]>,
 }
 
 /// Query cells per matrix product.
@@ -370,6 +522,8 @@ impl ColourMemory {
             bank_cb: Vec::new(),
             bank_cr: Vec::new(),
             bank_confidence: Vec::new(),
+            bank_dark: Vec::new(),
+            bank_light: Vec::new(),
         }
     }
 
@@ -390,7 +544,7 @@ impl ColourMemory {
 
     /// Bytes the memory holds (its entries and the packed bank).
     pub fn bytes(&self) -> usize {
-        2 * 4 * self.cells() * (self.channels + 3)
+        2 * 4 * self.cells() * (self.channels + 7)
     }
 
     /// Whether it holds nothing.
@@ -451,7 +605,10 @@ impl ColourMemory {
             cb: Vec::new(),
             cr: Vec::new(),
             confidence: Vec::new(),
+            dark: Vec::new(),
+            light: Vec::new(),
         };
+        let toned = colour.dark.len() == colour.cb.len() && colour.light.len() == colour.cb.len();
         for i in 0..colour.cb.len() {
             let k = colour.confidence[i];
             let f = features.cell(i);
@@ -465,6 +622,19 @@ impl ColourMemory {
                 entry.cb.push(colour.cb[i]);
                 entry.cr.push(colour.cr[i]);
                 entry.confidence.push(k.min(1.0));
+                let mean = [colour.cb[i], colour.cr[i]];
+                let (dark, light) = if toned
+                    && colour.dark[i]
+                        .iter()
+                        .chain(&colour.light[i])
+                        .all(|v| v.is_finite())
+                {
+                    (colour.dark[i], colour.light[i])
+                } else {
+                    (mean, mean)
+                };
+                entry.dark.push(dark);
+                entry.light.push(light);
             }
         }
         self.entries.push(entry);
@@ -489,11 +659,15 @@ impl ColourMemory {
         self.bank_cb.clear();
         self.bank_cr.clear();
         self.bank_confidence.clear();
+        self.bank_dark.clear();
+        self.bank_light.clear();
         for e in &self.entries {
             self.bank.extend_from_slice(&e.features);
             self.bank_cb.extend_from_slice(&e.cb);
             self.bank_cr.extend_from_slice(&e.cr);
             self.bank_confidence.extend_from_slice(&e.confidence);
+            self.bank_dark.extend_from_slice(&e.dark);
+            self.bank_light.extend_from_slice(&e.light);
         }
     }
 
@@ -513,6 +687,8 @@ impl ColourMemory {
             cb: vec![0.0; cells],
             cr: vec![0.0; cells],
             confidence: vec![0.0; cells],
+            dark: vec![[0.0; 2]; cells],
+            light: vec![[0.0; 2]; cells],
         };
         let n = self.cells();
         if n == 0 {
@@ -535,10 +711,12 @@ impl ColourMemory {
             .par_chunks_mut(BLOCK)
             .zip(out.cr.par_chunks_mut(BLOCK))
             .zip(out.confidence.par_chunks_mut(BLOCK))
+            .zip(out.dark.par_chunks_mut(BLOCK))
+            .zip(out.light.par_chunks_mut(BLOCK))
             .enumerate()
             .for_each_init(
                 || (vec![0.0f32; BLOCK * n], vec![(0.0f32, 0usize); k]),
-                |(sims, best), (block, ((cb, cr), conf))| {
+                |(sims, best), (block, ((((cb, cr), conf), dark), light))| {
                     let rows = cb.len();
                     let q = &query.data[block * BLOCK * c..][..rows * c];
                     // sims (rows x n) = q (rows x c) * bankᵀ (c x n).
@@ -569,13 +747,20 @@ impl ColourMemory {
                         top_k(row, best);
                         let s1 = best[0].0;
                         let (mut sw, mut scb, mut scr, mut sk) = (0.0f32, 0.0f32, 0.0f32, 0.0f32);
+                        let (mut sd, mut sl) = ([0.0f32; 2], [0.0f32; 2]);
                         for &(s, j) in best.iter() {
                             let w = ((s - s1) * inv_t).exp();
                             sw += w;
                             scb += w * self.bank_cb[j];
                             scr += w * self.bank_cr[j];
                             sk += w * self.bank_confidence[j];
+                            for ch in 0..2 {
+                                sd[ch] += w * self.bank_dark[j][ch];
+                                sl[ch] += w * self.bank_light[j][ch];
+                            }
                         }
+                        dark[r] = sd.map(|v| v / sw);
+                        light[r] = sl.map(|v| v / sw);
                         let (mcb, mcr) = (scb / sw, scr / sw);
                         let mut var = 0.0f32;
                         for &(s, j) in best.iter() {
@@ -639,6 +824,8 @@ mod tests {
             cb: cells.iter().map(|c| c.0).collect(),
             cr: cells.iter().map(|c| c.1).collect(),
             confidence: vec![confidence; cells.len()],
+            dark: Vec::new(),
+            light: Vec::new(),
         }
     }
 
@@ -702,6 +889,8 @@ mod tests {
             cb: (0..cells).map(|_| rnd() * 0.5).collect(),
             cr: (0..cells).map(|_| rnd() * 0.5).collect(),
             confidence: (0..cells).map(|_| 0.5 + rnd()).collect(),
+            dark: Vec::new(),
+            light: Vec::new(),
         };
         let q = CellFeatures::new(10, 13, c, (0..130 * c).map(|_| rnd()).collect()).expect("ok");
         let params = MemoryParams {
@@ -840,5 +1029,119 @@ mod tests {
         let up = cells.upsample(&luma);
         assert!(up.chroma.cb.iter().all(|v| (v - 0.2).abs() < 1e-3));
         assert!(up.chroma.cr.iter().all(|v| (v + 0.1).abs() < 1e-3));
+    }
+
+    /// A 32x32 frame of 4x4 cells of 8 px: a dark red disc on a light blue
+    /// ground, its outline crossing cells; `grain` adds a fixed pattern of
+    /// +-`grain` to the luma.
+    fn disc(grain: f32) -> (LumaImage, Confident) {
+        let (w, h) = (32, 32);
+        let inside = |x: usize, y: usize| {
+            let (dx, dy) = (x as f32 - 13.5, y as f32 - 15.5);
+            dx * dx + dy * dy < 81.0
+        };
+        let luma = (0..w * h)
+            .map(|i| {
+                let (x, y) = (i % w, i / w);
+                let base = if inside(x, y) { 0.3 } else { 0.7 };
+                base + if (x * 7 + y * 3) % 5 < 2 {
+                    grain
+                } else {
+                    -grain
+                }
+            })
+            .collect();
+        let (cb, cr) = (0..w * h)
+            .map(|i| {
+                if inside(i % w, i / w) {
+                    (-0.05, 0.2)
+                } else {
+                    (0.15, -0.05)
+                }
+            })
+            .unzip();
+        (
+            LumaImage {
+                width: w,
+                height: h,
+                data: luma,
+            },
+            Confident::uniform(
+                ChromaField {
+                    width: w,
+                    height: h,
+                    cb,
+                    cr,
+                },
+                1.0,
+            ),
+        )
+    }
+
+    fn chroma_error(a: &ChromaField, b: &ChromaField) -> f32 {
+        let n = a.cb.len() as f32;
+        a.cb.iter()
+            .zip(&a.cr)
+            .zip(b.cb.iter().zip(&b.cr))
+            .map(|((p, q), (r, s))| (p - r).abs() + (q - s).abs())
+            .sum::<f32>()
+            / n
+    }
+
+    #[test]
+    fn two_toned_cells_keep_an_outline_inside_a_cell() {
+        let (luma, truth) = disc(0.02);
+        let plain = CellColour::from_confident(&truth, 4, 4).expect("cells");
+        let toned = CellColour::from_frame(&truth, &luma, 4, 4).expect("cells");
+        // A cell on the outline: dark red inside, light blue outside.
+        let c = 4;
+        assert!((toned.dark[c][1] - 0.2).abs() < 1e-4, "{:?}", toned.dark[c]);
+        assert!(
+            (toned.light[c][0] - 0.15).abs() < 1e-4,
+            "{:?}",
+            toned.light[c]
+        );
+        let e_plain = chroma_error(&plain.upsample(&luma).chroma, &truth.chroma);
+        let e_toned = chroma_error(&toned.upsample(&luma).chroma, &truth.chroma);
+        assert!(
+            e_toned < 0.3 * e_plain,
+            "two-toned {e_toned}, plain {e_plain}"
+        );
+        // Through the memory: the frame matched against itself keeps it.
+        let feats = CellFeatures::new(
+            4,
+            4,
+            16,
+            (0..16 * 16).map(|i| f32::from(i % 16 == i / 16)).collect(),
+        )
+        .expect("features");
+        let mut memory = ColourMemory::new(MemoryParams::default());
+        memory
+            .insert(0, EntryKind::Key, &feats, &toned)
+            .expect("stored");
+        let matched = memory.match_cells(&feats).expect("matched");
+        let e_matched = chroma_error(&matched.upsample(&luma).chroma, &truth.chroma);
+        assert!(
+            (e_matched - e_toned).abs() < 1e-4,
+            "{e_matched} vs {e_toned}"
+        );
+    }
+
+    #[test]
+    fn two_toned_cells_leave_an_even_colour_alone_whatever_the_grain() {
+        let (luma, _) = disc(0.08);
+        let even = Confident::uniform(
+            ChromaField {
+                width: 32,
+                height: 32,
+                cb: vec![0.1; 32 * 32],
+                cr: vec![-0.07; 32 * 32],
+            },
+            1.0,
+        );
+        let toned = CellColour::from_frame(&even, &luma, 4, 4).expect("cells");
+        let up = toned.upsample(&luma);
+        assert!(up.chroma.cb.iter().all(|v| (v - 0.1).abs() < 1e-5));
+        assert!(up.chroma.cr.iter().all(|v| (v + 0.07).abs() < 1e-5));
     }
 }

@@ -13,6 +13,9 @@
 //! preview colours it after an edit (a fresh preview colorizer at half size,
 //! 640x360, replaying from the keyframe at frame 0, the model's prior on the
 //! frame shown), with the memory and without it, alternating, five rounds.
+//! Last, how far the preview's frame is from the same frame as an export
+//! colours it at the preview's size (the preview's replay matches only the
+//! frames it takes features of; an export matches every frame).
 //!
 //! `cargo bench -p tincture-engine --bench memory_render` (`-- --preview-only`: the preview alone)
 
@@ -23,6 +26,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
+use tincture_core::color::Matrix;
+use tincture_core::colorize::Colorizer as _;
+use tincture_core::frame::{ChromaField, LumaImage};
 use tincture_core::memory::MemoryParams;
 use tincture_engine::film::{FilmColorizer, FilmPlan, KeyColour, StrokeHint};
 use tincture_engine::neural::{ModelChoice, WorkerColorizer};
@@ -95,29 +101,63 @@ fn plan(path: &Path, memory: bool, scale: f32) -> FilmPlan {
     plan
 }
 
+/// Frame `index` of the film at half size, as the window's preview sees it.
+fn half_size_luma(reader: &mut tincture_media::VideoReader, index: u64) -> LumaImage {
+    let luma = reader.seek(index).expect("the frame").frame.luma_unit();
+    LumaImage {
+        width: W / 2,
+        height: H / 2,
+        data: tincture_infer::model::resize_area(&luma.data, W, H, W / 2, H / 2),
+    }
+}
+
 /// Seconds to colour the preview's frame [`PREVIEW_FRAME`] with a fresh
-/// preview colorizer at half size, as the window does after an edit.
-fn preview_once(path: &Path, memory: bool) -> f64 {
-    let (w, h) = (W / 2, H / 2);
+/// preview colorizer at half size, as the window does after an edit, and
+/// its colour.
+fn preview_once(path: &Path, memory: bool) -> (f64, ChromaField) {
     let prior = WorkerColorizer::start(&ModelChoice::default()).expect("the built-in model");
     let mut reader = tincture_media::VideoReader::open(path).expect("the film");
-    let luma = reader
-        .seek(PREVIEW_FRAME)
-        .expect("the frame")
-        .frame
-        .luma_unit();
-    let small = tincture_core::frame::LumaImage {
-        width: w,
-        height: h,
-        data: tincture_infer::model::resize_area(&luma.data, W, H, w, h),
-    };
+    let small = half_size_luma(&mut reader, PREVIEW_FRAME);
     let started = Instant::now();
     let mut colorizer = FilmColorizer::preview(plan(path, memory, 0.5), Some(Box::new(prior)));
-    use tincture_core::colorize::Colorizer as _;
-    colorizer
-        .colorize(&small, PREVIEW_FRAME, tincture_core::color::Matrix::Bt709)
+    let chroma = colorizer
+        .colorize(&small, PREVIEW_FRAME, Matrix::Bt709)
         .expect("the preview");
-    started.elapsed().as_secs_f64()
+    (started.elapsed().as_secs_f64(), chroma)
+}
+
+/// The preview's frame as an export at the preview's size colours it:
+/// every frame from the keyframe on, in order, each matched against the
+/// memory.
+fn exported_at_preview_size(path: &Path, memory: bool) -> ChromaField {
+    let prior = WorkerColorizer::start(&ModelChoice::default()).expect("the built-in model");
+    let mut reader = tincture_media::VideoReader::open(path).expect("the film");
+    let mut colorizer = FilmColorizer::new(plan(path, memory, 0.5), Some(Box::new(prior)));
+    let mut last = None;
+    for f in 0..=PREVIEW_FRAME {
+        let luma = half_size_luma(&mut reader, f);
+        last = Some(
+            colorizer
+                .colorize(&luma, f, Matrix::Bt709)
+                .expect("the frame"),
+        );
+    }
+    last.expect("frames")
+}
+
+/// Mean and largest |Cb difference| + |Cr difference| between `a` and `b`,
+/// in 8-bit code values.
+fn chroma_difference(a: &ChromaField, b: &ChromaField) -> (f64, f64) {
+    let d: Vec<f64> =
+        a.cb.iter()
+            .zip(&a.cr)
+            .zip(b.cb.iter().zip(&b.cr))
+            .map(|((p, q), (r, s))| f64::from((p - r).abs() + (q - s).abs()) * 255.0)
+            .collect();
+    (
+        d.iter().sum::<f64>() / d.len().max(1) as f64,
+        d.iter().copied().fold(0.0, f64::max),
+    )
 }
 
 /// Prints the render's medians (seconds per frame) and their ratio.
@@ -174,9 +214,11 @@ fn main() {
         report_render(median(without), median(with));
     }
     let (mut without, mut with) = (Vec::new(), Vec::new());
+    let mut shown = None;
     for round in 0..PREVIEW_ROUNDS {
-        let a = preview_once(&path, false);
-        let b = preview_once(&path, true);
+        let (a, plain) = preview_once(&path, false);
+        let (b, chroma) = preview_once(&path, true);
+        shown = Some((plain, chroma));
         println!(
             "preview round {}: without the memory {:.0} ms, with it {:.0} ms",
             round + 1,
@@ -196,4 +238,17 @@ fn main() {
         b * 1e3,
         b / a
     );
+    // The replay matches only the frames it takes features of; an export
+    // matches every frame. How far apart that leaves the frame shown:
+    if let Some((plain, shown)) = shown {
+        for (memory, preview) in [(false, plain), (true, shown)] {
+            let (mean, max) = chroma_difference(&preview, &exported_at_preview_size(&path, memory));
+            println!(
+                "the preview's frame {PREVIEW_FRAME} {} the memory against the same frame as an \
+                 export colours it (at the preview's size): |dCb| + |dCr| {mean:.2} code values \
+                 on average, {max:.1} at most",
+                if memory { "with" } else { "without" }
+            );
+        }
+    }
 }
