@@ -111,7 +111,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let (up_best, up_median) = time(|| colour.upsample(&luma));
     println!(
-        "bilinear upsampling of the matched cells to {W}x{H}: best {up_best:.1} ms, median {up_median:.1} ms"
+        "two-toned upsampling of the matched cells to {W}x{H}: best {up_best:.1} ms, median {up_median:.1} ms"
     );
     println!(
         "memory frames | cells | MB | match best ms | median ms | match + upsampling / solve (median)"
