@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use eframe::egui;
@@ -190,6 +190,8 @@ pub struct TinctureApp {
     after: Option<Picture>,
     /// A colour request is out for the playhead.
     colouring: bool,
+    /// When the colour request out for the playhead was sent.
+    colouring_since: Instant,
     thumbs: Vec<(u64, TextureHandle)>,
     /// Shot detection has finished for the open film.
     shots_detected: bool,
@@ -349,6 +351,7 @@ impl TinctureApp {
             before: None,
             after: None,
             colouring: false,
+            colouring_since: Instant::now(),
             thumbs: Vec::new(),
             shots_detected: false,
             pass: None,
@@ -1365,6 +1368,7 @@ impl TinctureApp {
                 generation: self.generation,
             });
             self.colouring = true;
+            self.colouring_since = Instant::now();
         }
     }
 
@@ -1799,13 +1803,22 @@ impl TinctureApp {
                         self.media_status_ui(ui);
                         if self.colouring {
                             ui.separator();
-                            ui.spinner();
+                            // No spinner: it repaints the window on every
+                            // frame for as long as colouring runs, and a
+                            // frame that waits on a long backward pass (a
+                            // keyframe hundreds of frames on, at 1920x1080)
+                            // then shares the CPU with the window's drawing.
+                            // The seconds waited, redrawn once a second.
+                            let waited = self.colouring_since.elapsed().as_secs();
+                            let text = if waited >= 1 {
+                                format!("Colouring frame {}… {waited} s", self.position)
+                            } else {
+                                format!("Colouring frame {}…", self.position)
+                            };
+                            ui.ctx().request_repaint_after(Duration::from_secs(1));
                             // Labels on the left give way (cut short) to the
                             // workers' status on the right, never run under it.
-                            ui.add(
-                                egui::Label::new(format!("Colouring frame {}…", self.position))
-                                    .truncate(),
-                            );
+                            ui.add(egui::Label::new(text).truncate());
                         }
                         // The colour engine is named in the Properties panel and
                         // in Help > About; the status bar keeps room for the workers.
