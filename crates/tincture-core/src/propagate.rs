@@ -60,7 +60,8 @@ pub struct PropagationParams {
     /// 5 by default, chosen on the shared clips c02 and c04 with two-toned
     /// cells (see [`crate::memory::CellColour::dark`]): 34.70 and 32.66 dB
     /// at 5, 34.70 and 32.55 at 10, 34.66 and 32.39 at 20, against 31.18
-    /// and 32.81 with 0.
+    /// and 32.81 with 0 (that pair with a first version of the cells that
+    /// split each cell once, at its mean luma).
     pub matched_weight: f32,
     /// The carried confidence at and above which matched colour has no say
     /// (see [`matched_weight`](Self::matched_weight)), 0 to 1.
