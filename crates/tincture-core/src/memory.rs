@@ -383,12 +383,25 @@ impl CellColour {
         let (cw, ch) = (self.width, self.height);
         let xs = bilinear_taps(w, cw);
         let ys = bilinear_taps(h, ch);
-        let toned = self.dark.len() == cw * ch && self.light.len() == cw * ch;
-        let tones = if toned {
-            luma_tones(luma, cw, ch)
+        // Cells made without tones take their mean as both colours, so the
+        // loop below has one path.
+        let mean: Vec<[f32; 2]>;
+        let (dark, light) = if self.dark.len() == cw * ch && self.light.len() == cw * ch {
+            (&self.dark, &self.light)
         } else {
-            Vec::new()
+            mean = self
+                .cb
+                .iter()
+                .zip(&self.cr)
+                .map(|(&b, &r)| [b, r])
+                .collect();
+            (&mean, &mean)
         };
+        // Per cell, the middle of its ramp and the ramp's width.
+        let ramps: Vec<(f32, f32)> = luma_tones(luma, cw, ch)
+            .iter()
+            .map(|&[lo, hi]| (0.5 * (lo + hi), (hi - lo).max(TONE_MIN_SPREAD)))
+            .collect();
         let mut cb = vec![0.0f32; w * h];
         let mut cr = vec![0.0f32; w * h];
         let mut confidence = vec![0.0f32; w * h];
@@ -408,17 +421,11 @@ impl CellColour {
                     let (mut b, mut r, mut k) = (0.0f32, 0.0f32, 0.0f32);
                     for (c, wt) in taps {
                         k += wt * self.confidence[c];
-                        if toned {
-                            let [lo, hi] = tones[c];
-                            let spread = (hi - lo).max(TONE_MIN_SPREAD);
-                            let s = ((lrow[x] - 0.5 * (lo + hi)) / spread + 0.5).clamp(0.0, 1.0);
-                            let ([db, dr], [lb, lr]) = (self.dark[c], self.light[c]);
-                            b += wt * (db + s * (lb - db));
-                            r += wt * (dr + s * (lr - dr));
-                        } else {
-                            b += wt * self.cb[c];
-                            r += wt * self.cr[c];
-                        }
+                        let (mid, spread) = ramps[c];
+                        let s = ((lrow[x] - mid) / spread + 0.5).clamp(0.0, 1.0);
+                        let ([db, dr], [lb, lr]) = (dark[c], light[c]);
+                        b += wt * (db + s * (lb - db));
+                        r += wt * (dr + s * (lr - dr));
                     }
                     cb[x] = b;
                     cr[x] = r;
