@@ -64,7 +64,9 @@ fn main() {
         "ffv1",
         film.to_str().expect("a UTF-8 path"),
     ]);
-    println!("Tincture preview with the colour memory (headless egui_kittest on wgpu, the real TinctureApp)");
+    println!(
+        "Tincture preview with the colour memory (headless egui_kittest on wgpu, the real TinctureApp)"
+    );
     println!(
         "film: 1280x720 gray FFV1, 48 frames; stroke on frame {KEY}, then frame {SHOWN} shown; \
          {} CPU threads",
